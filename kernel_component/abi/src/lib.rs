@@ -1,0 +1,219 @@
+//! The syscall ABI between the privileged capsule and sandboxed apps.
+//!
+//! Everything that crosses the kernel/app boundary is one of the enums below, encoded with
+//! postcard and framed with COBS (a zero byte ends every frame). Apps send a [`Request`];
+//! the kernel answers every request with exactly one [`Response`]. Asynchronous happenings
+//! (messages, publish results, link changes) are queued per app and handed out as [`Event`]s
+//! through [`Request::WaitEvent`], the way Tock apps `yield` for upcalls.
+//!
+//! The encoding is pinned by golden-byte tests (`tests/golden.rs`): changing a variant's bytes
+//! is a deliberate act that bumps [`ABI_VERSION`].
+#![no_std]
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this wire contract. Apps announce it in [`Request::Hello`]; the kernel refuses
+/// every other request from an app whose version differs, so a stale app fails loudly.
+pub const ABI_VERSION: u16 = 1;
+
+/// Longest topic the platform accepts (Alibaba IoT: 1..=128 characters).
+pub const MAX_TOPIC_LEN: usize = 128;
+
+/// Largest payload an app may publish or receive through the syscall interface.
+/// Bounded so both sides can size their frame buffers statically.
+pub const MAX_PAYLOAD_LEN: usize = 4096;
+
+/// Upper bound of one encoded frame (request, response or event) before COBS framing:
+/// payload + topic + enum tags and varints, with headroom.
+pub const MAX_FRAME_LEN: usize = MAX_PAYLOAD_LEN + MAX_TOPIC_LEN + 64;
+
+/// Buffer size that always holds one COBS-encoded frame plus its terminating zero.
+pub const MAX_COBS_FRAME_LEN: usize = MAX_FRAME_LEN + MAX_FRAME_LEN / 254 + 2;
+
+/// MQTT delivery guarantee. Alibaba IoT supports only QoS 0 and 1, so QoS 2 is not
+/// representable at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Qos {
+    /// Fire and forget.
+    AtMostOnce,
+    /// Acknowledged by the platform; resent by the kernel until it is.
+    AtLeastOnce,
+}
+
+/// A syscall from an app to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request<'a> {
+    /// First call of every app: declares the ABI version it was built against.
+    Hello {
+        /// The app's [`ABI_VERSION`].
+        abi_version: u16,
+    },
+    /// Publish `payload` on `topic`. The kernel checks the app's grant before anything
+    /// touches the network. `token` is the app's own tag, echoed in [`Event::PublishResult`].
+    Publish {
+        /// Full topic, e.g. `/a1b2c3/dev1/user/update`.
+        topic: &'a str,
+        /// Opaque bytes; the kernel never re-encodes them.
+        payload: &'a [u8],
+        /// Delivery guarantee.
+        qos: Qos,
+        /// App-chosen tag for the result event.
+        token: u32,
+    },
+    /// Subscribe to a topic filter (`+`/`#` allowed where the grant allows them). The
+    /// kernel keeps the subscription across reconnects. The platform's answer comes back as
+    /// [`Event::SubscribeResult`] with the same `token`.
+    Subscribe {
+        /// Topic filter.
+        filter: &'a str,
+        /// Requested QoS.
+        qos: Qos,
+        /// App-chosen tag for the result event.
+        token: u32,
+    },
+    /// Drop this app's subscription to `filter`. Other apps' subscriptions are untouched.
+    Unsubscribe {
+        /// The filter exactly as subscribed.
+        filter: &'a str,
+    },
+    /// Ask for the link state; answered with [`Response::Status`].
+    Status,
+    /// Take the next queued event, waiting up to `timeout_ms` for one. Answered with
+    /// [`Response::Event`] or [`Response::NoEvent`]. `0` polls without waiting.
+    WaitEvent {
+        /// Longest wait in milliseconds.
+        timeout_ms: u32,
+    },
+}
+
+/// The kernel's answer to one [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response<'a> {
+    /// The request was carried out.
+    Ok,
+    /// Answer to `Hello`: the kernel's ABI version and this app's slot number.
+    Welcome {
+        /// The kernel's [`ABI_VERSION`].
+        abi_version: u16,
+        /// Index of the app in the manifest.
+        app_id: u8,
+    },
+    /// The request passed every check and is queued; its outcome arrives as an event
+    /// carrying `token`.
+    Accepted {
+        /// The token from the request.
+        token: u32,
+    },
+    /// Answer to `Status`.
+    Status(LinkStatus),
+    /// Answer to `WaitEvent` when an event was queued.
+    Event(#[serde(borrow)] Event<'a>),
+    /// Answer to `WaitEvent` when the wait timed out.
+    NoEvent,
+    /// The request was refused; nothing was sent anywhere.
+    Error(ErrorCode),
+}
+
+/// Link state as an app sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStatus {
+    /// The MQTT session is up.
+    pub connected: bool,
+    /// Number of successful logins since boot (a reconnect counter for apps).
+    pub connects: u32,
+    /// QoS 1 publishes of this app still waiting for the platform's acknowledgement.
+    pub pending_publishes: u16,
+}
+
+/// Something that happened, queued for one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event<'a> {
+    /// The MQTT session is up (after first login or any reconnect).
+    Connected,
+    /// The MQTT session went down; the kernel reconnects by itself.
+    Disconnected {
+        /// Why, as far as the kernel knows.
+        reason: DisconnectReason,
+    },
+    /// A message arrived on a topic this app subscribed to.
+    Message {
+        /// The topic it was published on.
+        topic: &'a str,
+        /// The payload, byte for byte.
+        payload: &'a [u8],
+        /// QoS it was delivered with.
+        qos: Qos,
+    },
+    /// Outcome of an earlier [`Request::Publish`].
+    PublishResult {
+        /// The token from the request.
+        token: u32,
+        /// `true` once sent (QoS 0) or acknowledged by the platform (QoS 1).
+        delivered: bool,
+    },
+    /// Outcome of an earlier [`Request::Subscribe`].
+    SubscribeResult {
+        /// The token from the request.
+        token: u32,
+        /// `false` when the platform refused the filter.
+        granted: bool,
+    },
+    /// This app's event queue was full and `dropped` events were discarded (oldest kept).
+    Overflow {
+        /// How many events were lost.
+        dropped: u32,
+    },
+}
+
+/// Why the MQTT session went down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DisconnectReason {
+    /// The network or TLS stream failed or closed.
+    Network,
+    /// The platform refused the login (wrong secret, unknown device, ...).
+    AuthRejected,
+    /// The platform closed the session (for example another login of the same device).
+    ServerClosed,
+    /// No answer to keep-alive pings.
+    KeepAliveTimeout,
+    /// The platform broke the protocol.
+    Protocol,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The frame did not decode as a [`Request`].
+    Malformed,
+    /// `Hello` is missing, or the app's ABI version differs from the kernel's.
+    AbiMismatch,
+    /// The manifest does not grant this app the topic or filter.
+    NotPermitted,
+    /// Empty, too long, or badly formed topic or filter.
+    InvalidTopic,
+    /// Payload longer than [`MAX_PAYLOAD_LEN`].
+    PayloadTooLarge,
+    /// QoS 0 publish while the link is down (QoS 1 is queued instead).
+    NotConnected,
+    /// The kernel's outbox or subscription table is full; try again later.
+    Busy,
+    /// `Unsubscribe` of a filter this app never subscribed.
+    NotSubscribed,
+}
+
+/// Encode any ABI message into a COBS frame (terminating zero included) in `buf`.
+///
+/// Returns the frame, ready to write to a pipe or shared buffer.
+pub fn encode_frame<'b, T: Serialize>(
+    msg: &T,
+    buf: &'b mut [u8],
+) -> Result<&'b mut [u8], postcard::Error> {
+    postcard::to_slice_cobs(msg, buf)
+}
+
+/// Decode one COBS frame (with or without its terminating zero) in place.
+///
+/// The frame buffer is rewritten by the COBS decoder; borrowed fields of the result point into it.
+pub fn decode_frame<'b, T: Deserialize<'b>>(frame: &'b mut [u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes_cobs(frame)
+}

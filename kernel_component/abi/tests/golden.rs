@@ -1,0 +1,209 @@
+//! Golden bytes: the exact postcard encoding of every variant. A failure here means the wire
+//! contract changed; if that was intended, bump `ABI_VERSION` and update the bytes.
+
+use aliot_abi::*;
+
+fn bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).unwrap()
+}
+
+#[track_caller]
+fn golden<'a, T>(value: T, expected: &'a [u8])
+where
+    T: serde::Serialize + serde::Deserialize<'a> + PartialEq + core::fmt::Debug,
+{
+    assert_eq!(bytes(&value), expected, "encoding of {value:?}");
+    let back: T = postcard::from_bytes(expected).unwrap();
+    assert_eq!(back, value, "decoding of {expected:?}");
+}
+
+#[test]
+fn abi_version_is_pinned() {
+    assert_eq!(ABI_VERSION, 1);
+}
+
+#[test]
+fn requests() {
+    golden(Request::Hello { abi_version: 1 }, &[0, 1]);
+    golden(Request::Hello { abi_version: 300 }, &[0, 0xac, 0x02]);
+    golden(
+        Request::Publish {
+            topic: "/a/b",
+            payload: b"hi",
+            qos: Qos::AtLeastOnce,
+            token: 7,
+        },
+        &[1, 4, b'/', b'a', b'/', b'b', 2, b'h', b'i', 1, 7],
+    );
+    golden(
+        Request::Publish {
+            topic: "t",
+            payload: &[],
+            qos: Qos::AtMostOnce,
+            token: 128,
+        },
+        &[1, 1, b't', 0, 0, 0x80, 0x01],
+    );
+    golden(
+        Request::Subscribe {
+            filter: "/x/#",
+            qos: Qos::AtLeastOnce,
+            token: 3,
+        },
+        &[2, 4, b'/', b'x', b'/', b'#', 1, 3],
+    );
+    golden(Request::Unsubscribe { filter: "/x" }, &[3, 2, b'/', b'x']);
+    golden(Request::Status, &[4]);
+    golden(
+        Request::WaitEvent { timeout_ms: 20_000 },
+        &[5, 0xa0, 0x9c, 0x01],
+    );
+}
+
+#[test]
+fn responses() {
+    golden(Response::Ok, &[0]);
+    golden(
+        Response::Welcome {
+            abi_version: 1,
+            app_id: 2,
+        },
+        &[1, 1, 2],
+    );
+    golden(Response::Accepted { token: 9 }, &[2, 9]);
+    golden(
+        Response::Status(LinkStatus {
+            connected: true,
+            connects: 3,
+            pending_publishes: 1,
+        }),
+        &[3, 1, 3, 1],
+    );
+    golden(Response::Event(Event::Connected), &[4, 0]);
+    golden(Response::NoEvent, &[5]);
+    golden(Response::Error(ErrorCode::NotPermitted), &[6, 2]);
+}
+
+#[test]
+fn events() {
+    golden(Event::Connected, &[0]);
+    golden(
+        Event::Disconnected {
+            reason: DisconnectReason::Network,
+        },
+        &[1, 0],
+    );
+    golden(
+        Event::Disconnected {
+            reason: DisconnectReason::AuthRejected,
+        },
+        &[1, 1],
+    );
+    golden(
+        Event::Disconnected {
+            reason: DisconnectReason::ServerClosed,
+        },
+        &[1, 2],
+    );
+    golden(
+        Event::Disconnected {
+            reason: DisconnectReason::KeepAliveTimeout,
+        },
+        &[1, 3],
+    );
+    golden(
+        Event::Disconnected {
+            reason: DisconnectReason::Protocol,
+        },
+        &[1, 4],
+    );
+    golden(
+        Event::Message {
+            topic: "/t",
+            payload: b"ok",
+            qos: Qos::AtMostOnce,
+        },
+        &[2, 2, b'/', b't', 2, b'o', b'k', 0],
+    );
+    golden(
+        Event::PublishResult {
+            token: 5,
+            delivered: true,
+        },
+        &[3, 5, 1],
+    );
+    golden(
+        Event::PublishResult {
+            token: 5,
+            delivered: false,
+        },
+        &[3, 5, 0],
+    );
+    golden(
+        Event::SubscribeResult {
+            token: 1,
+            granted: false,
+        },
+        &[4, 1, 0],
+    );
+    golden(Event::Overflow { dropped: 2 }, &[5, 2]);
+}
+
+#[test]
+fn error_codes() {
+    let all = [
+        ErrorCode::Malformed,
+        ErrorCode::AbiMismatch,
+        ErrorCode::NotPermitted,
+        ErrorCode::InvalidTopic,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::NotConnected,
+        ErrorCode::Busy,
+        ErrorCode::NotSubscribed,
+    ];
+    for (i, code) in all.into_iter().enumerate() {
+        golden(code, &[i as u8]);
+    }
+}
+
+#[test]
+fn cobs_frames_round_trip_and_end_in_zero() {
+    let mut buf = [0u8; MAX_COBS_FRAME_LEN];
+    let payload = [0u8; 300];
+    let req = Request::Publish {
+        topic: "/a/b",
+        payload: &payload,
+        qos: Qos::AtLeastOnce,
+        token: 1,
+    };
+    let frame = encode_frame(&req, &mut buf).unwrap();
+    assert_eq!(*frame.last().unwrap(), 0);
+    assert!(
+        !frame[..frame.len() - 1].contains(&0),
+        "COBS body must hold no zero"
+    );
+    let mut copy = frame.to_vec();
+    let back: Request = decode_frame(&mut copy).unwrap();
+    assert_eq!(back, req);
+}
+
+#[test]
+fn largest_message_fits_the_frame_bound() {
+    let topic = "t".repeat(MAX_TOPIC_LEN);
+    let payload = vec![0xffu8; MAX_PAYLOAD_LEN];
+    let ev = Response::Event(Event::Message {
+        topic: &topic,
+        payload: &payload,
+        qos: Qos::AtLeastOnce,
+    });
+    assert!(bytes(&ev).len() <= MAX_FRAME_LEN);
+    let mut buf = vec![0u8; MAX_COBS_FRAME_LEN];
+    encode_frame(&ev, &mut buf).unwrap();
+}
+
+#[test]
+fn garbage_is_an_error_not_a_panic() {
+    assert!(postcard::from_bytes::<Request>(&[9]).is_err());
+    assert!(postcard::from_bytes::<Request>(&[1, 200]).is_err());
+    assert!(postcard::from_bytes::<Response>(&[]).is_err());
+}

@@ -1,0 +1,147 @@
+//! The device's build-time configuration, as generated from the manifest.
+//!
+//! The manifest crate's build-time generator writes Rust source that builds one
+//! [`DeviceConfig`] as a `const`, so nothing here is parsed at run time and every table lives
+//! in flash. Topic templates are already expanded (`${productKey}`, `${deviceName}` replaced).
+
+/// Everything the kernel needs to know about this device and its apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Alibaba ProductKey.
+    pub product_key: &'static str,
+    /// Alibaba DeviceName.
+    pub device_name: &'static str,
+    /// MQTT client id before the `|...|` extension; the SDKs use `${productKey}.${deviceName}`.
+    pub client_id: &'static str,
+    /// How the device proves who it is.
+    pub auth: AuthMode,
+    /// Where the device secret comes from (never written in the manifest itself).
+    pub secret: SecretSource,
+    /// MQTT host name and port.
+    pub endpoint: Endpoint,
+    /// MQTT protocol version spoken to the platform.
+    pub mqtt_version: MqttVersion,
+    /// TLS settings.
+    pub tls: TlsConfig,
+    /// MQTT keep-alive in seconds (the platform accepts 30..=1200).
+    pub keepalive_secs: u16,
+    /// HMAC algorithm used to sign the login.
+    pub sign_method: SignMethod,
+    /// Named topics, expanded.
+    pub topics: &'static [TopicDef],
+    /// The apps and their grants, in manifest order (index = app id).
+    pub apps: &'static [AppDef],
+}
+
+/// How the device authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// 一机一密: ProductKey + DeviceName + DeviceSecret.
+    DeviceSecret,
+    /// 一型一密, pre-registered device (`authType=register`). Not implemented yet.
+    ProductSecretRegister,
+    /// 一型一密, device not pre-registered (`authType=regnwl`, then token login). Not implemented yet.
+    ProductSecretNoPreRegister,
+}
+
+/// Where a secret is read from at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable (host board), read at start-up.
+    Env(&'static str),
+    /// A file path (host board), read at start-up.
+    File(&'static str),
+    /// The board's provisioned secure storage (written at the factory).
+    Provisioned,
+}
+
+/// Where the MQTT endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name (already derived from region or instance id when the manifest gave one).
+    pub host: &'static str,
+    /// TCP port.
+    pub port: u16,
+    /// The manifest asked for the built-in emulator (host board only): `host`/`port` are
+    /// placeholders the board replaces with the emulator's address.
+    pub emulator: bool,
+}
+
+/// MQTT protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttVersion {
+    /// MQTT 3.1.1 (every Alibaba instance).
+    V311,
+    /// MQTT 5.0 (newer instances only).
+    V5,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Use TLS (the platform requires it for new devices).
+    pub enabled: bool,
+    /// PEM file with the CA to trust (host board); `None` = the board's built-in root.
+    pub ca_file: Option<&'static str>,
+}
+
+/// HMAC algorithm for the login signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignMethod {
+    /// `hmacmd5` (the platform's documented default, LuatOS's choice).
+    HmacMd5,
+    /// `hmacsha1`.
+    HmacSha1,
+    /// `hmacsha256` (what Alibaba's own SDKs send).
+    HmacSha256,
+}
+
+/// Which way messages on a topic may flow, from the device's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Device publishes.
+    Publish,
+    /// Device subscribes.
+    Subscribe,
+    /// Both.
+    Both,
+}
+
+/// One named topic (or filter, for subscribe topics) from the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicDef {
+    /// Name used in the manifest's app grants.
+    pub name: &'static str,
+    /// Expanded topic or topic filter.
+    pub topic: &'static str,
+    /// Allowed direction.
+    pub direction: Direction,
+}
+
+/// One app and what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppDef {
+    /// App name (also the host board's process name).
+    pub name: &'static str,
+    /// RAM budget in bytes (MPU region on hardware; advisory on the host).
+    pub memory: u32,
+    /// Topics (expanded) the app may publish to; filters here match topics.
+    pub publish: &'static [&'static str],
+    /// Filters (expanded) the app may subscribe to, or narrow down.
+    pub subscribe: &'static [&'static str],
+    /// What to do when the app dies.
+    pub restart: RestartPolicy,
+    /// App-specific settings from the manifest (`key`, `value`), e.g. a publish interval.
+    pub settings: &'static [(&'static str, &'static str)],
+}
+
+/// What the board does when an app faults or exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Leave it stopped.
+    Never,
+    /// Restart it after a fault, not after a clean exit.
+    OnFailure,
+    /// Always restart it.
+    Always,
+}
