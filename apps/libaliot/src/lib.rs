@@ -1,1 +1,33 @@
-//! placeholder
+//! The app side of the Alibaba-IoT syscall interface.
+//!
+//! Apps never touch the network, the secrets or another app: they talk to the kernel through
+//! [`Aliot`], which turns method calls into postcard [`Request`](aliot_abi::Request) frames and
+//! checks that every [`Response`](aliot_abi::Response) fits the request. Like libtock-rs, the
+//! library is generic over the syscall backend ([`Syscalls`]): a pipe on the host board, an SVC
+//! on Cortex-M, and a scripted fake kernel ([`fake`], feature `fake`) in unit tests.
+//!
+//! Apps log with the [`log`] crate; the board decides where the records go.
+#![no_std]
+
+#[cfg(any(test, feature = "fake"))]
+extern crate std;
+
+mod client;
+mod error;
+mod lossy;
+mod syscalls;
+
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+
+pub mod manifest;
+
+#[cfg(test)]
+mod tests;
+
+pub use aliot_abi as abi;
+pub use aliot_abi::{DisconnectReason, ErrorCode, Event, LinkStatus, Qos};
+pub use client::{Aliot, FRAME_BUF_LEN};
+pub use error::AppError;
+pub use lossy::Lossy;
+pub use syscalls::Syscalls;
