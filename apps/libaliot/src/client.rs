@@ -26,6 +26,8 @@ pub struct Aliot<S: Syscalls> {
     sys: S,
     app_id: u8,
     pub(crate) next_token: u32,
+    /// Sum of timed-out waits: the clock of last resort when the backend has none.
+    waited_ms: u64,
     buf: [u8; FRAME_BUF_LEN],
 }
 
@@ -36,6 +38,7 @@ impl<S: Syscalls> Aliot<S> {
             sys,
             app_id: 0,
             next_token: 1,
+            waited_ms: 0,
             buf: [0; FRAME_BUF_LEN],
         };
         let hello = Request::Hello {
@@ -110,16 +113,28 @@ impl<S: Syscalls> Aliot<S> {
     ///
     /// The event borrows this connection's frame buffer: copy what you need before the next call.
     pub fn next_event(&mut self, timeout_ms: u32) -> Result<Option<Event<'_>>, AppError<S::Error>> {
-        match self.call(&Request::WaitEvent { timeout_ms })? {
+        let waited_ms = &mut self.waited_ms;
+        match Self::round_trip(
+            &mut self.sys,
+            &mut self.buf,
+            &Request::WaitEvent { timeout_ms },
+        )? {
             Response::Event(event) => Ok(Some(event)),
-            Response::NoEvent => Ok(None),
+            Response::NoEvent => {
+                *waited_ms = waited_ms.saturating_add(u64::from(timeout_ms));
+                Ok(None)
+            }
             _ => Err(AppError::UnexpectedResponse),
         }
     }
 
-    /// Monotonic milliseconds from the backend's clock, if it has one (see [`Syscalls::now_ms`]).
-    pub fn now_ms(&mut self) -> Option<u64> {
-        self.sys.now_ms()
+    /// Monotonic milliseconds for scheduling periodic work between [`next_event`](Self::next_event)s.
+    ///
+    /// The backend's clock when it has one ([`Syscalls::now_ms`]); otherwise the sum of all
+    /// timed-out waits, so a wait that an event ended early counts as no time at all (periodic
+    /// work then runs late while events keep arriving, never early).
+    pub fn now_ms(&mut self) -> u64 {
+        self.sys.now_ms().unwrap_or(self.waited_ms)
     }
 
     /// The backend, e.g. to inspect a fake kernel in a test.
@@ -144,12 +159,21 @@ impl<S: Syscalls> Aliot<S> {
     /// response behind it, decode the response in place. A kernel `Error` becomes
     /// [`AppError::Kernel`] here, for every request alike.
     fn call(&mut self, request: &Request<'_>) -> Result<Response<'_>, AppError<S::Error>> {
-        let request_len = encode_frame(request, &mut self.buf)
+        Self::round_trip(&mut self.sys, &mut self.buf, request)
+    }
+
+    /// [`call`](Self::call) on split borrows, so `next_event` can update its clock while the
+    /// event still borrows the buffer.
+    fn round_trip<'b>(
+        sys: &mut S,
+        buf: &'b mut [u8; FRAME_BUF_LEN],
+        request: &Request<'_>,
+    ) -> Result<Response<'b>, AppError<S::Error>> {
+        let request_len = encode_frame(request, buf)
             .map_err(|_| AppError::Encode)?
             .len();
-        let (request_frame, response_buf) = self.buf.split_at_mut(request_len);
-        let response_len = self
-            .sys
+        let (request_frame, response_buf) = buf.split_at_mut(request_len);
+        let response_len = sys
             .exchange(request_frame, response_buf)
             .map_err(AppError::Transport)?;
         // A backend claiming more bytes than the buffer holds is as broken as a garbage frame.

@@ -15,6 +15,7 @@ extern crate std;
 mod client;
 mod error;
 mod lossy;
+pub mod settings;
 mod syscalls;
 
 #[cfg(any(test, feature = "fake"))]

@@ -361,12 +361,26 @@ fn the_clock_comes_from_the_backend() {
     let mut fake = FakeKernel::with_clock(100);
     fake.expect_hello(0).after_ms(5).expect_no_event(250);
     let mut app = Aliot::new(&mut fake).expect("welcomed");
-    assert_eq!(app.now_ms(), Some(105));
+    assert_eq!(app.now_ms(), 105);
     assert_eq!(app.next_event(250), Ok(None));
-    assert_eq!(app.now_ms(), Some(355));
-    let mut no_clock = welcomed();
-    let mut app = Aliot::new(&mut no_clock).expect("welcomed");
-    assert_eq!(app.now_ms(), None);
+    assert_eq!(app.now_ms(), 355);
+}
+
+#[test]
+fn without_a_backend_clock_only_timed_out_waits_count() {
+    let mut fake = welcomed();
+    fake.expect_no_event(300)
+        .expect_event(700, Event::Connected)
+        .expect_no_event(700);
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    assert_eq!(app.now_ms(), 0);
+    assert_eq!(app.next_event(300), Ok(None));
+    assert_eq!(app.now_ms(), 300);
+    assert_eq!(app.next_event(700), Ok(Some(Event::Connected)));
+    assert_eq!(app.now_ms(), 300);
+    assert_eq!(app.next_event(700), Ok(None));
+    assert_eq!(app.now_ms(), 1000);
+    fake.assert_done();
 }
 
 #[test]

@@ -1,0 +1,184 @@
+//! The demo loop against the scripted fake kernel, on a virtual clock.
+
+use aliot_app::abi::{ErrorCode, Event, Qos, Request, Response};
+use aliot_app::fake::{FakeError, FakeKernel, logs};
+use aliot_app::manifest::topics;
+use aliot_app::{Aliot, AppError};
+
+fn subscribe_get(token: u32) -> Request<'static> {
+    Request::Subscribe {
+        filter: topics::GET,
+        qos: Qos::AtLeastOnce,
+        token,
+    }
+}
+
+fn publish_update(token: u32) -> Request<'static> {
+    Request::Publish {
+        topic: topics::UPDATE,
+        payload: b"LUATOS_CESHI",
+        qos: Qos::AtLeastOnce,
+        token,
+    }
+}
+
+/// Publishes at once and then each interval, logs results and messages, waits exactly the
+/// time left until the next publish, and stops after `count` once the results are in.
+#[test]
+fn publishes_each_interval_and_logs_results_and_messages() {
+    logs::capture();
+    let mut fake = FakeKernel::with_clock(5_000);
+    fake.expect_hello(0)
+        .expect(subscribe_get(1), Response::Accepted { token: 1 })
+        .expect(publish_update(2), Response::Accepted { token: 2 })
+        .expect_event(
+            1000,
+            Event::SubscribeResult {
+                token: 1,
+                granted: true,
+            },
+        )
+        .after_ms(10)
+        .expect_event(
+            990,
+            Event::PublishResult {
+                token: 2,
+                delivered: true,
+            },
+        )
+        .after_ms(30)
+        .expect_event(
+            960,
+            Event::Message {
+                topic: topics::GET,
+                payload: b"hello \xffdevice",
+                qos: Qos::AtLeastOnce,
+            },
+        )
+        .after_ms(160)
+        .expect_no_event(800)
+        .expect(publish_update(3), Response::Accepted { token: 3 })
+        .expect_no_event(1000)
+        .expect(publish_update(4), Response::Accepted { token: 4 })
+        // count reached: wait up to one interval for the two outstanding results
+        .expect_event(
+            1000,
+            Event::PublishResult {
+                token: 4,
+                delivered: true,
+            },
+        )
+        .after_ms(400)
+        .expect_event(
+            600,
+            Event::PublishResult {
+                token: 3,
+                delivered: false,
+            },
+        );
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    let settings = [("interval_ms", "1000"), ("count", "3")];
+    publish_test::run(&mut app, &settings).expect("ran to its count");
+    fake.assert_done();
+
+    let lines = logs::take();
+    let expected_in_order = [
+        format!("INFO subscribed to {}", topics::GET),
+        "INFO publishTest_1 delivered".to_string(),
+        format!("INFO message on {}: hello \u{FFFD}device", topics::GET),
+        "INFO publishTest_3 delivered".to_string(),
+        "WARN publishTest_2 failed".to_string(),
+    ];
+    let mut rest = lines.iter();
+    for want in &expected_in_order {
+        assert!(
+            rest.any(|line| line == want),
+            "missing or out of order: {want:?}\nlog: {lines:#?}"
+        );
+    }
+}
+
+/// A refused publish is logged and retried at the next interval instead of ending the app.
+#[test]
+fn a_refused_publish_is_logged_and_the_loop_goes_on() {
+    logs::capture();
+    let mut fake = FakeKernel::with_clock(0);
+    fake.expect_hello(1)
+        .expect(subscribe_get(1), Response::Accepted { token: 1 })
+        .expect(publish_update(2), Response::Error(ErrorCode::Busy))
+        .expect_no_event(20_000)
+        .expect(publish_update(3), Response::Accepted { token: 3 })
+        .expect_event(
+            20_000,
+            Event::PublishResult {
+                token: 3,
+                delivered: true,
+            },
+        );
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    // interval_secs with the default unit, count 2
+    publish_test::run(&mut app, &[("interval_secs", "20"), ("count", "2")]).expect("ran");
+    fake.assert_done();
+    let lines = logs::take();
+    assert!(
+        lines.contains(&"WARN publishTest_1 refused: Busy".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"INFO publishTest_2 delivered".to_string()),
+        "{lines:#?}"
+    );
+}
+
+/// With no setting at all, the interval is the demo's 20 s.
+#[test]
+fn the_default_interval_is_twenty_seconds() {
+    let mut fake = FakeKernel::with_clock(0);
+    fake.expect_hello(0)
+        .expect(subscribe_get(1), Response::Accepted { token: 1 })
+        .expect(publish_update(2), Response::Accepted { token: 2 })
+        .expect_no_event(20_000)
+        .expect_transport_error(publish_update(3));
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    let result = publish_test::run(&mut app, &[]);
+    assert_eq!(result, Err(AppError::Transport(FakeError::Scripted)));
+    fake.assert_done();
+}
+
+/// A subscription the kernel refuses ends the app with that error (the manifest is wrong).
+#[test]
+fn a_refused_subscription_ends_the_app() {
+    let mut fake = FakeKernel::new();
+    fake.expect_hello(0)
+        .expect(subscribe_get(1), Response::Error(ErrorCode::NotPermitted));
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    assert_eq!(
+        publish_test::run(&mut app, &[]),
+        Err(AppError::Kernel(ErrorCode::NotPermitted))
+    );
+    fake.assert_done();
+}
+
+/// Without a backend clock only timed-out waits count as time: events never make it publish early.
+#[test]
+fn without_a_clock_events_do_not_advance_the_schedule() {
+    let mut fake = FakeKernel::new();
+    fake.expect_hello(0)
+        .expect(subscribe_get(1), Response::Accepted { token: 1 })
+        .expect(publish_update(2), Response::Accepted { token: 2 })
+        .expect_event(500, Event::Connected)
+        .expect_event(
+            500,
+            Event::PublishResult {
+                token: 2,
+                delivered: true,
+            },
+        )
+        .expect_no_event(500)
+        .expect(publish_update(3), Response::Accepted { token: 3 })
+        .expect_no_event(500);
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    // The second result never comes: the app gives up after one interval and still ends Ok.
+    publish_test::run(&mut app, &[("interval_ms", "500"), ("count", "2")]).expect("ran");
+    fake.assert_done();
+}
