@@ -17,4 +17,5 @@ pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod kernel;
+pub mod link;
 pub mod topic;

@@ -1,0 +1,1 @@
+//! MQTT 5 link (UNFINISHED: being written).

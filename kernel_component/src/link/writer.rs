@@ -1,0 +1,1 @@
+//! One transport write per MQTT packet (UNFINISHED: being written).
