@@ -1,1 +1,98 @@
-//! placeholder
+//! The device manifest: one TOML file decides a deployment (identity, auth, endpoint, MQTT,
+//! TLS, topics, apps). This crate reads it, validates it (unknown fields rejected; every error
+//! names the field and says what is allowed) and generates Rust constants for the kernel and
+//! the apps from build scripts.
+//!
+//! A build script typically does:
+//! ```no_run
+//! let path = aliot_manifest::manifest_path_from_env();
+//! print!("{}", aliot_manifest::rerun_directives(&path));
+//! let m = aliot_manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+//! let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+//! std::fs::write(out.join("device.rs"), aliot_manifest::generate_kernel_config(&m)).unwrap();
+//! ```
+
+mod env;
+mod error;
+mod generate;
+mod layout;
+mod model;
+mod raw;
+mod topic;
+mod validate;
+
+use std::path::Path;
+
+pub use env::{
+    MANIFEST_ENV, default_manifest_path, manifest_path_from_env, rerun_directives, workspace_root,
+};
+pub use error::ManifestError;
+pub use generate::{
+    KERNEL_CONFIG_PATH, generate_app_constants, generate_kernel_config, generate_kernel_config_at,
+};
+pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
+pub use model::{
+    App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Manifest, Mqtt, MqttVersion,
+    RestartPolicy, SecretSource, SignMethod, Tls, Topic,
+};
+pub use topic::MAX_TOPIC_LEN;
+pub use validate::{
+    APP_MEMORY_ALIGN, APP_MEMORY_MAX, APP_MEMORY_MIN, KEEPALIVE_RANGE, MAX_APP_NAME_LEN,
+    MAX_CLIENT_ID_LEN,
+};
+
+/// Reads, parses and validates the manifest at `path`; relative paths inside it are resolved
+/// against its directory. Errors carry the file's path.
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ManifestError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base_dir).map_err(|e| ManifestError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
+}
+
+/// Parses and validates manifest text; relative paths inside it are resolved against
+/// `base_dir`.
+pub fn parse(text: &str, base_dir: &Path) -> Result<Manifest, ManifestError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| ManifestError::Syntax {
+        line: e.span().map(|s| line_of(text, s.start)),
+        message: e.message().to_owned(),
+    })?;
+    let raw: raw::RawManifest =
+        serde_path_to_error::deserialize(de).map_err(|e| schema_error(&e))?;
+    validate::validate(raw, base_dir)
+}
+
+/// 1-based line number of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(at)
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Converts a serde error into a field error; "missing field `x`" gets `x` appended to the
+/// path so the message names the missing field itself.
+fn schema_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ManifestError {
+    let path = e.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    let message = e.inner().message();
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        let field = if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        return ManifestError::field(field, "required field is missing");
+    }
+    ManifestError::field(path, message)
+}

@@ -1,0 +1,219 @@
+//! The validated manifest: typed, public, and complete (defaults filled in, templates expanded,
+//! paths absolute), so build scripts, boards and tests can inspect it without re-checking.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// A validated device manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Directory the manifest was read from; relative paths in it are resolved against it.
+    pub base_dir: PathBuf,
+    /// Who the device is.
+    pub device: Device,
+    /// How it logs in.
+    pub auth: Auth,
+    /// Where it connects.
+    pub endpoint: Endpoint,
+    /// MQTT session settings.
+    pub mqtt: Mqtt,
+    /// TLS settings.
+    pub tls: Tls,
+    /// Named topics in manifest order, templates expanded.
+    pub topics: Vec<Topic>,
+    /// Apps in manifest order (index = app id in the kernel).
+    pub apps: Vec<App>,
+}
+
+/// `[device]`: the Alibaba identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Alibaba ProductKey.
+    pub product_key: String,
+    /// Alibaba DeviceName.
+    pub device_name: String,
+    /// MQTT client id (expanded; default `${productKey}.${deviceName}`).
+    pub client_id: String,
+}
+
+/// `[auth]`: how the device proves who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// The authentication mode.
+    pub mode: AuthMode,
+    /// Where the secret comes from at start-up.
+    pub secret: SecretSource,
+    /// HMAC algorithm of the login signature.
+    pub sign_method: SignMethod,
+}
+
+/// Authentication modes the manifest can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AuthMode {
+    /// 一机一密: ProductKey + DeviceName + DeviceSecret.
+    #[serde(rename = "device_secret")]
+    DeviceSecret,
+    /// 一型一密 with a pre-registered device (parsed, not implemented by the kernel yet).
+    #[serde(rename = "register")]
+    Register,
+    /// 一型一密 without pre-registration (parsed, not implemented by the kernel yet).
+    #[serde(rename = "regnwl")]
+    Regnwl,
+}
+
+/// Where the device secret is read from; never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A file, absolute path (resolved against the manifest's directory).
+    File(PathBuf),
+    /// An environment variable name, read by the board at start-up.
+    Env(String),
+    /// The board's provisioned secure storage.
+    Provisioned,
+}
+
+/// HMAC algorithm for the login signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SignMethod {
+    /// `hmacmd5`.
+    #[serde(rename = "hmacmd5")]
+    HmacMd5,
+    /// `hmacsha1`.
+    #[serde(rename = "hmacsha1")]
+    HmacSha1,
+    /// `hmacsha256` (the default, what Alibaba's SDKs send).
+    #[serde(rename = "hmacsha256")]
+    HmacSha256,
+}
+
+/// `[endpoint]`: the resolved MQTT endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Which of the four choices the manifest made.
+    pub kind: EndpointKind,
+    /// Host name (derived for region / instance id; a placeholder for the emulator).
+    pub host: String,
+    /// TCP port (0 for the emulator: the board picks a free one).
+    pub port: u16,
+}
+
+/// The endpoint choice as written in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// The host board's built-in emulator.
+    Emulator,
+    /// Old public instance in a region: `${productKey}.iot-as-mqtt.${region}.aliyuncs.com`.
+    Region(String),
+    /// New public or enterprise instance: `${instanceId}.mqtt.iothub.aliyuncs.com`.
+    InstanceId(String),
+    /// An explicit host name.
+    Host,
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mqtt {
+    /// Protocol version.
+    pub version: MqttVersion,
+    /// Keep-alive in seconds, 30..=1200.
+    pub keepalive_secs: u16,
+}
+
+/// MQTT protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum MqttVersion {
+    /// `"3.1.1"`
+    #[serde(rename = "3.1.1")]
+    V311,
+    /// `"5"` (also accepted: `"5.0"`)
+    #[serde(rename = "5", alias = "5.0")]
+    V5,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// Whether TLS is used.
+    pub enabled: bool,
+    /// CA file (absolute); `None` = the board's default CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// One named topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// Name used in app grants and as the constant's name (upper-cased).
+    pub name: String,
+    /// The template as written.
+    pub template: String,
+    /// The template with `${productKey}` / `${deviceName}` expanded.
+    pub topic: String,
+    /// Allowed direction.
+    pub direction: Direction,
+}
+
+/// Direction of a topic from the device's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The device publishes.
+    Publish,
+    /// The device subscribes.
+    Subscribe,
+    /// Both.
+    Both,
+}
+
+impl Direction {
+    /// Whether apps may publish on a topic with this direction.
+    pub fn can_publish(self) -> bool {
+        matches!(self, Direction::Publish | Direction::Both)
+    }
+
+    /// Whether apps may subscribe to a topic with this direction.
+    pub fn can_subscribe(self) -> bool {
+        matches!(self, Direction::Subscribe | Direction::Both)
+    }
+}
+
+/// One app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// Unique name, `[a-z][a-z0-9_]{0,15}`.
+    pub name: String,
+    /// RAM budget in bytes.
+    pub memory: u32,
+    /// Names of topics the app may publish to.
+    pub publish: Vec<String>,
+    /// Names of topics the app may subscribe to.
+    pub subscribe: Vec<String>,
+    /// What to do when the app dies.
+    pub restart: RestartPolicy,
+    /// Free-form settings, values as strings, in manifest order.
+    pub settings: Vec<(String, String)>,
+}
+
+/// What the board does when an app faults or exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartPolicy {
+    /// Leave it stopped.
+    Never,
+    /// Restart after a fault, not after a clean exit.
+    OnFailure,
+    /// Always restart.
+    Always,
+}
+
+impl Manifest {
+    /// The topic with this name.
+    pub fn topic(&self, name: &str) -> Option<&Topic> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+
+    /// The app with this name.
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+}

@@ -1,0 +1,141 @@
+//! The manifest exactly as serde reads it from TOML, before validation.
+//!
+//! Unknown fields are rejected everywhere (`deny_unknown_fields`). Numbers are read as `i64`
+//! so that an out-of-range value gets our message with the allowed range instead of serde's
+//! "expected u16". Fields whose shape is checked by hand (the secret, app settings) are read
+//! as raw TOML values.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::model::{AuthMode, Direction, MqttVersion, RestartPolicy, SignMethod};
+
+/// The whole document.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawManifest {
+    pub device: RawDevice,
+    pub auth: RawAuth,
+    pub endpoint: RawEndpoint,
+    #[serde(default)]
+    pub mqtt: RawMqtt,
+    #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
+    pub topics: IndexMap<String, RawTopic>,
+    #[serde(default)]
+    pub apps: Vec<RawApp>,
+}
+
+/// `[device]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDevice {
+    pub product_key: String,
+    pub device_name: String,
+    pub client_id: Option<String>,
+}
+
+/// `[auth]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    pub mode: AuthMode,
+    /// Checked by hand: a string (`"provisioned"`) or a table with exactly one of `file`/`env`.
+    pub secret: toml::Value,
+    #[serde(default = "default_sign_method")]
+    pub sign_method: SignMethod,
+}
+
+fn default_sign_method() -> SignMethod {
+    SignMethod::HmacSha256
+}
+
+/// `[endpoint]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEndpoint {
+    pub emulator: Option<bool>,
+    pub region: Option<String>,
+    pub instance_id: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<i64>,
+}
+
+/// `[mqtt]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMqtt {
+    #[serde(default = "default_mqtt_version")]
+    pub version: MqttVersion,
+    #[serde(default = "default_keepalive")]
+    pub keepalive_secs: i64,
+}
+
+impl Default for RawMqtt {
+    fn default() -> Self {
+        RawMqtt {
+            version: default_mqtt_version(),
+            keepalive_secs: default_keepalive(),
+        }
+    }
+}
+
+fn default_mqtt_version() -> MqttVersion {
+    MqttVersion::V311
+}
+
+fn default_keepalive() -> i64 {
+    300
+}
+
+/// `[tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    pub ca_file: Option<String>,
+}
+
+impl Default for RawTls {
+    fn default() -> Self {
+        RawTls {
+            enabled: true,
+            ca_file: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One entry of `[topics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTopic {
+    pub template: String,
+    pub direction: Direction,
+}
+
+/// One `[[apps]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApp {
+    pub name: String,
+    pub memory: i64,
+    #[serde(default)]
+    pub publish: Vec<String>,
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+    #[serde(default = "default_restart")]
+    pub restart: RestartPolicy,
+    /// Checked by hand: values may be strings, integers, floats or booleans.
+    #[serde(default)]
+    pub settings: IndexMap<String, toml::Value>,
+}
+
+fn default_restart() -> RestartPolicy {
+    RestartPolicy::OnFailure
+}

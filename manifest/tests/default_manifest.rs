@@ -1,0 +1,191 @@
+//! The committed default manifest loads and generates what the kernel and the apps expect.
+
+use std::path::Path;
+
+use aliot_manifest::{
+    Direction, EndpointKind, MqttVersion, RestartPolicy, SecretSource, SignMethod,
+    default_manifest_path, generate_app_constants, generate_kernel_config, load,
+};
+
+const DEMO_SECRET: &str = "DemoDeviceSecretForEmulator00001";
+
+fn default_manifest() -> aliot_manifest::Manifest {
+    load(&default_manifest_path()).unwrap_or_else(|e| panic!("default manifest: {e}"))
+}
+
+#[test]
+fn default_manifest_matches_the_demo_registry() {
+    let m = default_manifest();
+    assert_eq!(m.device.product_key, "a1NrfDemo01");
+    assert_eq!(m.device.device_name, "nrf9160-dk-01");
+    assert_eq!(m.device.client_id, "a1NrfDemo01.nrf9160-dk-01");
+    assert_eq!(m.endpoint.kind, EndpointKind::Emulator);
+    assert_eq!(m.mqtt.version, MqttVersion::V311);
+    assert_eq!(m.mqtt.keepalive_secs, 300);
+    assert!(m.tls.enabled);
+    assert_eq!(m.auth.sign_method, SignMethod::HmacSha256);
+    let expected: [(&str, &str, Direction); 4] = [
+        (
+            "update",
+            "/a1NrfDemo01/nrf9160-dk-01/user/update",
+            Direction::Publish,
+        ),
+        (
+            "update_error",
+            "/a1NrfDemo01/nrf9160-dk-01/user/update/error",
+            Direction::Publish,
+        ),
+        (
+            "get",
+            "/a1NrfDemo01/nrf9160-dk-01/user/get",
+            Direction::Subscribe,
+        ),
+        (
+            "ceshi",
+            "/a1NrfDemo01/nrf9160-dk-01/user/ceshi",
+            Direction::Both,
+        ),
+    ];
+    let got: Vec<(&str, &str, Direction)> = m
+        .topics
+        .iter()
+        .map(|t| (t.name.as_str(), t.topic.as_str(), t.direction))
+        .collect();
+    assert_eq!(got, expected);
+    let names: Vec<&str> = m.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["publish_test", "echo"]);
+    assert_eq!(m.apps[0].restart, RestartPolicy::OnFailure);
+    assert!(
+        m.apps[0]
+            .settings
+            .contains(&("interval_secs".into(), "20".into()))
+    );
+}
+
+#[test]
+fn secret_file_is_absolute_and_holds_the_demo_secret() {
+    let m = default_manifest();
+    let SecretSource::File(path) = &m.auth.secret else {
+        panic!(
+            "default secret source should be a file, got {:?}",
+            m.auth.secret
+        );
+    };
+    assert!(path.is_absolute(), "{}", path.display());
+    let content = std::fs::read_to_string(path).expect("the demo secret file exists");
+    assert_eq!(content.trim(), DEMO_SECRET);
+}
+
+#[test]
+fn kernel_config_has_expanded_grants_and_no_secret() {
+    let m = default_manifest();
+    let src = generate_kernel_config(&m);
+    assert!(
+        src.contains("pub const DEVICE: aliot_kernel::config::DeviceConfig"),
+        "{src}"
+    );
+    assert!(src.contains("product_key: \"a1NrfDemo01\","), "{src}");
+    assert!(
+        src.contains("client_id: \"a1NrfDemo01.nrf9160-dk-01\","),
+        "{src}"
+    );
+    assert!(
+        src.contains("auth: aliot_kernel::config::AuthMode::DeviceSecret,"),
+        "{src}"
+    );
+    assert!(src.contains("emulator: true"), "{src}");
+    assert!(
+        src.contains("mqtt_version: aliot_kernel::config::MqttVersion::V311,"),
+        "{src}"
+    );
+    assert!(src.contains("keepalive_secs: 300,"), "{src}");
+    assert!(
+        src.contains("sign_method: aliot_kernel::config::SignMethod::HmacSha256,"),
+        "{src}"
+    );
+    assert!(
+        src.contains("tls: aliot_kernel::config::TlsConfig { enabled: true, ca_file: None },"),
+        "{src}"
+    );
+    assert!(
+        src.contains("publish: &[\"/a1NrfDemo01/nrf9160-dk-01/user/update\", \"/a1NrfDemo01/nrf9160-dk-01/user/update/error\"],"),
+        "{src}"
+    );
+    assert!(
+        src.contains("subscribe: &[\"/a1NrfDemo01/nrf9160-dk-01/user/ceshi\"],"),
+        "{src}"
+    );
+    assert!(src.contains("(\"interval_secs\", \"20\")"), "{src}");
+    let secret_path = match &m.auth.secret {
+        SecretSource::File(p) => p.to_string_lossy().into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        src.contains(&format!("SecretSource::File({secret_path:?})")),
+        "{src}"
+    );
+    assert!(
+        !src.contains(DEMO_SECRET),
+        "the generated kernel config leaks the secret"
+    );
+}
+
+#[test]
+fn app_constants_and_no_secret() {
+    let m = default_manifest();
+    let src = generate_app_constants(&m);
+    assert!(
+        src.contains("pub const PRODUCT_KEY: &str = \"a1NrfDemo01\";"),
+        "{src}"
+    );
+    assert!(
+        src.contains("pub const DEVICE_NAME: &str = \"nrf9160-dk-01\";"),
+        "{src}"
+    );
+    assert!(
+        src.contains("pub const UPDATE: &str = \"/a1NrfDemo01/nrf9160-dk-01/user/update\";"),
+        "{src}"
+    );
+    assert!(
+        src.contains(
+            "pub const UPDATE_ERROR: &str = \"/a1NrfDemo01/nrf9160-dk-01/user/update/error\";"
+        ),
+        "{src}"
+    );
+    assert!(src.contains("pub mod publish_test {"), "{src}");
+    assert!(
+        src.contains("pub const NAME: &str = \"publish_test\";"),
+        "{src}"
+    );
+    assert!(
+        src.contains("pub const SETTINGS: &[(&str, &str)] = &[(\"interval_secs\", \"20\")"),
+        "{src}"
+    );
+    assert!(
+        !src.contains(DEMO_SECRET),
+        "the generated app constants leak the secret"
+    );
+    assert!(
+        !src.contains("demo-device.secret"),
+        "apps need not know where the secret is"
+    );
+}
+
+#[test]
+fn secret_from_env_is_named_not_read() {
+    let text = std::fs::read_to_string(default_manifest_path()).expect("read default manifest");
+    let text = text.replace(
+        "secret = { file = \"secrets/demo-device.secret\" }",
+        "secret = { env = \"ALIOT_DEVICE_SECRET\" }",
+    );
+    let m = aliot_manifest::parse(&text, Path::new("/tmp")).expect("env variant parses");
+    assert_eq!(
+        m.auth.secret,
+        SecretSource::Env("ALIOT_DEVICE_SECRET".into())
+    );
+    let src = generate_kernel_config(&m);
+    assert!(
+        src.contains("secret: aliot_kernel::config::SecretSource::Env(\"ALIOT_DEVICE_SECRET\"),"),
+        "{src}"
+    );
+}
