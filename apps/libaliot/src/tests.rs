@@ -428,3 +428,20 @@ fn the_fake_refuses_a_response_larger_than_the_offered_buffer() {
         })
     );
 }
+
+#[test]
+fn manifest_topics_are_expanded_for_this_device() {
+    use crate::manifest::{DEVICE_NAME, PRODUCT_KEY, apps, topics};
+    let prefix = std::format!("/{PRODUCT_KEY}/{DEVICE_NAME}/user/");
+    for topic in [
+        topics::UPDATE,
+        topics::UPDATE_ERROR,
+        topics::GET,
+        topics::CESHI,
+    ] {
+        assert!(topic.starts_with(&prefix), "{topic} is not under {prefix}");
+        assert!(!topic.contains("${"), "{topic} is not expanded");
+    }
+    assert_eq!(apps::publish_test::NAME, "publish_test");
+    assert_eq!(apps::echo::NAME, "echo");
+}
