@@ -1,47 +1,29 @@
-//! Generates `aliot_app::manifest::*` from the device manifest.
+//! Generates `aliot_app::manifest::*` from the device manifest (`$ALIOT_MANIFEST`, else the
+//! workspace's `manifest/device.toml`), so apps name topics and read settings without
+//! knowing the ProductKey or DeviceName.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-// TEMPORARY fallback until the aliot-manifest crate lands: the constants the generator
-// will emit for the default manifest, written by hand. UNFINISHED: replace with
-// `aliot_manifest::generate_app_constants(&aliot_manifest::load(&path)?)`.
-const FALLBACK: &str = r#"
-/// The device's ProductKey.
-pub const PRODUCT_KEY: &str = "a1NrfDemo01";
-/// The device's DeviceName.
-pub const DEVICE_NAME: &str = "nrf9160-dk-01";
-/// The manifest's named topics, expanded.
-pub mod topics {
-    /// `update` (publish).
-    pub const UPDATE: &str = "/a1NrfDemo01/nrf9160-dk-01/user/update";
-    /// `update_error` (publish).
-    pub const UPDATE_ERROR: &str = "/a1NrfDemo01/nrf9160-dk-01/user/update/error";
-    /// `get` (subscribe).
-    pub const GET: &str = "/a1NrfDemo01/nrf9160-dk-01/user/get";
-    /// `ceshi` (both).
-    pub const CESHI: &str = "/a1NrfDemo01/nrf9160-dk-01/user/ceshi";
-}
-/// The manifest's apps.
-pub mod apps {
-    /// App `publish_test`.
-    pub mod publish_test {
-        /// The app's name.
-        pub const NAME: &str = "publish_test";
-        /// The app's settings.
-        pub const SETTINGS: &[(&str, &str)] = &[("interval_secs", "20")];
+fn main() -> ExitCode {
+    let path = aliot_manifest::manifest_path_from_env();
+    print!("{}", aliot_manifest::rerun_directives(&path));
+    let manifest = match aliot_manifest::load(&path) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            // Cargo shows a build script's stderr; the error names the field and what is allowed.
+            eprintln!("error: the device manifest is not valid: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(out_dir) = std::env::var_os("OUT_DIR") else {
+        eprintln!("error: OUT_DIR is not set (this build script runs under cargo only)");
+        return ExitCode::FAILURE;
+    };
+    let out = PathBuf::from(out_dir).join("manifest_constants.rs");
+    if let Err(e) = std::fs::write(&out, aliot_manifest::generate_app_constants(&manifest)) {
+        eprintln!("error: cannot write {}: {e}", out.display());
+        return ExitCode::FAILURE;
     }
-    /// App `echo`.
-    pub mod echo {
-        /// The app's name.
-        pub const NAME: &str = "echo";
-        /// The app's settings.
-        pub const SETTINGS: &[(&str, &str)] = &[];
-    }
-}
-"#;
-
-fn main() {
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    std::fs::write(out.join("manifest_constants.rs"), FALLBACK).expect("OUT_DIR is writable");
-    println!("cargo:rerun-if-changed=build.rs");
+    ExitCode::SUCCESS
 }

@@ -5,19 +5,28 @@ use aliot_app::settings::{get_or, lookup};
 /// Seconds between publishes when the manifest says nothing (the LuatOS demo's 20 s).
 pub const DEFAULT_INTERVAL_SECS: u64 = 20;
 
+/// What every publish carries unless the manifest says otherwise, as in the LuatOS demo.
+pub const DEFAULT_PAYLOAD: &str = "LUATOS_CESHI";
+
 /// How `publish_test` behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
+pub struct Config<'a> {
+    /// What every publish carries.
+    pub payload: &'a [u8],
     /// Milliseconds between publishes (at least 1: never a hot loop).
     pub interval_ms: u64,
     /// Publishes before stopping; 0 = forever.
     pub count: u32,
 }
 
-impl Config {
-    /// Reads `interval_ms`, else `interval_secs`, and `count`; invalid values are logged and
-    /// replaced by the defaults.
-    pub fn from_settings(settings: &[(&str, &str)]) -> Config {
+impl<'a> Config<'a> {
+    /// Reads `payload`, `interval_ms`, else `interval_secs`, and `count`; invalid values are
+    /// logged and replaced by the defaults.
+    pub fn from_settings(settings: &[(&str, &'a str)]) -> Config<'a> {
+        let payload = settings
+            .iter()
+            .find(|(key, _)| *key == "payload")
+            .map_or(DEFAULT_PAYLOAD, |(_, value)| *value);
         let default_ms = DEFAULT_INTERVAL_SECS * 1000;
         let interval_ms = match lookup::<u64>(settings, "interval_ms") {
             Ok(Some(ms)) => ms,
@@ -36,6 +45,7 @@ impl Config {
             interval_ms
         };
         Config {
+            payload: payload.as_bytes(),
             interval_ms,
             count: get_or(settings, "count", 0),
         }
@@ -50,6 +60,13 @@ mod tests {
     fn defaults_to_twenty_seconds_forever() {
         let c = Config::from_settings(&[]);
         assert_eq!((c.interval_ms, c.count), (20_000, 0));
+        assert_eq!(c.payload, b"LUATOS_CESHI");
+    }
+
+    #[test]
+    fn the_payload_can_be_set() {
+        let c = Config::from_settings(&[("payload", "{\"t\":1}")]);
+        assert_eq!(c.payload, b"{\"t\":1}");
     }
 
     #[test]

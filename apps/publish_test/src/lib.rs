@@ -1,11 +1,13 @@
 //! `publish_test`: the seed's demo app (LuatOS `demo/aliyun`), on the Aliot app library.
 //!
-//! It subscribes to the manifest's `get` topic at QoS 1, publishes `LUATOS_CESHI` at QoS 1 to
+//! It subscribes to the manifest's `get` topic at QoS 1, publishes `LUATOS_CESHI` (or the
+//! `payload` setting) at QoS 1 to
 //! the `update` topic right away and then every `interval_secs` (default 20), logs each
 //! publish result as `publishTest_N delivered` / `publishTest_N failed`, and logs every message
 //! that arrives. Between publishes it waits for events, so it reacts to messages at once.
 //!
 //! Settings (from the manifest's `[[apps]] settings`):
+//! - `payload` — what every publish carries (default `LUATOS_CESHI`);
 //! - `interval_secs` — seconds between publishes (default 20);
 //! - `interval_ms` — the same in milliseconds, wins over `interval_secs` (for tests);
 //! - `count` — stop after this many publishes, once their results are in (default 0 = forever).
@@ -16,12 +18,9 @@ mod pending;
 
 use aliot_app::manifest::topics;
 use aliot_app::{Aliot, AppError, Event, Lossy, Qos, Syscalls};
-pub use config::Config;
+pub use config::{Config, DEFAULT_INTERVAL_SECS, DEFAULT_PAYLOAD};
 use log::{info, warn};
 use pending::Pending;
-
-/// What every publish carries, as in the LuatOS demo.
-pub const PAYLOAD: &[u8] = b"LUATOS_CESHI";
 
 /// The app's entry point; the board calls it in the app's own process.
 ///
@@ -51,7 +50,7 @@ pub fn run<S: Syscalls>(
             continue;
         }
         published = published.wrapping_add(1);
-        match app.publish(topics::UPDATE, PAYLOAD, Qos::AtLeastOnce) {
+        match app.publish(topics::UPDATE, config.payload, Qos::AtLeastOnce) {
             Ok(token) => pending.insert(token, published),
             Err(AppError::Kernel(code)) => warn!("publishTest_{published} refused: {code:?}"),
             Err(other) => return Err(other),

@@ -14,9 +14,13 @@ fn subscribe_get(token: u32) -> Request<'static> {
 }
 
 fn publish_update(token: u32) -> Request<'static> {
+    publish_payload(b"LUATOS_CESHI", token)
+}
+
+fn publish_payload(payload: &'static [u8], token: u32) -> Request<'static> {
     Request::Publish {
         topic: topics::UPDATE,
-        payload: b"LUATOS_CESHI",
+        payload,
         qos: Qos::AtLeastOnce,
         token,
     }
@@ -180,5 +184,59 @@ fn without_a_clock_events_do_not_advance_the_schedule() {
     let mut app = Aliot::new(&mut fake).expect("welcomed");
     // The second result never comes: the app gives up after one interval and still ends Ok.
     publish_test::run(&mut app, &[("interval_ms", "500"), ("count", "2")]).expect("ran");
+    fake.assert_done();
+}
+
+/// The manifest's settings for this app (as the board passes them) run as the demo expects.
+#[test]
+fn runs_with_the_manifests_settings_plus_a_count() {
+    let manifest = aliot_app::manifest::apps::publish_test::SETTINGS;
+    let mut settings = manifest.to_vec();
+    settings.push(("count", "1"));
+    let payload = settings
+        .iter()
+        .find(|(k, _)| *k == "payload")
+        .map_or("LUATOS_CESHI", |(_, v)| *v);
+    let payload: &'static [u8] = payload.as_bytes();
+    let mut fake = FakeKernel::with_clock(0);
+    fake.expect_hello(0)
+        .expect(subscribe_get(1), Response::Accepted { token: 1 })
+        .expect(publish_payload(payload, 2), Response::Accepted { token: 2 })
+        .expect_event(
+            20_000,
+            Event::PublishResult {
+                token: 2,
+                delivered: true,
+            },
+        );
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    publish_test::run(&mut app, &settings).expect("ran");
+    fake.assert_done();
+}
+
+/// A `payload` setting replaces the demo's text.
+#[test]
+fn the_payload_setting_is_published() {
+    let mut fake = FakeKernel::with_clock(0);
+    fake.expect_hello(0)
+        .expect(subscribe_get(1), Response::Accepted { token: 1 })
+        .expect(
+            publish_payload(b"{\"temp\":21}", 2),
+            Response::Accepted { token: 2 },
+        )
+        .expect_event(
+            1000,
+            Event::PublishResult {
+                token: 2,
+                delivered: true,
+            },
+        );
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    let settings = [
+        ("payload", "{\"temp\":21}"),
+        ("interval_ms", "1000"),
+        ("count", "1"),
+    ];
+    publish_test::run(&mut app, &settings).expect("ran");
     fake.assert_done();
 }
