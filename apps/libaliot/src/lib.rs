@@ -4,7 +4,7 @@
 //! [`Aliot`], which turns method calls into postcard [`Request`](aliot_abi::Request) frames and
 //! checks that every [`Response`](aliot_abi::Response) fits the request. Like libtock-rs, the
 //! library is generic over the syscall backend ([`Syscalls`]): a pipe on the host board, an SVC
-//! on Cortex-M, and a scripted fake kernel ([`fake`], feature `fake`) in unit tests.
+//! on Cortex-M, and a scripted fake kernel (module `fake`, feature `fake`) in unit tests.
 //!
 //! Apps log with the [`log`] crate; the board decides where the records go.
 #![no_std]

@@ -4,7 +4,7 @@
 ///
 /// A backend only moves bytes; [`Aliot`](crate::Aliot) encodes, decodes and checks them. The
 /// host board implements it over a pipe, a Cortex-M board with an SVC, unit tests with
-/// [`fake::FakeKernel`](crate::fake::FakeKernel).
+/// `fake::FakeKernel` (feature `fake`).
 pub trait Syscalls {
     /// What goes wrong in the transport itself (pipe closed, frame too long, ...).
     type Error: core::fmt::Debug;
