@@ -94,5 +94,15 @@ fn schema_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ManifestErro
         };
         return ManifestError::field(field, "required field is missing");
     }
-    ManifestError::field(path, message)
+    ManifestError::field(path, plain_types(message))
+}
+
+/// Replaces Rust type names in serde's "expected ..." wording with words a manifest author
+/// knows.
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_owned();
+    for ty in ["i64", "u64", "u32", "u16", "i32"] {
+        out = out.replace(&format!("expected {ty}"), "expected an integer");
+    }
+    out
 }

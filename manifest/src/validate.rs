@@ -257,7 +257,10 @@ fn endpoint(raw: &RawEndpoint, product_key: &str) -> Result<Endpoint> {
         _ => {
             return err(
                 "endpoint",
-                format!("{} are all set; {ENDPOINT_CHOICES}", chosen.join(", ")),
+                format!(
+                    "{} are set together; {ENDPOINT_CHOICES}",
+                    chosen.join(" and ")
+                ),
             );
         }
     }
