@@ -1,5 +1,6 @@
 //! Finding the manifest from a build script, and telling cargo when to rebuild.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Environment variable that selects another manifest file.
@@ -21,7 +22,13 @@ pub fn default_manifest_path() -> PathBuf {
 /// own package directory, so the shell's directory is unknown to them, and the root is the
 /// one directory every package agrees on.
 pub fn manifest_path_from_env() -> PathBuf {
-    match std::env::var_os(MANIFEST_ENV) {
+    manifest_path_from(std::env::var_os(MANIFEST_ENV))
+}
+
+/// [`manifest_path_from_env`] with the variable's value passed in (testable without touching
+/// the process environment).
+pub fn manifest_path_from(value: Option<OsString>) -> PathBuf {
+    match value {
         Some(v) if !v.is_empty() => {
             let p = PathBuf::from(v);
             if p.is_absolute() {
@@ -47,4 +54,43 @@ pub fn rerun_directives(path: &Path) -> String {
         "cargo:rerun-if-env-changed={MANIFEST_ENV}\ncargo:rerun-if-changed={}\n",
         path.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_the_crates_device_toml() {
+        let p = manifest_path_from(None);
+        assert!(p.ends_with("manifest/device.toml"), "{}", p.display());
+        assert!(p.is_file(), "{}", p.display());
+        assert_eq!(manifest_path_from(Some(OsString::new())), p);
+    }
+
+    #[test]
+    fn absolute_env_value_is_used_as_is() {
+        let p = manifest_path_from(Some("/etc/other.toml".into()));
+        assert_eq!(p, PathBuf::from("/etc/other.toml"));
+    }
+
+    #[test]
+    fn relative_env_value_is_taken_from_the_workspace_root() {
+        let p = manifest_path_from(Some("manifest/tests/good/minimal.toml".into()));
+        assert!(p.is_absolute(), "{}", p.display());
+        assert!(p.is_file(), "{}", p.display());
+    }
+
+    #[test]
+    fn rerun_lines_name_the_file_and_the_variable() {
+        let s = rerun_directives(Path::new("/x/device.toml"));
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "cargo:rerun-if-env-changed=ALIOT_MANIFEST",
+                "cargo:rerun-if-changed=/x/device.toml"
+            ]
+        );
+    }
 }

@@ -17,7 +17,8 @@ pub const MPU_ALIGN: u32 = 32;
 pub struct MemoryLayout {
     /// One region per app, in manifest order (index = app id).
     pub regions: Vec<AppRegion>,
-    /// First address after the last region (what the kernel may use above the apps).
+    /// First address after the last region (saturates at `u32::MAX` when the apps end at the
+    /// top of the address space).
     pub end: u32,
 }
 

@@ -24,7 +24,8 @@ mod validate;
 use std::path::Path;
 
 pub use env::{
-    MANIFEST_ENV, default_manifest_path, manifest_path_from_env, rerun_directives, workspace_root,
+    MANIFEST_ENV, default_manifest_path, manifest_path_from, manifest_path_from_env,
+    rerun_directives, workspace_root,
 };
 pub use error::ManifestError;
 pub use generate::{
@@ -48,7 +49,10 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let base_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     parse(&text, base_dir).map_err(|e| ManifestError::InFile {
         path: path.to_path_buf(),
         source: Box::new(e),

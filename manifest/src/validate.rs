@@ -225,7 +225,7 @@ fn secret(value: &toml::Value, base_dir: &Path) -> Result<SecretSource> {
 /// Resolves `path` against the manifest's directory; the result must be valid UTF-8 because
 /// it is written into generated Rust source.
 fn resolve(base_dir: &Path, path: &str, field: &str) -> Result<PathBuf> {
-    let joined = base_dir.join(path);
+    let joined = normalize(&base_dir.join(path));
     if joined.to_str().is_none() {
         return err(
             field,
@@ -233,6 +233,13 @@ fn resolve(base_dir: &Path, path: &str, field: &str) -> Result<PathBuf> {
         );
     }
     Ok(joined)
+}
+
+/// Drops `.` components (`/a/./b` → `/a/b`); `..` is kept because it may cross a symlink.
+fn normalize(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 const ENDPOINT_CHOICES: &str = "choose exactly one of: emulator = true, region = \"cn-shanghai\", instance_id = \"iot-06z00ab\", host = \"mqtt.example.com\"";

@@ -1,0 +1,223 @@
+//! Valid manifests other than the default: endpoints, client ids, secrets, settings, layout.
+
+use std::path::{Path, PathBuf};
+
+use aliot_manifest::{
+    EndpointKind, Manifest, ManifestError, MqttVersion, SecretSource, SignMethod,
+    generate_kernel_config, generate_memory_layout, memory_layout, parse,
+};
+
+fn minimal() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good/minimal.toml");
+    std::fs::read_to_string(path).expect("minimal manifest")
+}
+
+/// The minimal manifest with one replacement, which must match exactly once.
+fn with(old: &str, new: &str) -> String {
+    let text = minimal();
+    assert_eq!(text.matches(old).count(), 1, "`{old}` must occur once");
+    text.replace(old, new)
+}
+
+fn ok(text: &str) -> Manifest {
+    parse(text, Path::new("/srv/dev")).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn region_gives_the_public_instance_host() {
+    let m = ok(&with("emulator = true", "region = \"cn-shanghai\""));
+    assert_eq!(m.endpoint.kind, EndpointKind::Region("cn-shanghai".into()));
+    assert_eq!(
+        m.endpoint.host,
+        "a1NrfDemo01.iot-as-mqtt.cn-shanghai.aliyuncs.com"
+    );
+    assert_eq!(m.endpoint.port, 1883);
+    let src = generate_kernel_config(&m);
+    assert!(
+        src.contains("host: \"a1NrfDemo01.iot-as-mqtt.cn-shanghai.aliyuncs.com\", port: 1883, emulator: false"),
+        "{src}"
+    );
+}
+
+#[test]
+fn instance_id_gives_the_instance_host() {
+    let m = ok(&with(
+        "emulator = true",
+        "instance_id = \"iot-06z00ab\"\nport = 443",
+    ));
+    assert_eq!(m.endpoint.host, "iot-06z00ab.mqtt.iothub.aliyuncs.com");
+    assert_eq!(m.endpoint.port, 443);
+}
+
+#[test]
+fn explicit_host_and_port() {
+    let m = ok(&with("emulator = true", "host = \"10.0.0.7\"\nport = 8883"));
+    assert_eq!(m.endpoint.kind, EndpointKind::Host);
+    assert_eq!(
+        (m.endpoint.host.as_str(), m.endpoint.port),
+        ("10.0.0.7", 8883)
+    );
+}
+
+#[test]
+fn emulator_false_with_another_choice_is_fine() {
+    let m = ok(&with(
+        "emulator = true",
+        "emulator = false\nhost = \"mqtt.example.com\"",
+    ));
+    assert_eq!(m.endpoint.host, "mqtt.example.com");
+}
+
+#[test]
+fn client_id_template_is_expanded() {
+    let m = ok(&with(
+        "device_name = \"nrf9160-dk-01\"",
+        "device_name = \"nrf9160-dk-01\"\nclient_id = \"sn-${deviceName}\"",
+    ));
+    assert_eq!(m.device.client_id, "sn-nrf9160-dk-01");
+}
+
+#[test]
+fn secret_file_and_ca_file_are_resolved_against_the_manifest_dir() {
+    let text = with(
+        "secret = { env = \"ALIOT_DEVICE_SECRET\" }",
+        "secret = { file = \"./secrets/dev.secret\" }",
+    ) + "\n[tls]\nca_file = \"../certs/root.pem\"\n";
+    let m = ok(&text);
+    assert_eq!(
+        m.auth.secret,
+        SecretSource::File(PathBuf::from("/srv/dev/secrets/dev.secret"))
+    );
+    assert_eq!(
+        m.tls.ca_file,
+        Some(PathBuf::from("/srv/dev/../certs/root.pem"))
+    );
+    let src = generate_kernel_config(&m);
+    assert!(
+        src.contains("ca_file: Some(\"/srv/dev/../certs/root.pem\")"),
+        "{src}"
+    );
+}
+
+#[test]
+fn relative_base_dir_becomes_absolute() {
+    let text = with(
+        "secret = { env = \"ALIOT_DEVICE_SECRET\" }",
+        "secret = { file = \"s.secret\" }",
+    );
+    let m = parse(&text, Path::new("some/dir")).expect("valid");
+    let SecretSource::File(p) = m.auth.secret else {
+        panic!("file source")
+    };
+    assert!(
+        p.is_absolute() && p.ends_with("some/dir/s.secret"),
+        "{}",
+        p.display()
+    );
+}
+
+#[test]
+fn provisioned_secret() {
+    let m = ok(&with(
+        "secret = { env = \"ALIOT_DEVICE_SECRET\" }",
+        "secret = \"provisioned\"",
+    ));
+    assert_eq!(m.auth.secret, SecretSource::Provisioned);
+    assert!(generate_kernel_config(&m).contains("SecretSource::Provisioned,"));
+}
+
+#[test]
+fn mqtt5_sign_method_and_keepalive_bounds() {
+    let text = minimal() + "\n[mqtt]\nversion = \"5\"\nkeepalive_secs = 1200\n";
+    let text = text.replace(
+        "secret = { env = \"ALIOT_DEVICE_SECRET\" }",
+        "secret = { env = \"ALIOT_DEVICE_SECRET\" }\nsign_method = \"hmacmd5\"",
+    );
+    let m = ok(&text);
+    assert_eq!(m.mqtt.version, MqttVersion::V5);
+    assert_eq!(m.mqtt.keepalive_secs, 1200);
+    assert_eq!(m.auth.sign_method, SignMethod::HmacMd5);
+    let src = generate_kernel_config(&m);
+    assert!(
+        src.contains("MqttVersion::V5,") && src.contains("SignMethod::HmacMd5,"),
+        "{src}"
+    );
+    let low = ok(&(minimal() + "\n[mqtt]\nkeepalive_secs = 30\n"));
+    assert_eq!(low.mqtt.keepalive_secs, 30);
+}
+
+#[test]
+fn settings_of_any_scalar_become_strings_in_order() {
+    let m = ok(&with(
+        "name = \"second\"",
+        "name = \"second\"\nsettings = { b = 20, a = true, c = \"x \\\"q\\\"\", d = 1.5 }",
+    ));
+    let s: Vec<(&str, &str)> = m.apps[1]
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        s,
+        [("b", "20"), ("a", "true"), ("c", "x \"q\""), ("d", "1.5")]
+    );
+    let src = generate_kernel_config(&m);
+    assert!(
+        src.contains(r#"("c", "x \"q\"")"#),
+        "quotes must be escaped: {src}"
+    );
+}
+
+#[test]
+fn subscribe_filters_may_use_wildcards() {
+    let text = minimal().replace(
+        "[[apps]]\nname = \"first\"",
+        "all = { template = \"/${productKey}/${deviceName}/user/#\", direction = \"subscribe\" }\n\n[[apps]]\nname = \"first\"",
+    );
+    let text = text.replace("subscribe = [\"get\"]", "subscribe = [\"get\", \"all\"]");
+    let m = ok(&text);
+    assert_eq!(
+        m.topic("all").map(|t| t.topic.as_str()),
+        Some("/a1NrfDemo01/nrf9160-dk-01/user/#")
+    );
+    assert!(generate_kernel_config(&m).contains("\"/a1NrfDemo01/nrf9160-dk-01/user/#\"]"));
+}
+
+#[test]
+fn memory_layout_is_aligned_and_back_to_back() {
+    let m = ok(&minimal()); // two apps of 4096 bytes
+    let l = memory_layout(&m, 0x2000_0004, 0x4000).expect("fits");
+    assert_eq!(l.regions.len(), 2);
+    assert_eq!((l.regions[0].start, l.regions[0].size), (0x2000_0020, 4096));
+    assert_eq!(l.regions[0].limit(), 0x2000_101f);
+    assert_eq!((l.regions[1].start, l.regions[1].size), (0x2000_1020, 4096));
+    assert_eq!(l.end, 0x2000_2020);
+    for r in &l.regions {
+        assert_eq!(r.start % aliot_manifest::MPU_ALIGN, 0);
+        assert_eq!(r.size % aliot_manifest::MPU_ALIGN, 0);
+    }
+    let src = generate_memory_layout(&l);
+    assert!(src.contains("(\"second\", 0x20001020, 4096),"), "{src}");
+}
+
+#[test]
+fn memory_layout_exact_fit_and_overflow() {
+    let m = ok(&minimal());
+    assert!(memory_layout(&m, 0x2000_0000, 8192).is_ok());
+    let e = memory_layout(&m, 0x2000_0000, 8191).expect_err("one byte short");
+    assert_eq!(e.field_path(), Some("apps[1].memory"));
+    assert!(
+        e.to_string()
+            .contains("app `second` (4096 bytes) does not fit"),
+        "{e}"
+    );
+    // Alignment eats into the space: 8192 bytes starting 4 bytes past a boundary do not fit.
+    assert!(memory_layout(&m, 0x2000_0004, 8192).is_err());
+    // The top of the address space: no wrap-around.
+    let e = memory_layout(&m, 0xFFFF_F000, u32::MAX);
+    assert!(matches!(e, Err(ManifestError::Field { .. })), "{e:?}");
+    assert_eq!(
+        memory_layout(&m, 0xFFFF_E000, 0x2000).map(|l| l.regions[1].limit()),
+        Ok(0xFFFF_FFFF)
+    );
+}
