@@ -7,13 +7,15 @@
 //! that arrives. Between publishes it waits for events, so it reacts to messages at once.
 //!
 //! Settings (from the manifest's `[[apps]] settings`):
-//! - `payload` — what every publish carries (default `LUATOS_CESHI`);
+//! - `payload` — what every publish carries (default `LUATOS_CESHI`); a `{n}` in it is
+//!   replaced by the publish's sequence number (1, 2, ...), so a receiver can spot a gap;
 //! - `interval_secs` — seconds between publishes (default 20);
 //! - `interval_ms` — the same in milliseconds, wins over `interval_secs` (for tests);
 //! - `count` — stop after this many publishes, once their results are in (default 0 = forever).
 #![no_std]
 
 mod config;
+mod numbered;
 mod pending;
 
 use aliot_app::manifest::topics;
@@ -50,7 +52,9 @@ pub fn run<S: Syscalls>(
             continue;
         }
         published = published.wrapping_add(1);
-        match app.publish(topics::UPDATE, config.payload, Qos::AtLeastOnce) {
+        let mut rendered = numbered::Buffer::new();
+        let payload = numbered::render(config.payload, published, &mut rendered);
+        match app.publish(topics::UPDATE, payload, Qos::AtLeastOnce) {
             Ok(token) => pending.insert(token, published),
             Err(AppError::Kernel(code)) => warn!("publishTest_{published} refused: {code:?}"),
             Err(other) => return Err(other),
