@@ -104,6 +104,11 @@ fn schema_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ManifestErro
 /// Replaces Rust type names in serde's "expected ..." wording with words a manifest author
 /// knows.
 fn plain_types(message: &str) -> String {
+    if message == "wanted string or table" {
+        // toml's wording when an enum-valued field gets a number or a boolean.
+        return "expected a quoted string (for example version = \"5\", not version = 5)"
+            .to_owned();
+    }
     let mut out = message.to_owned();
     for ty in ["i64", "u64", "u32", "u16", "i32"] {
         out = out.replace(&format!("expected {ty}"), "expected an integer");

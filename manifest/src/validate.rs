@@ -160,10 +160,7 @@ fn secret(value: &toml::Value, base_dir: &Path) -> Result<SecretSource> {
         other => {
             return err(
                 FIELD,
-                format!(
-                    "expected a table or a string, found a {}; {SECRET_FORMS}",
-                    other.type_str()
-                ),
+                format!("found a value of type {}; {SECRET_FORMS}", other.type_str()),
             );
         }
     };
@@ -527,7 +524,7 @@ fn apps(raw: &[RawApp], topics: &[Topic]) -> Result<Vec<App>> {
                     return err(
                         field,
                         format!(
-                            "a {} is not allowed; allowed: a string, number or boolean (handed to the app as a string)",
+                            "a value of type {} is not allowed; allowed: a string, number or boolean (handed to the app as a string)",
                             other.type_str()
                         ),
                     );
