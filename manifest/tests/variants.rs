@@ -117,6 +117,21 @@ fn relative_base_dir_becomes_absolute() {
 }
 
 #[test]
+fn dot_components_are_dropped_from_paths() {
+    let text = with(
+        "secret = { env = \"ALIOT_DEVICE_SECRET\" }",
+        "secret = { file = \"./s.secret\" }",
+    );
+    let m = parse(&text, Path::new(".")).expect("valid");
+    let SecretSource::File(p) = &m.auth.secret else {
+        panic!("file source")
+    };
+    let cwd = std::env::current_dir().expect("cwd");
+    assert_eq!(p, &cwd.join("s.secret"));
+    assert_eq!(m.base_dir, cwd);
+}
+
+#[test]
 fn provisioned_secret() {
     let m = ok(&with(
         "secret = { env = \"ALIOT_DEVICE_SECRET\" }",

@@ -1,0 +1,107 @@
+//! Turns the raw serde structs into a checked [`Manifest`].
+//!
+//! Each check returns the first problem as a [`ManifestError::Field`] naming the dotted path
+//! of the field and what is allowed. Error messages never repeat a value that might be a
+//! secret. One submodule per part of the manifest.
+
+mod apps;
+mod auth;
+mod device;
+mod endpoint;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::ManifestError;
+use crate::model::Manifest;
+use crate::raw::RawManifest;
+
+/// Smallest app RAM budget in bytes.
+pub const APP_MEMORY_MIN: u32 = 1024;
+/// Largest app RAM budget in bytes.
+pub const APP_MEMORY_MAX: u32 = 262_144;
+/// App RAM budgets must be a multiple of this (ARMv8-M MPU granularity).
+pub const APP_MEMORY_ALIGN: u32 = 32;
+/// Keep-alive range the platform accepts, in seconds.
+pub const KEEPALIVE_RANGE: std::ops::RangeInclusive<i64> = 30..=1200;
+/// Longest MQTT client id the platform accepts.
+pub const MAX_CLIENT_ID_LEN: usize = 64;
+/// Longest app name.
+pub const MAX_APP_NAME_LEN: usize = 16;
+/// Longest topic name.
+pub const MAX_TOPIC_NAME_LEN: usize = 32;
+/// Longest app setting value.
+pub const MAX_SETTING_LEN: usize = 256;
+
+/// Result of a validation step.
+pub(crate) type Result<T> = std::result::Result<T, ManifestError>;
+
+/// A field error as an `Err`, the shape every check returns.
+pub(crate) fn err<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T> {
+    Err(ManifestError::field(field, message))
+}
+
+/// Checks everything and resolves relative paths against `base_dir`.
+pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
+    let base_dir = std::path::absolute(base_dir).map_err(|e| {
+        ManifestError::field(
+            "",
+            format!("cannot make the manifest's directory absolute: {e}"),
+        )
+    })?;
+    let base_dir = normalize(&base_dir);
+    let device = device::device(&raw.device)?;
+    let auth = auth::auth(&raw.auth, &base_dir)?;
+    let endpoint = endpoint::endpoint(&raw.endpoint, &device.product_key)?;
+    let mqtt = endpoint::mqtt(&raw.mqtt)?;
+    let tls = endpoint::tls(&raw.tls, &base_dir)?;
+    let topics = apps::topics(&raw, &device)?;
+    let apps = apps::apps(&raw.apps, &topics)?;
+    Ok(Manifest {
+        base_dir,
+        device,
+        auth,
+        endpoint,
+        mqtt,
+        tls,
+        topics,
+        apps,
+    })
+}
+/// Resolves `path` against the manifest's directory; the result must be valid UTF-8 because
+/// it is written into generated Rust source.
+pub(crate) fn resolve(base_dir: &Path, path: &str, field: &str) -> Result<PathBuf> {
+    let joined = normalize(&base_dir.join(path));
+    if joined.to_str().is_none() {
+        return err(
+            field,
+            "the resolved path is not valid UTF-8; allowed: UTF-8 paths",
+        );
+    }
+    Ok(joined)
+}
+
+/// Drops `.` components (`/a/./b` → `/a/b`); `..` is kept because it may cross a symlink.
+fn normalize(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
+/// `[a-z]` then `[a-z0-9_]`, at most `max` characters: usable as a Rust module name and,
+/// upper-cased, as a constant name.
+pub(crate) fn is_ident(name: &str, max: usize) -> bool {
+    name.len() <= max
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Rust keywords (strict and reserved): an app name becomes a module name in generated code.
+pub(crate) const RUST_KEYWORDS: &[&str] = &[
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+    "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
+    "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+];
