@@ -12,7 +12,8 @@
 //!   [`MqttLink::receive`] = `poll_body`.
 //!
 //! Behaviour notes:
-//! - Connects with Clean Start and session expiry 0 (the kernel resends and resubscribes), and
+//! - Connects with Clean Start and session expiry 0 (the kernel resends and resubscribes),
+//!   allows reason strings on every packet (Request Problem Information), and
 //!   advertises Maximum Packet Size = [`MAX_PACKET_LEN`]. A compliant server therefore never
 //!   sends a larger packet; one that does violates the protocol, which `rust-mqtt` reports
 //!   before the body is read: that surfaces as [`LinkError::Protocol`], not `TooLarge`.
@@ -159,6 +160,15 @@ impl<'c, T: Read + Write> V5Link<'c, T> {
             pids: PidMap::default(),
             deferred: VecDeque::new(),
             local: VecDeque::new(),
+        }
+    }
+
+    /// After an unrecoverable error: lets the client send the DISCONNECT it owes (with the
+    /// reason it chose, when the server caused the failure). `abort` writes without flushing,
+    /// so the packet is flushed out of the [`PacketWriter`] here.
+    async fn abort(&mut self) {
+        if let Ok(mut transport) = self.client.abort().await {
+            let _ = transport.flush().await;
         }
     }
 
@@ -394,6 +404,9 @@ impl<T: Read + Write> MqttLink for V5Link<'_, T> {
             .clean_start()
             .keep_alive(keep_alive)
             .maximum_packet_size(max_packet)
+            // Let the server add reason strings / user properties to any packet: with this
+            // off, `rust-mqtt` treats them as a protocol error (tolerant on input).
+            .request_problem_information()
             .user_name(user_name)
             .password(password);
         // From here on the client owns the transport and `abort` may be due.
@@ -461,17 +474,538 @@ impl<T: Read + Write> MqttLink for V5Link<'_, T> {
             State::Up => {
                 if let Err(e) = self.client.disconnect(&DisconnectOptions::new()).await {
                     if !e.is_recoverable() {
-                        let _ = self.client.abort().await;
+                        self.abort().await;
                     }
                 }
             }
             State::Failed => {
-                // Sends the DISCONNECT with the reason the client chose, if the server caused
-                // the failure.
-                let _ = self.client.abort().await;
+                self.abort().await;
             }
             State::Fresh | State::Closed => {}
         }
         self.state = State::Closed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use core::task::Poll;
+
+    use embassy_futures::poll_once;
+    use futures_executor::block_on;
+
+    use super::*;
+    use crate::link::writer::fake::FakeTransport;
+
+    fn push_len(out: &mut Vec<u8>, mut len: usize) {
+        loop {
+            let mut byte = (len % 128) as u8;
+            len /= 128;
+            if len > 0 {
+                byte |= 0x80;
+            }
+            out.push(byte);
+            if len == 0 {
+                break;
+            }
+        }
+    }
+
+    fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![first];
+        push_len(&mut out, body.len());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn string(s: &str) -> Vec<u8> {
+        let mut out = (s.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+
+    /// MQTT 5 CONNECT as the spec lays it out, assembled by hand.
+    fn connect_bytes(client_id: &str, user: &str, pass: &str, keepalive: u16) -> Vec<u8> {
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 5, 0b1100_0010];
+        body.extend_from_slice(&keepalive.to_be_bytes());
+        // Properties: Receive Maximum 8, Maximum Packet Size 8192.
+        body.extend_from_slice(&[8, 0x21, 0, RECEIVE_MAXIMUM as u8, 0x27, 0, 0, 0x20, 0x00]);
+        for field in [client_id, user, pass] {
+            body.extend(string(field));
+        }
+        packet(0x10, &body)
+    }
+
+    const PARAMS: ConnectParams<'static> = ConnectParams {
+        client_id: "pk.dn|securemode=2,signmethod=hmacsha256,timestamp=2524608000000|",
+        username: "dn&pk",
+        password: "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF",
+        keepalive_secs: 60,
+    };
+
+    /// CONNACK success without properties.
+    const CONNACK_OK: [u8; 5] = [0x20, 0x03, 0x00, 0x00, 0x00];
+
+    fn publish(pid: u16, topic: &str, payload: &[u8], qos: Qos) -> Outgoing {
+        Outgoing::Publish {
+            pid,
+            topic: topic.into(),
+            payload: payload.to_vec(),
+            qos,
+            dup: false,
+        }
+    }
+
+    /// Runs `f` against a link that completed CONNECT with `connack`; the written record is
+    /// cleared first.
+    fn with_link(
+        connack: &[u8],
+        f: impl AsyncFnOnce(&mut V5Link<'_, FakeTransport>, &FakeTransport),
+    ) {
+        let mut buffer = AllocBuffer;
+        let fake = FakeTransport::new();
+        let mut link = V5Link::new(&mut buffer, fake.clone());
+        fake.push(connack);
+        block_on(async {
+            link.connect(&PARAMS).await.unwrap();
+            fake.take_written();
+            f(&mut link, &fake).await;
+        });
+    }
+
+    /// Wire pid of the QoS 1 PUBLISH in `bytes` (one packet, 1-byte remaining length).
+    fn publish_pid(bytes: &[u8]) -> u16 {
+        let topic_len = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
+        u16::from_be_bytes([bytes[4 + topic_len], bytes[5 + topic_len]])
+    }
+
+    #[test]
+    fn connect_accepted_is_byte_exact_and_one_write() {
+        let mut buffer = AllocBuffer;
+        let fake = FakeTransport::new();
+        let mut link = V5Link::new(&mut buffer, fake.clone());
+        fake.push(&CONNACK_OK);
+        assert_eq!(block_on(link.connect(&PARAMS)), Ok(()));
+        assert_eq!(
+            fake.take_written(),
+            connect_bytes(PARAMS.client_id, PARAMS.username, PARAMS.password, 60)
+        );
+        assert_eq!(fake.write_calls(), 1);
+        // A second connect on the same link has no transport left.
+        assert_eq!(block_on(link.connect(&PARAMS)), Err(LinkError::Network));
+    }
+
+    #[test]
+    fn connect_refusals_map_to_refusal() {
+        let cases = [
+            (0x85, Refusal::IdentifierRejected),
+            (0x86, Refusal::BadCredentials),
+            (0x87, Refusal::NotAuthorized),
+            (0x88, Refusal::ServerUnavailable),
+            (0x89, Refusal::ServerUnavailable),
+            (0x8A, Refusal::Other(0x8A)),
+        ];
+        for (code, refusal) in cases {
+            let mut buffer = AllocBuffer;
+            let fake = FakeTransport::new();
+            let mut link = V5Link::new(&mut buffer, fake.clone());
+            fake.push(&[0x20, 0x03, 0x00, code, 0x00]);
+            let r = block_on(link.connect(&PARAMS));
+            assert_eq!(r, Err(LinkError::Refused(refusal)), "code {code:#x}");
+            // Closing after a refusal must neither panic nor write anything.
+            fake.take_written();
+            block_on(link.disconnect());
+            assert!(fake.take_written().is_empty());
+        }
+    }
+
+    #[test]
+    fn connect_answered_by_close_or_garbage_fails() {
+        let mut buffer = AllocBuffer;
+        let fake = FakeTransport::new();
+        let mut link = V5Link::new(&mut buffer, fake.clone());
+        fake.close();
+        assert_eq!(block_on(link.connect(&PARAMS)), Err(LinkError::Network));
+        block_on(link.disconnect());
+
+        let mut buffer = AllocBuffer;
+        let fake = FakeTransport::new();
+        let mut link = V5Link::new(&mut buffer, fake.clone());
+        fake.push(&[0xD0, 0x00]);
+        assert_eq!(block_on(link.connect(&PARAMS)), Err(LinkError::Protocol));
+        block_on(link.disconnect());
+    }
+
+    #[test]
+    fn publish_qos0_and_qos1_map_pids_back_to_the_kernel() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            link.send(&publish(0, "a/b", b"hi", Qos::AtMostOnce))
+                .await
+                .unwrap();
+            let mut body = string("a/b");
+            body.push(0); // no properties
+            body.extend_from_slice(b"hi");
+            assert_eq!(fake.take_written(), packet(0x30, &body));
+            assert_eq!(fake.write_calls(), 2, "one transport write per packet");
+
+            link.send(&publish(0x0107, "a/b", b"x", Qos::AtLeastOnce))
+                .await
+                .unwrap();
+            let wire = fake.take_written();
+            let pid = publish_pid(&wire);
+            let mut body = string("a/b");
+            body.extend_from_slice(&pid.to_be_bytes());
+            body.push(0);
+            body.push(b'x');
+            assert_eq!(wire, packet(0x32, &body));
+            assert_eq!(fake.write_calls(), 3);
+
+            // PUBACK (short form, success) for the library's pid -> the kernel's pid.
+            let [hi, lo] = pid.to_be_bytes();
+            fake.push(&[0x40, 0x02, hi, lo]);
+            link.ready().await.unwrap();
+            assert_eq!(link.receive().await, Ok(Incoming::PubAck(0x0107)));
+            // A second PUBACK for it is stray.
+            fake.push(&[0x40, 0x02, hi, lo]);
+            assert_eq!(link.receive().await, Ok(Incoming::Other));
+        });
+    }
+
+    #[test]
+    fn rejected_publish_is_finished_with_a_puback() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            link.send(&publish(42, "t", b"", Qos::AtLeastOnce))
+                .await
+                .unwrap();
+            let [hi, lo] = publish_pid(&fake.take_written()).to_be_bytes();
+            // PUBACK with reason 0x87 (not authorised) and no properties.
+            fake.push(&[0x40, 0x04, hi, lo, 0x87, 0x00]);
+            assert_eq!(link.receive().await, Ok(Incoming::PubAck(42)));
+        });
+    }
+
+    #[test]
+    fn subscribe_success_and_failure_and_unsubscribe() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            link.send(&Outgoing::Subscribe {
+                pid: 500,
+                filter: "a/+".into(),
+                qos: Qos::AtLeastOnce,
+            })
+            .await
+            .unwrap();
+            let wire = fake.take_written();
+            let pid1 = u16::from_be_bytes([wire[2], wire[3]]);
+            let mut body = pid1.to_be_bytes().to_vec();
+            body.push(0);
+            body.extend(string("a/+"));
+            body.push(0x01); // QoS 1, no flags
+            assert_eq!(wire, packet(0x82, &body));
+
+            link.send(&Outgoing::Subscribe {
+                pid: 501,
+                filter: "b/#".into(),
+                qos: Qos::AtMostOnce,
+            })
+            .await
+            .unwrap();
+            let wire = fake.take_written();
+            let pid2 = u16::from_be_bytes([wire[2], wire[3]]);
+            assert_ne!(pid1, pid2);
+
+            // Answer out of order: failure (0x80) for the second, success for the first.
+            let [h2, l2] = pid2.to_be_bytes();
+            let [h1, l1] = pid1.to_be_bytes();
+            fake.push(&[0x90, 0x04, h2, l2, 0x00, 0x80]);
+            fake.push(&[0x90, 0x04, h1, l1, 0x00, 0x01]);
+            assert_eq!(
+                link.receive().await,
+                Ok(Incoming::SubAck {
+                    pid: 501,
+                    granted: false
+                })
+            );
+            assert_eq!(
+                link.receive().await,
+                Ok(Incoming::SubAck {
+                    pid: 500,
+                    granted: true
+                })
+            );
+
+            link.send(&Outgoing::Unsubscribe {
+                pid: 502,
+                filter: "a/+".into(),
+            })
+            .await
+            .unwrap();
+            let wire = fake.take_written();
+            let pid3 = u16::from_be_bytes([wire[2], wire[3]]);
+            let mut body = pid3.to_be_bytes().to_vec();
+            body.push(0);
+            body.extend(string("a/+"));
+            assert_eq!(wire, packet(0xA2, &body));
+            let [h3, l3] = pid3.to_be_bytes();
+            fake.push(&[0xB0, 0x04, h3, l3, 0x00, 0x00]);
+            assert_eq!(link.receive().await, Ok(Incoming::UnsubAck(502)));
+        });
+    }
+
+    #[test]
+    fn wildcard_subscribe_refused_locally_when_server_has_no_wildcards() {
+        // CONNACK with Wildcard Subscription Available = 0.
+        with_link(
+            &[0x20, 0x05, 0x00, 0x00, 0x02, 0x28, 0x00],
+            async |link, fake| {
+                link.send(&Outgoing::Subscribe {
+                    pid: 9,
+                    filter: "a/#".into(),
+                    qos: Qos::AtMostOnce,
+                })
+                .await
+                .unwrap();
+                assert!(fake.take_written().is_empty());
+                fake.pend_when_empty(true);
+                assert_eq!(poll_once(link.ready()), Poll::Ready(Ok(())));
+                assert_eq!(
+                    link.receive().await,
+                    Ok(Incoming::SubAck {
+                        pid: 9,
+                        granted: false
+                    })
+                );
+            },
+        );
+    }
+
+    #[test]
+    fn publishes_beyond_the_server_receive_maximum_wait_in_order() {
+        // CONNACK with Receive Maximum = 1.
+        with_link(
+            &[0x20, 0x06, 0x00, 0x00, 0x03, 0x21, 0x00, 0x01],
+            async |link, fake| {
+                link.send(&publish(100, "t", b"1", Qos::AtLeastOnce))
+                    .await
+                    .unwrap();
+                let first = publish_pid(&fake.take_written());
+                // No quota left: both wait, the QoS 0 one behind the QoS 1 one.
+                link.send(&publish(101, "t", b"2", Qos::AtLeastOnce))
+                    .await
+                    .unwrap();
+                link.send(&publish(0, "t", b"3", Qos::AtMostOnce))
+                    .await
+                    .unwrap();
+                assert!(fake.take_written().is_empty());
+
+                let [hi, lo] = first.to_be_bytes();
+                fake.push(&[0x40, 0x02, hi, lo]);
+                assert_eq!(link.receive().await, Ok(Incoming::PubAck(100)));
+                let written = fake.take_written();
+                let second = publish_pid(&written);
+                let mut body = string("t");
+                body.extend_from_slice(&second.to_be_bytes());
+                body.extend_from_slice(&[0, b'2']);
+                let mut expected = packet(0x32, &body);
+                expected.extend(packet(0x30, &[0, 1, b't', 0, b'3']));
+                assert_eq!(written, expected);
+
+                let [hi, lo] = second.to_be_bytes();
+                fake.push(&[0x40, 0x02, hi, lo]);
+                assert_eq!(link.receive().await, Ok(Incoming::PubAck(101)));
+            },
+        );
+    }
+
+    #[test]
+    fn incoming_publishes_qos0_qos1_qos2() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            // QoS 1, pid 0x2A, no properties: PUBACK (reason 0, no properties) goes out.
+            let mut body = string("x/y");
+            body.extend_from_slice(&[0x00, 0x2A, 0x00]);
+            body.extend_from_slice(b"{}");
+            fake.push(&packet(0x32, &body));
+            link.ready().await.unwrap();
+            assert_eq!(
+                link.receive().await,
+                Ok(Incoming::Publish {
+                    topic: "x/y".into(),
+                    payload: b"{}".to_vec(),
+                    qos: Qos::AtLeastOnce,
+                })
+            );
+            assert_eq!(fake.take_written(), [0x40, 0x04, 0x00, 0x2A, 0x00, 0x00]);
+
+            // QoS 0 with a user property (tolerated and ignored): nothing is written.
+            let mut body = string("z");
+            let mut props = vec![0x26];
+            props.extend(string("k"));
+            props.extend(string("v"));
+            body.push(props.len() as u8);
+            body.extend(props);
+            body.push(b'!');
+            fake.push(&packet(0x30, &body));
+            assert_eq!(
+                link.receive().await,
+                Ok(Incoming::Publish {
+                    topic: "z".into(),
+                    payload: b"!".to_vec(),
+                    qos: Qos::AtMostOnce,
+                })
+            );
+            assert!(fake.take_written().is_empty());
+
+            // QoS 2: delivered once as QoS 1, PUBREC written; the duplicate is suppressed.
+            let mut body = string("q");
+            body.extend_from_slice(&[0x00, 0x07, 0x00, b'z']);
+            fake.push(&packet(0x34, &body));
+            fake.push(&packet(0x3C, &body)); // DUP resend
+            assert_eq!(
+                link.receive().await,
+                Ok(Incoming::Publish {
+                    topic: "q".into(),
+                    payload: b"z".to_vec(),
+                    qos: Qos::AtLeastOnce,
+                })
+            );
+            assert_eq!(link.receive().await, Ok(Incoming::Other));
+            let written = fake.take_written();
+            assert_eq!(written.first(), Some(&0x50), "PUBREC: {written:02x?}");
+        });
+    }
+
+    #[test]
+    fn ping_and_pingresp() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            link.ping().await.unwrap();
+            assert_eq!(fake.take_written(), [0xC0, 0x00]);
+            fake.push(&[0xD0, 0x00]);
+            link.ready().await.unwrap();
+            assert_eq!(link.receive().await, Ok(Incoming::PingResp));
+        });
+    }
+
+    #[test]
+    fn server_disconnect_carries_its_reason() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            // DISCONNECT, reason 0x8E (session taken over), no properties.
+            fake.push(&[0xE0, 0x02, 0x8E, 0x00]);
+            link.ready().await.unwrap();
+            assert_eq!(link.receive().await, Err(LinkError::ServerDisconnect(0x8E)));
+            link.disconnect().await; // must not panic, nothing to say
+            assert!(fake.take_written().is_empty());
+        });
+    }
+
+    #[test]
+    fn graceful_disconnect_writes_disconnect() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            link.disconnect().await;
+            assert_eq!(fake.take_written(), [0xE0, 0x02, 0x00, 0x00]);
+        });
+    }
+
+    #[test]
+    fn peer_close_is_network_error() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            fake.close();
+            assert_eq!(link.ready().await, Err(LinkError::Network));
+            link.disconnect().await;
+        });
+        // Closed in the middle of a packet body.
+        with_link(&CONNACK_OK, async |link, fake| {
+            fake.push(&[0x30, 0x08, 0x00, 0x01]);
+            fake.close();
+            link.ready().await.unwrap();
+            assert_eq!(link.receive().await, Err(LinkError::Network));
+            link.disconnect().await;
+        });
+    }
+
+    #[test]
+    fn oversized_incoming_packet_ends_the_link() {
+        // Over the advertised Maximum Packet Size: a protocol violation by the server, caught
+        // from the fixed header alone (see the module docs for why this is not `TooLarge`).
+        with_link(&CONNACK_OK, async |link, fake| {
+            fake.push(&[0x30, 0xA8, 0x46]);
+            fake.pend_when_empty(true);
+            assert_eq!(link.ready().await, Err(LinkError::Protocol));
+            link.disconnect().await;
+            // The client tells the server why: DISCONNECT with 0x95 (packet too large).
+            assert_eq!(fake.take_written(), [0xE0, 0x02, 0x95, 0x00]);
+        });
+    }
+
+    #[test]
+    fn oversized_outgoing_publish_is_too_large() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            let payload = vec![0u8; MAX_PACKET_LEN];
+            let r = link.send(&publish(1, "t", &payload, Qos::AtMostOnce)).await;
+            assert_eq!(r, Err(LinkError::TooLarge));
+            assert!(fake.take_written().is_empty());
+        });
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error() {
+        for bytes in [
+            &[0x00, 0x00][..],               // reserved packet type
+            &[0x30, 0xFF, 0xFF, 0xFF, 0xFF], // five length bytes
+            &[0x10, 0x00],                   // CONNECT from the server
+            &[0x30, 0x03, 0x00, 0x09, b'a'], // topic longer than the packet
+        ] {
+            with_link(&CONNACK_OK, async |link, fake| {
+                fake.push(bytes);
+                fake.close();
+                let r = match link.ready().await {
+                    Ok(()) => link.receive().await,
+                    Err(e) => Err(e),
+                };
+                assert_eq!(r, Err(LinkError::Protocol), "{bytes:02x?}");
+                link.disconnect().await;
+            });
+        }
+    }
+
+    #[test]
+    fn cancelled_ready_loses_no_bytes() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            let mut body = string("a/b");
+            body.extend_from_slice(&[0x00, 0x09, 0x00]);
+            body.extend_from_slice(b"payload");
+            let bytes = packet(0x32, &body);
+            fake.pend_when_empty(true);
+            fake.read_chunk(1);
+            fake.push(&bytes[..1]);
+            // The header is read a byte at a time; cancel between its bytes.
+            assert!(poll_once(link.ready()).is_pending());
+            assert!(poll_once(link.ready()).is_pending());
+            fake.push(&bytes[1..]);
+            assert_eq!(poll_once(link.ready()), Poll::Ready(Ok(())));
+            // A second `ready` before `receive` keeps the stored header.
+            assert_eq!(poll_once(link.ready()), Poll::Ready(Ok(())));
+            assert_eq!(
+                link.receive().await,
+                Ok(Incoming::Publish {
+                    topic: "a/b".into(),
+                    payload: b"payload".to_vec(),
+                    qos: Qos::AtLeastOnce,
+                })
+            );
+            assert_eq!(fake.take_written(), [0x40, 0x04, 0x00, 0x09, 0x00, 0x00]);
+        });
+    }
+
+    #[test]
+    fn pid_map_only_answers_the_matching_kind() {
+        let mut map = PidMap::default();
+        map.insert(1, PidKind::Publish, 10);
+        map.insert(2, PidKind::Subscribe, 20);
+        assert_eq!(map.take(1, PidKind::Subscribe), None);
+        assert_eq!(map.take(1, PidKind::Publish), Some(10));
+        assert_eq!(map.take(1, PidKind::Publish), None);
+        assert_eq!(map.take(2, PidKind::Subscribe), Some(20));
+        assert_eq!(map.take(3, PidKind::Unsubscribe), None);
     }
 }
