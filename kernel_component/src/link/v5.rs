@@ -191,10 +191,8 @@ impl<'c, T: Read + Write> V5Link<'c, T> {
     /// Sends `packet` unless an earlier one is still waiting (order is kept) or the client is
     /// out of slots, in which case it is queued.
     async fn send_or_defer(&mut self, packet: &Outgoing) -> Result<(), LinkError> {
-        if self.deferred.is_empty() {
-            if let Sent::Done = self.try_send(packet).await? {
-                return Ok(());
-            }
+        if self.deferred.is_empty() && matches!(self.try_send(packet).await?, Sent::Done) {
+            return Ok(());
         }
         if self.deferred.len() >= MAX_DEFERRED {
             log::error!("mqtt5: deferred queue full ({MAX_DEFERRED})");
@@ -472,10 +470,10 @@ impl<T: Read + Write> MqttLink for V5Link<'_, T> {
     async fn disconnect(&mut self) {
         match self.state {
             State::Up => {
-                if let Err(e) = self.client.disconnect(&DisconnectOptions::new()).await {
-                    if !e.is_recoverable() {
-                        self.abort().await;
-                    }
+                if let Err(e) = self.client.disconnect(&DisconnectOptions::new()).await
+                    && !e.is_recoverable()
+                {
+                    self.abort().await;
                 }
             }
             State::Failed => {
