@@ -1,1 +1,297 @@
-//! placeholder
+//! Emulator of the Alibaba Cloud IoT Platform device endpoint, for tests and local runs.
+//!
+//! Neither CI nor a new user's laptop can reach Alibaba Cloud, so this crate stands in for it:
+//! MQTT 3.1.1 and 5 on one port (plain TCP and TLS), the platform's exact login rules, topic
+//! rights, dynamic registration, OTA jobs with a firmware file server, a cloud-side API (Rust
+//! and HTTP JSON) and fault injection. The rules follow `shared/spec/aliyun-protocol.md`.
+//!
+//! ```no_run
+//! use aliot_emulator::{Emulator, EmulatorConfig};
+//! let emu = Emulator::start(EmulatorConfig::demo()).expect("emulator starts");
+//! println!("MQTT on {}", emu.mqtt_addr());
+//! ```
+
+mod api;
+pub mod auth;
+mod http;
+mod mqtt;
+mod ota;
+pub mod registry;
+mod runtime;
+pub mod sign;
+mod state;
+mod tls;
+pub mod topics;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use registry::{Device, Product, Registry, TopicCategory, TopicRights};
+pub use state::{DeviceState, Downlink, LoginRecord, Uplink};
+
+/// Everything that can go wrong when starting or driving the emulator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmulatorError {
+    /// Socket or file error.
+    #[error("I/O: {0}")]
+    Io(String),
+    /// The registry file is invalid.
+    #[error("registry: {0}")]
+    Registry(String),
+    /// Certificate or TLS configuration error.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// No such product or device.
+    #[error("unknown device {0}")]
+    UnknownDevice(String),
+    /// The device has no live session.
+    #[error("device {0} is offline")]
+    NotOnline(String),
+    /// The device has no subscription matching the topic (the platform would not deliver).
+    #[error("not subscribed: {0}")]
+    NotSubscribed(String),
+    /// The topic is not one the device may use.
+    #[error("topic not allowed: {0}")]
+    TopicNotAllowed(String),
+    /// Bad argument (QoS, OTA job fields...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// How to start an emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Products and devices.
+    pub registry: Registry,
+    /// Plain-TCP MQTT port, 0 = pick a free one.
+    pub mqtt_port: u16,
+    /// MQTT-over-TLS port, 0 = pick a free one.
+    pub tls_port: u16,
+    /// Cloud JSON API + plain-HTTP firmware download port, 0 = pick a free one.
+    pub http_port: u16,
+    /// HTTPS (`/auth/register/device`, firmware download) port, 0 = pick a free one.
+    pub https_port: u16,
+    /// Offer only TLS 1.2 (as some platform endpoints and the nRF9160 modem do).
+    pub tls12_only: bool,
+    /// Where `ca.pem` is written (or loaded with its key); `None` = a fresh temporary directory.
+    pub ca_dir: Option<PathBuf>,
+}
+
+impl EmulatorConfig {
+    /// The demo registry on free ports, TLS 1.2 and 1.3, CA in a temporary directory.
+    pub fn demo() -> Self {
+        EmulatorConfig {
+            registry: Registry::demo(),
+            mqtt_port: 0,
+            tls_port: 0,
+            http_port: 0,
+            https_port: 0,
+            tls12_only: false,
+            ca_dir: None,
+        }
+    }
+}
+
+/// A running emulator. Dropping it stops every listener and thread and frees the ports.
+///
+/// All methods take `&self`, never block on an async runtime, and may be called from std
+/// threads or from inside a tokio runtime (`wait_*` block the calling thread, bounded).
+pub struct Emulator {
+    shared: Arc<state::Shared>,
+    mqtt_addr: SocketAddr,
+    tls_addr: SocketAddr,
+    http_addr: SocketAddr,
+    https_addr: SocketAddr,
+    ca_pem_path: PathBuf,
+    running: Mutex<runtime::Running>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("mqtt_addr", &self.mqtt_addr)
+            .field("tls_addr", &self.tls_addr)
+            .field("http_addr", &self.http_addr)
+            .field("https_addr", &self.https_addr)
+            .field("ca_pem_path", &self.ca_pem_path)
+            .finish()
+    }
+}
+
+fn local(l: &std::net::TcpListener) -> Result<SocketAddr, EmulatorError> {
+    l.local_addr().map_err(|e| EmulatorError::Io(e.to_string()))
+}
+
+impl Emulator {
+    /// Binds every port, makes the TLS material and starts serving; returns once listening.
+    pub fn start(cfg: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        cfg.registry.validate()?;
+        let (ca_dir, tmp) = match cfg.ca_dir {
+            Some(d) => (d, None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("aliot-emulator-ca")
+                    .tempdir()
+                    .map_err(|e| EmulatorError::Io(e.to_string()))?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let tls = tls::setup(&ca_dir, cfg.tls12_only)?;
+        let lst = runtime::bind(cfg.mqtt_port, cfg.tls_port, cfg.http_port, cfg.https_port)?;
+        let (mqtt_addr, tls_addr) = (local(&lst.mqtt)?, local(&lst.tls)?);
+        let (http_addr, https_addr) = (local(&lst.http)?, local(&lst.https)?);
+        let shared = Arc::new(state::Shared::new(cfg.registry));
+        *shared.http_base.lock().unwrap_or_else(|e| e.into_inner()) = format!("http://{http_addr}");
+        *shared.https_base.lock().unwrap_or_else(|e| e.into_inner()) =
+            format!("https://localhost:{}", https_addr.port());
+        let running = runtime::start(shared.clone(), lst, tls.server_config)?;
+        log::info!(
+            "emulator listening: mqtt {mqtt_addr}, mqtt+tls {tls_addr}, http {http_addr}, https {https_addr}, CA {}",
+            tls.ca_pem_path.display()
+        );
+        Ok(Emulator {
+            shared,
+            mqtt_addr,
+            tls_addr,
+            http_addr,
+            https_addr,
+            ca_pem_path: tls.ca_pem_path,
+            running: Mutex::new(running),
+            _tmp: tmp,
+        })
+    }
+
+    /// Plain-TCP MQTT address (127.0.0.1).
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.mqtt_addr
+    }
+    /// MQTT-over-TLS address (127.0.0.1; the certificate names `localhost` and 127.0.0.1).
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr
+    }
+    /// Cloud HTTP JSON API and plain-HTTP firmware download address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+    /// HTTPS address (`/auth/register/device`, firmware download).
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+    /// PEM file of the CA that signed the server certificate.
+    pub fn ca_pem_path(&self) -> &Path {
+        &self.ca_pem_path
+    }
+
+    /// Every registered device with its state.
+    pub fn devices(&self) -> Vec<DeviceState> {
+        api::devices(&self.shared)
+    }
+    /// True when the device has a live session.
+    pub fn is_online(&self, pk: &str, dn: &str) -> bool {
+        api::is_online(&self.shared, pk, dn)
+    }
+    /// Waits (bounded) until the device is online.
+    pub fn wait_online(&self, pk: &str, dn: &str, timeout: Duration) -> bool {
+        let k = state::key(pk, dn);
+        self.shared
+            .wait_until(timeout, |g| g.conns.contains_key(&k).then_some(()))
+            .is_some()
+    }
+    /// Waits (bounded) until the device is offline.
+    pub fn wait_offline(&self, pk: &str, dn: &str, timeout: Duration) -> bool {
+        let k = state::key(pk, dn);
+        self.shared
+            .wait_until(timeout, |g| (!g.conns.contains_key(&k)).then_some(()))
+            .is_some()
+    }
+    /// Every PUBLISH from the device, in arrival order (refused ones and DUP re-sends included).
+    pub fn uplinks(&self, pk: &str, dn: &str) -> Vec<Uplink> {
+        api::uplinks(&self.shared, pk, dn)
+    }
+    /// Waits (bounded) for the first uplink, already received or arriving, that satisfies `pred`.
+    pub fn wait_for_uplink(
+        &self,
+        pk: &str,
+        dn: &str,
+        timeout: Duration,
+        pred: impl Fn(&Uplink) -> bool,
+    ) -> Option<Uplink> {
+        let k = state::key(pk, dn);
+        self.shared.wait_until(timeout, |g| {
+            g.logs
+                .get(&k)
+                .and_then(|l| l.uplinks.iter().find(|u| pred(u)).cloned())
+        })
+    }
+    /// Every message the cloud sent to the device.
+    pub fn downlinks(&self, pk: &str, dn: &str) -> Vec<Downlink> {
+        api::downlinks(&self.shared, pk, dn)
+    }
+    /// Topic filters of the device's current session.
+    pub fn subscriptions(&self, pk: &str, dn: &str) -> Vec<String> {
+        api::subscriptions(&self.shared, pk, dn)
+    }
+    /// Waits (bounded) until the current session has subscribed to `filter`.
+    pub fn wait_subscribed(&self, pk: &str, dn: &str, filter: &str, timeout: Duration) -> bool {
+        let k = state::key(pk, dn);
+        self.shared
+            .wait_until(timeout, |g| {
+                g.conns
+                    .get(&k)
+                    .filter(|c| c.subs.iter().any(|s| s == filter))
+                    .map(|_| ())
+            })
+            .is_some()
+    }
+    /// Every login attempt of the device (accepted or refused).
+    pub fn logins(&self, pk: &str, dn: &str) -> Vec<LoginRecord> {
+        api::logins(&self.shared, pk, dn)
+    }
+    /// Publishes to the device as the platform would deliver (see [`EmulatorError`] cases).
+    pub fn publish_to_device(
+        &self,
+        pk: &str,
+        dn: &str,
+        topic: &str,
+        payload: &[u8],
+        qos: u8,
+    ) -> Result<(), EmulatorError> {
+        api::publish_to_device(&self.shared, pk, dn, topic, payload, qos)
+    }
+    /// Kicks the device off (MQTT 5: DISCONNECT 0x8E first). False when it was offline.
+    pub fn kick(&self, pk: &str, dn: &str) -> bool {
+        api::end_session(&self.shared, pk, dn, false)
+    }
+    /// ResetThing: makes an activated device registrable again.
+    pub fn reset_registration(&self, pk: &str, dn: &str) -> Result<(), EmulatorError> {
+        api::reset_registration(&self.shared, pk, dn)
+    }
+    /// Fault: refuse new connections (CONNACK "server unavailable") for `d`.
+    pub fn refuse_connections_for(&self, d: Duration) {
+        api::refuse_connections_for(&self.shared, d)
+    }
+    /// Fault: drop the device's connection now, without DISCONNECT. False when it was offline.
+    pub fn drop_connection(&self, pk: &str, dn: &str) -> bool {
+        api::end_session(&self.shared, pk, dn, true)
+    }
+    /// Fault: cut every firmware download after `bytes` bytes of body (`None` = no cut).
+    pub fn cut_downloads_after(&self, bytes: Option<u64>) {
+        api::cut_downloads_after(&self.shared, bytes)
+    }
+    /// Fault: delay every MQTT packet (both directions) by `d`.
+    pub fn set_packet_latency(&self, d: Duration) {
+        api::set_packet_latency(&self.shared, d)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stop();
+    }
+}

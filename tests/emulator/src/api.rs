@@ -1,0 +1,159 @@
+//! Cloud-side operations shared by the Rust API ([`crate::Emulator`]) and the HTTP JSON API.
+
+use std::time::{Duration, Instant};
+
+use crate::EmulatorError;
+use crate::state::{Cmd, DeviceState, Downlink, LoginRecord, Shared, Uplink, key, send_locked};
+use crate::topics::{self, Direction};
+
+/// Every registered device with its state.
+pub(crate) fn devices(sh: &Shared) -> Vec<DeviceState> {
+    let g = sh.lock();
+    let mut out = Vec::new();
+    for p in &g.registry.products {
+        for d in &p.devices {
+            let conn = g.conns.get(&key(&p.product_key, &d.name));
+            out.push(DeviceState {
+                product_key: p.product_key.clone(),
+                device_name: d.name.clone(),
+                activated: d.activated,
+                online: conn.is_some(),
+                has_secret: d.secret.is_some() || d.token.is_some(),
+                mqtt_version: conn.map(|c| c.version),
+                tls: conn.map(|c| c.tls),
+                subscriptions: conn.map(|c| c.subs.clone()).unwrap_or_default(),
+                versions: d.versions.clone(),
+            });
+        }
+    }
+    out
+}
+
+pub(crate) fn is_online(sh: &Shared, pk: &str, dn: &str) -> bool {
+    sh.lock().conns.contains_key(&key(pk, dn))
+}
+
+pub(crate) fn uplinks(sh: &Shared, pk: &str, dn: &str) -> Vec<Uplink> {
+    sh.lock()
+        .logs
+        .get(&key(pk, dn))
+        .map(|l| l.uplinks.clone())
+        .unwrap_or_default()
+}
+
+pub(crate) fn downlinks(sh: &Shared, pk: &str, dn: &str) -> Vec<Downlink> {
+    sh.lock()
+        .logs
+        .get(&key(pk, dn))
+        .map(|l| l.downlinks.clone())
+        .unwrap_or_default()
+}
+
+pub(crate) fn logins(sh: &Shared, pk: &str, dn: &str) -> Vec<LoginRecord> {
+    sh.lock()
+        .logs
+        .get(&key(pk, dn))
+        .map(|l| l.logins.clone())
+        .unwrap_or_default()
+}
+
+pub(crate) fn subscriptions(sh: &Shared, pk: &str, dn: &str) -> Vec<String> {
+    sh.lock()
+        .conns
+        .get(&key(pk, dn))
+        .map(|c| c.subs.clone())
+        .unwrap_or_default()
+}
+
+/// Publishes to a device the way the platform delivers: the topic must be one the device may
+/// subscribe to, the device must be online, and one of its subscriptions must match.
+pub(crate) fn publish_to_device(
+    sh: &Shared,
+    pk: &str,
+    dn: &str,
+    topic: &str,
+    payload: &[u8],
+    qos: u8,
+) -> Result<(), EmulatorError> {
+    if qos > 1 {
+        return Err(EmulatorError::InvalidRequest("QoS must be 0 or 1".into()));
+    }
+    let mut g = sh.lock();
+    let Some(product) = g.registry.product(pk) else {
+        return Err(EmulatorError::UnknownDevice(format!("{pk}/{dn}")));
+    };
+    if product.device(dn).is_none() {
+        return Err(EmulatorError::UnknownDevice(format!("{pk}/{dn}")));
+    }
+    topics::check_topic(product, dn, topic, Direction::Subscribe)
+        .map_err(EmulatorError::TopicNotAllowed)?;
+    if topic.contains('+') || topic.contains('#') {
+        return Err(EmulatorError::TopicNotAllowed(format!(
+            "{topic}: wildcards in a topic name"
+        )));
+    }
+    let k = key(pk, dn);
+    let Some(conn) = g.conns.get(&k) else {
+        return Err(EmulatorError::NotOnline(format!("{pk}/{dn}")));
+    };
+    if !conn.subs.iter().any(|f| topics::filter_matches(f, topic)) {
+        return Err(EmulatorError::NotSubscribed(format!(
+            "{pk}/{dn} has no subscription matching {topic}"
+        )));
+    }
+    log::info!(
+        "cloud -> {pk}/{dn}: {topic} qos{qos} {} bytes",
+        payload.len()
+    );
+    if !send_locked(&mut g, &k, topic, payload.to_vec(), qos) {
+        return Err(EmulatorError::NotOnline(format!("{pk}/{dn}")));
+    }
+    Ok(())
+}
+
+/// Ends the device's session: `kick` (MQTT 5 DISCONNECT 0x8E, then close) or an abrupt drop.
+pub(crate) fn end_session(sh: &Shared, pk: &str, dn: &str, abrupt: bool) -> bool {
+    let mut g = sh.lock();
+    let Some(conn) = g.conns.remove(&key(pk, dn)) else {
+        return false;
+    };
+    log::warn!(
+        "{pk}/{dn}: {} by the cloud",
+        if abrupt {
+            "connection dropped"
+        } else {
+            "kicked"
+        }
+    );
+    let _ = conn.tx.send(if abrupt { Cmd::Drop } else { Cmd::Kick });
+    drop(g);
+    sh.notify();
+    true
+}
+
+/// ResetThing: the device becomes registrable again (its old secret stays valid until a new
+/// registration replaces it).
+pub(crate) fn reset_registration(sh: &Shared, pk: &str, dn: &str) -> Result<(), EmulatorError> {
+    let mut g = sh.lock();
+    let Some(d) = g.registry.device_mut(pk, dn) else {
+        return Err(EmulatorError::UnknownDevice(format!("{pk}/{dn}")));
+    };
+    d.activated = false;
+    log::info!("{pk}/{dn}: registration reset");
+    Ok(())
+}
+
+pub(crate) fn refuse_connections_for(sh: &Shared, d: Duration) {
+    sh.lock().faults.refuse_until = Some(Instant::now() + d);
+    log::warn!("fault: refusing new connections for {d:?}");
+}
+
+pub(crate) fn cut_downloads_after(sh: &Shared, bytes: Option<u64>) {
+    sh.lock().faults.cut_downloads_after = bytes;
+    log::warn!("fault: cut downloads after {bytes:?} bytes");
+}
+
+pub(crate) fn set_packet_latency(sh: &Shared, d: Duration) {
+    sh.lock().faults.latency = d;
+    log::warn!("fault: packet latency {d:?}");
+}

@@ -1,0 +1,517 @@
+//! Shared emulator state: registry, live connections, per-device logs and fault settings.
+//!
+//! Everything the MQTT worker, the HTTP API and the Rust API share sits behind one mutex; a
+//! condition variable wakes the blocking `wait_*` calls. Connections are reached through an
+//! unbounded channel per connection, because the MQTT sinks live on the `!Send` worker.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+use serde::Serialize;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::auth::{self, Accepted, ConnectRequest, Refusal, RefuseCode};
+use crate::ota::OtaState;
+use crate::registry::Registry;
+use crate::topics::{self, Direction};
+
+/// `(productKey, deviceName)`.
+pub(crate) type DevKey = (String, String);
+
+pub(crate) fn key(pk: &str, dn: &str) -> DevKey {
+    (pk.to_string(), dn.to_string())
+}
+
+/// One PUBLISH received from a device (accepted or refused), in arrival order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uplink {
+    /// Topic name.
+    pub topic: String,
+    /// QoS of the PUBLISH.
+    pub qos: u8,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// When it arrived.
+    pub at: SystemTime,
+    /// `Some(reason)` when the platform dropped it (topic not allowed, QoS 2, retain...).
+    pub refused: Option<String>,
+    /// DUP flag (a re-send); re-sends are recorded as separate entries.
+    pub dup: bool,
+}
+
+/// One login attempt of a device (or of a CONNECT whose username could not be parsed).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginRecord {
+    /// When the CONNECT was decided.
+    pub at: SystemTime,
+    /// Accepted or refused.
+    pub accepted: bool,
+    /// Why (refusal reason, or what kind of login was accepted).
+    pub reason: String,
+    /// 4 = MQTT 3.1.1, 5 = MQTT 5.
+    pub mqtt_version: u8,
+    /// Came in over TLS.
+    pub tls: bool,
+    /// The full MQTT ClientId sent.
+    pub client_id: String,
+    /// Keep-alive sent.
+    pub keep_alive: u16,
+}
+
+/// A message the cloud sent to a device.
+#[derive(Debug, Clone, Serialize)]
+pub struct Downlink {
+    /// Topic name.
+    pub topic: String,
+    /// QoS used.
+    pub qos: u8,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// When it was queued.
+    pub at: SystemTime,
+}
+
+/// A device as the cloud console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceState {
+    /// ProductKey.
+    pub product_key: String,
+    /// DeviceName.
+    pub device_name: String,
+    /// Has logged in with its credentials since creation or the last reset.
+    pub activated: bool,
+    /// Has a live MQTT session now.
+    pub online: bool,
+    /// Has a DeviceSecret (or token) issued.
+    pub has_secret: bool,
+    /// MQTT version of the live session.
+    pub mqtt_version: Option<u8>,
+    /// Live session is over TLS.
+    pub tls: Option<bool>,
+    /// Topic filters of the live session.
+    pub subscriptions: Vec<String>,
+    /// Versions reported on `/ota/device/inform`, by module (`default` when none was given).
+    pub versions: std::collections::BTreeMap<String, String>,
+}
+
+/// Commands to a connection's task on the MQTT worker.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// Send a PUBLISH.
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+        qos: u8,
+    },
+    /// Cloud-side kick: MQTT 5 DISCONNECT 0x8E (session taken over), then close.
+    Kick,
+    /// Abrupt drop (as a network loss): close the socket without DISCONNECT.
+    Drop,
+    /// Orderly close after the queued messages (registration connections).
+    Close,
+}
+
+/// A live device session.
+pub(crate) struct Conn {
+    pub id: u64,
+    pub tx: UnboundedSender<Cmd>,
+    pub subs: Vec<String>,
+    pub version: u8,
+    pub tls: bool,
+}
+
+/// Per-device history.
+#[derive(Default)]
+pub(crate) struct DevLog {
+    pub uplinks: Vec<Uplink>,
+    pub logins: Vec<LoginRecord>,
+    pub downlinks: Vec<Downlink>,
+}
+
+/// Fault-injection settings.
+#[derive(Default)]
+pub(crate) struct Faults {
+    pub refuse_until: Option<Instant>,
+    pub cut_downloads_after: Option<u64>,
+    pub latency: Duration,
+}
+
+pub(crate) struct Inner {
+    pub registry: Registry,
+    pub conns: HashMap<DevKey, Conn>,
+    pub logs: HashMap<DevKey, DevLog>,
+    pub faults: Faults,
+    #[allow(dead_code)] // UNFINISHED: used by the OTA step
+    pub ota: OtaState,
+    next_id: u64,
+}
+
+/// The state every part of the emulator shares.
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    cond: Condvar,
+    /// Base of the firmware download URLs (`http://127.0.0.1:PORT`), set once listening.
+    pub http_base: Mutex<String>,
+    /// Base of the HTTPS firmware download URLs.
+    pub https_base: Mutex<String>,
+}
+
+/// A fresh random secret / token (32 alphanumerics).
+pub(crate) fn random_secret() -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// An accepted connection, handed to the MQTT glue.
+pub(crate) struct LoginOk {
+    pub key: DevKey,
+    pub id: u64,
+    pub rx: UnboundedReceiver<Cmd>,
+    pub registration: bool,
+}
+
+impl Shared {
+    pub fn new(registry: Registry) -> Self {
+        Shared {
+            inner: Mutex::new(Inner {
+                registry,
+                conns: HashMap::new(),
+                logs: HashMap::new(),
+                faults: Faults::default(),
+                ota: OtaState::default(),
+                next_id: 1,
+            }),
+            cond: Condvar::new(),
+            http_base: Mutex::new(String::new()),
+            https_base: Mutex::new(String::new()),
+        }
+    }
+
+    /// Locks the state; a panic elsewhere must not wedge the emulator, so poison is ignored.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes every blocking waiter.
+    pub fn notify(&self) {
+        self.cond.notify_all();
+    }
+
+    /// Blocks until `pred` holds or `timeout` passes; returns the last value of `pred`.
+    pub fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&mut Inner) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.lock();
+        loop {
+            if let Some(v) = pred(&mut g) {
+                return Some(v);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            g = self
+                .cond
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    pub fn latency(&self) -> Duration {
+        self.lock().faults.latency
+    }
+
+    /// Decides a CONNECT, records it, and on success registers the connection (kicking an
+    /// older session of the same device) and queues what must be pushed at login.
+    pub fn login(&self, req: &ConnectRequest) -> Result<LoginOk, Refusal> {
+        let mut g = self.lock();
+        let ident = auth::identity(req.username.as_deref()).unwrap_or_default();
+        let refused_by_fault = g.faults.refuse_until.is_some_and(|t| Instant::now() < t);
+        let decision = if refused_by_fault {
+            Err(Refusal {
+                code: RefuseCode::ServerUnavailable,
+                reason: "connections refused (fault injection)".into(),
+            })
+        } else {
+            auth::authorize(&mut g.registry, req, &mut random_secret)
+        };
+        let mut record = LoginRecord {
+            at: SystemTime::now(),
+            accepted: decision.is_ok(),
+            reason: String::new(),
+            mqtt_version: req.mqtt_version,
+            tls: req.tls,
+            client_id: req.client_id.clone(),
+            keep_alive: req.keep_alive,
+        };
+        let result = match decision {
+            Err(r) => {
+                log::warn!(
+                    "login refused: {}/{} mqtt{} tls={} code={:?}: {}",
+                    ident.0,
+                    ident.1,
+                    req.mqtt_version,
+                    req.tls,
+                    r.code,
+                    r.reason
+                );
+                record.reason = r.reason.clone();
+                Err(r)
+            }
+            Ok(Accepted::Device {
+                pk,
+                dn,
+                token_login,
+            }) => {
+                let k = key(&pk, &dn);
+                let id = g.next_id;
+                g.next_id += 1;
+                let (tx, rx) = unbounded_channel();
+                if let Some(old) = g.conns.remove(&k) {
+                    log::warn!("{pk}/{dn}: kicked by a new login of the same device");
+                    let _ = old.tx.send(Cmd::Kick);
+                }
+                log::info!(
+                    "login ok: {pk}/{dn} mqtt{} tls={} keepalive={}s{}",
+                    req.mqtt_version,
+                    req.tls,
+                    req.keep_alive,
+                    if token_login { " (token)" } else { "" }
+                );
+                record.reason = if token_login {
+                    "token login".into()
+                } else {
+                    "signed login".into()
+                };
+                for (topic, payload) in crate::ota::pending_pushes(&mut g, &pk, &dn) {
+                    let _ = tx.send(Cmd::Publish {
+                        topic: topic.clone(),
+                        payload: payload.clone(),
+                        qos: 1,
+                    });
+                    push_downlink(&mut g, &k, &topic, &payload, 1);
+                }
+                g.conns.insert(
+                    k.clone(),
+                    Conn {
+                        id,
+                        tx,
+                        subs: Vec::new(),
+                        version: req.mqtt_version,
+                        tls: req.tls,
+                    },
+                );
+                Ok(LoginOk {
+                    key: k,
+                    id,
+                    rx,
+                    registration: false,
+                })
+            }
+            Ok(Accepted::Registration {
+                pk,
+                dn,
+                topic,
+                payload,
+            }) => {
+                let k = key(&pk, &dn);
+                let id = g.next_id;
+                g.next_id += 1;
+                let (tx, rx) = unbounded_channel();
+                log::info!("registration ok: {pk}/{dn} via {topic} (secret issued, not logged)");
+                record.reason = format!("registration, answered on {topic}");
+                let _ = tx.send(Cmd::Publish {
+                    topic,
+                    payload: payload.into_bytes(),
+                    qos: 0,
+                });
+                let _ = tx.send(Cmd::Close);
+                Ok(LoginOk {
+                    key: k,
+                    id,
+                    rx,
+                    registration: true,
+                })
+            }
+        };
+        g.logs.entry(ident).or_default().logins.push(record);
+        drop(g);
+        self.notify();
+        result
+    }
+
+    /// A connection ended; forget it if it is still the device's current one.
+    pub fn disconnected(&self, k: &DevKey, id: u64, why: &str) {
+        let mut g = self.lock();
+        if g.conns.get(k).is_some_and(|c| c.id == id) {
+            g.conns.remove(k);
+            log::info!("{}/{} offline: {why}", k.0, k.1);
+        }
+        drop(g);
+        self.notify();
+    }
+
+    /// Records a PUBLISH from a device and runs the platform's reactions (NTP, OTA).
+    /// Returns the refusal reason when the message was dropped.
+    #[allow(clippy::too_many_arguments)] // one call site; the fields are the PUBLISH header
+    pub fn uplink(
+        &self,
+        k: &DevKey,
+        id: u64,
+        topic: &str,
+        qos: u8,
+        payload: Vec<u8>,
+        dup: bool,
+        retain: bool,
+    ) -> Option<String> {
+        let mut g = self.lock();
+        let current = g.conns.get(k).is_some_and(|c| c.id == id);
+        let refused = if !current {
+            Some("not the device's current session".to_string())
+        } else if qos > 1 {
+            Some("QoS 2 is not supported".to_string())
+        } else if retain {
+            Some("retained messages are not supported".to_string())
+        } else {
+            match g.registry.product(&k.0) {
+                None => Some("unknown product".to_string()),
+                Some(p) => topics::check_topic(p, &k.1, topic, Direction::Publish).err(),
+            }
+        };
+        if let Some(r) = &refused {
+            log::warn!("{}/{}: publish to {topic} refused: {r}", k.0, k.1);
+        } else {
+            log::info!(
+                "{}/{}: publish {topic} qos{qos} {} bytes{}",
+                k.0,
+                k.1,
+                payload.len(),
+                if dup { " (dup)" } else { "" }
+            );
+        }
+        let up = Uplink {
+            topic: topic.to_string(),
+            qos,
+            payload,
+            at: SystemTime::now(),
+            refused: refused.clone(),
+            dup,
+        };
+        g.logs
+            .entry(k.clone())
+            .or_default()
+            .uplinks
+            .push(up.clone());
+        if refused.is_none() {
+            let replies = reactions(&mut g, k, &up);
+            for (t, p) in replies {
+                send_locked(&mut g, k, &t, p, 0);
+            }
+        }
+        drop(g);
+        self.notify();
+        refused
+    }
+
+    /// Adds a subscription of the current session after checking the topic rights.
+    pub fn subscribe(&self, k: &DevKey, id: u64, filter: &str) -> Result<(), String> {
+        let mut g = self.lock();
+        let check = match g.registry.product(&k.0) {
+            None => Err("unknown product".to_string()),
+            Some(p) => topics::check_topic(p, &k.1, filter, Direction::Subscribe),
+        };
+        let res = match (check, g.conns.get_mut(k)) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(c)) if c.id == id => {
+                if !c.subs.iter().any(|s| s == filter) {
+                    c.subs.push(filter.to_string());
+                }
+                Ok(())
+            }
+            (Ok(()), _) => Err("not the device's current session".into()),
+        };
+        match &res {
+            Ok(()) => log::info!("{}/{}: subscribed {filter}", k.0, k.1),
+            Err(e) => log::warn!("{}/{}: subscribe {filter} refused: {e}", k.0, k.1),
+        }
+        drop(g);
+        self.notify();
+        res
+    }
+
+    /// Removes a subscription of the current session.
+    pub fn unsubscribe(&self, k: &DevKey, id: u64, filter: &str) {
+        let mut g = self.lock();
+        if let Some(c) = g.conns.get_mut(k).filter(|c| c.id == id) {
+            c.subs.retain(|s| s != filter);
+        }
+    }
+}
+
+fn push_downlink(g: &mut Inner, k: &DevKey, topic: &str, payload: &[u8], qos: u8) {
+    g.logs
+        .entry(k.clone())
+        .or_default()
+        .downlinks
+        .push(Downlink {
+            topic: topic.to_string(),
+            qos,
+            payload: payload.to_vec(),
+            at: SystemTime::now(),
+        });
+}
+
+/// Queues a PUBLISH to a device's live session (no subscription check). False when offline.
+pub(crate) fn send_locked(
+    g: &mut Inner,
+    k: &DevKey,
+    topic: &str,
+    payload: Vec<u8>,
+    qos: u8,
+) -> bool {
+    let sent = g.conns.get(k).is_some_and(|c| {
+        c.tx.send(Cmd::Publish {
+            topic: topic.to_string(),
+            payload: payload.clone(),
+            qos,
+        })
+        .is_ok()
+    });
+    if sent {
+        push_downlink(g, k, topic, &payload, qos);
+    }
+    sent
+}
+
+/// The platform's automatic answers to an accepted uplink.
+fn reactions(g: &mut Inner, k: &DevKey, up: &Uplink) -> Vec<(String, Vec<u8>)> {
+    let (pk, dn) = (&k.0, &k.1);
+    let mut out = Vec::new();
+    if up.topic == format!("/ext/ntp/{pk}/{dn}/request") {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+            .to_string();
+        let sent = serde_json::from_slice::<serde_json::Value>(&up.payload)
+            .ok()
+            .and_then(|v| v.get("deviceSendTime").cloned())
+            .unwrap_or(serde_json::Value::String(String::new()));
+        let body = serde_json::json!({"deviceSendTime": sent, "serverRecvTime": now, "serverSendTime": now});
+        out.push((
+            format!("/ext/ntp/{pk}/{dn}/response"),
+            body.to_string().into_bytes(),
+        ));
+    }
+    out.extend(crate::ota::on_uplink(g, pk, dn, up));
+    out
+}

@@ -1,0 +1,405 @@
+//! End-to-end MQTT tests against the emulator with real clients (rumqttc 3.1.1 and 5).
+
+mod common;
+
+use std::time::Duration;
+
+use aliot_emulator::sign::{SignMethod, hmac_hex, login_sign_content};
+use aliot_emulator::{Emulator, EmulatorConfig, EmulatorError};
+use common::*;
+
+fn start() -> Emulator {
+    Emulator::start(EmulatorConfig::demo()).expect("emulator starts")
+}
+
+fn connect(emu: &Emulator, v: u8, c: &Creds) -> TestClient {
+    TestClient::connect(v, emu.mqtt_addr().port(), c, None)
+}
+
+fn online(emu: &Emulator, v: u8, dn: &str, ds: &str) -> TestClient {
+    let c = connect(emu, v, &sdk_creds(PK, dn, ds));
+    assert_eq!(c.connack(), Ok(()));
+    assert!(emu.wait_online(PK, dn, WAIT));
+    c
+}
+
+#[test]
+fn sdk_and_luatos_logins_accepted_on_both_versions() {
+    let emu = start();
+    for v in [4u8, 5] {
+        for creds in [sdk_creds(PK, DN, DS), luatos_creds(PK, DN, DS)] {
+            let c = connect(&emu, v, &creds);
+            assert_eq!(c.connack(), Ok(()), "v{v} {creds:?}");
+            assert!(emu.wait_online(PK, DN, WAIT));
+            c.disconnect();
+            assert!(emu.wait_offline(PK, DN, WAIT), "offline after DISCONNECT");
+        }
+    }
+    let logins = emu.logins(PK, DN);
+    assert_eq!(logins.len(), 4);
+    assert!(logins.iter().all(|l| l.accepted && !l.tls));
+    assert_eq!(logins.iter().filter(|l| l.mqtt_version == 5).count(), 2);
+    assert!(
+        emu.devices()
+            .iter()
+            .any(|d| d.device_name == DN && d.activated)
+    );
+}
+
+#[test]
+fn lowercase_hex_and_case_insensitive_signmethod_accepted() {
+    let emu = start();
+    let mut c = sdk_creds(PK, DN, DS);
+    c.password = c.password.to_lowercase();
+    c.client_id = c.client_id.replace("hmacsha256", "HmacSHA256");
+    let cl = connect(&emu, 4, &c);
+    assert_eq!(cl.connack(), Ok(()));
+}
+
+#[test]
+fn sign_without_timestamp_and_default_hmacmd5() {
+    let emu = start();
+    // No signmethod -> hmacmd5; no timestamp -> not in the sign content.
+    let content = login_sign_content(Some("dev1"), DN, PK, None);
+    let c = Creds {
+        client_id: "dev1|securemode=3|".into(),
+        username: format!("{DN}&{PK}"),
+        password: hmac_hex(SignMethod::HmacMd5, DS.as_bytes(), content.as_bytes()),
+        keep_alive: 60,
+    };
+    assert_eq!(connect(&emu, 5, &c).connack(), Ok(()));
+}
+
+#[test]
+fn bad_password_is_refused_with_code_4_and_0x86() {
+    let emu = start();
+    let mut c = sdk_creds(PK, DN, DS2); // the other device's secret
+    assert_eq!(
+        connect(&emu, 4, &c).connack(),
+        Err("BadUserNamePassword".into())
+    );
+    assert_eq!(
+        connect(&emu, 5, &c).connack(),
+        Err("BadUserNamePassword".into())
+    );
+    c = sdk_creds(PK, "no-such-device", DS);
+    assert_eq!(
+        connect(&emu, 4, &c).connack(),
+        Err("BadUserNamePassword".into())
+    );
+    c = sdk_creds(PK, DN, DS);
+    c.username = format!("{PK}&{DN}"); // swapped
+    assert_eq!(
+        connect(&emu, 4, &c).connack(),
+        Err("BadUserNamePassword".into())
+    );
+    c = sdk_creds(PK, DN, DS);
+    c.client_id = c.client_id.replace("hmacsha256", "hmacsha512");
+    assert_eq!(
+        connect(&emu, 4, &c).connack(),
+        Err("BadUserNamePassword".into())
+    );
+    let l = emu.logins(PK, DN);
+    assert!(
+        l.len() >= 3 && l.iter().all(|r| !r.accepted && !r.reason.is_empty()),
+        "{l:?}"
+    );
+    assert!(!emu.is_online(PK, DN));
+    let d = emu
+        .devices()
+        .into_iter()
+        .find(|d| d.device_name == DN)
+        .expect("device");
+    assert!(!d.activated, "a refused login must not activate");
+}
+
+#[test]
+fn keepalive_outside_30_to_1200_is_refused() {
+    let emu = start();
+    for (ka, ok) in [(29u64, false), (30, true), (1200, true), (1201, false)] {
+        let mut c = sdk_creds(PK, DN, DS);
+        c.keep_alive = ka;
+        let r = connect(&emu, 4, &c).connack();
+        assert_eq!(r.is_ok(), ok, "keepalive {ka}: {r:?}");
+        let r5 = connect(&emu, 5, &c).connack();
+        assert_eq!(r5.is_ok(), ok, "v5 keepalive {ka}: {r5:?}");
+    }
+}
+
+#[test]
+fn malformed_client_id_is_refused() {
+    let emu = start();
+    let mut c = sdk_creds(PK, DN, DS);
+    c.client_id = c.client_id.trim_end_matches('|').to_string();
+    assert_eq!(connect(&emu, 4, &c).connack(), Err("BadClientId".into()));
+}
+
+#[test]
+fn second_login_kicks_the_first() {
+    let emu = start();
+    for v in [4u8, 5] {
+        let a = online(&emu, v, DN, DS);
+        let b = connect(&emu, v, &sdk_creds(PK, DN, DS));
+        assert_eq!(b.connack(), Ok(()));
+        let seen = a.wait_closed().expect("first session closed");
+        if v == 5 {
+            assert_eq!(seen, Ev::Disconnect("SessionTakenOver".into()));
+        }
+        assert!(emu.is_online(PK, DN), "second session stays");
+        // the second session still works
+        b.publish(&format!("/{PK}/{DN}/user/update"), 1, b"after-kick");
+        assert!(
+            emu.wait_for_uplink(PK, DN, WAIT, |u| u.payload == b"after-kick")
+                .is_some()
+        );
+        b.disconnect();
+        assert!(emu.wait_offline(PK, DN, WAIT));
+    }
+}
+
+#[test]
+fn subscribe_rights_give_suback_failures() {
+    let emu = start();
+    for v in [4u8, 5] {
+        let c = online(&emu, v, DN, DS);
+        let ok = c.subscribe(&format!("/{PK}/{DN}/user/get"), 1);
+        assert!(ok[0].starts_with("Success"), "{ok:?}");
+        let ok2 = c.subscribe(&format!("/ota/device/upgrade/{PK}/{DN}"), 1);
+        assert!(ok2[0].starts_with("Success"), "{ok2:?}");
+        for bad in [
+            format!("/{PK}/{DN}/user/update"), // publish-only category
+            format!("/{PK}/{DN2}/user/get"),   // another device
+            "#".to_string(),
+            format!("/{PK}/{DN}/user/nope"),
+        ] {
+            let r = c.subscribe(&bad, 1);
+            assert!(!r[0].starts_with("Success"), "{bad}: {r:?}");
+        }
+        // QoS 2 is granted as QoS 1
+        let q = c.subscribe(&format!("/{PK}/{DN}/user/ceshi"), 2);
+        assert!(q[0].contains("AtLeastOnce"), "{q:?}");
+        let subs = emu.subscriptions(PK, DN);
+        assert_eq!(subs.len(), 3, "{subs:?}");
+        c.disconnect();
+        assert!(emu.wait_offline(PK, DN, WAIT));
+    }
+}
+
+#[test]
+fn uplinks_are_logged_in_order_and_refused_ones_marked() {
+    let emu = start();
+    for v in [4u8, 5] {
+        let c = online(&emu, v, DN, DS);
+        let good = format!("/{PK}/{DN}/user/update");
+        let bad = format!("/{PK}/{DN}/user/get"); // subscribe-only
+        for i in 0..5 {
+            c.publish(&good, i % 2, format!("v{v}-{i}").as_bytes());
+        }
+        c.publish(&bad, 1, format!("v{v}-bad").as_bytes());
+        c.publish(
+            &format!("/sys/{PK}/{DN}/thing/event/property/post"),
+            1,
+            b"{}",
+        );
+        let last = format!("v{v}-last");
+        c.publish(&good, 1, last.as_bytes());
+        let u = emu
+            .wait_for_uplink(PK, DN, WAIT, |u| u.payload == last.as_bytes())
+            .expect("last arrives");
+        assert!(u.refused.is_none());
+        let ups: Vec<_> = emu
+            .uplinks(PK, DN)
+            .into_iter()
+            .filter(|u| u.payload.starts_with(format!("v{v}-").as_bytes()))
+            .collect();
+        let order: Vec<String> = ups
+            .iter()
+            .map(|u| String::from_utf8_lossy(&u.payload).to_string())
+            .collect();
+        let want: Vec<String> = (0..5)
+            .map(|i| format!("v{v}-{i}"))
+            .chain([format!("v{v}-bad"), last.clone()])
+            .collect();
+        assert_eq!(order, want);
+        let badup = ups.iter().find(|u| u.topic == bad).expect("bad recorded");
+        assert!(badup.refused.is_some());
+        assert_eq!(ups[1].qos, 1);
+        assert_eq!(ups[0].qos, 0);
+        c.disconnect();
+        assert!(emu.wait_offline(PK, DN, WAIT));
+    }
+}
+
+#[test]
+fn qos2_and_retain_are_refused() {
+    let emu = start();
+    let c = online(&emu, 4, DN, DS);
+    let t = format!("/{PK}/{DN}/user/update");
+    c.publish_retained(&t, b"retained");
+    let u = emu
+        .wait_for_uplink(PK, DN, WAIT, |u| u.payload == b"retained")
+        .expect("recorded");
+    assert!(u.refused.is_some(), "{u:?}");
+    assert!(u.refused.as_deref().is_some_and(|r| r.contains("retain")));
+    c.publish(&t, 2, b"qos2");
+    let u = emu
+        .wait_for_uplink(PK, DN, WAIT, |u| u.payload == b"qos2")
+        .expect("recorded");
+    assert!(u.refused.as_deref().is_some_and(|r| r.contains("QoS 2")));
+    assert!(
+        c.wait_closed().is_some(),
+        "QoS 2 publish closes the connection"
+    );
+}
+
+#[test]
+fn publish_to_device_delivers_only_to_subscribed_allowed_topics() {
+    let emu = start();
+    for v in [4u8, 5] {
+        let c = online(&emu, v, DN, DS);
+        let get = format!("/{PK}/{DN}/user/get");
+        assert!(matches!(
+            emu.publish_to_device(PK, DN, &get, b"x", 1),
+            Err(EmulatorError::NotSubscribed(_))
+        ));
+        assert!(c.subscribe(&get, 1)[0].starts_with("Success"));
+        emu.publish_to_device(PK, DN, &get, b"hello-1", 1)
+            .expect("delivered");
+        emu.publish_to_device(PK, DN, &get, b"hello-0", 0)
+            .expect("delivered");
+        assert_eq!(c.wait_publish(&get), Some(b"hello-1".to_vec()));
+        assert_eq!(c.wait_publish(&get), Some(b"hello-0".to_vec()));
+        let upd = format!("/{PK}/{DN}/user/update");
+        assert!(matches!(
+            emu.publish_to_device(PK, DN, &upd, b"x", 0),
+            Err(EmulatorError::TopicNotAllowed(_))
+        ));
+        let get2 = format!("/{PK}/{DN2}/user/get");
+        assert!(matches!(
+            emu.publish_to_device(PK, DN2, &get2, b"x", 0),
+            Err(EmulatorError::NotOnline(_))
+        ));
+        assert!(matches!(
+            emu.publish_to_device(PK, "ghost", &get, b"x", 0),
+            Err(EmulatorError::UnknownDevice(_))
+        ));
+        assert_eq!(
+            emu.downlinks(PK, DN)
+                .iter()
+                .filter(|d| d.topic == get)
+                .count(),
+            2 * (v as usize - 3)
+        );
+        c.disconnect();
+        assert!(emu.wait_offline(PK, DN, WAIT));
+    }
+}
+
+#[test]
+fn ntp_request_is_answered() {
+    let emu = start();
+    let c = online(&emu, 4, DN, DS);
+    let resp = format!("/ext/ntp/{PK}/{DN}/response");
+    assert!(c.subscribe(&resp, 0)[0].starts_with("Success"));
+    c.publish(
+        &format!("/ext/ntp/{PK}/{DN}/request"),
+        0,
+        br#"{"deviceSendTime":"1234"}"#,
+    );
+    let p = c.wait_publish(&resp).expect("NTP reply");
+    let v: serde_json::Value = serde_json::from_slice(&p).expect("json");
+    assert_eq!(v["deviceSendTime"], "1234");
+    assert!(
+        v["serverRecvTime"]
+            .as_str()
+            .is_some_and(|s| s.parse::<u64>().is_ok())
+    );
+}
+
+#[test]
+fn kick_and_drop_end_the_session() {
+    let emu = start();
+    let c = online(&emu, 5, DN, DS);
+    assert!(emu.kick(PK, DN));
+    assert_eq!(
+        c.wait_closed(),
+        Some(Ev::Disconnect("SessionTakenOver".into()))
+    );
+    assert!(!emu.is_online(PK, DN));
+    assert!(!emu.kick(PK, DN), "kicking an offline device reports false");
+    let c = online(&emu, 4, DN, DS);
+    assert!(emu.drop_connection(PK, DN));
+    assert!(matches!(c.wait_closed(), Some(Ev::Closed(_))));
+    assert!(!emu.is_online(PK, DN));
+    assert!(!emu.drop_connection(PK, DN));
+}
+
+#[test]
+fn refuse_connections_fault() {
+    let emu = start();
+    emu.refuse_connections_for(Duration::from_millis(500));
+    assert_eq!(
+        connect(&emu, 4, &sdk_creds(PK, DN, DS)).connack(),
+        Err("ServiceUnavailable".into())
+    );
+    assert_eq!(
+        connect(&emu, 5, &sdk_creds(PK, DN, DS)).connack(),
+        Err("ServerUnavailable".into())
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(connect(&emu, 4, &sdk_creds(PK, DN, DS)).connack(), Ok(()));
+    assert!(
+        emu.logins(PK, DN)
+            .iter()
+            .any(|l| !l.accepted && l.reason.contains("fault"))
+    );
+}
+
+#[test]
+fn latency_fault_still_delivers() {
+    let emu = start();
+    emu.set_packet_latency(Duration::from_millis(100));
+    let c = online(&emu, 4, DN, DS);
+    c.publish(&format!("/{PK}/{DN}/user/update"), 1, b"slow");
+    assert!(
+        emu.wait_for_uplink(PK, DN, WAIT, |u| u.payload == b"slow")
+            .is_some()
+    );
+    emu.set_packet_latency(Duration::ZERO);
+}
+
+#[test]
+fn will_on_311_is_refused() {
+    let emu = start();
+    let creds = sdk_creds(PK, DN, DS);
+    let mut o =
+        rumqttc::MqttOptions::new(creds.client_id.clone(), "127.0.0.1", emu.mqtt_addr().port());
+    o.set_credentials(creds.username, creds.password);
+    o.set_keep_alive(Duration::from_secs(60));
+    o.set_last_will(rumqttc::LastWill::new(
+        format!("/{PK}/{DN}/user/update"),
+        "bye",
+        rumqttc::QoS::AtMostOnce,
+        false,
+    ));
+    let (_c, mut conn) = rumqttc::Client::new(o, 8);
+    let first = conn.recv_timeout(WAIT).expect("an event");
+    assert!(
+        matches!(
+            first,
+            Err(rumqttc::ConnectionError::ConnectionRefused(
+                rumqttc::ConnectReturnCode::NotAuthorized
+            ))
+        ),
+        "{first:?}"
+    );
+}
+
+#[test]
+fn drop_frees_the_ports() {
+    let emu = start();
+    let port = emu.mqtt_addr().port();
+    drop(emu);
+    let l = std::net::TcpListener::bind(("127.0.0.1", port));
+    assert!(l.is_ok(), "port {port} still busy after drop");
+}
