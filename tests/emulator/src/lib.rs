@@ -295,3 +295,13 @@ impl Drop for Emulator {
             .stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The end-to-end tests share one emulator across threads.
+    #[test]
+    fn emulator_is_send_and_sync() {
+        fn is<T: Send + Sync>() {}
+        is::<super::Emulator>();
+    }
+}
