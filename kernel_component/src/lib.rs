@@ -15,7 +15,9 @@ extern crate std;
 
 pub mod auth;
 pub mod backoff;
+pub mod board;
 pub mod config;
 pub mod kernel;
 pub mod link;
+pub mod runner;
 pub mod topic;

@@ -1,0 +1,207 @@
+//! Apps as OS processes: the board re-executes itself with `--app <name>` once per app in
+//! the manifest, talks to each over its stdin/stdout with COBS-framed postcard, and restarts
+//! a dead app according to its restart policy while the others keep running.
+//!
+//! The app id of a frame is the pipe it arrived on, so an app cannot speak for another.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aliot_abi::MAX_COBS_FRAME_LEN;
+use aliot_kernel::board::{AppInput, AppPort};
+use aliot_kernel::config::{AppDef, RestartPolicy};
+use aliot_kernel::kernel::AppId;
+use tokio::sync::mpsc;
+
+/// Frames from all apps queue here; each app has at most one request outstanding, so a
+/// small bound is plenty and a flooding app blocks only its own reader thread.
+const INPUT_QUEUE: usize = 64;
+/// First restart delay; doubles while an app keeps crashing soon after start.
+const RESTART_BASE: Duration = Duration::from_millis(200);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+/// An app that ran this long counts as healthy again.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+
+type Writer = Arc<Mutex<Option<ChildStdin>>>;
+
+/// The kernel's end of all app pipes.
+pub struct HostAppPort {
+    inputs: mpsc::Receiver<AppInput>,
+    writers: Vec<Writer>,
+}
+
+impl AppPort for HostAppPort {
+    async fn recv(&mut self) -> AppInput {
+        match self.inputs.recv().await {
+            Some(input) => input,
+            // Every supervisor ended (all apps stopped for good): nothing will ever arrive.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn send(&mut self, app: AppId, frame: &[u8]) {
+        let Some(writer) = self.writers.get(usize::from(app)) else {
+            return;
+        };
+        let mut guard = writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stdin) = guard.as_mut() {
+            if stdin.write_all(frame).and_then(|()| stdin.flush()).is_err() {
+                // The app died; its supervisor reports the exit.
+                *guard = None;
+            }
+        }
+    }
+}
+
+/// Start one supervisor thread per app. `exe` is this board's binary.
+pub fn start(apps: &'static [AppDef], exe: PathBuf, state_dir: &Path) -> HostAppPort {
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    let pid_dir = state_dir.join("apps");
+    let _ = std::fs::create_dir_all(&pid_dir);
+    let mut writers = Vec::new();
+    for (index, def) in apps.iter().enumerate() {
+        let writer: Writer = Arc::new(Mutex::new(None));
+        writers.push(writer.clone());
+        let supervisor = Supervisor {
+            app: index as AppId,
+            def,
+            exe: exe.clone(),
+            pid_file: pid_dir.join(format!("{}.pid", def.name)),
+            writer,
+            inputs: tx.clone(),
+        };
+        let spawned = thread::Builder::new()
+            .name(format!("app-{}", def.name))
+            .spawn(move || supervisor.run());
+        if let Err(e) = spawned {
+            log::error!("cannot start the supervisor of app {}: {e}", def.name);
+        }
+    }
+    HostAppPort {
+        inputs: rx,
+        writers,
+    }
+}
+
+struct Supervisor {
+    app: AppId,
+    def: &'static AppDef,
+    exe: PathBuf,
+    pid_file: PathBuf,
+    writer: Writer,
+    inputs: mpsc::Sender<AppInput>,
+}
+
+impl Supervisor {
+    fn run(self) {
+        let mut delay = RESTART_BASE;
+        loop {
+            let started = Instant::now();
+            let success = match self.spawn() {
+                Ok(child) => self.serve(child),
+                Err(e) => {
+                    log::error!("cannot start app {}: {e}", self.def.name);
+                    false
+                }
+            };
+            if self
+                .inputs
+                .blocking_send(AppInput::Exited(self.app))
+                .is_err()
+            {
+                return; // the kernel is gone
+            }
+            let restart = match self.def.restart {
+                RestartPolicy::Never => false,
+                RestartPolicy::OnFailure => !success,
+                RestartPolicy::Always => true,
+            };
+            if !restart {
+                log::info!(
+                    "app {} stopped for good (restart policy {:?})",
+                    self.def.name,
+                    self.def.restart
+                );
+                return;
+            }
+            delay = if started.elapsed() >= HEALTHY_AFTER {
+                RESTART_BASE
+            } else {
+                (delay * 2).min(RESTART_MAX)
+            };
+            log::warn!(
+                "restarting app {} in {} ms",
+                self.def.name,
+                delay.as_millis()
+            );
+            thread::sleep(delay);
+        }
+    }
+
+    fn spawn(&self) -> std::io::Result<Child> {
+        let mut child = Command::new(&self.exe)
+            .arg("--app")
+            .arg(self.def.name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let _ = std::fs::write(&self.pid_file, child.id().to_string());
+        log::info!("app {} started as process {}", self.def.name, child.id());
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = child.stdin.take();
+        Ok(child)
+    }
+
+    /// Forward the app's frames until its stdout closes; returns whether it exited cleanly.
+    fn serve(&self, mut child: Child) -> bool {
+        if let Some(stdout) = child.stdout.take() {
+            let mut reader = BufReader::new(stdout);
+            let mut frame = Vec::with_capacity(256);
+            loop {
+                frame.clear();
+                match reader
+                    .by_ref()
+                    .take(MAX_COBS_FRAME_LEN as u64 + 1)
+                    .read_until(0, &mut frame)
+                {
+                    Ok(0) => break,
+                    Ok(_) if frame.last() != Some(&0) => {
+                        log::warn!(
+                            "app {} sent an oversized or truncated frame; stopping it",
+                            self.def.name
+                        );
+                        let _ = child.kill();
+                        break;
+                    }
+                    Ok(_) => {
+                        let input = AppInput::Frame {
+                            app: self.app,
+                            frame: std::mem::take(&mut frame),
+                        };
+                        if self.inputs.blocking_send(input).is_err() {
+                            let _ = child.kill();
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let _ = std::fs::remove_file(&self.pid_file);
+        match child.wait() {
+            Ok(status) => {
+                log::warn!("app {} exited: {status}", self.def.name);
+                status.success()
+            }
+            Err(e) => {
+                log::error!("app {}: cannot collect exit status: {e}", self.def.name);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The capsule's main loop: keeps the MQTT session up (login, keep-alive, reconnect with
+//! backoff) and serves apps the whole time, connected or not.
+//!
+//! It owns no policy of its own: the [`Kernel`] decides what to send and to whom events go;
+//! this loop moves bytes between the kernel, the apps ([`AppPort`]) and the link.
+
+use alloc::string::String;
+
+use aliot_abi::DisconnectReason;
+use embassy_futures::select::{Either, Either3, select, select3};
+
+use crate::auth::{DeviceIdentity, device_login};
+use crate::backoff::Backoff;
+use crate::board::{AppInput, AppPort, Clock, Entropy, NetError, Network};
+use crate::config::{DeviceConfig, MqttVersion};
+use crate::kernel::{Kernel, Reply};
+use crate::link::{ConnectParams, Incoming, LinkError, MqttLink, Refusal};
+
+/// Timing knobs of the session loop.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerOptions {
+    /// First reconnect delay (ms); doubles per failure.
+    pub backoff_base_ms: u32,
+    /// Longest reconnect delay (ms).
+    pub backoff_max_ms: u32,
+    /// Longest wait for TCP + TLS + CONNACK (ms).
+    pub connect_timeout_ms: u32,
+    /// Longest wait for a PINGRESP (ms).
+    pub ping_timeout_ms: u32,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        // IOTKIT reconnects from 1 s doubling to 60 s; LuatOS uses a fixed 20 s.
+        Self {
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 60_000,
+            connect_timeout_ms: 15_000,
+            ping_timeout_ms: 20_000,
+        }
+    }
+}
+
+/// Why one session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionEnd {
+    Net(NetError),
+    Link(LinkError),
+    KeepAlive,
+    ConnectTimeout,
+}
+
+impl SessionEnd {
+    fn reason(self) -> DisconnectReason {
+        match self {
+            SessionEnd::Net(_) | SessionEnd::ConnectTimeout => DisconnectReason::Network,
+            SessionEnd::KeepAlive => DisconnectReason::KeepAliveTimeout,
+            SessionEnd::Link(LinkError::Network) => DisconnectReason::Network,
+            SessionEnd::Link(LinkError::Refused(Refusal::ServerUnavailable)) => {
+                DisconnectReason::ServerClosed
+            }
+            SessionEnd::Link(LinkError::Refused(_)) => DisconnectReason::AuthRejected,
+            SessionEnd::Link(LinkError::ServerDisconnect(_)) => DisconnectReason::ServerClosed,
+            SessionEnd::Link(LinkError::Protocol | LinkError::TooLarge) => {
+                DisconnectReason::Protocol
+            }
+        }
+    }
+}
+
+/// Everything the loop needs from the board, plus the secret it signs with.
+pub struct Runner<'k, N, C, E, P> {
+    kernel: &'k mut Kernel,
+    net: N,
+    clock: C,
+    entropy: E,
+    port: P,
+    secret: String,
+    options: RunnerOptions,
+}
+
+impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
+    /// `secret` is the DeviceSecret, read by the board from the source the manifest names.
+    pub fn new(
+        kernel: &'k mut Kernel,
+        net: N,
+        clock: C,
+        entropy: E,
+        port: P,
+        secret: String,
+        options: RunnerOptions,
+    ) -> Self {
+        Self {
+            kernel,
+            net,
+            clock,
+            entropy,
+            port,
+            secret,
+            options,
+        }
+    }
+
+    /// Run forever.
+    pub async fn run(&mut self) -> ! {
+        let mut backoff = Backoff::new(self.options.backoff_base_ms, self.options.backoff_max_ms);
+        loop {
+            let end = self.session(&mut backoff).await;
+            let reason = end.reason();
+            self.kernel.on_link_down(reason);
+            self.deliver_ready();
+            let delay = backoff.next_delay_ms(self.entropy.random_u32());
+            log_session_end(self.kernel.config(), end, delay);
+            let until = self.clock.now_ms() + u64::from(delay);
+            serve_apps_until(self.kernel, &mut self.port, &self.clock, until).await;
+        }
+    }
+
+    /// One connection: open the stream, log in, then pump until something fails.
+    async fn session(&mut self, backoff: &mut Backoff) -> SessionEnd {
+        let cfg = self.kernel.config();
+        let deadline = self.clock.now_ms() + u64::from(self.options.connect_timeout_ms);
+        let stream = {
+            let connecting =
+                self.net
+                    .connect(cfg.endpoint.host, cfg.endpoint.port, cfg.tls.enabled);
+            match select(
+                connecting,
+                serve_apps_until(self.kernel, &mut self.port, &self.clock, deadline),
+            )
+            .await
+            {
+                Either::First(Ok(stream)) => stream,
+                Either::First(Err(e)) => return SessionEnd::Net(e),
+                Either::Second(()) => return SessionEnd::ConnectTimeout,
+            }
+        };
+        match cfg.mqtt_version {
+            MqttVersion::V311 => {
+                let link = crate::link::v311::V311Link::new(stream);
+                self.drive(link, deadline, backoff).await
+            }
+            MqttVersion::V5 => {
+                let mut buffer = rust_mqtt::buffer::AllocBuffer;
+                let link = crate::link::v5::V5Link::new(&mut buffer, stream);
+                self.drive(link, deadline, backoff).await
+            }
+        }
+    }
+
+    async fn drive<L: MqttLink>(
+        &mut self,
+        mut link: L,
+        deadline: u64,
+        backoff: &mut Backoff,
+    ) -> SessionEnd {
+        let cfg = self.kernel.config();
+        let id = DeviceIdentity {
+            product_key: cfg.product_key,
+            device_name: cfg.device_name,
+            client_id: cfg.client_id,
+            device_secret: self.secret.as_bytes(),
+        };
+        let creds = device_login(&id, cfg.sign_method, cfg.tls.enabled);
+        let params = ConnectParams {
+            client_id: &creds.client_id,
+            username: &creds.username,
+            password: &creds.password,
+            keepalive_secs: cfg.keepalive_secs,
+        };
+        let login = link.connect(&params);
+        match select(
+            login,
+            serve_apps_until(self.kernel, &mut self.port, &self.clock, deadline),
+        )
+        .await
+        {
+            Either::First(Ok(())) => {}
+            Either::First(Err(e)) => return SessionEnd::Link(e),
+            Either::Second(()) => return SessionEnd::ConnectTimeout,
+        }
+        log::info!(
+            "logged in to {}:{} as {}/{} (MQTT {:?}, TLS {})",
+            cfg.endpoint.host,
+            cfg.endpoint.port,
+            cfg.product_key,
+            cfg.device_name,
+            cfg.mqtt_version,
+            cfg.tls.enabled
+        );
+        backoff.reset();
+        self.kernel.on_connected();
+        let end = self.pump(&mut link).await;
+        if !matches!(end, SessionEnd::Link(LinkError::Network)) {
+            link.disconnect().await;
+        }
+        end
+    }
+
+    /// Connected: write what the kernel wants written, read what arrives, serve apps, ping.
+    async fn pump<L: MqttLink>(&mut self, link: &mut L) -> SessionEnd {
+        let keepalive_ms = u64::from(self.kernel.config().keepalive_secs) * 1000;
+        let ping_every = keepalive_ms / 2;
+        let mut last_tx = self.clock.now_ms();
+        let mut ping_sent_at: Option<u64> = None;
+        loop {
+            while let Some(packet) = self.kernel.poll_outgoing() {
+                if let Err(e) = link.send(&packet).await {
+                    return SessionEnd::Link(e);
+                }
+                self.kernel.on_written(&packet);
+                last_tx = self.clock.now_ms();
+            }
+            self.deliver_ready();
+            let now = self.clock.now_ms();
+            if let Some(sent) = ping_sent_at {
+                if now >= sent + u64::from(self.options.ping_timeout_ms) {
+                    return SessionEnd::KeepAlive;
+                }
+            } else if now >= last_tx + ping_every {
+                if let Err(e) = link.ping().await {
+                    return SessionEnd::Link(e);
+                }
+                last_tx = self.clock.now_ms();
+                ping_sent_at = Some(last_tx);
+                continue;
+            }
+            let mut wake = match ping_sent_at {
+                Some(sent) => sent + u64::from(self.options.ping_timeout_ms),
+                None => last_tx + ping_every,
+            };
+            if let Some(d) = self.kernel.next_deadline() {
+                wake = wake.min(d);
+            }
+            match select3(link.ready(), self.port.recv(), self.clock.sleep_until(wake)).await {
+                Either3::First(Ok(())) => match link.receive().await {
+                    Ok(incoming) => {
+                        if incoming == Incoming::PingResp {
+                            ping_sent_at = None;
+                        }
+                        self.dispatch(incoming);
+                    }
+                    Err(e) => return SessionEnd::Link(e),
+                },
+                Either3::First(Err(e)) => return SessionEnd::Link(e),
+                Either3::Second(input) => {
+                    handle_input(self.kernel, &mut self.port, &self.clock, input)
+                }
+                Either3::Third(()) => {}
+            }
+        }
+    }
+
+    fn dispatch(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Publish {
+                topic,
+                payload,
+                qos,
+            } => {
+                let routed = self.kernel.on_publish(&topic, &payload, qos);
+                log::info!(
+                    "message on {topic} ({} bytes) routed to {routed} app(s)",
+                    payload.len()
+                );
+            }
+            Incoming::PubAck(pid) => self.kernel.on_puback(pid),
+            Incoming::SubAck { pid, granted } => self.kernel.on_suback(pid, granted),
+            Incoming::UnsubAck(pid) => self.kernel.on_unsuback(pid),
+            Incoming::PingResp | Incoming::Other => {}
+        }
+    }
+
+    fn deliver_ready(&mut self) {
+        deliver_ready(self.kernel, &mut self.port, &self.clock);
+    }
+}
+
+fn deliver_ready<P: AppPort, C: Clock>(kernel: &mut Kernel, port: &mut P, clock: &C) {
+    for (app, frame) in kernel.ready_responses(clock.now_ms()) {
+        port.send(app, &frame);
+    }
+}
+
+fn handle_input<P: AppPort, C: Clock>(
+    kernel: &mut Kernel,
+    port: &mut P,
+    clock: &C,
+    input: AppInput,
+) {
+    match input {
+        AppInput::Frame { app, mut frame } => {
+            if let Reply::Now(response) = kernel.handle_frame(app, &mut frame, clock.now_ms()) {
+                port.send(app, &response);
+            }
+        }
+        AppInput::Exited(app) => {
+            log::info!("app {app} exited; its subscriptions are released");
+            kernel.app_exited(app);
+        }
+    }
+    deliver_ready(kernel, port, clock);
+}
+
+/// Serve app syscalls (no network) until `until_ms`.
+async fn serve_apps_until<P: AppPort, C: Clock>(
+    kernel: &mut Kernel,
+    port: &mut P,
+    clock: &C,
+    until_ms: u64,
+) {
+    loop {
+        deliver_ready(kernel, port, clock);
+        let now = clock.now_ms();
+        if now >= until_ms {
+            return;
+        }
+        let wake = kernel.next_deadline().map_or(until_ms, |d| d.min(until_ms));
+        match select(port.recv(), clock.sleep_until(wake)).await {
+            Either::First(input) => handle_input(kernel, port, clock, input),
+            Either::Second(()) => {}
+        }
+    }
+}
+
+fn log_session_end(cfg: &DeviceConfig, end: SessionEnd, delay_ms: u32) {
+    match end {
+        SessionEnd::Link(LinkError::Refused(Refusal::BadCredentials | Refusal::NotAuthorized)) => {
+            log::error!(
+                "login refused for {}/{}: bad user name or password — check the DeviceSecret ({:?}) and that the device exists in this instance; retrying in {} ms",
+                cfg.product_key,
+                cfg.device_name,
+                cfg.secret,
+                delay_ms
+            )
+        }
+        SessionEnd::Link(LinkError::Refused(r)) => {
+            log::error!(
+                "login refused for {}/{}: {:?}; retrying in {} ms",
+                cfg.product_key,
+                cfg.device_name,
+                r,
+                delay_ms
+            )
+        }
+        SessionEnd::Net(e) => log::warn!(
+            "cannot reach {}:{} ({:?}); retrying in {} ms",
+            cfg.endpoint.host,
+            cfg.endpoint.port,
+            e,
+            delay_ms
+        ),
+        other => log::warn!(
+            "session ended: {:?}; reconnecting in {} ms",
+            other,
+            delay_ms
+        ),
+    }
+}

@@ -1,0 +1,202 @@
+//! Harness for end-to-end tests: an emulator in the test process, the host board as a real
+//! child process (which starts its apps as grandchildren), and bounded waits on both.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aliot_emulator::{Emulator, EmulatorConfig, Uplink};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The default manifest's device (see manifest/device.toml and the emulator's demo registry).
+pub const PK: &str = "a1NrfDemo01";
+/// DeviceName of the default manifest.
+pub const DN: &str = "nrf9160-dk-01";
+/// Generous bound for anything that should take well under a second.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Topic of the default manifest named `name` (`update`, `get`, ...).
+pub fn topic(name: &str) -> String {
+    format!("/{PK}/{DN}/user/{name}")
+}
+
+/// Start an emulator with the demo registry on free ports.
+pub fn emulator() -> Emulator {
+    Emulator::start(EmulatorConfig::demo()).expect("emulator starts")
+}
+
+/// How to start the device.
+#[derive(Clone)]
+pub struct DeviceOptions {
+    /// "3.1.1" or "5".
+    pub mqtt_version: &'static str,
+    /// TLS on.
+    pub tls: bool,
+    /// Replace the secret (to test a wrong one).
+    pub secret: Option<String>,
+    /// CA file instead of the emulator's.
+    pub ca: Option<PathBuf>,
+    /// Extra environment (app settings).
+    pub env: Vec<(String, String)>,
+    /// First reconnect delay.
+    pub backoff_base_ms: u32,
+}
+
+impl Default for DeviceOptions {
+    fn default() -> Self {
+        Self {
+            mqtt_version: "3.1.1",
+            tls: true,
+            secret: None,
+            ca: None,
+            env: vec![(
+                "ALIOT_SETTING_PUBLISH_TEST_INTERVAL_MS".into(),
+                "300".into(),
+            )],
+            backoff_base_ms: 300,
+        }
+    }
+}
+
+/// The host board running as a child process; killed (with its apps) on drop.
+pub struct Device {
+    child: Child,
+    state: tempfile::TempDir,
+    log: Arc<Mutex<String>>,
+}
+
+impl Device {
+    /// Start the board against `emu`.
+    pub fn start(emu: &Emulator, opts: DeviceOptions) -> Device {
+        let state = tempfile::tempdir().expect("temp dir");
+        let addr = if opts.tls {
+            emu.tls_addr()
+        } else {
+            emu.mqtt_addr()
+        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aliot-host-under-test"));
+        cmd.arg("--mqtt-addr")
+            .arg(format!("127.0.0.1:{}", addr.port()))
+            .arg("--ca")
+            .arg(
+                opts.ca
+                    .clone()
+                    .unwrap_or_else(|| emu.ca_pem_path().to_path_buf()),
+            )
+            .arg("--mqtt-version")
+            .arg(opts.mqtt_version)
+            .arg("--tls")
+            .arg(opts.tls.to_string())
+            .arg("--state-dir")
+            .arg(state.path())
+            .arg("--backoff-base-ms")
+            .arg(opts.backoff_base_ms.to_string())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(secret) = &opts.secret {
+            let file = state.path().join("secret-override");
+            std::fs::write(&file, secret).expect("write secret");
+            cmd.arg("--secret-file").arg(file);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the host board");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("  | {line}");
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Device { child, state, log }
+    }
+
+    /// Everything the board and its apps logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.log().contains(needle))
+    }
+
+    /// Process id of app `name`, from the board's pid file.
+    pub fn app_pid(&self, name: &str) -> Option<i32> {
+        let text =
+            std::fs::read_to_string(self.state.path().join("apps").join(format!("{name}.pid")))
+                .ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Kill app `name` with SIGKILL.
+    pub fn kill_app(&self, name: &str) -> i32 {
+        let pid = self.app_pid(name).expect("app is running");
+        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill app");
+        pid
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        let apps: Vec<i32> = ["publish_test", "echo"]
+            .iter()
+            .filter_map(|a| self.app_pid(a))
+            .collect();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The apps exit on their own when the kernel's pipes close; make sure anyway.
+        for pid in apps {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Poll `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Accepted uplinks of the demo device on `topic`.
+pub fn accepted(emu: &Emulator, topic: &str) -> Vec<Uplink> {
+    emu.uplinks(PK, DN)
+        .into_iter()
+        .filter(|u| u.topic == topic && u.refused.is_none())
+        .collect()
+}
+
+/// Wait for an accepted uplink on `topic` with exactly `payload`.
+pub fn wait_uplink(emu: &Emulator, topic: &str, payload: &[u8]) -> Option<Uplink> {
+    emu.wait_for_uplink(PK, DN, WAIT, |u| {
+        u.topic == topic && u.payload == payload && u.refused.is_none()
+    })
+}
+
+/// Wait until the device's session holds all `filters`.
+pub fn wait_subscribed(emu: &Emulator, filters: &[String]) -> bool {
+    wait_until(WAIT, || {
+        let subs = emu.subscriptions(PK, DN);
+        filters.iter().all(|f| subs.contains(f))
+    })
+}
