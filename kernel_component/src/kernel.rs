@@ -558,28 +558,22 @@ impl Kernel {
     /// `packet` (from [`Kernel::poll_outgoing`]) was written completely. QoS 0 publishes are
     /// done at this point.
     pub fn on_written(&mut self, packet: &Outgoing) {
+        // QoS 0 publishes leave one at a time, in order: the written one is the first marked sent.
         if let Outgoing::Publish {
             qos: Qos::AtMostOnce,
-            topic,
             ..
         } = packet
-        {
-            if let Some(pos) = self
+            && let Some(pos) = self
                 .outbox
                 .iter()
-                .position(|p| p.qos == Qos::AtMostOnce && p.sent && p.topic == *topic)
-            {
-                if let Some(p) = self.outbox.remove(pos) {
-                    self.deliver_result(
-                        p.app,
-                        p.generation,
-                        OwnedEvent::PublishResult {
-                            token: p.token,
-                            delivered: true,
-                        },
-                    );
-                }
-            }
+                .position(|p| p.qos == Qos::AtMostOnce && p.sent)
+            && let Some(p) = self.outbox.remove(pos)
+        {
+            let result = OwnedEvent::PublishResult {
+                token: p.token,
+                delivered: true,
+            };
+            self.deliver_result(p.app, p.generation, result);
         }
     }
 

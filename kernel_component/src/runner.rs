@@ -180,9 +180,7 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
             Either::Second(()) => return SessionEnd::ConnectTimeout,
         }
         log::info!(
-            "logged in to {}:{} as {}/{} (MQTT {:?}, TLS {})",
-            cfg.endpoint.host,
-            cfg.endpoint.port,
+            "logged in as {}/{} (MQTT {:?}, TLS {})",
             cfg.product_key,
             cfg.device_name,
             cfg.mqtt_version,

@@ -143,6 +143,10 @@ impl Network for HostNetwork {
         };
         // Small MQTT packets must leave at once; Nagle would hold them for an ACK.
         let _ = tcp.set_nodelay(true);
+        log::info!(
+            "connected to {host}:{port}{}",
+            if tls { " (TLS)" } else { "" }
+        );
         if !tls {
             return Ok(FromTokio::new(HostStream::Plain(tcp)));
         }
