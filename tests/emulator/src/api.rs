@@ -157,3 +157,134 @@ pub(crate) fn set_packet_latency(sh: &Shared, d: Duration) {
     sh.lock().faults.latency = d;
     log::warn!("fault: packet latency {d:?}");
 }
+
+/// Creates an OTA job and pushes it to the targets that are online.
+pub(crate) fn create_ota_job(
+    sh: &Shared,
+    job: crate::OtaJob,
+) -> Result<crate::JobId, EmulatorError> {
+    let mut g = sh.lock();
+    let bases = g.bases.clone();
+    let (id, pushes) = crate::ota::create_job(&mut g, job, &bases)?;
+    for (pk, dn, msg) in pushes {
+        let topic = format!("/ota/device/upgrade/{pk}/{dn}");
+        log::info!("OTA job {}: push to {pk}/{dn}", id.0);
+        send_locked(&mut g, &key(&pk, &dn), &topic, msg, 1);
+    }
+    drop(g);
+    sh.notify();
+    Ok(id)
+}
+
+pub(crate) fn ota_job(sh: &Shared, id: crate::JobId) -> Option<crate::OtaJobStatus> {
+    crate::ota::job_status(&sh.lock(), id)
+}
+
+pub(crate) fn ota_jobs(sh: &Shared) -> Vec<crate::OtaJobStatus> {
+    crate::ota::all_jobs(&sh.lock())
+}
+
+/// Products without their secrets.
+pub(crate) fn products(sh: &Shared) -> Vec<serde_json::Value> {
+    sh.lock()
+        .registry
+        .products
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "product_key": p.product_key,
+                "dynamic_registration": p.dynamic_registration,
+                "allow_unregistered": p.allow_unregistered,
+                "topics": p.topics,
+                "devices": p.devices.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// Adds a device to a product (the console's "add device"); returns its DeviceSecret, which
+/// is generated unless given. For a dynamic-registration product without `secret` the device
+/// is pre-registered without one.
+pub(crate) fn add_device(
+    sh: &Shared,
+    pk: &str,
+    dn: &str,
+    secret: Option<String>,
+) -> Result<Option<String>, EmulatorError> {
+    let mut g = sh.lock();
+    let Some(p) = g.registry.product_mut(pk) else {
+        return Err(EmulatorError::UnknownDevice(pk.to_string()));
+    };
+    if dn.is_empty() || p.device(dn).is_some() {
+        return Err(EmulatorError::InvalidRequest(format!(
+            "device name {dn:?} is empty or taken"
+        )));
+    }
+    if !crate::auth::valid_new_device_name(dn) {
+        return Err(EmulatorError::InvalidRequest(format!(
+            "device name {dn:?} must match [A-Za-z0-9_.@:-]{{4,32}}"
+        )));
+    }
+    let secret = match secret {
+        Some(s) => Some(s),
+        None if p.dynamic_registration => None,
+        None => Some(crate::state::random_secret()),
+    };
+    p.devices.push(crate::Device {
+        name: dn.to_string(),
+        secret: secret.clone(),
+        ..crate::Device::default()
+    });
+    log::info!("device {pk}/{dn} added");
+    Ok(secret)
+}
+
+/// HTTPS dynamic registration (pre-registered devices only); `Err((code, message))`.
+pub(crate) fn https_register(
+    sh: &Shared,
+    pk: &str,
+    dn: &str,
+    random: &str,
+    method: crate::sign::SignMethod,
+    sign: &str,
+) -> Result<String, (u32, String)> {
+    let mut g = sh.lock();
+    let res = (|| {
+        let Some(product) = g.registry.product(pk) else {
+            return Err((404, format!("product {pk} not found")));
+        };
+        if !crate::auth::check_register_sign(
+            &product.product_secret,
+            pk,
+            dn,
+            random,
+            method,
+            sign.as_bytes(),
+        ) {
+            return Err((401, "sign check failed".to_string()));
+        }
+        crate::auth::issue_secret(&mut g.registry, pk, dn, &mut crate::state::random_secret)
+            .map_err(|r| (403, r.reason))
+    })();
+    let record = LoginRecord {
+        at: std::time::SystemTime::now(),
+        accepted: res.is_ok(),
+        reason: match &res {
+            Ok(_) => "HTTPS registration, secret issued".to_string(),
+            Err((_, m)) => format!("HTTPS registration refused: {m}"),
+        },
+        mqtt_version: 0,
+        tls: true,
+        client_id: String::new(),
+        keep_alive: 0,
+    };
+    match &res {
+        Ok(_) => log::info!("HTTPS registration ok: {pk}/{dn} (secret issued, not logged)"),
+        Err((_, m)) => log::warn!("HTTPS registration refused: {pk}/{dn}: {m}"),
+    }
+    g.logs.entry(key(pk, dn)).or_default().logins.push(record);
+    drop(g);
+    sh.notify();
+    res
+}

@@ -1,24 +1,509 @@
-//! The cloud-side HTTP JSON API, firmware download and HTTPS dynamic registration.
+//! The cloud-side HTTP JSON API (see README), firmware download with Range and expiring URLs,
+//! and HTTPS dynamic registration (`POST /auth/register/device`).
 
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ntex::web::{self, HttpResponse};
+use base64::Engine;
+use ntex::http::StatusCode;
+use ntex::util::Bytes;
+use ntex::web::{self, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
 
-use crate::state::Shared;
+use crate::ota::{OtaDigest, OtaJob, UrlError};
+use crate::sign::SignMethod;
+use crate::state::{Shared, Uplink};
+use crate::{EmulatorError, JobId, api};
 
 /// What every HTTP handler gets: the shared state and whether the listener is HTTPS.
 #[derive(Clone)]
 pub(crate) struct HttpCtx {
     pub shared: Arc<Shared>,
-    #[allow(dead_code)] // used by the registration endpoint (HTTPS only)
     pub tls: bool,
 }
 
-/// Registers every route (see the README for the API).
+type Ctx = web::types::State<HttpCtx>;
+type DevPath = web::types::Path<(String, String)>;
+
+/// Registers every route (the README lists them).
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/devices", web::get().to(list_devices));
+    cfg.route("/api/devices", web::get().to(list_devices))
+        .route("/api/devices/{pk}/{dn}", web::get().to(get_device))
+        .route("/api/devices/{pk}/{dn}/uplinks", web::get().to(get_uplinks))
+        .route(
+            "/api/devices/{pk}/{dn}/downlinks",
+            web::get().to(get_downlinks),
+        )
+        .route("/api/devices/{pk}/{dn}/logins", web::get().to(get_logins))
+        .route(
+            "/api/devices/{pk}/{dn}/publish",
+            web::post().to(post_publish),
+        )
+        .route("/api/devices/{pk}/{dn}/kick", web::post().to(post_kick))
+        .route("/api/devices/{pk}/{dn}/drop", web::post().to(post_drop))
+        .route("/api/devices/{pk}/{dn}/reset", web::post().to(post_reset))
+        .route("/api/products", web::get().to(list_products))
+        .route("/api/products/{pk}/devices", web::post().to(post_device))
+        .route("/api/ota/jobs", web::get().to(list_jobs))
+        .route("/api/ota/jobs", web::post().to(post_job))
+        .route("/api/ota/jobs/{id}", web::get().to(get_job))
+        .route("/api/faults", web::post().to(post_faults))
+        .route("/ota/{file}", web::get().to(download))
+        .route("/auth/register/device", web::post().to(register_device));
 }
 
-async fn list_devices(ctx: web::types::State<HttpCtx>) -> HttpResponse {
-    HttpResponse::Ok().json(&crate::api::devices(&ctx.shared))
+fn error(status: StatusCode, msg: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(&serde_json::json!({"error": msg.into()}))
+}
+
+fn from_err(e: EmulatorError) -> HttpResponse {
+    let status = match &e {
+        EmulatorError::UnknownDevice(_) => StatusCode::NOT_FOUND,
+        EmulatorError::NotOnline(_) | EmulatorError::NotSubscribed(_) => StatusCode::CONFLICT,
+        EmulatorError::TopicNotAllowed(_) => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, e.to_string())
+}
+
+fn ok() -> HttpResponse {
+    HttpResponse::Ok().json(&serde_json::json!({"ok": true}))
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+async fn list_devices(ctx: Ctx) -> HttpResponse {
+    HttpResponse::Ok().json(&api::devices(&ctx.shared))
+}
+
+async fn get_device(ctx: Ctx, p: DevPath) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    match api::devices(&ctx.shared)
+        .into_iter()
+        .find(|d| d.product_key == pk && d.device_name == dn)
+    {
+        Some(d) => HttpResponse::Ok().json(&d),
+        None => error(StatusCode::NOT_FOUND, format!("unknown device {pk}/{dn}")),
+    }
+}
+
+/// An uplink as JSON: payload as (lossy) text and as base64.
+#[derive(Serialize)]
+struct UplinkView {
+    topic: String,
+    qos: u8,
+    payload: String,
+    payload_base64: String,
+    at_ms: u64,
+    refused: Option<String>,
+    dup: bool,
+}
+
+fn view(u: Uplink) -> UplinkView {
+    UplinkView {
+        payload: String::from_utf8_lossy(&u.payload).to_string(),
+        payload_base64: base64::engine::general_purpose::STANDARD.encode(&u.payload),
+        at_ms: ms(u.at),
+        topic: u.topic,
+        qos: u.qos,
+        refused: u.refused,
+        dup: u.dup,
+    }
+}
+
+async fn get_uplinks(ctx: Ctx, p: DevPath) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    let v: Vec<UplinkView> = api::uplinks(&ctx.shared, &pk, &dn)
+        .into_iter()
+        .map(view)
+        .collect();
+    HttpResponse::Ok().json(&v)
+}
+
+async fn get_downlinks(ctx: Ctx, p: DevPath) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    let v: Vec<UplinkView> = api::downlinks(&ctx.shared, &pk, &dn)
+        .into_iter()
+        .map(|d| {
+            view(Uplink {
+                topic: d.topic,
+                qos: d.qos,
+                payload: d.payload,
+                at: d.at,
+                refused: None,
+                dup: false,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(&v)
+}
+
+async fn get_logins(ctx: Ctx, p: DevPath) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    let v: Vec<serde_json::Value> = api::logins(&ctx.shared, &pk, &dn)
+        .into_iter()
+        .map(|l| {
+            serde_json::json!({
+                "at_ms": ms(l.at), "accepted": l.accepted, "reason": l.reason,
+                "mqtt_version": l.mqtt_version, "tls": l.tls, "client_id": l.client_id,
+                "keep_alive": l.keep_alive,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(&v)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    topic: String,
+    #[serde(default)]
+    payload: Option<String>,
+    #[serde(default)]
+    payload_base64: Option<String>,
+    #[serde(default)]
+    qos: u8,
+}
+
+async fn post_publish(ctx: Ctx, p: DevPath, body: web::types::Json<PublishBody>) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    let b = body.into_inner();
+    let payload = match (b.payload, b.payload_base64) {
+        (Some(t), None) => t.into_bytes(),
+        (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64) {
+            Ok(v) => v,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("payload_base64: {e}")),
+        },
+        (None, None) => Vec::new(),
+        (Some(_), Some(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give payload or payload_base64, not both",
+            );
+        }
+    };
+    match api::publish_to_device(&ctx.shared, &pk, &dn, &b.topic, &payload, b.qos) {
+        Ok(()) => ok(),
+        Err(e) => from_err(e),
+    }
+}
+
+async fn post_kick(ctx: Ctx, p: DevPath) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    HttpResponse::Ok()
+        .json(&serde_json::json!({"was_online": api::end_session(&ctx.shared, &pk, &dn, false)}))
+}
+
+async fn post_drop(ctx: Ctx, p: DevPath) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    HttpResponse::Ok()
+        .json(&serde_json::json!({"was_online": api::end_session(&ctx.shared, &pk, &dn, true)}))
+}
+
+async fn post_reset(ctx: Ctx, p: DevPath) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    match api::reset_registration(&ctx.shared, &pk, &dn) {
+        Ok(()) => ok(),
+        Err(e) => from_err(e),
+    }
+}
+
+async fn list_products(ctx: Ctx) -> HttpResponse {
+    HttpResponse::Ok().json(&api::products(&ctx.shared))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDevice {
+    name: String,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+async fn post_device(
+    ctx: Ctx,
+    p: web::types::Path<String>,
+    body: web::types::Json<NewDevice>,
+) -> HttpResponse {
+    let pk = p.into_inner();
+    let b = body.into_inner();
+    match api::add_device(&ctx.shared, &pk, &b.name, b.secret) {
+        // Like the platform's RegisterDevice API, the answer carries the new DeviceSecret.
+        Ok(secret) => HttpResponse::Ok().json(
+            &serde_json::json!({"product_key": pk, "device_name": b.name, "device_secret": secret}),
+        ),
+        Err(e) => from_err(e),
+    }
+}
+
+async fn list_jobs(ctx: Ctx) -> HttpResponse {
+    HttpResponse::Ok().json(&api::ota_jobs(&ctx.shared))
+}
+
+async fn get_job(ctx: Ctx, p: web::types::Path<u64>) -> HttpResponse {
+    match api::ota_job(&ctx.shared, JobId(p.into_inner())) {
+        Some(j) => HttpResponse::Ok().json(&j),
+        None => error(StatusCode::NOT_FOUND, "unknown job"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewJob {
+    product_key: String,
+    #[serde(default)]
+    device_names: Vec<String>,
+    version: String,
+    #[serde(default)]
+    module: Option<String>,
+    firmware_base64: String,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    https: bool,
+    #[serde(default)]
+    url_ttl_secs: Option<u64>,
+    #[serde(default)]
+    ext_data: Option<serde_json::Value>,
+}
+
+async fn post_job(ctx: Ctx, body: web::types::Json<NewJob>) -> HttpResponse {
+    let b = body.into_inner();
+    let firmware = match base64::engine::general_purpose::STANDARD.decode(&b.firmware_base64) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("firmware_base64: {e}")),
+    };
+    let digest = match b.digest.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("md5") => OtaDigest::Md5,
+        Some("sha256") => OtaDigest::Sha256,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("digest {other:?}: use md5 or sha256"),
+            );
+        }
+    };
+    let names: Vec<&str> = b.device_names.iter().map(String::as_str).collect();
+    let mut job = OtaJob::new(&b.product_key, &names, &b.version, firmware);
+    job.module = b.module;
+    job.digest = digest;
+    job.https = b.https;
+    job.ext_data = b.ext_data;
+    if let Some(t) = b.url_ttl_secs {
+        job.url_ttl = Duration::from_secs(t);
+    }
+    match api::create_ota_job(&ctx.shared, job) {
+        Ok(id) => HttpResponse::Ok().json(&serde_json::json!({"id": id.0})),
+        Err(e) => from_err(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Faults {
+    #[serde(default)]
+    refuse_connections_ms: Option<u64>,
+    #[serde(default)]
+    cut_downloads_after: Option<Option<u64>>,
+    #[serde(default)]
+    latency_ms: Option<u64>,
+    #[serde(default)]
+    drop_connection: Option<(String, String)>,
+}
+
+async fn post_faults(ctx: Ctx, body: web::types::Json<Faults>) -> HttpResponse {
+    let f = body.into_inner();
+    if let Some(ms) = f.refuse_connections_ms {
+        api::refuse_connections_for(&ctx.shared, Duration::from_millis(ms));
+    }
+    if let Some(cut) = f.cut_downloads_after {
+        api::cut_downloads_after(&ctx.shared, cut);
+    }
+    if let Some(ms) = f.latency_ms {
+        api::set_packet_latency(&ctx.shared, Duration::from_millis(ms));
+    }
+    if let Some((pk, dn)) = f.drop_connection {
+        api::end_session(&ctx.shared, &pk, &dn, true);
+    }
+    ok()
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    #[serde(rename = "Expires")]
+    expires: Option<String>,
+    #[serde(rename = "Signature")]
+    signature: Option<String>,
+}
+
+/// Parses `bytes=a-b` / `bytes=a-` / `bytes=-n` against `len`; `Err` = unsatisfiable.
+fn parse_range(h: &str, len: u64) -> Result<(u64, u64), ()> {
+    let spec = h.trim().strip_prefix("bytes=").ok_or(())?;
+    if spec.contains(',') {
+        return Err(()); // multipart ranges are not served
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len.saturating_sub(1))
+        }
+        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
+        (s, e) => {
+            let (s, e): (u64, u64) = (s.parse().map_err(|_| ())?, e.parse().map_err(|_| ())?);
+            (s, e.min(len.saturating_sub(1)))
+        }
+    };
+    if len == 0 || start > end || start >= len {
+        return Err(());
+    }
+    Ok((start, end))
+}
+
+/// The error a cut download ends with.
+#[derive(Debug)]
+struct Cut;
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("download cut (fault injection)")
+    }
+}
+impl std::error::Error for Cut {}
+
+async fn download(
+    ctx: Ctx,
+    req: HttpRequest,
+    p: web::types::Path<String>,
+    q: web::types::Query<DownloadQuery>,
+) -> HttpResponse {
+    let file = p.into_inner();
+    let (data, cut) = {
+        let g = ctx.shared.lock();
+        let r = crate::ota::fetch_file(&g, &file, q.expires.as_deref(), q.signature.as_deref());
+        (r, g.faults.cut_downloads_after)
+    };
+    let data = match data {
+        Ok(d) => d,
+        Err(UrlError::NotFound) => {
+            return oss_error(
+                StatusCode::NOT_FOUND,
+                "NoSuchKey",
+                "The specified key does not exist.",
+            );
+        }
+        Err(UrlError::Expired) => {
+            log::warn!("download of {file} refused: URL expired");
+            return oss_error(
+                StatusCode::BAD_REQUEST,
+                "AccessDenied",
+                "Request has expired.",
+            );
+        }
+        Err(UrlError::BadSignature) => {
+            return oss_error(
+                StatusCode::FORBIDDEN,
+                "SignatureDoesNotMatch",
+                "The request signature does not match.",
+            );
+        }
+    };
+    let len = data.len() as u64;
+    let range = req
+        .headers()
+        .get("range")
+        .and_then(|h| h.to_str().ok())
+        .map(|h| parse_range(h, len));
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, len.saturating_sub(1)),
+        Some(Ok((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Some(Err(())) => {
+            return HttpResponse::build(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header("content-range", format!("bytes */{len}"))
+                .finish();
+        }
+    };
+    let body_len = if len == 0 { 0 } else { end - start + 1 };
+    log::info!(
+        "download {file}: {} bytes {start}-{end} over {}{}",
+        body_len,
+        if ctx.tls { "HTTPS" } else { "HTTP" },
+        cut.map(|c| format!(" (cut after {c})")).unwrap_or_default()
+    );
+    let slice = Bytes::copy_from_slice(
+        data.get(start as usize..(start + body_len) as usize)
+            .unwrap_or(&[]),
+    );
+    let mut b = HttpResponse::build(status);
+    b.header("accept-ranges", "bytes")
+        .content_type("application/octet-stream");
+    if status == StatusCode::PARTIAL_CONTENT {
+        b.header("content-range", format!("bytes {start}-{end}/{len}"));
+    }
+    // Always a sized body (Content-Length), as the object store sends; a cut ends the stream
+    // early with an error, which closes the connection short of Content-Length.
+    let chunks: Vec<Result<Bytes, Rc<dyn std::error::Error>>> = match cut {
+        Some(n) if n < body_len => vec![Ok(slice.slice(..n as usize)), Err(Rc::new(Cut))],
+        _ => vec![Ok(slice)],
+    };
+    let stream = futures_util::stream::iter(chunks);
+    b.body(ntex::http::body::Body::from(
+        ntex::http::body::SizedStream::new(body_len, stream),
+    ))
+}
+
+fn oss_error(status: StatusCode, code: &str, msg: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/xml")
+        .body(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{msg}</Message></Error>"))
+}
+
+#[derive(Deserialize)]
+struct RegisterForm {
+    #[serde(rename = "productKey")]
+    product_key: Option<String>,
+    #[serde(rename = "deviceName")]
+    device_name: Option<String>,
+    random: Option<String>,
+    sign: Option<String>,
+    #[serde(rename = "signMethod")]
+    sign_method: Option<String>,
+}
+
+fn reg_answer(code: u32, message: &str) -> HttpResponse {
+    HttpResponse::Ok().json(&serde_json::json!({"code": code, "data": {}, "message": message}))
+}
+
+async fn register_device(ctx: Ctx, body: web::types::Form<RegisterForm>) -> HttpResponse {
+    if !ctx.tls {
+        return reg_answer(400, "dynamic registration is served over HTTPS only");
+    }
+    let f = body.into_inner();
+    let (Some(pk), Some(dn), Some(random), Some(sign)) =
+        (f.product_key, f.device_name, f.random, f.sign)
+    else {
+        return reg_answer(460, "missing productKey, deviceName, random or sign");
+    };
+    let method = match f.sign_method.as_deref() {
+        None => SignMethod::HmacSha256,
+        Some(m) => match SignMethod::parse(m) {
+            Some(m) => m,
+            None => return reg_answer(460, "unknown signMethod"),
+        },
+    };
+    match api::https_register(&ctx.shared, &pk, &dn, &random, method, &sign) {
+        Ok(secret) => HttpResponse::Ok().json(&serde_json::json!({
+            "code": 200,
+            "data": {"productKey": pk, "deviceName": dn, "deviceSecret": secret},
+            "message": "success",
+        })),
+        Err((code, msg)) => reg_answer(code, &msg),
+    }
 }

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use ota::{DeviceOtaState, JobId, OtaDigest, OtaJob, OtaJobStatus};
 pub use registry::{Device, Product, Registry, TopicCategory, TopicRights};
 pub use state::{DeviceState, Downlink, LoginRecord, Uplink};
 
@@ -144,9 +145,10 @@ impl Emulator {
         let (mqtt_addr, tls_addr) = (local(&lst.mqtt)?, local(&lst.tls)?);
         let (http_addr, https_addr) = (local(&lst.http)?, local(&lst.https)?);
         let shared = Arc::new(state::Shared::new(cfg.registry));
-        *shared.http_base.lock().unwrap_or_else(|e| e.into_inner()) = format!("http://{http_addr}");
-        *shared.https_base.lock().unwrap_or_else(|e| e.into_inner()) =
-            format!("https://localhost:{}", https_addr.port());
+        shared.lock().bases = state::Bases {
+            http: format!("http://{http_addr}"),
+            https: format!("https://localhost:{}", https_addr.port()),
+        };
         let running = runtime::start(shared.clone(), lst, tls.server_config)?;
         log::info!(
             "emulator listening: mqtt {mqtt_addr}, mqtt+tls {tls_addr}, http {http_addr}, https {https_addr}, CA {}",
@@ -268,6 +270,27 @@ impl Emulator {
     /// ResetThing: makes an activated device registrable again.
     pub fn reset_registration(&self, pk: &str, dn: &str) -> Result<(), EmulatorError> {
         api::reset_registration(&self.shared, pk, dn)
+    }
+    /// Creates an OTA job: the upgrade is pushed on `/ota/device/upgrade/pk/dn` now to online
+    /// targets and at the next login to the others.
+    pub fn create_ota_job(&self, job: OtaJob) -> Result<JobId, EmulatorError> {
+        api::create_ota_job(&self.shared, job)
+    }
+    /// State of an OTA job (per device), `None` for an unknown id.
+    pub fn ota_job(&self, id: JobId) -> Option<OtaJobStatus> {
+        api::ota_job(&self.shared, id)
+    }
+    /// Waits (bounded) until device `dn` reaches a state in job `id` that satisfies `pred`.
+    pub fn wait_ota_state(
+        &self,
+        id: JobId,
+        dn: &str,
+        timeout: Duration,
+        pred: impl Fn(&DeviceOtaState) -> bool,
+    ) -> Option<DeviceOtaState> {
+        self.shared.wait_until(timeout, |g| {
+            ota::job_status(g, id).and_then(|s| s.devices.get(dn).filter(|st| pred(st)).cloned())
+        })
     }
     /// Fault: refuse new connections (CONNACK "server unavailable") for `d`.
     pub fn refuse_connections_for(&self, d: Duration) {

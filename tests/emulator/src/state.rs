@@ -143,8 +143,8 @@ pub(crate) struct Inner {
     pub conns: HashMap<DevKey, Conn>,
     pub logs: HashMap<DevKey, DevLog>,
     pub faults: Faults,
-    #[allow(dead_code)] // UNFINISHED: used by the OTA step
     pub ota: OtaState,
+    pub bases: Bases,
     next_id: u64,
 }
 
@@ -152,10 +152,15 @@ pub(crate) struct Inner {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     cond: Condvar,
-    /// Base of the firmware download URLs (`http://127.0.0.1:PORT`), set once listening.
-    pub http_base: Mutex<String>,
-    /// Base of the HTTPS firmware download URLs.
-    pub https_base: Mutex<String>,
+}
+
+/// Bases of the firmware download URLs, set once the listeners are bound.
+#[derive(Clone, Default)]
+pub(crate) struct Bases {
+    /// `http://127.0.0.1:PORT`.
+    pub http: String,
+    /// `https://localhost:PORT`.
+    pub https: String,
 }
 
 /// A fresh random secret / token (32 alphanumerics).
@@ -184,11 +189,10 @@ impl Shared {
                 logs: HashMap::new(),
                 faults: Faults::default(),
                 ota: OtaState::default(),
+                bases: Bases::default(),
                 next_id: 1,
             }),
             cond: Condvar::new(),
-            http_base: Mutex::new(String::new()),
-            https_base: Mutex::new(String::new()),
         }
     }
 
@@ -292,7 +296,10 @@ impl Shared {
                 } else {
                     "signed login".into()
                 };
-                for (topic, payload) in crate::ota::pending_pushes(&mut g, &pk, &dn) {
+                for (topic, payload) in {
+                    let bases = g.bases.clone();
+                    crate::ota::pending_pushes(&mut g, &pk, &dn, &bases)
+                } {
                     let _ = tx.send(Cmd::Publish {
                         topic: topic.clone(),
                         payload: payload.clone(),
@@ -512,6 +519,7 @@ fn reactions(g: &mut Inner, k: &DevKey, up: &Uplink) -> Vec<(String, Vec<u8>)> {
             body.to_string().into_bytes(),
         ));
     }
-    out.extend(crate::ota::on_uplink(g, pk, dn, up));
+    let bases = g.bases.clone();
+    out.extend(crate::ota::on_uplink(g, pk, dn, up, &bases));
     out
 }

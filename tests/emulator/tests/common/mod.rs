@@ -329,3 +329,51 @@ fn qos5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
         _ => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
     }
 }
+
+/// HTTP(S) client that returns every status (no error for 4xx) and trusts `ca` for HTTPS.
+pub fn http_agent(ca: Option<&std::path::Path>) -> ureq::Agent {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)));
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).expect("ca");
+        let cert = ureq::tls::Certificate::from_pem(&pem).expect("pem");
+        b = b.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![cert])))
+                .build(),
+        );
+    }
+    b.build().into()
+}
+
+/// GET `url` and parse the JSON body.
+pub fn get_json(agent: &ureq::Agent, url: &str) -> (u16, serde_json::Value) {
+    let mut r = agent.get(url).call().expect("request");
+    let status = r.status().as_u16();
+    let body = r.body_mut().read_to_string().expect("body");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+    )
+}
+
+/// POST a JSON body and parse the JSON answer.
+pub fn post_json(
+    agent: &ureq::Agent,
+    url: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut r = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .expect("request");
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
