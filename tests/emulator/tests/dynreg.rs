@@ -117,7 +117,7 @@ fn registration_refused_over_plain_tcp_and_with_bad_sign() {
         register_sign_content(DN, PK, "1").as_bytes(),
     );
     let off = Creds {
-        client_id: format!("x|random=1,authType=register,securemode=2,signmethod=hmacsha256|"),
+        client_id: "x|random=1,authType=register,securemode=2,signmethod=hmacsha256|".to_string(),
         username: format!("{DN}&{PK}"),
         password: pw,
         keep_alive: 60,
