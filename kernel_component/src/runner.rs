@@ -197,8 +197,12 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
 
     /// Connected: write what the kernel wants written, read what arrives, serve apps, ping.
     async fn pump<L: MqttLink>(&mut self, link: &mut L) -> SessionEnd {
-        let keepalive_ms = u64::from(self.kernel.config().keepalive_secs) * 1000;
-        let ping_every = keepalive_ms / 2;
+        let keepalive_secs = link
+            .negotiated_keepalive_secs()
+            .unwrap_or(self.kernel.config().keepalive_secs);
+        let keepalive_ms = u64::from(keepalive_secs) * 1000;
+        // Never ping in a tight loop, whatever a server negotiates.
+        let ping_every = (keepalive_ms / 2).max(1_000);
         let mut last_tx = self.clock.now_ms();
         let mut ping_sent_at: Option<u64> = None;
         loop {

@@ -113,4 +113,9 @@ pub trait MqttLink {
     async fn receive(&mut self) -> Result<Incoming, LinkError>;
     /// Send DISCONNECT (best effort) and close.
     async fn disconnect(&mut self);
+    /// Keep-alive in force after CONNACK, when the server chose it (MQTT 5 "Server Keep
+    /// Alive"); `None` keeps the one we asked for.
+    fn negotiated_keepalive_secs(&self) -> Option<u16> {
+        None
+    }
 }

@@ -389,6 +389,13 @@ fn refusal(code: u8) -> Refusal {
 }
 
 impl<T: Read + Write> MqttLink for V5Link<'_, T> {
+    fn negotiated_keepalive_secs(&self) -> Option<u16> {
+        match self.client.shared_config().keep_alive {
+            rust_mqtt::config::KeepAlive::Seconds(s) => Some(s.get()),
+            rust_mqtt::config::KeepAlive::Infinite => None,
+        }
+    }
+
     async fn connect(&mut self, params: &ConnectParams<'_>) -> Result<(), LinkError> {
         let transport = self.transport.take().ok_or(LinkError::Network)?;
         let client_id = MqttString::from_str(params.client_id).map_err(|_| LinkError::TooLarge)?;
