@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use ntex::http::StatusCode;
+use ntex::http::body::{Body, SizedStream};
 use ntex::util::Bytes;
 use ntex::web::{self, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -368,15 +369,33 @@ fn parse_range(h: &str, len: u64) -> Result<(u64, u64), ()> {
     Ok((start, end))
 }
 
-/// The error a cut download ends with.
-#[derive(Debug)]
-struct Cut;
-impl std::fmt::Display for Cut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("download cut (fault injection)")
+/// Body of a cut download: the first bytes, then the connection is closed under the client,
+/// short of `Content-Length` (a stream error would make ntex append a 500 response instead).
+struct CutStream {
+    data: Option<Bytes>,
+    io: Option<ntex::io::IoRef>,
+}
+
+impl futures_util::Stream for CutStream {
+    type Item = Result<Bytes, Rc<dyn std::error::Error>>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if let Some(d) = self.data.take() {
+            return std::task::Poll::Ready(Some(Ok(d)));
+        }
+        // Give the write buffer a moment to reach the socket, then drop the link (a graceful
+        // close would wait for the unfinished body).
+        if let Some(io) = self.io.take() {
+            ntex::rt::spawn(async move {
+                ntex::time::sleep(std::time::Duration::from_millis(50)).await;
+                io.terminate();
+            });
+        }
+        std::task::Poll::Pending
     }
 }
-impl std::error::Error for Cut {}
 
 async fn download(
     ctx: Ctx,
@@ -447,16 +466,18 @@ async fn download(
     if status == StatusCode::PARTIAL_CONTENT {
         b.header("content-range", format!("bytes {start}-{end}/{len}"));
     }
-    // Always a sized body (Content-Length), as the object store sends; a cut ends the stream
-    // early with an error, which closes the connection short of Content-Length.
-    let chunks: Vec<Result<Bytes, Rc<dyn std::error::Error>>> = match cut {
-        Some(n) if n < body_len => vec![Ok(slice.slice(..n as usize)), Err(Rc::new(Cut))],
-        _ => vec![Ok(slice)],
-    };
-    let stream = futures_util::stream::iter(chunks);
-    b.body(ntex::http::body::Body::from(
-        ntex::http::body::SizedStream::new(body_len, stream),
-    ))
+    // Always a sized body (Content-Length), as the object store sends; a cut closes the
+    // connection short of Content-Length.
+    match cut {
+        Some(n) if n < body_len => {
+            let stream = CutStream {
+                data: Some(slice.slice(..n as usize)),
+                io: req.io().cloned(),
+            };
+            b.body(Body::from(SizedStream::new(body_len, stream)))
+        }
+        _ => b.body(slice),
+    }
 }
 
 fn oss_error(status: StatusCode, code: &str, msg: &str) -> HttpResponse {

@@ -40,7 +40,8 @@ pub struct OtaJob {
     pub sign_method_name: Option<String>,
     /// Download over HTTPS (true) or plain HTTP (false).
     pub https: bool,
-    /// Validity of the download URL from the moment of each push.
+    /// Validity of the download URL from the moment of each push (whole seconds; 0 = already
+    /// expired, to test the device's handling of HTTP 400).
     pub url_ttl: Duration,
     /// `extData` object.
     pub ext_data: Option<serde_json::Value>,
@@ -197,7 +198,7 @@ fn base(https: bool, g: &crate::state::Bases) -> String {
 
 /// The `data` object of an upgrade push / firmware-get reply, with a fresh URL.
 fn job_data(ota: &OtaState, j: &Job, bases: &crate::state::Bases) -> serde_json::Value {
-    let expires = unix_now() + j.job.url_ttl.as_secs().max(1);
+    let expires = unix_now() + j.job.url_ttl.as_secs();
     let sig = url_signature(&ota.url_key, &j.file, expires);
     let url = format!(
         "{}/ota/{}?Expires={expires}&Signature={sig}",
