@@ -48,11 +48,11 @@ impl AppPort for HostAppPort {
             return;
         };
         let mut guard = writer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(stdin) = guard.as_mut() {
-            if stdin.write_all(frame).and_then(|()| stdin.flush()).is_err() {
-                // The app died; its supervisor reports the exit.
-                *guard = None;
-            }
+        if let Some(stdin) = guard.as_mut()
+            && stdin.write_all(frame).and_then(|()| stdin.flush()).is_err()
+        {
+            // The app died; its supervisor reports the exit.
+            *guard = None;
         }
     }
 }

@@ -61,7 +61,7 @@ impl FileFlash {
 
     fn check(&self, offset: u32, len: usize, align: usize) -> Result<u64, FlashError> {
         let start = offset as usize;
-        if start % align != 0 || len % align != 0 {
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(FlashError::NotAligned);
         }
         if start.checked_add(len).is_none_or(|end| end > self.len) {

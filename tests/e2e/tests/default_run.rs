@@ -35,16 +35,37 @@ fn the_default_run_logs_in_and_publishes_to_the_builtin_emulator() {
     let ok = wait_until(WAIT, || seen("publishTest_2 delivered"));
     let pids: Vec<i32> = ["publish_test", "echo"]
         .iter()
-        .filter_map(|a| std::fs::read_to_string(state.path().join("apps").join(format!("{a}.pid"))).ok()?.trim().parse().ok())
+        .filter_map(|a| {
+            std::fs::read_to_string(state.path().join("apps").join(format!("{a}.pid")))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
         .collect();
     let _ = child.kill();
     let _ = child.wait();
     for pid in pids {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
-    assert!(ok, "two demo publishes acknowledged by the built-in emulator");
+    assert!(
+        ok,
+        "two demo publishes acknowledged by the built-in emulator"
+    );
     let log = log.lock().unwrap().clone();
-    assert!(log.contains("built-in Alibaba IoT emulator"), "the board says it started the emulator");
-    assert!(log.contains("logged in as a1NrfDemo01/nrf9160-dk-01 (MQTT V311, TLS true)"), "default: MQTT 3.1.1 over TLS");
-    assert!(!log.contains("DemoDeviceSecretForEmulator00001"), "the secret never reaches the log");
+    assert!(
+        log.contains("built-in Alibaba IoT emulator"),
+        "the board says it started the emulator"
+    );
+    assert!(
+        log.contains("logged in as a1NrfDemo01/nrf9160-dk-01 (MQTT V311, TLS true)"),
+        "default: MQTT 3.1.1 over TLS"
+    );
+    assert!(
+        !log.contains("DemoDeviceSecretForEmulator00001"),
+        "the secret never reaches the log"
+    );
 }
