@@ -51,7 +51,7 @@ pub fn parse_client_id(raw: &str) -> Result<ClientIdParts, String> {
 }
 
 /// What a CONNECT carried, independent of the MQTT version.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectRequest {
     /// Full MQTT ClientId.
     pub client_id: String,
@@ -67,6 +67,21 @@ pub struct ConnectRequest {
     pub mqtt_version: u8,
     /// The connection came in over TLS.
     pub tls: bool,
+}
+
+impl std::fmt::Debug for ConnectRequest {
+    // The password is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectRequest")
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password_len", &self.password.as_ref().map(Vec::len))
+            .field("keep_alive", &self.keep_alive)
+            .field("has_will", &self.has_will)
+            .field("mqtt_version", &self.mqtt_version)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// Why a login was refused, mapped to a CONNACK code per MQTT version.

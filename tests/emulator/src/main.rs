@@ -52,7 +52,11 @@ fn parse(args: &[String]) -> Result<EmulatorConfig, String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // ntex-mqtt's own debug/trace output can include whole CONNECT packets (passwords), so it
+    // is capped at info whatever RUST_LOG says: secrets are never printed.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .filter_module("ntex_mqtt", log::LevelFilter::Info)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = match parse(&args) {
         Ok(c) => c,

@@ -403,3 +403,23 @@ fn drop_frees_the_ports() {
     let l = std::net::TcpListener::bind(("127.0.0.1", port));
     assert!(l.is_ok(), "port {port} still busy after drop");
 }
+
+#[test]
+fn usable_from_inside_a_tokio_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let emu = Emulator::start(EmulatorConfig::demo()).expect("start inside tokio");
+        assert_eq!(emu.devices().len(), 4);
+        assert!(!emu.kick(PK, DN));
+        assert!(
+            emu.publish_to_device(PK, DN, &format!("/{PK}/{DN}/user/get"), b"x", 0)
+                .is_err()
+        );
+        emu.set_packet_latency(Duration::ZERO);
+        drop(emu);
+    });
+}
