@@ -122,6 +122,12 @@ impl std::fmt::Debug for Emulator {
     }
 }
 
+/// A fresh numeric message id (RRPC ids are decimal strings).
+fn rand_id() -> u64 {
+    use rand::Rng;
+    rand::rng().random_range(1_000_000_000..u64::from(u32::MAX))
+}
+
 fn local(l: &std::net::TcpListener) -> Result<SocketAddr, EmulatorError> {
     l.local_addr().map_err(|e| EmulatorError::Io(e.to_string()))
 }
@@ -262,6 +268,29 @@ impl Emulator {
         qos: u8,
     ) -> Result<(), EmulatorError> {
         api::publish_to_device(&self.shared, pk, dn, topic, payload, qos)
+    }
+    /// Synchronous RRPC (the cloud's `RRpc` call): publishes `payload` on
+    /// `/sys/pk/dn/rrpc/request/<id>` and waits (bounded) for the device's answer on
+    /// `/sys/pk/dn/rrpc/response/<id>`. The device must subscribe to `.../rrpc/request/+`.
+    pub fn rrpc(
+        &self,
+        pk: &str,
+        dn: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, EmulatorError> {
+        let id = format!("{}", rand_id());
+        self.publish_to_device(
+            pk,
+            dn,
+            &format!("/sys/{pk}/{dn}/rrpc/request/{id}"),
+            payload,
+            0,
+        )?;
+        let want = format!("/sys/{pk}/{dn}/rrpc/response/{id}");
+        Ok(self
+            .wait_for_uplink(pk, dn, timeout, |u| u.topic == want && u.refused.is_none())
+            .map(|u| u.payload))
     }
     /// Kicks the device off (MQTT 5: DISCONNECT 0x8E first). False when it was offline.
     pub fn kick(&self, pk: &str, dn: &str) -> bool {

@@ -421,7 +421,21 @@ impl Shared {
         if refused.is_none() {
             let replies = reactions(&mut g, k, &up);
             for (t, p) in replies {
-                send_locked(&mut g, k, &t, p, 0);
+                // Like any cloud-to-device message, a reply reaches the device only through a
+                // matching subscription.
+                let subscribed = g
+                    .conns
+                    .get(k)
+                    .is_some_and(|c| c.subs.iter().any(|f| topics::filter_matches(f, &t)));
+                if subscribed {
+                    send_locked(&mut g, k, &t, p, 0);
+                } else {
+                    log::warn!(
+                        "{}/{}: reply on {t} not delivered: no matching subscription",
+                        k.0,
+                        k.1
+                    );
+                }
             }
         }
         drop(g);
@@ -518,6 +532,28 @@ fn reactions(g: &mut Inner, k: &DevKey, up: &Uplink) -> Vec<(String, Vec<u8>)> {
             format!("/ext/ntp/{pk}/{dn}/response"),
             body.to_string().into_bytes(),
         ));
+    }
+    // Alink thing-model posts (`thing/event/property/post`, `thing/event/{id}/post`) are
+    // answered on `<topic>_reply` unless the request says `"sys":{"ack":0}`.
+    let thing = format!("/sys/{pk}/{dn}/thing/event/");
+    if up.topic.starts_with(&thing) && up.topic.ends_with("/post") {
+        let req = serde_json::from_slice::<serde_json::Value>(&up.payload).ok();
+        let ack = req
+            .as_ref()
+            .and_then(|v| v.get("sys"))
+            .and_then(|s| s.get("ack"))
+            .and_then(|a| a.as_i64());
+        if let Some(v) = req.filter(|_| ack != Some(0)) {
+            let method = v.get("method").cloned().unwrap_or_else(|| {
+                let m = up.topic[format!("/sys/{pk}/{dn}/").len()..].replace('/', ".");
+                serde_json::Value::String(m)
+            });
+            let body = serde_json::json!({
+                "id": v.get("id").cloned().unwrap_or(serde_json::Value::Null),
+                "code": 200, "data": {}, "message": "success", "method": method, "version": "1.0",
+            });
+            out.push((format!("{}_reply", up.topic), body.to_string().into_bytes()));
+        }
     }
     let bases = g.bases.clone();
     out.extend(crate::ota::on_uplink(g, pk, dn, up, &bases));

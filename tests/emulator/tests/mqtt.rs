@@ -423,3 +423,65 @@ fn usable_from_inside_a_tokio_runtime() {
         drop(emu);
     });
 }
+
+#[test]
+fn property_post_is_answered_only_when_subscribed_and_acked() {
+    let emu = start();
+    let c = online(&emu, 5, DN, DS);
+    let post = format!("/sys/{PK}/{DN}/thing/event/property/post");
+    let reply = format!("{post}_reply");
+    c.publish(
+        &post,
+        1,
+        br#"{"id":"1","version":"1.0","params":{"t":1},"method":"thing.event.property.post"}"#,
+    );
+    assert!(
+        emu.wait_for_uplink(PK, DN, WAIT, |u| u.topic == post)
+            .is_some()
+    );
+    assert!(
+        emu.downlinks(PK, DN).is_empty(),
+        "no reply without a subscription"
+    );
+    assert!(c.subscribe(&format!("/sys/{PK}/{DN}/thing/#"), 1)[0].starts_with("Success"));
+    c.publish(
+        &post,
+        1,
+        br#"{"id":"2","version":"1.0","sys":{"ack":0},"params":{}}"#,
+    );
+    c.publish(&post, 1, br#"{"id":"3","version":"1.0","params":{"t":2}}"#);
+    let r: serde_json::Value =
+        serde_json::from_slice(&c.wait_publish(&reply).expect("reply")).expect("json");
+    assert_eq!(r["id"], "3", "ack:0 gets no reply");
+    assert_eq!(r["code"], 200);
+    assert_eq!(r["method"], "thing.event.property.post");
+}
+
+#[test]
+fn rrpc_round_trip() {
+    let emu = start();
+    let c = online(&emu, 4, DN, DS);
+    assert!(
+        emu.rrpc(PK, DN, b"ping", Duration::from_millis(200))
+            .is_err(),
+        "not subscribed"
+    );
+    assert!(c.subscribe(&format!("/sys/{PK}/{DN}/rrpc/request/+"), 0)[0].starts_with("Success"));
+    let t = std::thread::spawn({
+        let prefix = format!("/sys/{PK}/{DN}/rrpc/request/");
+        move || {
+            let ev =
+                c.wait(|e| matches!(e, Ev::Publish { topic, .. } if topic.starts_with(&prefix)));
+            if let Some(Ev::Publish { topic, payload, .. }) = ev {
+                let id = topic.rsplit('/').next().unwrap_or("").to_string();
+                let mut answer = b"pong:".to_vec();
+                answer.extend(payload);
+                c.publish(&format!("/sys/{PK}/{DN}/rrpc/response/{id}"), 0, &answer);
+            }
+            c
+        }
+    });
+    let answer = emu.rrpc(PK, DN, b"ping", WAIT).expect("sent");
+    assert_eq!(answer, Some(b"pong:ping".to_vec()));
+    let _c = t.join().expect("device thread");
+}
