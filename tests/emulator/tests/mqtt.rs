@@ -485,3 +485,68 @@ fn rrpc_round_trip() {
     assert_eq!(answer, Some(b"pong:ping".to_vec()));
     let _c = t.join().expect("device thread");
 }
+
+/// MQTT remaining-length encoding (for the hand-built packets below).
+fn remaining_len(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+fn mqtt_str(s: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+#[test]
+fn dup_resends_are_logged_as_separate_entries() {
+    use std::io::{Read, Write};
+    let emu = start();
+    let c = sdk_creds(PK, DN, DS);
+    let mut s = std::net::TcpStream::connect(emu.mqtt_addr()).expect("connect");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    // CONNECT, MQTT 3.1.1, clean session, username + password, keep-alive 60
+    let mut body = Vec::new();
+    mqtt_str(b"MQTT", &mut body);
+    body.extend_from_slice(&[4, 0xC2, 0, 60]);
+    mqtt_str(c.client_id.as_bytes(), &mut body);
+    mqtt_str(c.username.as_bytes(), &mut body);
+    mqtt_str(c.password.as_bytes(), &mut body);
+    let mut pkt = vec![0x10];
+    remaining_len(body.len(), &mut pkt);
+    pkt.extend(body);
+    s.write_all(&pkt).expect("write");
+    let mut connack = [0u8; 4];
+    s.read_exact(&mut connack).expect("connack");
+    assert_eq!(connack, [0x20, 2, 0, 0]);
+    // The same QoS 1 PUBLISH (packet id 7) first without, then with DUP.
+    let topic = format!("/{PK}/{DN}/user/update");
+    for header in [0x32u8, 0x3A] {
+        let mut body = Vec::new();
+        mqtt_str(topic.as_bytes(), &mut body);
+        body.extend_from_slice(&[0, 7]);
+        body.extend_from_slice(b"same-message");
+        let mut pkt = vec![header];
+        remaining_len(body.len(), &mut pkt);
+        pkt.extend(body);
+        s.write_all(&pkt).expect("write publish");
+        let mut puback = [0u8; 4];
+        s.read_exact(&mut puback).expect("puback");
+        assert_eq!(puback, [0x40, 2, 0, 7]);
+    }
+    let ups: Vec<_> = emu
+        .uplinks(PK, DN)
+        .into_iter()
+        .filter(|u| u.payload == b"same-message")
+        .collect();
+    assert_eq!(ups.len(), 2, "{ups:?}");
+    assert!(!ups[0].dup && ups[1].dup);
+}
