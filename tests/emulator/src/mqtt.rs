@@ -146,8 +146,20 @@ fn start_pump(state: &ConnState, sink: AnySink) {
     });
 }
 
-fn st_key(st: &ConnState) -> &DevKey {
-    &st.key
+/// The connection is ending: log an error cause and mark the device offline.
+fn on_stop(st: &ConnState, reason: &ntex_mqtt::Reason<ServerError>) {
+    if let ntex_mqtt::Reason::Error(e) = reason {
+        log::warn!(
+            "{}/{}: connection closed: {}",
+            st.key.0,
+            st.key.1,
+            e.get_ref().0
+        );
+    }
+    if !st.registration {
+        st.shared
+            .disconnected(&st.key, st.id, &format!("{reason:?}"));
+    }
 }
 
 fn login(shared: &Arc<Shared>, req: &ConnectRequest) -> Result<ConnState, RefuseCode> {
@@ -184,6 +196,15 @@ fn v5_reason(code: RefuseCode) -> v5::codec::ConnectAckReason {
     }
 }
 
+/// QoS granted for a SUBSCRIBE: the platform has no QoS 2.
+fn granted(q: ntex_mqtt::QoS) -> ntex_mqtt::QoS {
+    if qos_u8(q) >= 1 {
+        ntex_mqtt::QoS::AtLeastOnce
+    } else {
+        ntex_mqtt::QoS::AtMostOnce
+    }
+}
+
 fn qos_u8(q: ntex_mqtt::QoS) -> u8 {
     match q {
         ntex_mqtt::QoS::AtMostOnce => 0,
@@ -199,7 +220,7 @@ macro_rules! v3_server {
     ($shared:expr, $tls:expr) => {{
         let shared: Arc<Shared> = $shared;
         let tls: bool = $tls;
-    let sh_hs = shared.clone();
+        let sh_hs = shared.clone();
         v3::MqttServer::new(move |h: v3::Handshake| {
             let shared = sh_hs.clone();
             async move {
@@ -220,73 +241,82 @@ macro_rules! v3_server {
                 }
             }
         })
-        .control(fn_factory_with_config(async |session: v3::Session<ConnState>| {
-            Ok::<_, ServerError>(fn_service(move |c: Control<ServerError>| {
-                let session = session.clone();
-                async move {
-                    if let Control::Stop(reason) = &c {
-                    if let ntex_mqtt::Reason::Error(e) = reason {
-                        log::warn!("{}/{}: connection closed: {}", st_key(&session).0, st_key(&session).1, e.get_ref().0);
+        .control(fn_factory_with_config(
+            async |session: v3::Session<ConnState>| {
+                Ok::<_, ServerError>(fn_service(move |c: Control<ServerError>| {
+                    let session = session.clone();
+                    async move {
+                        if let Control::Stop(reason) = &c {
+                            on_stop(&session, reason);
+                        }
+                        Ok::<_, ServerError>(None)
                     }
+                }))
+            },
+        ))
+        .protocol(fn_factory_with_config(
+            async |session: v3::Session<ConnState>| {
+                Ok::<_, ServerError>(fn_service(move |msg: v3::ProtocolMessage| {
+                    let session = session.clone();
+                    async move {
                         let st = &*session;
-                        if !st.registration {
-                            st.shared.disconnected(&st.key, st.id, &format!("{reason:?}"));
-                        }
-                    }
-                    Ok::<_, ServerError>(None)
-                }
-            }))
-        }))
-        .protocol(fn_factory_with_config(async |session: v3::Session<ConnState>| {
-            Ok::<_, ServerError>(fn_service(move |msg: v3::ProtocolMessage| {
-                let session = session.clone();
-                async move {
-                    let st = &*session;
-                    Ok::<_, ServerError>(match msg {
-                        v3::ProtocolMessage::Subscribe(mut s) => {
-                            for mut sub in s.iter_mut() {
-                                let allowed = !st.registration
-                                    && st.shared.subscribe(&st.key, st.id, sub.topic()).is_ok();
-                                if allowed {
-                                    // The platform has no QoS 2.
-                                    let q = if qos_u8(sub.qos()) >= 1 { ntex_mqtt::QoS::AtLeastOnce } else { ntex_mqtt::QoS::AtMostOnce };
-                                    sub.confirm(q);
-                                } else {
-                                    sub.fail();
+                        Ok::<_, ServerError>(match msg {
+                            v3::ProtocolMessage::Subscribe(mut s) => {
+                                for mut sub in s.iter_mut() {
+                                    let allowed = !st.registration
+                                        && st.shared.subscribe(&st.key, st.id, sub.topic()).is_ok();
+                                    if allowed {
+                                        sub.confirm(granted(sub.qos()));
+                                    } else {
+                                        sub.fail();
+                                    }
                                 }
+                                s.ack()
                             }
-                            s.ack()
-                        }
-                        v3::ProtocolMessage::Unsubscribe(u) => {
-                            for t in u.iter() {
-                                st.shared.unsubscribe(&st.key, st.id, t);
+                            v3::ProtocolMessage::Unsubscribe(u) => {
+                                for t in u.iter() {
+                                    st.shared.unsubscribe(&st.key, st.id, t);
+                                }
+                                u.ack()
                             }
-                            u.ack()
-                        }
-                        other => other.ack(),
-                    })
-                }
-            }))
-        }))
-        .publish(fn_factory_with_config(async |session: v3::Session<ConnState>| {
-            start_pump(&*session, AnySink::V3(session.sink().clone()));
-            Ok::<_, ServerError>(fn_service(move |p: v3::Publish| {
-                let session = session.clone();
-                async move {
-                    let st = &*session;
-                    delay(&st.shared).await;
-                    let payload = p.read_all().await.map_err(|e| ServerError(format!("{e:?}")))?;
-                    let qos = qos_u8(p.qos());
-                    let refused = st.shared.uplink(&st.key, st.id, p.publish_topic(), qos, payload.to_vec(), p.dup(), p.retain());
-                    if qos > 1 {
-                        return Err(ServerError("QoS 2 publish".into()));
+                            other => other.ack(),
+                        })
                     }
-                    let _ = refused; // 3.1.1 has no way to say "refused" in a PUBACK: dropped silently.
-                    Ok(())
-                }
-            }))
-        }))
-
+                }))
+            },
+        ))
+        .publish(fn_factory_with_config(
+            async |session: v3::Session<ConnState>| {
+                start_pump(&*session, AnySink::V3(session.sink().clone()));
+                Ok::<_, ServerError>(fn_service(move |p: v3::Publish| {
+                    let session = session.clone();
+                    async move {
+                        let st = &*session;
+                        delay(&st.shared).await;
+                        let payload = p
+                            .read_all()
+                            .await
+                            .map_err(|e| ServerError(format!("{e:?}")))?;
+                        let qos = qos_u8(p.qos());
+                        let topic = p.publish_topic();
+                        // 3.1.1 has no way to say "refused" in a PUBACK: a refused one is dropped.
+                        let _refused = st.shared.uplink(
+                            &st.key,
+                            st.id,
+                            topic,
+                            qos,
+                            payload.to_vec(),
+                            p.dup(),
+                            p.retain(),
+                        );
+                        if qos > 1 {
+                            return Err(ServerError("QoS 2 publish".into()));
+                        }
+                        Ok(())
+                    }
+                }))
+            },
+        ))
     }};
 }
 
@@ -329,19 +359,7 @@ macro_rules! v5_server {
                     let session = session.clone();
                     async move {
                         if let Control::Stop(reason) = &c {
-                            if let ntex_mqtt::Reason::Error(e) = reason {
-                                log::warn!(
-                                    "{}/{}: connection closed: {}",
-                                    st_key(&session).0,
-                                    st_key(&session).1,
-                                    e.get_ref().0
-                                );
-                            }
-                            let st = &*session;
-                            if !st.registration {
-                                st.shared
-                                    .disconnected(&st.key, st.id, &format!("{reason:?}"));
-                            }
+                            on_stop(&session, reason);
                         }
                         Ok::<_, ServerError>(None)
                     }
@@ -363,14 +381,7 @@ macro_rules! v5_server {
                                         st.shared.subscribe(&st.key, st.id, sub.topic())
                                     };
                                     match res {
-                                        Ok(()) => {
-                                            let q = if qos_u8(sub.options().qos) >= 1 {
-                                                ntex_mqtt::QoS::AtLeastOnce
-                                            } else {
-                                                ntex_mqtt::QoS::AtMostOnce
-                                            };
-                                            sub.confirm(q);
-                                        }
+                                        Ok(()) => sub.confirm(granted(sub.options().qos)),
                                         Err(_) => {
                                             sub.fail(v5::codec::SubscribeAckReason::NotAuthorized)
                                         }
