@@ -292,6 +292,25 @@ impl Emulator {
             .wait_for_uplink(pk, dn, timeout, |u| u.topic == want && u.refused.is_none())
             .map(|u| u.payload))
     }
+    /// Adds a device to a product (the console's "add device"); returns its DeviceSecret
+    /// (generated unless given; `None` for a pre-registered device of a dynreg product).
+    pub fn add_device(
+        &self,
+        pk: &str,
+        dn: &str,
+        secret: Option<String>,
+    ) -> Result<Option<String>, EmulatorError> {
+        api::add_device(&self.shared, pk, dn, secret)
+    }
+    /// The device's current DeviceSecret, as the console shows it (for tests that check what a
+    /// registration handed out; never logged).
+    pub fn device_secret(&self, pk: &str, dn: &str) -> Option<String> {
+        self.shared
+            .lock()
+            .registry
+            .device(pk, dn)
+            .and_then(|d| d.secret.clone())
+    }
     /// Kicks the device off (MQTT 5: DISCONNECT 0x8E first). False when it was offline.
     pub fn kick(&self, pk: &str, dn: &str) -> bool {
         api::end_session(&self.shared, pk, dn, false)

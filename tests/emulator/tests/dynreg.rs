@@ -79,6 +79,7 @@ fn register_issues_a_new_secret_each_time_until_login() {
     .expect("reg 2");
     let s2 = p2["deviceSecret"].as_str().expect("secret").to_string();
     assert_ne!(s1, s2);
+    assert_eq!(emu.device_secret(DPK, dn).as_deref(), Some(s2.as_str()));
     let old = TestClient::connect(4, emu.mqtt_addr().port(), &sdk_creds(DPK, dn, &s1), None);
     assert_eq!(old.connack(), Err("BadUserNamePassword".into()));
     let new = TestClient::connect(4, emu.mqtt_addr().port(), &sdk_creds(DPK, dn, &s2), None);

@@ -550,3 +550,23 @@ fn dup_resends_are_logged_as_separate_entries() {
     assert_eq!(ups.len(), 2, "{ups:?}");
     assert!(!ups[0].dup && ups[1].dup);
 }
+
+#[test]
+fn add_device_through_the_rust_api() {
+    let emu = start();
+    let secret = emu
+        .add_device(PK, "added-dev", None)
+        .expect("added")
+        .expect("secret generated");
+    assert_eq!(
+        emu.device_secret(PK, "added-dev").as_deref(),
+        Some(secret.as_str())
+    );
+    assert!(
+        emu.add_device(PK, "added-dev", None).is_err(),
+        "names are unique"
+    );
+    assert!(emu.add_device("nope", "x-dev", None).is_err());
+    let c = connect(&emu, 4, &sdk_creds(PK, "added-dev", &secret));
+    assert_eq!(c.connack(), Ok(()));
+}
