@@ -125,3 +125,20 @@ fn a_foreign_ca_is_not_trusted() {
     );
     assert!(c.connack().is_err());
 }
+
+#[test]
+fn certificate_is_valid_for_127_0_0_1_too() {
+    use std::io::Write;
+    let emu = Emulator::start(EmulatorConfig::demo()).expect("start");
+    let cfg = client_tls(emu.ca_pem_path(), false);
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("ip name");
+    let mut conn = rustls::ClientConnection::new(cfg, name).expect("client");
+    let mut sock = std::net::TcpStream::connect(emu.tls_addr()).expect("tcp");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock)
+            .expect("handshake with an IP server name");
+    }
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.flush().expect("flush");
+}
