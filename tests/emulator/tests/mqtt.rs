@@ -223,6 +223,13 @@ fn uplinks_are_logged_in_order_and_refused_ones_marked() {
         assert_eq!(order, want);
         let badup = ups.iter().find(|u| u.topic == bad).expect("bad recorded");
         assert!(badup.refused.is_some());
+        if v == 5 {
+            // MQTT 5 says why in the PUBACK.
+            assert!(
+                c.wait(|e| *e == Ev::PubAck("NotAuthorized".into()))
+                    .is_some()
+            );
+        }
         assert_eq!(ups[1].qos, 1);
         assert_eq!(ups[0].qos, 0);
         c.disconnect();
