@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -26,7 +27,14 @@ const RESTART_MAX: Duration = Duration::from_secs(30);
 /// An app that ran this long counts as healthy again.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 
-type Writer = Arc<Mutex<Option<ChildStdin>>>;
+/// Responses waiting for an app to read them. An app that lets this many pile up is not
+/// following the protocol (one request, one response); it loses its pipe instead of
+/// stalling the kernel.
+const OUTPUT_QUEUE: usize = 16;
+
+/// The kernel's handle on one app's response pipe: a queue drained by a writer thread, so a
+/// blocked or dead app can never block the kernel.
+type Writer = Arc<Mutex<Option<SyncSender<Vec<u8>>>>>;
 
 /// The kernel's end of all app pipes.
 pub struct HostAppPort {
@@ -48,11 +56,17 @@ impl AppPort for HostAppPort {
             return;
         };
         let mut guard = writer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(stdin) = guard.as_mut()
-            && stdin.write_all(frame).and_then(|()| stdin.flush()).is_err()
-        {
+        let Some(queue) = guard.as_ref() else { return };
+        match queue.try_send(frame.to_vec()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                // Dropping the queue ends the writer thread, which closes the app's stdin:
+                // the app sees EOF, exits, and its supervisor restarts it per the manifest.
+                log::warn!("app {app} does not read its responses; closing its pipe");
+                *guard = None;
+            }
             // The app died; its supervisor reports the exit.
-            *guard = None;
+            Err(TrySendError::Disconnected(_)) => *guard = None,
         }
     }
 }
@@ -152,7 +166,14 @@ impl Supervisor {
             .spawn()?;
         let _ = std::fs::write(&self.pid_file, child.id().to_string());
         log::info!("app {} started as process {}", self.def.name, child.id());
-        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = child.stdin.take();
+        if let Some(stdin) = child.stdin.take() {
+            let (queue, frames) = sync_channel(OUTPUT_QUEUE);
+            let name = self.def.name;
+            thread::Builder::new()
+                .name(format!("app-{name}-out"))
+                .spawn(move || write_frames(stdin, frames))?;
+            *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(queue);
+        }
         Ok(child)
     }
 
@@ -203,5 +224,53 @@ impl Supervisor {
                 false
             }
         }
+    }
+}
+
+/// Copy queued response frames to the app's stdin until the queue or the pipe closes.
+fn write_frames(mut stdin: ChildStdin, frames: std::sync::mpsc::Receiver<Vec<u8>>) {
+    for frame in frames {
+        if stdin
+            .write_all(&frame)
+            .and_then(|()| stdin.flush())
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_app_that_stops_reading_loses_its_pipe_instead_of_blocking_the_kernel() {
+        let (queue, frames) = sync_channel(OUTPUT_QUEUE);
+        let writer: Writer = Arc::new(Mutex::new(Some(queue)));
+        let (_tx, rx) = mpsc::channel(1);
+        let mut port = HostAppPort {
+            inputs: rx,
+            writers: vec![writer.clone()],
+        };
+        for _ in 0..OUTPUT_QUEUE {
+            port.send(0, b"frame\0");
+        }
+        assert!(
+            writer.lock().unwrap().is_some(),
+            "a full queue is still fine"
+        );
+        port.send(0, b"one too many\0");
+        assert!(
+            writer.lock().unwrap().is_none(),
+            "the next frame closes the pipe"
+        );
+        assert_eq!(
+            frames.try_iter().count(),
+            OUTPUT_QUEUE,
+            "queued frames were kept, none was lost silently"
+        );
+        port.send(0, b"ignored\0"); // no panic, no block once closed
+        port.send(7, b"unknown app\0");
     }
 }
