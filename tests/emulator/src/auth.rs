@@ -210,7 +210,7 @@ pub fn authorize(
         ),
         Some("connwl") => {
             check_common(req)?;
-            token_login(reg, &parts, &pk, &dn, &password)
+            token_login(reg, &parts, &pk, &dn, &password, req.mqtt_version)
         }
         Some(other) => refuse(
             RefuseCode::BadCredentials,
@@ -218,7 +218,7 @@ pub fn authorize(
         ),
         None => {
             check_common(req)?;
-            signed_login(reg, &parts, &pk, &dn, &password)
+            signed_login(reg, &parts, &pk, &dn, &password, req.mqtt_version)
         }
     }
 }
@@ -246,6 +246,7 @@ fn signed_login(
     pk: &str,
     dn: &str,
     password: &[u8],
+    mqtt_version: u8,
 ) -> Result<Accepted, Refusal> {
     let method = match parts.params.get("signmethod") {
         None => SignMethod::HmacMd5,
@@ -295,7 +296,7 @@ fn signed_login(
             format!("bad password for {pk}/{dn} ({})", method.name()),
         );
     }
-    activate(reg, pk, dn);
+    activate(reg, pk, dn, mqtt_version)?;
     Ok(Accepted::Device {
         pk: pk.to_string(),
         dn: dn.to_string(),
@@ -309,6 +310,7 @@ fn token_login(
     pk: &str,
     dn: &str,
     password: &[u8],
+    mqtt_version: u8,
 ) -> Result<Accepted, Refusal> {
     let Some(device) = reg.device(pk, dn) else {
         return refuse(
@@ -328,7 +330,7 @@ fn token_login(
             format!("bad clientId or token for {pk}/{dn}"),
         );
     }
-    activate(reg, pk, dn);
+    activate(reg, pk, dn, mqtt_version)?;
     Ok(Accepted::Device {
         pk: pk.to_string(),
         dn: dn.to_string(),
@@ -336,10 +338,22 @@ fn token_login(
     })
 }
 
-fn activate(reg: &mut Registry, pk: &str, dn: &str) {
+/// Marks a successful login; refuses a 3.1.1 login of a device that already used MQTT 5 when
+/// the product has `mqtt5_sticky` set (the platform: "a device that has connected with MQTT 5.0
+/// can no longer connect with 3.1/3.1.1").
+fn activate(reg: &mut Registry, pk: &str, dn: &str, mqtt_version: u8) -> Result<(), Refusal> {
+    let sticky = reg.product(pk).is_some_and(|p| p.mqtt5_sticky);
     if let Some(d) = reg.device_mut(pk, dn) {
+        if sticky && d.used_mqtt5 && mqtt_version < 5 {
+            return refuse(
+                RefuseCode::NotAuthorized,
+                format!("{pk}/{dn} has connected with MQTT 5.0 and can no longer use 3.1.1"),
+            );
+        }
         d.activated = true;
+        d.used_mqtt5 |= mqtt_version >= 5;
     }
+    Ok(())
 }
 
 /// Device names a not-pre-registered registration may create: `[A-Za-z0-9_.@:-]{4,32}`.

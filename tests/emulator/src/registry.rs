@@ -64,6 +64,9 @@ pub struct Device {
     /// Firmware versions reported on `/ota/device/inform`, by module ("default" for none).
     #[serde(skip)]
     pub versions: std::collections::BTreeMap<String, String>,
+    /// Has logged in with MQTT 5 (see [`Product::mqtt5_sticky`]).
+    #[serde(skip)]
+    pub used_mqtt5: bool,
 }
 
 impl fmt::Debug for Device {
@@ -96,6 +99,10 @@ pub struct Product {
     /// Registration of devices that were not pre-registered (`regnwl`) allowed.
     #[serde(default)]
     pub allow_unregistered: bool,
+    /// Once a device logged in with MQTT 5, refuse its 3.1.1 logins (as the platform does).
+    /// Off by default so tests may switch versions freely.
+    #[serde(default)]
+    pub mqtt5_sticky: bool,
     /// Custom topic categories.
     #[serde(default, rename = "topic")]
     pub topics: Vec<TopicCategory>,
@@ -112,6 +119,7 @@ impl fmt::Debug for Product {
             .field("product_key", &self.product_key)
             .field("dynamic_registration", &self.dynamic_registration)
             .field("allow_unregistered", &self.allow_unregistered)
+            .field("mqtt5_sticky", &self.mqtt5_sticky)
             .field("topics", &self.topics)
             .field("devices", &self.devices)
             .finish()
@@ -173,6 +181,7 @@ impl Registry {
                     product_secret: "DemoPrdSecret016".into(),
                     dynamic_registration: false,
                     allow_unregistered: false,
+                    mqtt5_sticky: false,
                     topics: demo_topics(),
                     devices: vec![
                         device("nrf9160-dk-01", Some("DemoDeviceSecretForEmulator00001")),
@@ -185,6 +194,7 @@ impl Registry {
                     product_secret: "DynRegPrdSecret1".into(),
                     dynamic_registration: true,
                     allow_unregistered: true,
+                    mqtt5_sticky: false,
                     topics: demo_topics(),
                     devices: vec![device("dyn-dev-01", None), device("dyn-dev-02", None)],
                 },

@@ -577,3 +577,24 @@ fn add_device_through_the_rust_api() {
     let c = connect(&emu, 4, &sdk_creds(PK, "added-dev", &secret));
     assert_eq!(c.connack(), Ok(()));
 }
+
+#[test]
+fn mqtt5_sticky_product_refuses_a_later_311_login() {
+    let mut cfg = EmulatorConfig::demo();
+    cfg.registry.products[0].mqtt5_sticky = true;
+    let emu = Emulator::start(cfg).expect("start");
+    // 3.1.1 first is fine, then 5, then 3.1.1 is refused
+    let c = online(&emu, 4, DN, DS);
+    c.disconnect();
+    assert!(emu.wait_offline(PK, DN, WAIT));
+    let c = online(&emu, 5, DN, DS);
+    c.disconnect();
+    assert!(emu.wait_offline(PK, DN, WAIT));
+    assert_eq!(
+        connect(&emu, 4, &sdk_creds(PK, DN, DS)).connack(),
+        Err("NotAuthorized".into())
+    );
+    assert_eq!(connect(&emu, 5, &sdk_creds(PK, DN, DS)).connack(), Ok(()));
+    // the other device is not affected
+    assert_eq!(connect(&emu, 4, &sdk_creds(PK, DN2, DS2)).connack(), Ok(()));
+}

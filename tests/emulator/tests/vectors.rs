@@ -22,6 +22,7 @@ fn registry(pk: &str, dn: &str, ds: Option<&str>, ps: &str) -> Registry {
             product_secret: ps.into(),
             dynamic_registration: true,
             allow_unregistered: true,
+            mqtt5_sticky: false,
             topics: vec![],
             devices: vec![Device {
                 name: dn.into(),
