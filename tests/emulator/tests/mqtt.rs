@@ -598,3 +598,30 @@ fn mqtt5_sticky_product_refuses_a_later_311_login() {
     // the other device is not affected
     assert_eq!(connect(&emu, 4, &sdk_creds(PK, DN2, DS2)).connack(), Ok(()));
 }
+
+#[test]
+fn many_qos1_messages_arrive_complete_and_in_order() {
+    let emu = start();
+    for v in [4u8, 5] {
+        let c = online(&emu, v, DN, DS);
+        let t = format!("/{PK}/{DN}/user/update");
+        for i in 0..300 {
+            c.publish(&t, 1, format!("m{v}-{i}").as_bytes());
+        }
+        let last = format!("m{v}-299");
+        assert!(
+            emu.wait_for_uplink(PK, DN, WAIT, |u| u.payload == last.as_bytes())
+                .is_some()
+        );
+        let got: Vec<String> = emu
+            .uplinks(PK, DN)
+            .into_iter()
+            .filter(|u| u.payload.starts_with(format!("m{v}-").as_bytes()))
+            .map(|u| String::from_utf8_lossy(&u.payload).to_string())
+            .collect();
+        let want: Vec<String> = (0..300).map(|i| format!("m{v}-{i}")).collect();
+        assert_eq!(got, want);
+        c.disconnect();
+        assert!(emu.wait_offline(PK, DN, WAIT));
+    }
+}
