@@ -54,9 +54,11 @@ fn parse(args: &[String]) -> Result<EmulatorConfig, String> {
 fn main() -> ExitCode {
     // ntex-mqtt's own debug/trace output can include whole CONNECT packets (passwords), so it
     // is capped at info whatever RUST_LOG says: secrets are never printed.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .filter_module("ntex_mqtt", log::LevelFilter::Info)
-        .init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
+        "info,ntex=warn,ntex_rt=warn,ntex_server=warn,ntex_service=warn,ntex_io=warn,ntex_tls=warn",
+    ))
+    .filter_module("ntex_mqtt", log::LevelFilter::Info)
+    .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = match parse(&args) {
         Ok(c) => c,
