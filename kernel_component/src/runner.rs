@@ -124,15 +124,18 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
             let connecting =
                 self.net
                     .connect(cfg.endpoint.host, cfg.endpoint.port, cfg.tls.enabled);
-            match select(
+            match serving_apps(
+                self.kernel,
+                &mut self.port,
+                &self.clock,
+                deadline,
                 connecting,
-                serve_apps_until(self.kernel, &mut self.port, &self.clock, deadline),
             )
             .await
             {
-                Either::First(Ok(stream)) => stream,
-                Either::First(Err(e)) => return SessionEnd::Net(e),
-                Either::Second(()) => return SessionEnd::ConnectTimeout,
+                Some(Ok(stream)) => stream,
+                Some(Err(e)) => return SessionEnd::Net(e),
+                None => return SessionEnd::ConnectTimeout,
             }
         };
         match cfg.mqtt_version {
@@ -169,15 +172,10 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
             keepalive_secs: cfg.keepalive_secs,
         };
         let login = link.connect(&params);
-        match select(
-            login,
-            serve_apps_until(self.kernel, &mut self.port, &self.clock, deadline),
-        )
-        .await
-        {
-            Either::First(Ok(())) => {}
-            Either::First(Err(e)) => return SessionEnd::Link(e),
-            Either::Second(()) => return SessionEnd::ConnectTimeout,
+        match serving_apps(self.kernel, &mut self.port, &self.clock, deadline, login).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return SessionEnd::Link(e),
+            None => return SessionEnd::ConnectTimeout,
         }
         log::info!(
             "logged in as {}/{} (MQTT {:?}, TLS {})",
@@ -302,6 +300,21 @@ fn handle_input<P: AppPort, C: Clock>(
         }
     }
     deliver_ready(kernel, port, clock);
+}
+
+/// Await `work` while serving app syscalls; `None` when `deadline_ms` passes first. Apps are
+/// never left waiting while the network is slow.
+async fn serving_apps<P: AppPort, C: Clock, F: core::future::Future>(
+    kernel: &mut Kernel,
+    port: &mut P,
+    clock: &C,
+    deadline_ms: u64,
+    work: F,
+) -> Option<F::Output> {
+    match select(work, serve_apps_until(kernel, port, clock, deadline_ms)).await {
+        Either::First(output) => Some(output),
+        Either::Second(()) => None,
+    }
 }
 
 /// Serve app syscalls (no network) until `until_ms`.

@@ -3,15 +3,14 @@
 //! names the field and says what is allowed) and generates Rust constants for the kernel and
 //! the apps from build scripts.
 //!
-//! A build script typically does:
+//! A build script is one line:
 //! ```no_run
-//! let path = aliot_manifest::manifest_path_from_env();
-//! print!("{}", aliot_manifest::rerun_directives(&path));
-//! let m = aliot_manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
-//! let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
-//! std::fs::write(out.join("device.rs"), aliot_manifest::generate_kernel_config(&m)).unwrap();
+//! fn main() -> std::process::ExitCode {
+//!     aliot_manifest::emit_generated("device_config.rs", aliot_manifest::generate_kernel_config)
+//! }
 //! ```
 
+mod build;
 mod env;
 mod error;
 mod generate;
@@ -23,6 +22,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use build::emit_generated;
 pub use env::{
     MANIFEST_ENV, default_manifest_path, manifest_path_from, manifest_path_from_env,
     rerun_directives, workspace_root,

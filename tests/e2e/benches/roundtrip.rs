@@ -41,39 +41,43 @@ fn baseline(emu: &Emulator, v5: bool) -> Duration {
     let creds = device_login(&id, aliot_kernel::config::SignMethod::HmacSha256, false);
     let port = emu.mqtt_addr().port();
     let topic = topic();
+    // rumqttc's 3.1.1 and 5 clients have the same shape but different types.
+    macro_rules! timed_rounds {
+        ($client:ty, $options:ty, $event:path, $packet:path, $qos:expr) => {{
+            use $event as Event;
+            use $packet as Packet;
+            let mut o = <$options>::new(creds.client_id, "127.0.0.1", port);
+            o.set_credentials(creds.username, creds.password);
+            o.set_keep_alive(Duration::from_secs(300));
+            let (client, mut conn) = <$client>::new(o, 8);
+            let mut events = conn.iter();
+            while !matches!(events.next(), Some(Ok(Event::Incoming(Packet::ConnAck(_))))) {}
+            let start = Instant::now();
+            for i in 0..ROUNDS {
+                client
+                    .publish(topic.clone(), $qos, false, format!("base-{i}"))
+                    .unwrap();
+                while !matches!(events.next(), Some(Ok(Event::Incoming(Packet::PubAck(_))))) {}
+            }
+            start.elapsed()
+        }};
+    }
     if v5 {
-        use rumqttc::v5::mqttbytes::v5::Packet;
-        use rumqttc::v5::{Client, Event, MqttOptions, mqttbytes::QoS};
-        let mut o = MqttOptions::new(creds.client_id, "127.0.0.1", port);
-        o.set_credentials(creds.username, creds.password);
-        o.set_keep_alive(Duration::from_secs(300));
-        let (client, mut conn) = Client::new(o, 8);
-        let mut events = conn.iter();
-        while !matches!(events.next(), Some(Ok(Event::Incoming(Packet::ConnAck(_))))) {}
-        let start = Instant::now();
-        for i in 0..ROUNDS {
-            client
-                .publish(topic.clone(), QoS::AtLeastOnce, false, format!("base-{i}"))
-                .unwrap();
-            while !matches!(events.next(), Some(Ok(Event::Incoming(Packet::PubAck(_))))) {}
-        }
-        start.elapsed()
+        timed_rounds!(
+            rumqttc::v5::Client,
+            rumqttc::v5::MqttOptions,
+            rumqttc::v5::Event,
+            rumqttc::v5::mqttbytes::v5::Packet,
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce
+        )
     } else {
-        use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-        let mut o = MqttOptions::new(creds.client_id, "127.0.0.1", port);
-        o.set_credentials(creds.username, creds.password);
-        o.set_keep_alive(Duration::from_secs(300));
-        let (client, mut conn) = Client::new(o, 8);
-        let mut events = conn.iter();
-        while !matches!(events.next(), Some(Ok(Event::Incoming(Packet::ConnAck(_))))) {}
-        let start = Instant::now();
-        for i in 0..ROUNDS {
-            client
-                .publish(topic.clone(), QoS::AtLeastOnce, false, format!("base-{i}"))
-                .unwrap();
-            while !matches!(events.next(), Some(Ok(Event::Incoming(Packet::PubAck(_))))) {}
-        }
-        start.elapsed()
+        timed_rounds!(
+            rumqttc::Client,
+            rumqttc::MqttOptions,
+            rumqttc::Event,
+            rumqttc::Packet,
+            rumqttc::QoS::AtLeastOnce
+        )
     }
 }
 

@@ -1,0 +1,36 @@
+//! The whole job of a build script that turns the manifest into Rust source, shared by the
+//! kernel boards and the app library so both report a bad manifest the same way.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::{Manifest, load, manifest_path_from_env, rerun_directives};
+
+/// Load the manifest (`$ALIOT_MANIFEST`, else the default), print cargo's rerun directives,
+/// and write `generate(&manifest)` to `$OUT_DIR/<file_name>`. On failure, print the reason
+/// (the field and what is allowed) and return a failing exit code, which fails the build.
+pub fn emit_generated(file_name: &str, generate: fn(&Manifest) -> String) -> ExitCode {
+    let path = manifest_path_from_env();
+    print!("{}", rerun_directives(&path));
+    let manifest = match load(&path) {
+        Ok(m) => m,
+        Err(e) => {
+            // Cargo shows a build script's stderr; the error names the field and what is allowed.
+            eprintln!(
+                "error: the device manifest {} is not valid: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(out_dir) = std::env::var_os("OUT_DIR") else {
+        eprintln!("error: OUT_DIR is not set (this build script runs under cargo only)");
+        return ExitCode::FAILURE;
+    };
+    let out = PathBuf::from(out_dir).join(file_name);
+    if let Err(e) = std::fs::write(&out, generate(&manifest)) {
+        eprintln!("error: cannot write {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
