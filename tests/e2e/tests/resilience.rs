@@ -112,7 +112,7 @@ fn a_wrong_secret_gives_a_clear_error_and_backs_off() {
         },
     );
     assert!(
-        wait_until(WAIT, || emu.logins(PK, DN).len() >= 4),
+        wait_until(WAIT, || emu.logins(PK, DN).len() >= 5),
         "it keeps trying: {:?}",
         emu.logins(PK, DN).len()
     );
@@ -122,14 +122,15 @@ fn a_wrong_secret_gives_a_clear_error_and_backs_off() {
         "a wrong secret never logs in"
     );
     let gap = |i: usize| logins[i + 1].at.duration_since(logins[i].at).unwrap();
-    // Delays are drawn from [step/2, step] with steps 200, 400, 800 ms: the third gap is at
-    // least 400 ms, the first at most 200 ms plus connection time.
+    // Delays are drawn from [step/2, step] with steps 200, 400, 800, 1600 ms: the fourth gap
+    // is at least 800 ms, the first at most 200 ms plus one connection's time.
     assert!(
-        gap(2) > gap(0),
+        gap(3) > gap(0),
         "backoff grows: {:?} then {:?}",
         gap(0),
-        gap(2)
+        gap(3)
     );
+    assert!(gap(3).as_millis() >= 800, "no hot loop: {:?}", gap(3));
     assert!(
         device.wait_log("bad user name or password", WAIT),
         "the log says what is wrong"
