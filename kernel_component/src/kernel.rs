@@ -674,23 +674,29 @@ impl Kernel {
 
     /// PUBACK for `pid`: the QoS 1 publish is delivered.
     pub fn on_puback(&mut self, pid: u16) {
+        self.finish_qos1(pid, true);
+    }
+
+    /// A failure PUBACK for `pid` (MQTT 5): the platform refused the message for good.
+    pub fn on_pub_rejected(&mut self, pid: u16) {
+        self.finish_qos1(pid, false);
+    }
+
+    fn finish_qos1(&mut self, pid: u16, delivered: bool) {
         let Some(pos) = self
             .outbox
             .iter()
             .position(|p| p.qos == Qos::AtLeastOnce && p.pid == pid && p.sent)
         else {
-            log::debug!("PUBACK for unknown packet id {pid}");
+            log::debug!("acknowledgement for unknown packet id {pid}");
             return;
         };
         if let Some(p) = self.outbox.remove(pos) {
-            self.deliver_result(
-                p.app,
-                p.generation,
-                OwnedEvent::PublishResult {
-                    token: p.token,
-                    delivered: true,
-                },
-            );
+            let result = OwnedEvent::PublishResult {
+                token: p.token,
+                delivered,
+            };
+            self.deliver_result(p.app, p.generation, result);
         }
     }
 

@@ -265,6 +265,10 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
                 );
             }
             Incoming::PubAck(pid) => self.kernel.on_puback(pid),
+            Incoming::PubRejected(pid) => {
+                log::warn!("the platform refused a QoS 1 message (packet id {pid})");
+                self.kernel.on_pub_rejected(pid);
+            }
             Incoming::SubAck { pid, granted } => self.kernel.on_suback(pid, granted),
             Incoming::UnsubAck(pid) => self.kernel.on_unsuback(pid),
             Incoming::PingResp | Incoming::Other => {}

@@ -805,3 +805,34 @@ fn repeated_login_failures_are_reported_once_per_reason() {
         ]
     );
 }
+
+#[test]
+fn a_refused_qos1_publish_is_reported_as_not_delivered_and_not_resent() {
+    let mut k = kernel();
+    k.on_connected();
+    call(
+        &mut k,
+        PUB,
+        &Request::Publish {
+            topic: "/pk/dn/user/update",
+            payload: b"no",
+            qos: Qos::AtLeastOnce,
+            token: 3,
+        },
+    );
+    let Some(Outgoing::Publish { pid, .. }) = k.poll_outgoing() else {
+        panic!()
+    };
+    k.on_pub_rejected(pid);
+    assert!(drain(&mut k, PUB).contains(&Event::PublishResult {
+        token: 3,
+        delivered: false
+    }));
+    k.on_link_down(DisconnectReason::Network);
+    k.on_connected();
+    assert_eq!(
+        k.poll_outgoing(),
+        None,
+        "a refused message is not sent again"
+    );
+}

@@ -46,8 +46,11 @@ pub enum Incoming {
         /// QoS it arrived with (QoS 2 is not offered by the platform; treated as QoS 1).
         qos: Qos,
     },
-    /// PUBACK.
+    /// PUBACK: the platform accepted the QoS 1 message.
     PubAck(u16),
+    /// PUBACK with a failure reason (MQTT 5 only, e.g. 0x87 not authorised): the platform
+    /// refused the message; resending would fail again.
+    PubRejected(u16),
     /// SUBACK for one filter.
     SubAck {
         /// Packet identifier.

@@ -24,7 +24,7 @@
 //!   returned as [`Qos::AtLeastOnce`]; `rust-mqtt` does the PUBREC/PUBREL/PUBCOMP exchange and
 //!   suppresses duplicates of it.
 //! - A PUBACK with a failure reason code (e.g. 0x87 not authorised) ends that message's
-//!   delivery: it is reported as [`Incoming::PubAck`] (resending would fail again) and logged.
+//!   delivery: it is reported as [`Incoming::PubRejected`] (resending would fail again) and logged.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::ToString;
@@ -343,7 +343,7 @@ impl<'c, T: Read + Write> V5Link<'c, T> {
                     "mqtt5: publish rejected by the server, reason 0x{:02x}",
                     rej.reason_code.value()
                 );
-                (kernel.map_or(Incoming::Other, Incoming::PubAck), true)
+                (kernel.map_or(Incoming::Other, Incoming::PubRejected), true)
             }
             Event::Suback(s) => {
                 let wire = s.packet_identifier.get().get();
@@ -679,7 +679,7 @@ mod tests {
     }
 
     #[test]
-    fn rejected_publish_is_finished_with_a_puback() {
+    fn rejected_publish_is_reported_as_rejected() {
         with_link(&CONNACK_OK, async |link, fake| {
             link.send(&publish(42, "t", b"", Qos::AtLeastOnce))
                 .await
@@ -687,7 +687,7 @@ mod tests {
             let [hi, lo] = publish_pid(&fake.take_written()).to_be_bytes();
             // PUBACK with reason 0x87 (not authorised) and no properties.
             fake.push(&[0x40, 0x04, hi, lo, 0x87, 0x00]);
-            assert_eq!(link.receive().await, Ok(Incoming::PubAck(42)));
+            assert_eq!(link.receive().await, Ok(Incoming::PubRejected(42)));
         });
     }
 

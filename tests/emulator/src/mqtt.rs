@@ -312,6 +312,10 @@ macro_rules! v3_server {
                         if qos > 1 {
                             return Err(ServerError("QoS 2 publish".into()));
                         }
+                        if !st.shared.is_current(&st.key, st.id) {
+                            // Kicked meanwhile: close without a PUBACK, as a dead session would.
+                            return Err(ServerError("publish on a replaced session".into()));
+                        }
                         Ok(())
                     }
                 }))
@@ -425,6 +429,10 @@ macro_rules! v5_server {
                         );
                         if qos > 1 {
                             return Err(ServerError("QoS 2 publish".into()));
+                        }
+                        if !st.shared.is_current(&st.key, st.id) {
+                            // Kicked meanwhile: close without a PUBACK, as a dead session would.
+                            return Err(ServerError("publish on a replaced session".into()));
                         }
                         Ok(match refused {
                             None => p.ack(),

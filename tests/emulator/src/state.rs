@@ -230,6 +230,12 @@ impl Shared {
         }
     }
 
+    /// Is connection `id` still the device's current session? A kicked or replaced
+    /// connection may still have packets in flight; they must not be acknowledged.
+    pub fn is_current(&self, k: &DevKey, id: u64) -> bool {
+        self.lock().conns.get(k).is_some_and(|c| c.id == id)
+    }
+
     pub fn latency(&self) -> Duration {
         self.lock().faults.latency
     }
