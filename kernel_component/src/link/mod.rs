@@ -17,6 +17,7 @@ use aliot_abi::Qos;
 
 use crate::kernel::Outgoing;
 
+mod pids;
 pub mod v311;
 pub mod v5;
 pub mod writer;

@@ -11,7 +11,7 @@
 //!
 //! The kernel's packet identifiers go on the wire unchanged. Acknowledgements are reported only
 //! for identifiers this connection has outstanding, as the MQTT 5 link does (see
-//! [`super::v5::PidMap`]).
+//! `link/pids.rs`).
 //!
 //! Incoming QoS 2 (never offered by Alibaba, and never granted since we subscribe at QoS <= 1) is
 //! handled with QoS 1 *delivery* semantics but a correct QoS 2 exchange on the wire: PUBREC is
@@ -29,7 +29,7 @@ use mqttrs::{
     SubscribeReturnCodes, SubscribeTopic, Unsubscribe,
 };
 
-use super::v5::{PidKind, PidMap};
+use super::pids::{PidKind, PidMap};
 use super::writer::MAX_PACKET_LEN;
 use super::{ConnectParams, Incoming, LinkError, MqttLink, Refusal};
 use crate::kernel::Outgoing;

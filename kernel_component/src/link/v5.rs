@@ -1,7 +1,7 @@
 //! MQTT 5 link: the `rust-mqtt` 0.6 [`Client`] over a [`PacketWriter`].
 //!
 //! What this adapter adds on top of the client:
-//! - **Kernel packet identifiers.** `rust-mqtt` allocates its own pids; [`PidMap`] maps each one
+//! - **Kernel packet identifiers.** `rust-mqtt` allocates its own pids; a `PidMap` (`link/pids.rs`) maps each one
 //!   back to the kernel's so [`Incoming::PubAck`], [`Incoming::SubAck`] and
 //!   [`Incoming::UnsubAck`] carry the pid the kernel chose.
 //! - **Flow control without errors.** When the server's Receive Maximum or the client's own
@@ -26,7 +26,7 @@
 //! - A PUBACK with a failure reason code (e.g. 0x87 not authorised) ends that message's
 //!   delivery: it is reported as [`Incoming::PubRejected`] (resending would fail again) and logged.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::ToString;
 use core::num::NonZero;
 
@@ -44,46 +44,10 @@ use rust_mqtt::config::KeepAlive;
 use rust_mqtt::header::FixedHeader;
 use rust_mqtt::types::{IdentifiedQoS, MqttBinary, MqttString, QoS, TopicFilter, TopicName};
 
+use super::pids::{PidKind, PidMap};
 use super::writer::{MAX_PACKET_LEN, PacketWriter};
 use super::{ConnectParams, Incoming, LinkError, MqttLink, Refusal};
 use crate::kernel::Outgoing;
-
-/// Which request a packet identifier belongs to (pids are shared by all three).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PidKind {
-    /// A QoS 1 PUBLISH awaiting PUBACK.
-    Publish,
-    /// A SUBSCRIBE awaiting SUBACK.
-    Subscribe,
-    /// An UNSUBSCRIBE awaiting UNSUBACK.
-    Unsubscribe,
-}
-
-/// Wire pid -> kernel pid for the requests outstanding on one connection.
-///
-/// Shared by both links so they report acknowledgements identically: only for requests sent
-/// on this connection, once each, with the kernel's pid. Bounded by the MQTT pid space, and in
-/// practice by the kernel's own outbox and subscription caps.
-#[derive(Debug, Default)]
-pub(crate) struct PidMap {
-    map: BTreeMap<u16, (PidKind, u16)>,
-}
-
-impl PidMap {
-    /// Remembers that `wire` was sent for the kernel's `kernel` pid.
-    pub(crate) fn insert(&mut self, wire: u16, kind: PidKind, kernel: u16) {
-        self.map.insert(wire, (kind, kernel));
-    }
-
-    /// The kernel pid for an acknowledgement of `kind` carrying `wire`, forgetting it; `None`
-    /// for an identifier not outstanding (or outstanding for a different kind of request).
-    pub(crate) fn take(&mut self, wire: u16, kind: PidKind) -> Option<u16> {
-        match self.map.get(&wire) {
-            Some((k, _)) if *k == kind => self.map.remove(&wire).map(|(_, kernel)| kernel),
-            _ => None,
-        }
-    }
-}
 
 /// Outstanding SUBSCRIBEs (and, separately, UNSUBSCRIBEs) `rust-mqtt` tracks at once.
 const SUBSCRIBE_MAXIMUM: usize = 8;
@@ -1000,17 +964,5 @@ mod tests {
             );
             assert_eq!(fake.take_written(), [0x40, 0x04, 0x00, 0x09, 0x00, 0x00]);
         });
-    }
-
-    #[test]
-    fn pid_map_only_answers_the_matching_kind() {
-        let mut map = PidMap::default();
-        map.insert(1, PidKind::Publish, 10);
-        map.insert(2, PidKind::Subscribe, 20);
-        assert_eq!(map.take(1, PidKind::Subscribe), None);
-        assert_eq!(map.take(1, PidKind::Publish), Some(10));
-        assert_eq!(map.take(1, PidKind::Publish), None);
-        assert_eq!(map.take(2, PidKind::Subscribe), Some(20));
-        assert_eq!(map.take(3, PidKind::Unsubscribe), None);
     }
 }
