@@ -93,6 +93,32 @@ fn call(k: &mut Kernel, app: AppId, req: &Request<'_>) -> Response<'static> {
     }
 }
 
+/// `call` for a publish request.
+fn publish(
+    k: &mut Kernel,
+    app: AppId,
+    topic: &str,
+    payload: &[u8],
+    qos: Qos,
+    token: u32,
+) -> Response<'static> {
+    call(
+        k,
+        app,
+        &Request::Publish {
+            topic,
+            payload,
+            qos,
+            token,
+        },
+    )
+}
+
+/// `call` for a subscribe request.
+fn subscribe(k: &mut Kernel, app: AppId, filter: &str, qos: Qos, token: u32) -> Response<'static> {
+    call(k, app, &Request::Subscribe { filter, qos, token })
+}
+
 fn raw(k: &mut Kernel, app: AppId, req: &Request<'_>) -> Reply {
     let mut frame = postcard::to_allocvec_cobs(req).unwrap();
     k.handle_frame(app, &mut frame, 1_000)
@@ -168,36 +194,11 @@ fn acl_is_checked_before_anything_is_queued() {
     let mut k = kernel();
     k.on_connected();
     drain(&mut k, PUB);
-    let r = call(
-        &mut k,
-        PUB,
-        &Request::Publish {
-            topic: "/pk/dn/user/get",
-            payload: b"x",
-            qos: Qos::AtLeastOnce,
-            token: 1,
-        },
-    );
+    let r = publish(&mut k, PUB, "/pk/dn/user/get", b"x", Qos::AtLeastOnce, 1);
     assert_eq!(r, Response::Error(ErrorCode::NotPermitted));
-    let r = call(
-        &mut k,
-        PUB,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/ceshi",
-            qos: Qos::AtLeastOnce,
-            token: 2,
-        },
-    );
+    let r = subscribe(&mut k, PUB, "/pk/dn/user/ceshi", Qos::AtLeastOnce, 2);
     assert_eq!(r, Response::Error(ErrorCode::NotPermitted));
-    let r = call(
-        &mut k,
-        ECHO,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/#",
-            qos: Qos::AtLeastOnce,
-            token: 3,
-        },
-    );
+    let r = subscribe(&mut k, ECHO, "/pk/dn/user/#", Qos::AtLeastOnce, 3);
     assert_eq!(
         r,
         Response::Error(ErrorCode::NotPermitted),
@@ -209,15 +210,7 @@ fn acl_is_checked_before_anything_is_queued() {
 #[test]
 fn narrower_filters_inside_a_grant_are_allowed() {
     let mut k = kernel();
-    let r = call(
-        &mut k,
-        ECHO,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/cmd/+",
-            qos: Qos::AtMostOnce,
-            token: 1,
-        },
-    );
+    let r = subscribe(&mut k, ECHO, "/pk/dn/user/cmd/+", Qos::AtMostOnce, 1);
     assert_eq!(r, Response::Accepted { token: 1 });
 }
 
@@ -227,55 +220,20 @@ fn invalid_topics_and_large_payloads_are_refused() {
     k.on_connected();
     let long = "/".repeat(129);
     assert_eq!(
-        call(
-            &mut k,
-            PUB,
-            &Request::Publish {
-                topic: &long,
-                payload: b"",
-                qos: Qos::AtMostOnce,
-                token: 1
-            }
-        ),
+        publish(&mut k, PUB, &long, b"", Qos::AtMostOnce, 1),
         Response::Error(ErrorCode::InvalidTopic)
     );
     assert_eq!(
-        call(
-            &mut k,
-            PUB,
-            &Request::Publish {
-                topic: "/pk/+/x",
-                payload: b"",
-                qos: Qos::AtMostOnce,
-                token: 1
-            }
-        ),
+        publish(&mut k, PUB, "/pk/+/x", b"", Qos::AtMostOnce, 1),
         Response::Error(ErrorCode::InvalidTopic)
     );
     let big = vec![0u8; MAX_PAYLOAD_LEN + 1];
     assert_eq!(
-        call(
-            &mut k,
-            PUB,
-            &Request::Publish {
-                topic: "/pk/dn/user/update",
-                payload: &big,
-                qos: Qos::AtMostOnce,
-                token: 1
-            }
-        ),
+        publish(&mut k, PUB, "/pk/dn/user/update", &big, Qos::AtMostOnce, 1),
         Response::Error(ErrorCode::PayloadTooLarge)
     );
     assert_eq!(
-        call(
-            &mut k,
-            ECHO,
-            &Request::Subscribe {
-                filter: "/pk/dn/user/cmd/#/x",
-                qos: Qos::AtMostOnce,
-                token: 1
-            }
-        ),
+        subscribe(&mut k, ECHO, "/pk/dn/user/cmd/#/x", Qos::AtMostOnce, 1),
         Response::Error(ErrorCode::InvalidTopic)
     );
 }
@@ -284,29 +242,11 @@ fn invalid_topics_and_large_payloads_are_refused() {
 fn qos0_needs_a_link_qos1_is_queued_until_connected() {
     let mut k = kernel();
     assert_eq!(
-        call(
-            &mut k,
-            PUB,
-            &Request::Publish {
-                topic: "/pk/dn/user/update",
-                payload: b"a",
-                qos: Qos::AtMostOnce,
-                token: 1
-            }
-        ),
+        publish(&mut k, PUB, "/pk/dn/user/update", b"a", Qos::AtMostOnce, 1),
         Response::Error(ErrorCode::NotConnected)
     );
     assert_eq!(
-        call(
-            &mut k,
-            PUB,
-            &Request::Publish {
-                topic: "/pk/dn/user/update",
-                payload: b"b",
-                qos: Qos::AtLeastOnce,
-                token: 2
-            }
-        ),
+        publish(&mut k, PUB, "/pk/dn/user/update", b"b", Qos::AtLeastOnce, 2),
         Response::Accepted { token: 2 }
     );
     assert_eq!(k.poll_outgoing(), None);
@@ -343,16 +283,7 @@ fn qos0_result_comes_after_the_write() {
     let mut k = kernel();
     k.on_connected();
     drain(&mut k, PUB);
-    call(
-        &mut k,
-        PUB,
-        &Request::Publish {
-            topic: "/pk/dn/user/update",
-            payload: b"a",
-            qos: Qos::AtMostOnce,
-            token: 5,
-        },
-    );
+    publish(&mut k, PUB, "/pk/dn/user/update", b"a", Qos::AtMostOnce, 5);
     let out = k.poll_outgoing().unwrap();
     assert_eq!(drain(&mut k, PUB), vec![]);
     k.on_written(&out);
@@ -369,25 +300,21 @@ fn qos0_result_comes_after_the_write() {
 fn qos1_in_flight_is_resent_with_dup_after_reconnect_and_qos0_fails() {
     let mut k = kernel();
     k.on_connected();
-    call(
+    publish(
         &mut k,
         PUB,
-        &Request::Publish {
-            topic: "/pk/dn/user/update",
-            payload: b"one",
-            qos: Qos::AtLeastOnce,
-            token: 1,
-        },
+        "/pk/dn/user/update",
+        b"one",
+        Qos::AtLeastOnce,
+        1,
     );
-    call(
+    publish(
         &mut k,
         PUB,
-        &Request::Publish {
-            topic: "/pk/dn/user/update",
-            payload: b"zero",
-            qos: Qos::AtMostOnce,
-            token: 2,
-        },
+        "/pk/dn/user/update",
+        b"zero",
+        Qos::AtMostOnce,
+        2,
     );
     let first = k.poll_outgoing().unwrap();
     let Outgoing::Publish { pid, .. } = first else {
@@ -442,24 +369,8 @@ fn qos1_in_flight_is_resent_with_dup_after_reconnect_and_qos0_fails() {
 fn subscriptions_are_shared_routed_per_app_and_restored_after_reconnect() {
     let mut k = kernel();
     k.on_connected();
-    call(
-        &mut k,
-        PUB,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/get",
-            qos: Qos::AtLeastOnce,
-            token: 1,
-        },
-    );
-    call(
-        &mut k,
-        ECHO,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/ceshi",
-            qos: Qos::AtLeastOnce,
-            token: 2,
-        },
-    );
+    subscribe(&mut k, PUB, "/pk/dn/user/get", Qos::AtLeastOnce, 1);
+    subscribe(&mut k, ECHO, "/pk/dn/user/ceshi", Qos::AtLeastOnce, 2);
     let Some(Outgoing::Subscribe {
         pid: p1,
         filter: f1,
@@ -531,15 +442,7 @@ fn subscriptions_are_shared_routed_per_app_and_restored_after_reconnect() {
 fn unsubscribe_only_leaves_the_session_when_no_app_holds_the_filter() {
     let mut k = kernel();
     k.on_connected();
-    call(
-        &mut k,
-        ECHO,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/ceshi",
-            qos: Qos::AtMostOnce,
-            token: 1,
-        },
-    );
+    subscribe(&mut k, ECHO, "/pk/dn/user/ceshi", Qos::AtMostOnce, 1);
     let Some(Outgoing::Subscribe { pid, .. }) = k.poll_outgoing() else {
         panic!()
     };
@@ -577,15 +480,7 @@ fn unsubscribe_only_leaves_the_session_when_no_app_holds_the_filter() {
 fn refused_subscription_is_reported_and_forgotten() {
     let mut k = kernel();
     k.on_connected();
-    call(
-        &mut k,
-        PUB,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/get",
-            qos: Qos::AtLeastOnce,
-            token: 4,
-        },
-    );
+    subscribe(&mut k, PUB, "/pk/dn/user/get", Qos::AtLeastOnce, 4);
     let Some(Outgoing::Subscribe { pid, .. }) = k.poll_outgoing() else {
         panic!()
     };
@@ -602,15 +497,7 @@ fn refused_subscription_is_reported_and_forgotten() {
 fn a_full_queue_drops_new_events_and_reports_overflow_without_touching_other_apps() {
     let mut k = kernel();
     k.on_connected(); // one event each
-    call(
-        &mut k,
-        PUB,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/get",
-            qos: Qos::AtMostOnce,
-            token: 1,
-        },
-    );
+    subscribe(&mut k, PUB, "/pk/dn/user/get", Qos::AtMostOnce, 1);
     let Some(Outgoing::Subscribe { pid, .. }) = k.poll_outgoing() else {
         panic!()
     };
@@ -637,74 +524,37 @@ fn outbox_and_subscription_caps_answer_busy() {
     let mut k = kernel();
     for token in 0..3 {
         assert_eq!(
-            call(
+            publish(
                 &mut k,
                 PUB,
-                &Request::Publish {
-                    topic: "/pk/dn/user/update",
-                    payload: b"q",
-                    qos: Qos::AtLeastOnce,
-                    token
-                }
+                "/pk/dn/user/update",
+                b"q",
+                Qos::AtLeastOnce,
+                token
             ),
             Response::Accepted { token }
         );
     }
     assert_eq!(
-        call(
-            &mut k,
-            PUB,
-            &Request::Publish {
-                topic: "/pk/dn/user/update",
-                payload: b"q",
-                qos: Qos::AtLeastOnce,
-                token: 9
-            }
-        ),
+        publish(&mut k, PUB, "/pk/dn/user/update", b"q", Qos::AtLeastOnce, 9),
         Response::Error(ErrorCode::Busy)
     );
     assert_eq!(
-        call(
+        publish(
             &mut k,
             ECHO,
-            &Request::Publish {
-                topic: "/pk/dn/user/update",
-                payload: b"q",
-                qos: Qos::AtLeastOnce,
-                token: 9
-            }
+            "/pk/dn/user/update",
+            b"q",
+            Qos::AtLeastOnce,
+            9
         ),
         Response::Accepted { token: 9 },
         "one app's full outbox does not block another"
     );
-    call(
-        &mut k,
-        ECHO,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/ceshi",
-            qos: Qos::AtMostOnce,
-            token: 1,
-        },
-    );
-    call(
-        &mut k,
-        ECHO,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/cmd/a",
-            qos: Qos::AtMostOnce,
-            token: 2,
-        },
-    );
+    subscribe(&mut k, ECHO, "/pk/dn/user/ceshi", Qos::AtMostOnce, 1);
+    subscribe(&mut k, ECHO, "/pk/dn/user/cmd/a", Qos::AtMostOnce, 2);
     assert_eq!(
-        call(
-            &mut k,
-            ECHO,
-            &Request::Subscribe {
-                filter: "/pk/dn/user/cmd/b",
-                qos: Qos::AtMostOnce,
-                token: 3
-            }
-        ),
+        subscribe(&mut k, ECHO, "/pk/dn/user/cmd/b", Qos::AtMostOnce, 3),
         Response::Error(ErrorCode::Busy)
     );
 }
@@ -736,24 +586,14 @@ fn wait_event_blocks_until_an_event_or_the_deadline() {
 fn a_restarted_app_starts_clean_but_its_accepted_qos1_still_goes_out() {
     let mut k = kernel();
     k.on_connected();
-    call(
+    subscribe(&mut k, ECHO, "/pk/dn/user/ceshi", Qos::AtMostOnce, 1);
+    publish(
         &mut k,
         ECHO,
-        &Request::Subscribe {
-            filter: "/pk/dn/user/ceshi",
-            qos: Qos::AtMostOnce,
-            token: 1,
-        },
-    );
-    call(
-        &mut k,
-        ECHO,
-        &Request::Publish {
-            topic: "/pk/dn/user/update",
-            payload: b"keep",
-            qos: Qos::AtLeastOnce,
-            token: 2,
-        },
+        "/pk/dn/user/update",
+        b"keep",
+        Qos::AtLeastOnce,
+        2,
     );
     let Some(Outgoing::Subscribe { pid, .. }) = k.poll_outgoing() else {
         panic!()
@@ -810,15 +650,13 @@ fn repeated_login_failures_are_reported_once_per_reason() {
 fn a_refused_qos1_publish_is_reported_as_not_delivered_and_not_resent() {
     let mut k = kernel();
     k.on_connected();
-    call(
+    publish(
         &mut k,
         PUB,
-        &Request::Publish {
-            topic: "/pk/dn/user/update",
-            payload: b"no",
-            qos: Qos::AtLeastOnce,
-            token: 3,
-        },
+        "/pk/dn/user/update",
+        b"no",
+        Qos::AtLeastOnce,
+        3,
     );
     let Some(Outgoing::Publish { pid, .. }) = k.poll_outgoing() else {
         panic!()
