@@ -234,16 +234,6 @@ impl Kernel {
         self.config
     }
 
-    /// Is the MQTT session up?
-    pub fn is_connected(&self) -> bool {
-        self.connected
-    }
-
-    /// Number of app slots.
-    pub fn app_count(&self) -> usize {
-        self.apps.len()
-    }
-
     /// Handle one COBS frame from app `app` at time `now_ms`.
     pub fn handle_frame(&mut self, app: AppId, frame: &mut [u8], now_ms: u64) -> Reply {
         if usize::from(app) >= self.apps.len() {
