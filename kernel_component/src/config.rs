@@ -4,6 +4,8 @@
 //! [`DeviceConfig`] as a `const`, so nothing here is parsed at run time and every table lives
 //! in flash. Topic templates are already expanded (`${productKey}`, `${deviceName}` replaced).
 
+pub use crate::budget::AppBudget;
+
 /// Everything the kernel needs to know about this device and its apps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceConfig {
@@ -31,6 +33,9 @@ pub struct DeviceConfig {
     pub topics: &'static [TopicDef],
     /// The apps and their grants, in manifest order (index = app id).
     pub apps: &'static [AppDef],
+    /// Most RAM the kernel may need in the worst case (`kernel.ram_budget` in the manifest);
+    /// the build fails when [`crate::budget::worst_case_ram`] exceeds it.
+    pub kernel_ram_budget: u32,
 }
 
 /// How the device authenticates.
@@ -133,6 +138,8 @@ pub struct AppDef {
     pub restart: RestartPolicy,
     /// App-specific settings from the manifest (`key`, `value`), e.g. a publish interval.
     pub settings: &'static [(&'static str, &'static str)],
+    /// The app's share of kernel memory.
+    pub budget: AppBudget,
 }
 
 /// What the board does when an app faults or exits.

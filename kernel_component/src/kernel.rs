@@ -11,8 +11,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use aliot_abi::{
-    ABI_VERSION, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN, Qos, Request,
-    Response,
+    ABI_MAJOR, ABI_MINOR, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN, Qos,
+    Request, Response,
 };
 
 use crate::config::{AppDef, DeviceConfig};
@@ -247,19 +247,20 @@ impl Kernel {
 
     fn handle_request(&mut self, app: AppId, request: Request<'_>, now_ms: u64) -> Reply {
         let index = usize::from(app);
-        if let Request::Hello { abi_version } = request {
-            if abi_version != ABI_VERSION {
+        if let Request::Hello { major, .. } = request {
+            if major != ABI_MAJOR {
                 log::warn!(
                     "app {}: ABI {} refused (kernel speaks {})",
                     self.apps[index].def.name,
-                    abi_version,
-                    ABI_VERSION
+                    major,
+                    ABI_MAJOR
                 );
                 return error(ErrorCode::AbiMismatch);
             }
             self.apps[index].greeted = true;
             return Reply::Now(encode(&Response::Welcome {
-                abi_version: ABI_VERSION,
+                major: ABI_MAJOR,
+                minor: ABI_MINOR,
                 app_id: app,
             }));
         }
@@ -736,6 +737,16 @@ impl Kernel {
             .filter(|p| p.qos == Qos::AtLeastOnce)
             .count()
     }
+}
+
+/// Bytes of the kernel's fixed tables for `clients` clients (temporary figure).
+pub(crate) fn fixed_bytes(clients: usize) -> usize {
+    core::mem::size_of::<Kernel>() + clients * core::mem::size_of::<AppState>()
+}
+
+/// Bytes one subscription costs across the kernel's tables (temporary figure).
+pub(crate) fn subscription_slot_bytes() -> usize {
+    3 * (aliot_abi::MAX_TOPIC_LEN + 16)
 }
 
 #[cfg(test)]

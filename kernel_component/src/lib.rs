@@ -16,6 +16,7 @@ extern crate std;
 pub mod auth;
 pub mod backoff;
 pub mod board;
+pub mod budget;
 pub mod config;
 pub mod kernel;
 pub mod link;

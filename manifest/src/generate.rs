@@ -109,9 +109,15 @@ pub fn generate_kernel_config_at(m: &Manifest, config_path: &str) -> String {
         );
         let _ = writeln!(s, "            restart: {p}::RestartPolicy::{restart},");
         let _ = writeln!(s, "            settings: &[{}],", settings(&a.settings));
+        // UNFINISHED: fixed defaults until the manifest declares per-app budgets.
+        let _ = writeln!(
+            s,
+            "            budget: {p}::AppBudget {{ event_queue_bytes: 4608, outbox_bytes: 8704, max_payload: 4096, subscriptions: 8 }},"
+        );
         let _ = writeln!(s, "        }},");
     }
     let _ = writeln!(s, "    ],");
+    let _ = writeln!(s, "    kernel_ram_budget: 49152,");
     let _ = writeln!(s, "}};");
     s
 }

@@ -2,8 +2,8 @@
 
 use crate::{AppError, Syscalls};
 use aliot_abi::{
-    ABI_VERSION, Event, LinkStatus, MAX_COBS_FRAME_LEN, Qos, Request, Response, decode_frame,
-    encode_frame,
+    ABI_MAJOR, ABI_MINOR, Event, LinkStatus, MAX_COBS_FRAME_LEN, Qos, Request, Response,
+    decode_frame, encode_frame,
 };
 
 /// Room kept beside a full-size frame for the small frame on the other side of the exchange.
@@ -42,17 +42,14 @@ impl<S: Syscalls> Aliot<S> {
             buf: [0; FRAME_BUF_LEN],
         };
         let hello = Request::Hello {
-            abi_version: ABI_VERSION,
+            major: ABI_MAJOR,
+            minor: ABI_MINOR,
         };
         match app.call(&hello)? {
-            Response::Welcome {
-                abi_version,
-                app_id,
-            } => {
-                if abi_version != ABI_VERSION {
-                    return Err(AppError::AbiMismatch {
-                        kernel: abi_version,
-                    });
+            Response::Welcome { major, app_id, .. } => {
+                // A kernel of a newer minor serves this app as it is (see the ABI's versioning).
+                if major != ABI_MAJOR {
+                    return Err(AppError::AbiMismatch { kernel: major });
                 }
                 app.app_id = app_id;
                 Ok(app)

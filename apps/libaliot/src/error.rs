@@ -35,8 +35,8 @@ impl<E: fmt::Debug> fmt::Display for AppError<E> {
             }
             AppError::AbiMismatch { kernel } => write!(
                 f,
-                "kernel speaks ABI version {kernel}, this app was built for {}",
-                aliot_abi::ABI_VERSION
+                "kernel speaks ABI major {kernel}, this app was built for {}",
+                aliot_abi::ABI_MAJOR
             ),
         }
     }

@@ -9,7 +9,7 @@
 pub mod logs;
 
 use crate::Syscalls;
-use aliot_abi::{ABI_VERSION, Event, Request, Response, decode_frame};
+use aliot_abi::{ABI_MAJOR, ABI_MINOR, Event, Request, Response, decode_frame};
 use std::collections::VecDeque;
 use std::vec::Vec;
 
@@ -99,10 +99,12 @@ impl FakeKernel {
     pub fn expect_hello(&mut self, app_id: u8) -> &mut Self {
         self.expect(
             Request::Hello {
-                abi_version: ABI_VERSION,
+                major: ABI_MAJOR,
+                minor: ABI_MINOR,
             },
             Response::Welcome {
-                abi_version: ABI_VERSION,
+                major: ABI_MAJOR,
+                minor: ABI_MINOR,
                 app_id,
             },
         )

@@ -3,8 +3,8 @@
 use crate::fake::{FakeError, FakeKernel};
 use crate::{Aliot, AppError, FRAME_BUF_LEN, Syscalls};
 use aliot_abi::{
-    ABI_VERSION, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN, MAX_TOPIC_LEN,
-    Qos, Request, Response,
+    ABI_MAJOR, ABI_MINOR, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN,
+    MAX_TOPIC_LEN, Qos, Request, Response,
 };
 use std::vec;
 use std::vec::Vec;
@@ -41,10 +41,12 @@ fn new_rejects_a_kernel_of_another_abi_version() {
     let mut fake = FakeKernel::new();
     fake.expect(
         Request::Hello {
-            abi_version: ABI_VERSION,
+            major: ABI_MAJOR,
+            minor: ABI_MINOR,
         },
         Response::Welcome {
-            abi_version: ABI_VERSION + 1,
+            major: ABI_MAJOR + 1,
+            minor: 0,
             app_id: 0,
         },
     );
@@ -52,16 +54,35 @@ fn new_rejects_a_kernel_of_another_abi_version() {
     assert_eq!(
         err,
         AppError::AbiMismatch {
-            kernel: ABI_VERSION + 1
+            kernel: ABI_MAJOR + 1
         }
     );
+}
+
+#[test]
+fn new_accepts_a_kernel_of_a_newer_minor() {
+    let mut fake = FakeKernel::new();
+    fake.expect(
+        Request::Hello {
+            major: ABI_MAJOR,
+            minor: ABI_MINOR,
+        },
+        Response::Welcome {
+            major: ABI_MAJOR,
+            minor: ABI_MINOR + 1,
+            app_id: 4,
+        },
+    );
+    let app = Aliot::new(&mut fake).expect("a newer minor only appends");
+    assert_eq!(app.app_id(), 4);
 }
 
 #[test]
 fn new_reports_the_kernels_refusal() {
     let mut fake = FakeKernel::new();
     let hello = Request::Hello {
-        abi_version: ABI_VERSION,
+        major: ABI_MAJOR,
+        minor: ABI_MINOR,
     };
     fake.expect(hello, Response::Error(ErrorCode::AbiMismatch));
     let err = Aliot::new(&mut fake).err().expect("refused");
@@ -72,7 +93,8 @@ fn new_reports_the_kernels_refusal() {
 fn new_rejects_an_answer_that_is_not_welcome() {
     let mut fake = FakeKernel::new();
     let hello = Request::Hello {
-        abi_version: ABI_VERSION,
+        major: ABI_MAJOR,
+        minor: ABI_MINOR,
     };
     fake.expect(hello, Response::Ok);
     assert_eq!(

@@ -7,14 +7,41 @@
 //! through [`Request::WaitEvent`], the way Tock apps `yield` for upcalls.
 //!
 //! The encoding is pinned by golden-byte tests (`tests/golden.rs`): changing a variant's bytes
-//! is a deliberate act that bumps [`ABI_VERSION`].
+//! is a deliberate act.
+//!
+//! # Versioning
+//! The contract has a major and a minor version ([`ABI_MAJOR`], [`ABI_MINOR`]), announced in
+//! [`Request::Hello`]:
+//! - a **major** change alters the bytes of something that exists: the kernel refuses apps of
+//!   another major with [`ErrorCode::AbiMismatch`];
+//! - a **minor** change only appends: new [`Request`] variants, new [`Event`] variants, new
+//!   [`ErrorCode`]s, always at the end of their enum. An app built against an older minor keeps
+//!   working: the kernel never sends it an event its minor does not know ([`Event::since_minor`]),
+//!   and a request the kernel does not know (an app of a newer minor) is answered
+//!   [`ErrorCode::Unsupported`] instead of failing the app.
 #![no_std]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use serde::{Deserialize, Serialize};
 
-/// Version of this wire contract. Apps announce it in [`Request::Hello`]; the kernel refuses
-/// every other request from an app whose version differs, so a stale app fails loudly.
-pub const ABI_VERSION: u16 = 1;
+/// Major version of this wire contract: apps of another major are refused, so a stale app
+/// fails loudly. Version 1 was the spine's single `abi_version`; 2 split it into major.minor.
+pub const ABI_MAJOR: u16 = 2;
+
+/// Minor version: what was appended to the contract since the major changed.
+pub const ABI_MINOR: u16 = 0;
+
+/// Number of [`Request`] variants this minor knows: a request tagged at or past it is from a
+/// newer minor and is answered [`ErrorCode::Unsupported`].
+pub const REQUEST_VARIANTS: u8 = 6;
 
 /// Longest topic the platform accepts (Alibaba IoT: 1..=128 characters).
 pub const MAX_TOPIC_LEN: usize = 128;
@@ -44,9 +71,15 @@ pub enum Qos {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request<'a> {
     /// First call of every app: declares the ABI version it was built against.
+    ///
+    /// Once greeted, a repeated `Hello` of the same major is answered `Welcome` again and
+    /// changes nothing; a `Hello` of another major is refused and leaves the app ungreeted
+    /// (every later request is `AbiMismatch` until a matching `Hello`).
     Hello {
-        /// The app's [`ABI_VERSION`].
-        abi_version: u16,
+        /// The app's [`ABI_MAJOR`].
+        major: u16,
+        /// The app's [`ABI_MINOR`].
+        minor: u16,
     },
     /// Publish `payload` on `topic`. The kernel checks the app's grant before anything
     /// touches the network. `token` is the app's own tag, echoed in [`Event::PublishResult`].
@@ -93,8 +126,10 @@ pub enum Response<'a> {
     Ok,
     /// Answer to `Hello`: the kernel's ABI version and this app's slot number.
     Welcome {
-        /// The kernel's [`ABI_VERSION`].
-        abi_version: u16,
+        /// The kernel's [`ABI_MAJOR`].
+        major: u16,
+        /// The kernel's [`ABI_MINOR`].
+        minor: u16,
         /// Index of the app in the manifest.
         app_id: u8,
     },
@@ -151,7 +186,9 @@ pub enum Event<'a> {
         /// `true` once sent (QoS 0) or acknowledged by the platform (QoS 1).
         delivered: bool,
     },
-    /// Outcome of an earlier [`Request::Subscribe`].
+    /// Outcome of an earlier [`Request::Subscribe`]. Also sent, with the token of the
+    /// subscribe that made it, when the platform refuses the filter on a re-subscribe after a
+    /// reconnect: the subscription is then gone from this app.
     SubscribeResult {
         /// The token from the request.
         token: u32,
@@ -199,6 +236,23 @@ pub enum ErrorCode {
     Busy,
     /// `Unsubscribe` of a filter this app never subscribed.
     NotSubscribed,
+    /// A request this kernel does not know (the app was built against a newer minor).
+    Unsupported,
+}
+
+impl Event<'_> {
+    /// The ABI minor that introduced this event; the kernel sends it only to apps that announced
+    /// at least this minor. Every event of major 2 exists since minor 0.
+    pub fn since_minor(&self) -> u16 {
+        match self {
+            Event::Connected
+            | Event::Disconnected { .. }
+            | Event::Message { .. }
+            | Event::PublishResult { .. }
+            | Event::SubscribeResult { .. }
+            | Event::Overflow { .. } => 0,
+        }
+    }
 }
 
 /// Encode any ABI message into a COBS frame (terminating zero included) in `buf`.

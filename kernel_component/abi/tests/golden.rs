@@ -1,5 +1,5 @@
 //! Golden bytes: the exact postcard encoding of every variant. A failure here means the wire
-//! contract changed; if that was intended, bump `ABI_VERSION` and update the bytes.
+//! contract changed; if that was intended, bump `ABI_MAJOR` (or, for an append, `ABI_MINOR`) and update the bytes.
 
 use aliot_abi::*;
 
@@ -19,13 +19,31 @@ where
 
 #[test]
 fn abi_version_is_pinned() {
-    assert_eq!(ABI_VERSION, 1);
+    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 0));
+    assert_eq!(REQUEST_VARIANTS, 6);
+}
+
+#[test]
+fn a_request_of_a_newer_minor_is_recognisable_by_its_tag() {
+    // The first byte of every request is its variant tag; the kernel answers `Unsupported` to
+    // tags at or past REQUEST_VARIANTS, `Malformed` to anything else it cannot decode.
+    assert_eq!(
+        bytes(&Request::WaitEvent { timeout_ms: 0 })[0],
+        REQUEST_VARIANTS - 1
+    );
+    assert!(postcard::from_bytes::<Request>(&[REQUEST_VARIANTS]).is_err());
 }
 
 #[test]
 fn requests() {
-    golden(Request::Hello { abi_version: 1 }, &[0, 1]);
-    golden(Request::Hello { abi_version: 300 }, &[0, 0xac, 0x02]);
+    golden(Request::Hello { major: 2, minor: 0 }, &[0, 2, 0]);
+    golden(
+        Request::Hello {
+            major: 300,
+            minor: 1,
+        },
+        &[0, 0xac, 0x02, 1],
+    );
     golden(
         Request::Publish {
             topic: "/a/b",
@@ -65,10 +83,11 @@ fn responses() {
     golden(Response::Ok, &[0]);
     golden(
         Response::Welcome {
-            abi_version: 1,
+            major: 2,
+            minor: 0,
             app_id: 2,
         },
-        &[1, 1, 2],
+        &[1, 2, 0, 2],
     );
     golden(Response::Accepted { token: 9 }, &[2, 9]);
     golden(
@@ -160,6 +179,7 @@ fn error_codes() {
         ErrorCode::NotConnected,
         ErrorCode::Busy,
         ErrorCode::NotSubscribed,
+        ErrorCode::Unsupported,
     ];
     for (i, code) in all.into_iter().enumerate() {
         golden(code, &[i as u8]);

@@ -10,6 +10,12 @@ static APPS: [AppDef; 2] = [
         subscribe: &["/pk/dn/user/get"],
         restart: RestartPolicy::OnFailure,
         settings: &[],
+        budget: AppBudget {
+            event_queue_bytes: 4608,
+            outbox_bytes: 8704,
+            max_payload: 4096,
+            subscriptions: 8,
+        },
     },
     AppDef {
         name: "echo",
@@ -18,6 +24,12 @@ static APPS: [AppDef; 2] = [
         subscribe: &["/pk/dn/user/ceshi", "/pk/dn/user/cmd/#"],
         restart: RestartPolicy::Always,
         settings: &[],
+        budget: AppBudget {
+            event_queue_bytes: 4608,
+            outbox_bytes: 8704,
+            max_payload: 4096,
+            subscriptions: 8,
+        },
     },
 ];
 
@@ -41,6 +53,7 @@ static CONFIG: DeviceConfig = DeviceConfig {
     sign_method: SignMethod::HmacSha256,
     topics: &[],
     apps: &APPS,
+    kernel_ram_budget: 49152,
 };
 
 const PUB: AppId = 0;
@@ -60,11 +73,13 @@ fn kernel() -> Kernel {
             &mut k,
             PUB,
             &Request::Hello {
-                abi_version: ABI_VERSION
+                major: ABI_MAJOR,
+                minor: ABI_MINOR
             }
         ),
         Response::Welcome {
-            abi_version: ABI_VERSION,
+            major: ABI_MAJOR,
+            minor: ABI_MINOR,
             app_id: PUB
         }
     );
@@ -73,11 +88,13 @@ fn kernel() -> Kernel {
             &mut k,
             ECHO,
             &Request::Hello {
-                abi_version: ABI_VERSION
+                major: ABI_MAJOR,
+                minor: ABI_MINOR
             }
         ),
         Response::Welcome {
-            abi_version: ABI_VERSION,
+            major: ABI_MAJOR,
+            minor: ABI_MINOR,
             app_id: ECHO
         }
     );
@@ -157,7 +174,8 @@ fn requests_before_hello_or_with_wrong_abi_are_refused() {
             &mut k,
             PUB,
             &Request::Hello {
-                abi_version: ABI_VERSION + 1
+                major: ABI_MAJOR + 1,
+                minor: 0
             }
         ),
         Response::Error(ErrorCode::AbiMismatch)
@@ -616,7 +634,8 @@ fn a_restarted_app_starts_clean_but_its_accepted_qos1_still_goes_out() {
         &mut k,
         ECHO,
         &Request::Hello {
-            abi_version: ABI_VERSION,
+            major: ABI_MAJOR,
+            minor: ABI_MINOR,
         },
     );
     k.on_puback(pid);

@@ -123,3 +123,14 @@ pub trait MqttLink {
         None
     }
 }
+
+/// RAM the link of `version` holds for its buffers, for the kernel's budget
+/// ([`crate::budget::worst_case_ram`]).
+pub const fn ram_bytes(version: crate::config::MqttVersion) -> usize {
+    match version {
+        // Transmit and receive buffers of one packet each.
+        crate::config::MqttVersion::V311 => 2 * writer::MAX_PACKET_LEN,
+        // The packet writer's buffer and `rust-mqtt`'s receive allocation.
+        crate::config::MqttVersion::V5 => 2 * writer::MAX_PACKET_LEN,
+    }
+}

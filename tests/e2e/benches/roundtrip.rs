@@ -140,6 +140,12 @@ fn capsule(emu: &Emulator, version: MqttVersion) -> (Duration, Duration) {
         subscribe: &[],
         restart: RestartPolicy::Never,
         settings: &[],
+        budget: aliot_kernel::config::AppBudget {
+            event_queue_bytes: 4608,
+            outbox_bytes: 8704,
+            max_payload: 4096,
+            subscriptions: 8,
+        },
     }]));
     let mut config = aliot_host::generated::DEVICE;
     config.device_name = DN;
