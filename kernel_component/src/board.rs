@@ -2,8 +2,6 @@
 //! clock, randomness, and a port that carries app syscall frames. Everything else (the MQTT
 //! session, login, routing) is the same code on every board.
 
-use alloc::vec::Vec;
-
 use crate::kernel::AppId;
 
 /// Why a board could not open a stream.
@@ -45,24 +43,30 @@ pub trait Entropy {
 }
 
 /// Something an app did, as seen by the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppInput {
-    /// One COBS frame (a request) from app `app`.
-    Frame {
-        /// The sender, as established by the board (apps cannot choose it).
+    /// App `app` made a syscall: its request (postcard, unframed) is in
+    /// [`AppPort::buffer`]`(app)[..len]`.
+    Syscall {
+        /// The caller, as established by the board (apps cannot choose it).
         app: AppId,
-        /// The frame, terminating zero optional.
-        frame: Vec<u8>,
+        /// Bytes of the request.
+        len: usize,
     },
     /// App `app` died or was stopped; its successor will say Hello again.
     Exited(AppId),
 }
 
-/// The kernel side of the syscall interface.
+/// The kernel side of the syscall interface. The port lends each app's syscall buffer (the
+/// app's own RAM under the MPU; a pipe buffer on the host): the kernel decodes the request
+/// from it and writes the response into it, so no frame is copied or allocated on the way.
 #[allow(async_fn_in_trait)]
 pub trait AppPort {
     /// The next input from any app. Must be cancel-safe.
     async fn recv(&mut self) -> AppInput;
-    /// Deliver a response frame to `app` (dropped if the app is gone).
-    fn send(&mut self, app: AppId, frame: &[u8]);
+    /// App `app`'s syscall buffer: holds its request after [`AppInput::Syscall`], and the
+    /// response once the kernel wrote it. `None` when the app is gone.
+    fn buffer(&mut self, app: AppId) -> Option<&mut [u8]>;
+    /// The response to `app`'s syscall is in its buffer, `len` bytes: hand it over.
+    fn respond(&mut self, app: AppId, len: usize);
 }

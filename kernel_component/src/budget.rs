@@ -34,7 +34,7 @@ pub const EVENT_RECORD_OVERHEAD: u32 = 2 + 1 + 1 + 2 + 3 + 1;
 /// Bytes an outbox ring spends on a publish beyond its topic and payload: the ring's record
 /// header and the kernel's per-message header (state, QoS, packet id, token, generation,
 /// topic length).
-pub const OUTBOX_RECORD_OVERHEAD: u32 = 2 + 13;
+pub const OUTBOX_RECORD_OVERHEAD: u32 = 2 + 11;
 
 /// QoS 1 publishes, SUBSCRIBEs and UNSUBSCRIBEs the kernel keeps on the wire unacknowledged
 /// at once (MQTT packet identifiers in use). More wait in their queues.

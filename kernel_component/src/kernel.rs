@@ -1,232 +1,330 @@
-//! The sans-IO heart of the capsule: per-app grants, subscriptions, event queues and the
-//! outbox of messages waiting for the network.
+//! The sans-IO heart of the capsule: per-client grants, subscriptions, event queues and the
+//! outboxes of messages waiting for the network.
 //!
-//! Nothing here performs I/O or reads a clock. The runner feeds it syscall frames, network
+//! Nothing here performs I/O or reads a clock. The runner lends it syscall buffers, network
 //! happenings (connected, link down, PUBLISH, PUBACK, SUBACK) and the current time; it answers
-//! with response frames and with [`Outgoing`] packets to put on the wire. That keeps every rule
-//! (ACL before network, resend after reconnect, bounded queues) testable without a socket.
+//! into the lent buffer and hands out [`Outgoing`] packets to put on the wire. That keeps every
+//! rule (ACL before network, resend after reconnect, bounded queues) testable without a socket.
+//!
+//! Memory: every queue is a fixed [`ring::Ring`] sized from the client's
+//! [`crate::budget::AppBudget`] and allocated in [`Kernel::new`]; the subscription tables and
+//! the in-flight table are reserved there too. After boot the kernel does not allocate, so its
+//! worst case is [`crate::budget::worst_case_ram`] whatever apps or the network send.
+//!
+//! Clients are the manifest's apps (ids `0..apps`, reached through syscalls) followed by the
+//! kernel's own services (registration, OTA, time: [`Kernel::with_services`]), which use the
+//! same handlers through [`Kernel::service_call`] with grants of their own. A message on a
+//! topic a service subscribed to goes to services only, never to an app.
 
-use alloc::collections::VecDeque;
-use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use aliot_abi::{
-    ABI_MAJOR, ABI_MINOR, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN, Qos,
-    Request, Response,
+    ABI_MAJOR, ABI_MINOR, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN,
+    MAX_TOPIC_LEN, Qos, REQUEST_VARIANTS, Request, Response,
 };
 
+use crate::budget::event_record_bytes;
 use crate::config::{AppDef, DeviceConfig};
 use crate::topic::{filter_covers, filter_matches, validate_filter, validate_topic};
 
-/// Index of an app in the manifest.
+mod grants;
+mod inflight;
+mod outbox;
+mod ring;
+
+pub use crate::link::Outgoing;
+use grants::Grants;
+use inflight::{InFlight, Waiting};
+use outbox::Outbox;
+use ring::{Ring, Slot};
+
+/// Index of a client: an app in the manifest (`0..apps`), then the kernel's services.
 pub type AppId = u8;
 
-/// Caps on every queue the kernel keeps, so no app and no flood from the network can exhaust
-/// memory or block another app.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Events queued per app before new ones are dropped (and counted in `Overflow`).
-    pub event_queue: usize,
-    /// Unacknowledged or unsent publishes per app.
-    pub outbox_per_app: usize,
-    /// Subscriptions per app.
-    pub subscriptions_per_app: usize,
+/// Index of a kernel service among [`Kernel::with_services`]' list.
+pub type ServiceId = usize;
+
+/// How long a written SUBSCRIBE, UNSUBSCRIBE or QoS 1 PUBLISH may wait for its acknowledgement
+/// before the session is considered broken (then everything is resent on a new connection).
+pub const DEFAULT_ACK_TIMEOUT_MS: u32 = 30_000;
+
+/// A topic filter, stored inline (no allocation per subscription).
+type Filter = heapless::String<MAX_TOPIC_LEN>;
+
+/// What the kernel did with an incoming PUBLISH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every matching client's queue took it (or it can never be taken and was counted as
+    /// dropped): acknowledge it.
+    Taken {
+        /// Clients it was queued for.
+        clients: usize,
+    },
+    /// A matching client's queue is full right now: do not acknowledge a QoS 1 message, so the
+    /// platform delivers it again, and queue it for nobody (no duplicates on the resend).
+    Refused,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            event_queue: 16,
-            outbox_per_app: 16,
-            subscriptions_per_app: 16,
-        }
-    }
+/// What a syscall turned into, before the edge encodes it.
+enum Answer {
+    /// Answer with this response now.
+    Now(Response<'static>),
+    /// Answer with the app's next queued event (known to be there).
+    Event,
+    /// The app waits in `WaitEvent`; [`Kernel::ready_app`] says when to answer.
+    Wait,
 }
 
-/// A packet the runner must write to the MQTT link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outgoing {
-    /// PUBLISH. `pid` is 0 for QoS 0.
-    Publish {
-        /// Packet identifier (QoS 1) or 0.
-        pid: u16,
-        /// Topic.
-        topic: String,
-        /// Payload.
-        payload: Vec<u8>,
-        /// QoS.
-        qos: Qos,
-        /// Set when this message was written before on an earlier connection.
-        dup: bool,
-    },
-    /// SUBSCRIBE of one filter.
-    Subscribe {
-        /// Packet identifier.
-        pid: u16,
-        /// Filter.
-        filter: String,
-        /// Requested QoS.
-        qos: Qos,
-    },
-    /// UNSUBSCRIBE of one filter.
-    Unsubscribe {
-        /// Packet identifier.
-        pid: u16,
-        /// Filter.
-        filter: String,
-    },
-}
-
-/// What the kernel did with a syscall frame.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// Send this response frame (COBS, zero-terminated) to the app now.
-    Now(Vec<u8>),
-    /// The app is blocked in `WaitEvent`; its answer comes from [`Kernel::ready_responses`].
-    Later,
-}
-
-#[derive(Debug, Clone)]
-enum OwnedEvent {
-    Connected,
-    Disconnected(DisconnectReason),
-    Message {
-        topic: String,
-        payload: Vec<u8>,
-        qos: Qos,
-    },
-    PublishResult {
-        token: u32,
-        delivered: bool,
-    },
-    SubscribeResult {
-        token: u32,
-        granted: bool,
-    },
-}
-
-impl OwnedEvent {
-    fn as_abi(&self) -> Event<'_> {
-        match self {
-            OwnedEvent::Connected => Event::Connected,
-            OwnedEvent::Disconnected(reason) => Event::Disconnected { reason: *reason },
-            OwnedEvent::Message {
-                topic,
-                payload,
-                qos,
-            } => Event::Message {
-                topic,
-                payload,
-                qos: *qos,
-            },
-            OwnedEvent::PublishResult { token, delivered } => Event::PublishResult {
-                token: *token,
-                delivered: *delivered,
-            },
-            OwnedEvent::SubscribeResult { token, granted } => Event::SubscribeResult {
-                token: *token,
-                granted: *granted,
-            },
-        }
-    }
-}
-
+/// One subscription of one client.
 #[derive(Debug)]
-struct AppState {
-    def: &'static AppDef,
-    greeted: bool,
-    queue: VecDeque<OwnedEvent>,
-    dropped: u32,
-    subs: Vec<String>,
-    wait_deadline: Option<u64>,
-    /// Bumped on every restart so results of a dead instance's publishes are not delivered
-    /// to its successor.
-    generation: u32,
-}
-
-#[derive(Debug)]
-struct PendingPublish {
-    app: AppId,
-    generation: u32,
-    token: u32,
-    topic: String,
-    payload: Vec<u8>,
+struct ClientSub {
+    filter: Filter,
     qos: Qos,
-    pid: u16,
-    /// Written on the current connection (QoS 0: being written).
-    sent: bool,
-    /// Written on some connection before.
-    ever_sent: bool,
+    /// Token of the `Subscribe` that made (or last confirmed) it.
+    token: u32,
+    /// Its `SubscribeResult` is still owed.
+    pending: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SubState {
+    /// To be written (first time or after a reconnect).
     Unsent,
+    /// Written with this packet id; awaiting SUBACK.
     Sent(u16),
+    /// Acknowledged on this connection.
     Active,
 }
 
+/// One filter of the MQTT session: the union of the clients' subscriptions.
 #[derive(Debug)]
-struct MqttSub {
-    filter: String,
+struct SessionSub {
+    filter: Filter,
     qos: Qos,
     state: SubState,
-    /// (app, generation, token) waiting for the SUBACK.
-    waiters: Vec<(AppId, u32, u32)>,
+    /// A client asked for a higher QoS while the SUBSCRIBE was on the wire: write it again.
+    resend: bool,
+}
+
+/// An UNSUBSCRIBE to write (`pid` None) or awaiting UNSUBACK.
+#[derive(Debug)]
+struct Unsub {
+    filter: Filter,
+    pid: Option<u16>,
+}
+
+/// The packet handed out by [`Kernel::poll_outgoing`], until the runner says how writing it went.
+#[derive(Debug, Clone, Copy)]
+enum Writing {
+    Publish {
+        client: usize,
+        slot: Slot,
+        before: outbox::Header,
+        pid: Option<u16>,
+    },
+    Subscribe(u16),
+    Unsubscribe(u16),
+}
+
+/// A client's event queue and the greeting that opens it.
+#[derive(Debug)]
+struct Inbox {
+    /// `Hello` accepted (services: always); events are queued only while greeted.
+    greeted: bool,
+    /// ABI minor the app announced; events of later minors are not sent to it.
+    minor: u16,
+    ring: Ring,
+    /// Events lost since the app last took one (reported as `Overflow` first).
+    dropped: u32,
+}
+
+impl Inbox {
+    fn has_event(&self) -> bool {
+        self.dropped > 0 || !self.ring.is_empty()
+    }
+
+    /// Queues `event`, or counts it as dropped when the queue is full.
+    fn push(&mut self, event: &Event<'_>) {
+        if !self.greeted || event.since_minor() > self.minor {
+            return;
+        }
+        let max = match event {
+            Event::Message { topic, payload, .. } => message_body_bytes(topic, payload),
+            _ => SMALL_EVENT_BYTES,
+        };
+        let response = Response::Event(event.clone());
+        let pushed = self.ring.push_encoded(max, |dst| {
+            postcard::to_slice(&response, dst).ok().map(|s| s.len())
+        });
+        if pushed.is_none() {
+            self.drop_one();
+        }
+    }
+
+    fn drop_one(&mut self) {
+        self.dropped = self.dropped.saturating_add(1);
+    }
+
+    /// Writes the next event (an overflow count first) as a whole response into `buf`.
+    fn take(&mut self, buf: &mut [u8]) -> Option<usize> {
+        if self.dropped > 0 {
+            let dropped = core::mem::take(&mut self.dropped);
+            return Some(encode(buf, &Response::Event(Event::Overflow { dropped })));
+        }
+        while let Some(slot) = self.ring.front() {
+            let record = self.ring.get(slot).unwrap_or_default();
+            let copied = buf.get_mut(..record.len()).map(|dst| {
+                dst.copy_from_slice(record);
+                record.len()
+            });
+            self.ring.pop_front();
+            match copied {
+                Some(len) => return Some(len),
+                // The lent buffer cannot hold it: count it lost rather than wedge the queue.
+                None => self.drop_one(),
+            }
+        }
+        None
+    }
+
+    /// The result of a publish made by run `generation` of the app: dropped if it has restarted.
+    fn result(&mut self, current: u32, generation: u32, event: Event<'_>) {
+        if current == generation {
+            self.push(&event);
+        }
+    }
+}
+
+/// Upper bound of the encoded `Response::Event(Event::Message { .. })` for a message (the ring
+/// record without its header).
+fn message_body_bytes(topic: &str, payload: &[u8]) -> usize {
+    event_record_bytes(topic.len() as u32, payload.len() as u32) as usize - ring::RECORD_HEADER
+}
+
+/// Largest encoded response carrying an event other than a message (`PublishResult` with a
+/// 5-byte token is 8 bytes), with headroom.
+const SMALL_EVENT_BYTES: usize = 16;
+
+#[derive(Debug)]
+struct Client {
+    def: &'static AppDef,
+    grants: Grants,
+    service: bool,
+    inbox: Inbox,
+    outbox: Outbox,
+    subs: Vec<ClientSub>,
+    wait_deadline: Option<u64>,
+    /// Bumped on every restart so results of a dead run's publishes are not delivered to its
+    /// successor.
+    generation: u32,
+}
+
+impl Client {
+    fn new(def: &'static AppDef, service: bool) -> Self {
+        let budget = def.budget;
+        Self {
+            def,
+            grants: Grants::new(def),
+            service,
+            inbox: Inbox {
+                greeted: service,
+                minor: ABI_MINOR,
+                ring: Ring::new(budget.event_queue_bytes as usize),
+                dropped: 0,
+            },
+            outbox: Outbox::new(budget.outbox_bytes as usize),
+            subs: Vec::with_capacity(usize::from(budget.subscriptions)),
+            wait_deadline: None,
+            generation: 0,
+        }
+    }
+
+    fn max_payload(&self) -> usize {
+        (self.def.budget.max_payload as usize).min(MAX_PAYLOAD_LEN)
+    }
+
+    fn holds(&self, filter: &str) -> bool {
+        self.subs.iter().any(|s| s.filter == filter)
+    }
+}
+
+/// Encodes `response` into `buf`; 0 when even that does not fit (a board bug: lent buffers
+/// hold at least [`aliot_abi::MAX_FRAME_LEN`]).
+fn encode(buf: &mut [u8], response: &Response<'_>) -> usize {
+    postcard::to_slice(response, buf).map_or(0, |s| s.len())
 }
 
 /// The kernel state. One per device.
 #[derive(Debug)]
 pub struct Kernel {
     config: &'static DeviceConfig,
-    limits: Limits,
-    apps: Vec<AppState>,
-    outbox: VecDeque<PendingPublish>,
-    subs: Vec<MqttSub>,
-    unsubs: Vec<(String, Option<u16>)>,
+    clients: Vec<Client>,
+    apps: usize,
+    session: Vec<SessionSub>,
+    unsubs: Vec<Unsub>,
+    in_flight: InFlight,
+    writing: Option<Writing>,
+    /// The link could not take a packet; nothing more is offered until an acknowledgement.
+    link_busy: bool,
     connected: bool,
     connects: u32,
     last_down: Option<DisconnectReason>,
-    next_pid: u16,
+    /// Client whose outbox is offered first next time (round robin).
+    next_client: usize,
+    ack_timeout_ms: u32,
+    refused_inbound: u32,
 }
 
-fn encode(response: &Response<'_>) -> Vec<u8> {
-    // Encoding into a growable buffer cannot fail for these types.
-    postcard::to_allocvec_cobs(response).unwrap_or_default()
+/// Bytes of the kernel's fixed tables for `clients` clients (see [`crate::budget`]).
+pub(crate) const fn fixed_bytes(clients: usize) -> usize {
+    core::mem::size_of::<Kernel>() + clients * core::mem::size_of::<Client>() + InFlight::bytes()
 }
 
-fn error(code: ErrorCode) -> Reply {
-    Reply::Now(encode(&Response::Error(code)))
+/// Bytes one subscription slot costs across the tables: the client's entry, and the session
+/// filter and pending UNSUBSCRIBE it may add.
+pub(crate) const fn subscription_slot_bytes() -> usize {
+    core::mem::size_of::<ClientSub>()
+        + core::mem::size_of::<SessionSub>()
+        + core::mem::size_of::<Unsub>()
 }
 
 impl Kernel {
-    /// A kernel for the apps in `config`, link down.
-    pub fn new(config: &'static DeviceConfig, limits: Limits) -> Self {
-        let apps = config
-            .apps
+    /// A kernel for the apps in `config`, link down. Allocates every queue now.
+    pub fn new(config: &'static DeviceConfig) -> Self {
+        Self::with_services(config, &[])
+    }
+
+    /// A kernel for the apps in `config` plus kernel-internal `services` (each with grants and a
+    /// budget of its own, reached through [`Kernel::service_call`]).
+    pub fn with_services(config: &'static DeviceConfig, services: &'static [AppDef]) -> Self {
+        let mut clients = Vec::with_capacity(config.apps.len() + services.len());
+        clients.extend(config.apps.iter().map(|def| Client::new(def, false)));
+        clients.extend(services.iter().map(|def| Client::new(def, true)));
+        let slots: usize = clients
             .iter()
-            .map(|def| AppState {
-                def,
-                greeted: false,
-                queue: VecDeque::new(),
-                dropped: 0,
-                subs: Vec::new(),
-                wait_deadline: None,
-                generation: 0,
-            })
-            .collect();
+            .map(|c| usize::from(c.def.budget.subscriptions))
+            .sum();
         Self {
             config,
-            limits,
-            apps,
-            outbox: VecDeque::new(),
-            subs: Vec::new(),
-            unsubs: Vec::new(),
+            apps: config.apps.len(),
+            clients,
+            session: Vec::with_capacity(slots),
+            unsubs: Vec::with_capacity(slots),
+            in_flight: InFlight::new(),
+            writing: None,
+            link_busy: false,
             connected: false,
             connects: 0,
             last_down: None,
-            next_pid: 1,
+            next_client: 0,
+            ack_timeout_ms: DEFAULT_ACK_TIMEOUT_MS,
+            refused_inbound: 0,
         }
+    }
+
+    /// Sets how long an acknowledgement may take (see [`DEFAULT_ACK_TIMEOUT_MS`]).
+    pub fn set_ack_timeout_ms(&mut self, ms: u32) {
+        self.ack_timeout_ms = ms;
     }
 
     /// The configuration this kernel serves.
@@ -234,354 +332,573 @@ impl Kernel {
         self.config
     }
 
-    /// Handle one COBS frame from app `app` at time `now_ms`.
-    pub fn handle_frame(&mut self, app: AppId, frame: &mut [u8], now_ms: u64) -> Reply {
-        if usize::from(app) >= self.apps.len() {
-            return error(ErrorCode::Malformed);
-        }
-        match aliot_abi::decode_frame::<Request<'_>>(frame) {
-            Ok(request) => self.handle_request(app, request, now_ms),
-            Err(_) => error(ErrorCode::Malformed),
+    // ---- the syscall edge -------------------------------------------------------------
+
+    /// One syscall from app `app` at `now_ms`: the request is the postcard bytes in
+    /// `buf[..len]` (a buffer the board lends: the app's own on the MPU board, a pipe buffer on
+    /// the host). The response is written into `buf` and its length returned; `None` when the
+    /// app is now blocked in `WaitEvent` (see [`Kernel::ready_app`]).
+    pub fn syscall(
+        &mut self,
+        app: AppId,
+        buf: &mut [u8],
+        len: usize,
+        now_ms: u64,
+    ) -> Option<usize> {
+        let index = usize::from(app);
+        let answer = if index >= self.apps {
+            Err(ErrorCode::Malformed)
+        } else {
+            match buf.get(..len) {
+                None => Err(ErrorCode::Malformed),
+                Some(bytes) => match postcard::from_bytes::<Request<'_>>(bytes) {
+                    Ok(request) => self.request(index, request, now_ms),
+                    Err(_) => Err(self.undecodable(index, bytes)),
+                },
+            }
+        };
+        match answer {
+            Ok(Answer::Now(response)) => Some(encode(buf, &response)),
+            Err(code) => Some(encode(buf, &Response::Error(code))),
+            Ok(Answer::Event) => {
+                let client = self.clients.get_mut(index)?;
+                Some(
+                    client
+                        .inbox
+                        .take(buf)
+                        .unwrap_or_else(|| encode(buf, &Response::NoEvent)),
+                )
+            }
+            Ok(Answer::Wait) => None,
         }
     }
 
-    fn handle_request(&mut self, app: AppId, request: Request<'_>, now_ms: u64) -> Reply {
-        let index = usize::from(app);
-        if let Request::Hello { major, .. } = request {
+    /// Why bytes that are not a [`Request`] were refused.
+    fn undecodable(&mut self, index: usize, bytes: &[u8]) -> ErrorCode {
+        let Some(client) = self.clients.get_mut(index) else {
+            return ErrorCode::Malformed;
+        };
+        match bytes.first() {
+            // A Hello of another shape: another major.
+            Some(0) => {
+                client.inbox.greeted = false;
+                ErrorCode::AbiMismatch
+            }
+            _ if !client.inbox.greeted => ErrorCode::AbiMismatch,
+            Some(&tag) if tag >= REQUEST_VARIANTS => ErrorCode::Unsupported,
+            _ => ErrorCode::Malformed,
+        }
+    }
+
+    fn request(
+        &mut self,
+        index: usize,
+        request: Request<'_>,
+        now_ms: u64,
+    ) -> Result<Answer, ErrorCode> {
+        let client = self.clients.get_mut(index).ok_or(ErrorCode::Malformed)?;
+        if let Request::Hello { major, minor } = request {
             if major != ABI_MAJOR {
                 log::warn!(
-                    "app {}: ABI {} refused (kernel speaks {})",
-                    self.apps[index].def.name,
-                    major,
-                    ABI_MAJOR
+                    "app {}: ABI {major}.{minor} refused (kernel speaks {ABI_MAJOR}.{ABI_MINOR})",
+                    client.def.name
                 );
-                return error(ErrorCode::AbiMismatch);
+                client.inbox.greeted = false;
+                return Err(ErrorCode::AbiMismatch);
             }
-            self.apps[index].greeted = true;
-            return Reply::Now(encode(&Response::Welcome {
+            if !client.inbox.greeted {
+                client.inbox.greeted = true;
+                client.inbox.minor = minor;
+            }
+            return Ok(Answer::Now(Response::Welcome {
                 major: ABI_MAJOR,
                 minor: ABI_MINOR,
-                app_id: app,
+                app_id: index as AppId,
             }));
         }
-        if !self.apps[index].greeted {
-            return error(ErrorCode::AbiMismatch);
+        if !client.inbox.greeted {
+            return Err(ErrorCode::AbiMismatch);
         }
+        if let Request::WaitEvent { timeout_ms } = request {
+            if client.inbox.has_event() {
+                return Ok(Answer::Event);
+            }
+            if timeout_ms == 0 {
+                return Ok(Answer::Now(Response::NoEvent));
+            }
+            client.wait_deadline = Some(now_ms.saturating_add(u64::from(timeout_ms)));
+            return Ok(Answer::Wait);
+        }
+        self.handle(index, request).map(Answer::Now)
+    }
+
+    /// The requests that are answered at once, for apps and services alike.
+    fn handle(
+        &mut self,
+        index: usize,
+        request: Request<'_>,
+    ) -> Result<Response<'static>, ErrorCode> {
         match request {
-            Request::Hello { .. } => unreachable!("handled above"),
             Request::Publish {
                 topic,
                 payload,
                 qos,
                 token,
-            } => self.publish(app, topic, payload, qos, token),
-            Request::Subscribe { filter, qos, token } => self.subscribe(app, filter, qos, token),
-            Request::Unsubscribe { filter } => self.unsubscribe(app, filter),
-            Request::Status => {
-                let generation = self.apps[index].generation;
-                let pending = self
-                    .outbox
-                    .iter()
-                    .filter(|p| p.app == app && p.generation == generation)
-                    .count();
-                Reply::Now(encode(&Response::Status(LinkStatus {
-                    connected: self.connected,
-                    connects: self.connects,
-                    pending_publishes: u16::try_from(pending).unwrap_or(u16::MAX),
-                })))
+            } => self
+                .publish(index, topic, payload, qos, token)
+                .map(|()| Response::Accepted { token }),
+            Request::Subscribe { filter, qos, token } => self
+                .subscribe(index, filter, qos, token)
+                .map(|()| Response::Accepted { token }),
+            Request::Unsubscribe { filter } => {
+                self.unsubscribe(index, filter).map(|()| Response::Ok)
             }
-            Request::WaitEvent { timeout_ms } => {
-                if let Some(frame) = self.take_event_response(index) {
-                    return Reply::Now(frame);
-                }
-                if timeout_ms == 0 {
-                    return Reply::Now(encode(&Response::NoEvent));
-                }
-                self.apps[index].wait_deadline = Some(now_ms.saturating_add(u64::from(timeout_ms)));
-                Reply::Later
-            }
+            Request::Status => Ok(Response::Status(self.status(index))),
+            Request::Hello { .. } | Request::WaitEvent { .. } => Err(ErrorCode::Unsupported),
         }
     }
 
-    fn publish(&mut self, app: AppId, topic: &str, payload: &[u8], qos: Qos, token: u32) -> Reply {
-        let state = &self.apps[usize::from(app)];
+    fn status(&self, index: usize) -> LinkStatus {
+        let pending = self.clients.get(index).map_or(0, |c| {
+            let generation = c.generation;
+            c.outbox
+                .count(|h| h.qos == Qos::AtLeastOnce && h.generation == generation)
+        });
+        LinkStatus {
+            connected: self.connected,
+            connects: self.connects,
+            pending_publishes: u16::try_from(pending).unwrap_or(u16::MAX),
+        }
+    }
+
+    fn publish(
+        &mut self,
+        index: usize,
+        topic: &str,
+        payload: &[u8],
+        qos: Qos,
+        token: u32,
+    ) -> Result<(), ErrorCode> {
+        let connected = self.connected;
+        let client = self.clients.get_mut(index).ok_or(ErrorCode::Malformed)?;
         if validate_topic(topic).is_err() {
-            return error(ErrorCode::InvalidTopic);
+            return Err(ErrorCode::InvalidTopic);
         }
-        if payload.len() > MAX_PAYLOAD_LEN {
-            return error(ErrorCode::PayloadTooLarge);
+        if payload.len() > client.max_payload() {
+            return Err(ErrorCode::PayloadTooLarge);
         }
-        if !state
-            .def
-            .publish
-            .iter()
-            .any(|grant| filter_matches(grant, topic))
-        {
+        if !client.grants.may_publish(topic) {
             log::warn!(
                 "app {}: publish to {topic} refused: not granted by the manifest",
-                state.def.name
+                client.def.name
             );
-            return error(ErrorCode::NotPermitted);
+            return Err(ErrorCode::NotPermitted);
         }
-        if qos == Qos::AtMostOnce && !self.connected {
-            return error(ErrorCode::NotConnected);
+        if qos == Qos::AtMostOnce && !connected {
+            return Err(ErrorCode::NotConnected);
         }
-        let generation = state.generation;
-        let queued = self
+        let generation = client.generation;
+        client
             .outbox
-            .iter()
-            .filter(|p| p.app == app && p.generation == generation)
-            .count();
-        if queued >= self.limits.outbox_per_app {
-            return error(ErrorCode::Busy);
-        }
-        let pid = if qos == Qos::AtLeastOnce {
-            self.allocate_pid()
-        } else {
-            0
-        };
-        self.outbox.push_back(PendingPublish {
-            app,
-            generation,
-            token,
-            topic: topic.to_string(),
-            payload: payload.to_vec(),
-            qos,
-            pid,
-            sent: false,
-            ever_sent: false,
-        });
-        Reply::Now(encode(&Response::Accepted { token }))
+            .push(topic, payload, qos, token, generation)
+            .map(|_| ())
+            .ok_or(ErrorCode::Busy)
     }
 
-    fn subscribe(&mut self, app: AppId, filter: &str, qos: Qos, token: u32) -> Reply {
-        let index = usize::from(app);
-        let state = &self.apps[index];
+    fn subscribe(
+        &mut self,
+        index: usize,
+        filter: &str,
+        qos: Qos,
+        token: u32,
+    ) -> Result<(), ErrorCode> {
+        let client = self.clients.get_mut(index).ok_or(ErrorCode::Malformed)?;
         if validate_filter(filter).is_err() {
-            return error(ErrorCode::InvalidTopic);
+            return Err(ErrorCode::InvalidTopic);
         }
-        if !state
+        if !client
             .def
             .subscribe
             .iter()
-            .any(|grant| filter_covers(grant, filter))
+            .any(|g| filter_covers(g, filter))
         {
             log::warn!(
                 "app {}: subscribe to {filter} refused: not granted by the manifest",
-                state.def.name
+                client.def.name
             );
-            return error(ErrorCode::NotPermitted);
+            return Err(ErrorCode::NotPermitted);
         }
-        let already = state.subs.iter().any(|s| s == filter);
-        if !already && state.subs.len() >= self.limits.subscriptions_per_app {
-            return error(ErrorCode::Busy);
-        }
-        let generation = state.generation;
-        if !already {
-            self.apps[index].subs.push(filter.to_string());
-        }
-        match self.subs.iter_mut().find(|s| s.filter == filter) {
-            Some(sub) if sub.state == SubState::Active => {
-                self.push_event(
-                    index,
-                    OwnedEvent::SubscribeResult {
-                        token,
-                        granted: true,
-                    },
-                );
-            }
+        let name = Filter::try_from(filter).map_err(|_| ErrorCode::InvalidTopic)?;
+        let session = self.session.iter_mut().find(|s| s.filter == filter);
+        let active = session
+            .as_ref()
+            .is_some_and(|s| s.state == SubState::Active);
+        let upgrade =
+            qos == Qos::AtLeastOnce && session.as_ref().is_some_and(|s| s.qos == Qos::AtMostOnce);
+        let existing = client.subs.iter_mut().find(|s| s.filter == filter);
+        let granted_now = active && !upgrade;
+        match existing {
+            // One unanswered Subscribe per filter and client: the table cannot grow by repeats.
+            Some(sub) if sub.pending => return Err(ErrorCode::Busy),
             Some(sub) => {
+                sub.token = token;
+                sub.pending = !granted_now;
                 if qos == Qos::AtLeastOnce {
                     sub.qos = qos;
                 }
-                sub.waiters.push((app, generation, token));
             }
-            None => self.subs.push(MqttSub {
-                filter: filter.to_string(),
+            None => {
+                if client.subs.len() >= usize::from(client.def.budget.subscriptions) {
+                    return Err(ErrorCode::Busy);
+                }
+                if session.is_none() && self.session.len() >= self.session.capacity() {
+                    return Err(ErrorCode::Busy);
+                }
+                client.subs.push(ClientSub {
+                    filter: name.clone(),
+                    qos,
+                    token,
+                    pending: !granted_now,
+                });
+            }
+        }
+        if granted_now {
+            client.inbox.push(&Event::SubscribeResult {
+                token,
+                granted: true,
+            });
+            return Ok(());
+        }
+        match self.session.iter_mut().find(|s| s.filter == filter) {
+            Some(s) => {
+                if upgrade {
+                    s.qos = Qos::AtLeastOnce;
+                    match s.state {
+                        SubState::Active => s.state = SubState::Unsent,
+                        SubState::Sent(_) => s.resend = true,
+                        SubState::Unsent => {}
+                    }
+                }
+            }
+            None => self.session.push(SessionSub {
+                filter: name,
                 qos,
                 state: SubState::Unsent,
-                waiters: alloc::vec![(app, generation, token)],
+                resend: false,
             }),
         }
-        Reply::Now(encode(&Response::Accepted { token }))
+        Ok(())
     }
 
-    fn unsubscribe(&mut self, app: AppId, filter: &str) -> Reply {
-        let index = usize::from(app);
-        let Some(pos) = self.apps[index].subs.iter().position(|s| s == filter) else {
-            return error(ErrorCode::NotSubscribed);
-        };
-        self.apps[index].subs.remove(pos);
+    fn unsubscribe(&mut self, index: usize, filter: &str) -> Result<(), ErrorCode> {
+        let client = self.clients.get_mut(index).ok_or(ErrorCode::Malformed)?;
+        let pos = client
+            .subs
+            .iter()
+            .position(|s| s.filter == filter)
+            .ok_or(ErrorCode::NotSubscribed)?;
+        let last_holder = !self
+            .clients
+            .iter()
+            .enumerate()
+            .any(|(i, c)| i != index && c.holds(filter));
+        if last_holder
+            && self.needs_unsubscribe(filter)
+            && self.unsubs.len() >= self.unsubs.capacity()
+        {
+            // Too many UNSUBSCRIBEs unanswered: refuse rather than grow or lose the order.
+            return Err(ErrorCode::Busy);
+        }
+        if let Some(client) = self.clients.get_mut(index) {
+            client.subs.remove(pos);
+        }
         self.release_filter_if_unused(filter);
-        Reply::Now(encode(&Response::Ok))
+        Ok(())
     }
 
-    /// Drop the MQTT-level subscription when no app holds `filter` any more.
+    /// Whether dropping `filter` from the session takes an UNSUBSCRIBE on the wire.
+    fn needs_unsubscribe(&self, filter: &str) -> bool {
+        self.connected
+            && self
+                .session
+                .iter()
+                .any(|s| s.filter == filter && s.state != SubState::Unsent)
+    }
+
+    /// Drops the MQTT-level subscription when no client holds `filter` any more.
     fn release_filter_if_unused(&mut self, filter: &str) {
-        if self.apps.iter().any(|a| a.subs.iter().any(|s| s == filter)) {
+        if self.clients.iter().any(|c| c.holds(filter)) {
             return;
         }
-        if let Some(pos) = self.subs.iter().position(|s| s.filter == filter) {
-            let sub = self.subs.remove(pos);
-            if self.connected && sub.state != SubState::Unsent {
-                self.unsubs.push((sub.filter, None));
+        let needs_unsubscribe = self.needs_unsubscribe(filter);
+        let Some(pos) = self.session.iter().position(|s| s.filter == filter) else {
+            return;
+        };
+        let sub = self.session.swap_remove(pos);
+        if needs_unsubscribe {
+            if self.unsubs.len() < self.unsubs.capacity() {
+                self.unsubs.push(Unsub {
+                    filter: sub.filter,
+                    pid: None,
+                });
+            } else {
+                log::warn!(
+                    "no room to unsubscribe {filter}; its messages reach no app until the next connection"
+                );
             }
         }
     }
 
     /// The app's process died or was restarted: forget its session (subscriptions, queue,
     /// greeting). Its accepted QoS 1 messages are still delivered to the platform (nothing
-    /// accepted is lost), but their results are not reported to the next instance.
+    /// accepted is lost) and keep holding its outbox bytes until then, but their results are
+    /// not reported to the next instance.
     pub fn app_exited(&mut self, app: AppId) {
         let index = usize::from(app);
-        let Some(state) = self.apps.get_mut(index) else {
+        if index >= self.apps {
+            return;
+        }
+        let Some(client) = self.clients.get_mut(index) else {
             return;
         };
-        state.greeted = false;
-        state.queue.clear();
-        state.dropped = 0;
-        state.wait_deadline = None;
-        state.generation = state.generation.wrapping_add(1);
-        let filters = core::mem::take(&mut state.subs);
-        for filter in filters {
-            self.release_filter_if_unused(&filter);
+        client.inbox.greeted = false;
+        client.inbox.minor = ABI_MINOR;
+        client.inbox.ring.clear();
+        client.inbox.dropped = 0;
+        client.wait_deadline = None;
+        client.generation = client.generation.wrapping_add(1);
+        client
+            .outbox
+            .remove_where(|h| h.qos == Qos::AtMostOnce && !h.sent(), |_| {});
+        let subs = core::mem::take(&mut client.subs);
+        for sub in &subs {
+            self.release_filter_if_unused(&sub.filter);
         }
-        self.outbox
-            .retain(|p| !(p.app == app && p.qos == Qos::AtMostOnce && !p.sent));
-    }
-
-    fn allocate_pid(&mut self) -> u16 {
-        loop {
-            let pid = self.next_pid;
-            self.next_pid = self.next_pid.checked_add(1).unwrap_or(1);
-            let in_use = self.outbox.iter().any(|p| p.pid == pid)
-                || self.subs.iter().any(|s| s.state == SubState::Sent(pid))
-                || self.unsubs.iter().any(|(_, p)| *p == Some(pid));
-            if !in_use {
-                return pid;
-            }
+        // Give the table its reserved room back (no allocation: the capacity is reused).
+        let mut subs = subs;
+        subs.clear();
+        if let Some(client) = self.clients.get_mut(index) {
+            client.subs = subs;
         }
     }
 
-    fn push_event(&mut self, index: usize, event: OwnedEvent) {
-        let limit = self.limits.event_queue;
-        let state = &mut self.apps[index];
-        if !state.greeted {
-            return;
-        }
-        if state.queue.len() >= limit {
-            state.dropped = state.dropped.saturating_add(1);
-        } else {
-            state.queue.push_back(event);
+    // ---- answers for blocked apps -------------------------------------------------------
+
+    /// An app blocked in `WaitEvent` whose event arrived or whose wait expired.
+    pub fn ready_app(&self, now_ms: u64) -> Option<AppId> {
+        self.clients
+            .iter()
+            .take(self.apps)
+            .position(|c| {
+                c.wait_deadline
+                    .is_some_and(|deadline| c.inbox.has_event() || now_ms >= deadline)
+            })
+            .map(|i| i as AppId)
+    }
+
+    /// Answers `app`'s pending `WaitEvent` into `buf` (an event, or `NoEvent` when its wait
+    /// expired); returns the response length.
+    pub fn answer_wait(&mut self, app: AppId, buf: &mut [u8]) -> usize {
+        let Some(client) = self.clients.get_mut(usize::from(app)) else {
+            return 0;
+        };
+        client.wait_deadline = None;
+        client
+            .inbox
+            .take(buf)
+            .unwrap_or_else(|| encode(buf, &Response::NoEvent))
+    }
+
+    /// Forgets `app`'s pending `WaitEvent` (the board cannot answer it).
+    pub fn cancel_wait(&mut self, app: AppId) {
+        if let Some(client) = self.clients.get_mut(usize::from(app)) {
+            client.wait_deadline = None;
         }
     }
 
-    fn take_event_response(&mut self, index: usize) -> Option<Vec<u8>> {
-        let state = &mut self.apps[index];
-        if state.dropped > 0 {
-            let dropped = core::mem::take(&mut state.dropped);
-            return Some(encode(&Response::Event(Event::Overflow { dropped })));
-        }
-        let event = state.queue.pop_front()?;
-        Some(encode(&Response::Event(event.as_abi())))
-    }
-
-    /// Answers for apps blocked in `WaitEvent` whose event arrived or whose wait expired.
-    pub fn ready_responses(&mut self, now_ms: u64) -> Vec<(AppId, Vec<u8>)> {
-        let mut out = Vec::new();
-        for index in 0..self.apps.len() {
-            let Some(deadline) = self.apps[index].wait_deadline else {
-                continue;
-            };
-            let frame = match self.take_event_response(index) {
-                Some(frame) => frame,
-                None if now_ms >= deadline => encode(&Response::NoEvent),
-                None => continue,
-            };
-            self.apps[index].wait_deadline = None;
-            out.push((index as AppId, frame));
-        }
-        out
-    }
-
-    /// When the runner must call [`Kernel::ready_responses`] next even if nothing happens.
+    /// When [`Kernel::ready_app`] must be asked next even if nothing happens.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.apps.iter().filter_map(|a| a.wait_deadline).min()
+        self.clients.iter().filter_map(|c| c.wait_deadline).min()
     }
 
-    /// The next packet to write, if the link is up. Subscriptions go first so that after a
-    /// reconnect the device listens again before it talks.
-    pub fn poll_outgoing(&mut self) -> Option<Outgoing> {
-        if !self.connected {
+    // ---- kernel services ----------------------------------------------------------------
+
+    /// A request from kernel service `service` (Publish, Subscribe, Unsubscribe, Status),
+    /// checked against the service's own grants exactly as an app's.
+    pub fn service_call(
+        &mut self,
+        service: ServiceId,
+        request: Request<'_>,
+    ) -> Result<Response<'static>, ErrorCode> {
+        let index = self.apps + service;
+        if index >= self.clients.len() {
+            return Err(ErrorCode::Malformed);
+        }
+        self.handle(index, request)
+    }
+
+    /// The next event for kernel service `service`, decoded from `buf` (which it is copied into).
+    pub fn service_event<'b>(
+        &mut self,
+        service: ServiceId,
+        buf: &'b mut [u8],
+    ) -> Option<Event<'b>> {
+        let client = self.clients.get_mut(self.apps + service)?;
+        let len = client.inbox.take(buf)?;
+        match postcard::from_bytes::<Response<'b>>(buf.get(..len)?) {
+            Ok(Response::Event(event)) => Some(event),
+            _ => None,
+        }
+    }
+
+    // ---- the network side ---------------------------------------------------------------
+
+    /// The next packet to write, if the link is up and can take one. UNSUBSCRIBEs go first
+    /// (so one filter's operations keep their order on the wire), then SUBSCRIBEs (after a
+    /// reconnect the device listens again before it talks), then publishes, taking clients in
+    /// turn. Report the outcome with [`Kernel::on_written`] or [`Kernel::on_send_busy`].
+    pub fn poll_outgoing(&mut self, now_ms: u64) -> Option<Outgoing<'_>> {
+        if !self.connected || self.link_busy {
             return None;
         }
-        if let Some(i) = self.subs.iter().position(|s| s.state == SubState::Unsent) {
-            let pid = self.allocate_pid();
-            let sub = &mut self.subs[i];
+        self.writing = None;
+        if let Some(i) = self.unsubs.iter().position(|u| u.pid.is_none()) {
+            let pid = self.in_flight.allocate(Waiting::Unsubscribe, now_ms)?;
+            let unsub = self.unsubs.get_mut(i)?;
+            unsub.pid = Some(pid);
+            self.writing = Some(Writing::Unsubscribe(pid));
+            return Some(Outgoing::Unsubscribe {
+                pid,
+                filter: &unsub.filter,
+            });
+        }
+        if let Some(i) = self
+            .session
+            .iter()
+            .position(|s| s.state == SubState::Unsent)
+        {
+            let pid = self.in_flight.allocate(Waiting::Subscribe, now_ms)?;
+            let sub = self.session.get_mut(i)?;
             sub.state = SubState::Sent(pid);
+            self.writing = Some(Writing::Subscribe(pid));
             return Some(Outgoing::Subscribe {
                 pid,
-                filter: sub.filter.clone(),
+                filter: &sub.filter,
                 qos: sub.qos,
             });
         }
-        if let Some(i) = self.unsubs.iter().position(|(_, pid)| pid.is_none()) {
-            let pid = self.allocate_pid();
-            self.unsubs[i].1 = Some(pid);
-            return Some(Outgoing::Unsubscribe {
-                pid,
-                filter: self.unsubs[i].0.clone(),
-            });
-        }
-        let p = self.outbox.iter_mut().find(|p| !p.sent)?;
-        p.sent = true;
-        let dup = p.ever_sent && p.qos == Qos::AtLeastOnce;
-        p.ever_sent = true;
+        self.poll_publish(now_ms)
+    }
+
+    fn poll_publish(&mut self, now_ms: u64) -> Option<Outgoing<'_>> {
+        let count = self.clients.len();
+        let (client, slot, header) = (0..count).find_map(|step| {
+            let client = (self.next_client + step) % count;
+            let outbox = &self.clients.get(client)?.outbox;
+            let slot = outbox.first_unsent()?;
+            let header = outbox.header(slot)?;
+            // A QoS 1 message waits for a free packet id; later ones of this client wait
+            // behind it, in order.
+            let can = header.qos == Qos::AtMostOnce || !self.in_flight.is_full();
+            can.then_some((client, slot, header))
+        })?;
+        self.next_client = (client + 1) % count;
+        let pid = match header.qos {
+            Qos::AtLeastOnce => Some(
+                self.in_flight
+                    .allocate(Waiting::Publish { client, slot }, now_ms)?,
+            ),
+            Qos::AtMostOnce => None,
+        };
+        self.writing = Some(Writing::Publish {
+            client,
+            slot,
+            before: header,
+            pid,
+        });
+        let outbox = &mut self.clients.get_mut(client)?.outbox;
+        outbox.mark_sent(slot);
+        let (_, topic, payload) = outbox.get(slot)?;
         Some(Outgoing::Publish {
-            pid: p.pid,
-            topic: p.topic.clone(),
-            payload: p.payload.clone(),
-            qos: p.qos,
-            dup,
+            pid: pid.unwrap_or(0),
+            topic,
+            payload,
+            qos: header.qos,
+            dup: header.ever_sent() && header.qos == Qos::AtLeastOnce,
         })
     }
 
-    /// `packet` (from [`Kernel::poll_outgoing`]) was written completely. QoS 0 publishes are
+    /// The packet from [`Kernel::poll_outgoing`] was written completely. A QoS 0 publish is
     /// done at this point.
-    pub fn on_written(&mut self, packet: &Outgoing) {
-        // QoS 0 publishes leave one at a time, in order: the written one is the first marked sent.
-        if let Outgoing::Publish {
-            qos: Qos::AtMostOnce,
-            ..
-        } = packet
-            && let Some(pos) = self
-                .outbox
-                .iter()
-                .position(|p| p.qos == Qos::AtMostOnce && p.sent)
-            && let Some(p) = self.outbox.remove(pos)
+    pub fn on_written(&mut self) {
+        if let Some(Writing::Publish {
+            client,
+            slot,
+            before,
+            pid: None,
+        }) = self.writing.take()
+            && let Some(c) = self.clients.get_mut(client)
         {
-            let result = OwnedEvent::PublishResult {
-                token: p.token,
-                delivered: true,
-            };
-            self.deliver_result(p.app, p.generation, result);
+            c.outbox.remove(slot);
+            c.inbox.result(
+                c.generation,
+                before.generation,
+                Event::PublishResult {
+                    token: before.token,
+                    delivered: true,
+                },
+            );
         }
     }
 
-    fn deliver_result(&mut self, app: AppId, generation: u32, event: OwnedEvent) {
-        let index = usize::from(app);
-        if self
-            .apps
-            .get(index)
-            .is_some_and(|a| a.generation == generation)
-        {
-            self.push_event(index, event);
+    /// The link could not take the packet from [`Kernel::poll_outgoing`] now (MQTT 5 flow
+    /// control): it stays queued, and nothing more is offered until an acknowledgement arrives.
+    pub fn on_send_busy(&mut self) {
+        self.link_busy = true;
+        match self.writing.take() {
+            Some(Writing::Publish {
+                client,
+                slot,
+                before,
+                pid,
+            }) => {
+                if let Some(pid) = pid {
+                    self.in_flight.release(pid);
+                }
+                if let Some(c) = self.clients.get_mut(client) {
+                    c.outbox.restore(slot, before);
+                }
+            }
+            Some(Writing::Subscribe(pid)) => {
+                self.in_flight.release(pid);
+                if let Some(s) = self
+                    .session
+                    .iter_mut()
+                    .find(|s| s.state == SubState::Sent(pid))
+                {
+                    s.state = SubState::Unsent;
+                }
+            }
+            Some(Writing::Unsubscribe(pid)) => {
+                self.in_flight.release(pid);
+                if let Some(u) = self.unsubs.iter_mut().find(|u| u.pid == Some(pid)) {
+                    u.pid = None;
+                }
+            }
+            None => {}
         }
     }
 
-    fn broadcast(&mut self, event: OwnedEvent) {
-        for index in 0..self.apps.len() {
-            self.push_event(index, event.clone());
+    /// When the oldest unacknowledged packet is overdue: at that time the session must end.
+    pub fn ack_deadline(&self) -> Option<u64> {
+        self.in_flight
+            .oldest()
+            .map(|sent| sent.saturating_add(u64::from(self.ack_timeout_ms)))
+    }
+
+    fn broadcast(&mut self, event: Event<'_>) {
+        for client in self.clients.iter_mut().filter(|c| !c.service) {
+            client.inbox.push(&event);
         }
     }
 
@@ -590,77 +907,100 @@ impl Kernel {
         self.connected = true;
         self.connects = self.connects.wrapping_add(1);
         self.last_down = None;
-        for sub in &mut self.subs {
-            sub.state = SubState::Unsent;
-        }
+        self.reset_connection();
         // Clean session: the platform forgot our unsubscribes along with everything else.
         self.unsubs.clear();
-        for p in &mut self.outbox {
-            p.sent = false;
+        self.broadcast(Event::Connected);
+    }
+
+    fn reset_connection(&mut self) {
+        self.in_flight.clear();
+        self.writing = None;
+        self.link_busy = false;
+        for sub in &mut self.session {
+            sub.state = SubState::Unsent;
+            sub.resend = false;
         }
-        self.broadcast(OwnedEvent::Connected);
+        for client in &mut self.clients {
+            client.outbox.mark_all_unsent();
+        }
     }
 
     /// The link went down or a login failed. QoS 1 messages stay queued for the next
     /// connection; QoS 0 messages not yet written are reported as not delivered.
     pub fn on_link_down(&mut self, reason: DisconnectReason) {
         let was_connected = core::mem::replace(&mut self.connected, false);
-        for sub in &mut self.subs {
-            if matches!(sub.state, SubState::Sent(_)) {
-                sub.state = SubState::Unsent;
-            }
-        }
-        let mut failed = Vec::new();
-        self.outbox.retain(|p| {
-            if p.qos == Qos::AtMostOnce {
-                failed.push((p.app, p.generation, p.token));
-                false
-            } else {
-                true
-            }
-        });
-        for p in &mut self.outbox {
-            p.sent = false;
-        }
-        for (app, generation, token) in failed {
-            self.deliver_result(
-                app,
-                generation,
-                OwnedEvent::PublishResult {
-                    token,
-                    delivered: false,
+        self.reset_connection();
+        for client in &mut self.clients {
+            let generation = client.generation;
+            let inbox = &mut client.inbox;
+            client.outbox.remove_where(
+                |h| h.qos == Qos::AtMostOnce,
+                |h| {
+                    inbox.result(
+                        generation,
+                        h.generation,
+                        Event::PublishResult {
+                            token: h.token,
+                            delivered: false,
+                        },
+                    )
                 },
             );
         }
         if was_connected || self.last_down != Some(reason) {
-            self.broadcast(OwnedEvent::Disconnected(reason));
+            self.broadcast(Event::Disconnected { reason });
         }
         self.last_down = Some(reason);
     }
 
-    /// A PUBLISH arrived from the platform: queue it for every app whose own subscription
-    /// matches, and no other. Returns how many apps got it.
-    pub fn on_publish(&mut self, topic: &str, payload: &[u8], qos: Qos) -> usize {
-        let mut routed = 0;
-        for index in 0..self.apps.len() {
-            let state = &self.apps[index];
-            if !state.greeted || !state.subs.iter().any(|f| filter_matches(f, topic)) {
-                continue;
-            }
-            routed += 1;
-            if payload.len() > MAX_PAYLOAD_LEN || topic.len() > aliot_abi::MAX_TOPIC_LEN {
-                log::warn!("message on {topic} too large for the app ABI; counted as dropped");
-                self.apps[index].dropped = self.apps[index].dropped.saturating_add(1);
-                continue;
-            }
-            let event = OwnedEvent::Message {
-                topic: topic.to_string(),
-                payload: payload.to_vec(),
-                qos,
-            };
-            self.push_event(index, event);
+    /// A PUBLISH arrived from the platform: queue it for every client whose own subscription
+    /// matches, and no other (services only, when a service's matches). A QoS 1 message is
+    /// queued only when every such client has room, so that [`Delivery::Refused`] can leave it
+    /// unacknowledged without anyone having a copy.
+    pub fn on_publish(&mut self, topic: &str, payload: &[u8], qos: Qos) -> Delivery {
+        let matches =
+            |c: &Client| c.inbox.greeted && c.subs.iter().any(|s| filter_matches(&s.filter, topic));
+        let for_services = self.clients.iter().any(|c| c.service && matches(c));
+        let targets = |c: &Client| matches(c) && c.service == for_services;
+        let record = message_body_bytes(topic, payload);
+        let too_large = |c: &Client| {
+            payload.len() > c.max_payload()
+                || topic.len() > MAX_TOPIC_LEN
+                || !c.inbox.ring.can_ever_hold(record)
+        };
+        if qos == Qos::AtLeastOnce
+            && self
+                .clients
+                .iter()
+                .any(|c| targets(c) && !too_large(c) && !c.inbox.ring.fits(record))
+        {
+            self.refused_inbound = self.refused_inbound.saturating_add(1);
+            log::warn!(
+                "message on {topic} left unacknowledged: an app's event queue is full (the platform will send it again)"
+            );
+            return Delivery::Refused;
         }
-        routed
+        let event = Event::Message {
+            topic,
+            payload,
+            qos,
+        };
+        let mut clients = 0;
+        for client in self.clients.iter_mut().filter(|c| targets(c)) {
+            clients += 1;
+            if too_large(client) {
+                log::warn!(
+                    "message on {topic} ({} bytes) exceeds app {}'s max_payload; counted as dropped",
+                    payload.len(),
+                    client.def.name
+                );
+                client.inbox.drop_one();
+            } else {
+                client.inbox.push(&event);
+            }
+        }
+        Delivery::Taken { clients }
     }
 
     /// PUBACK for `pid`: the QoS 1 publish is delivered.
@@ -674,79 +1014,118 @@ impl Kernel {
     }
 
     fn finish_qos1(&mut self, pid: u16, delivered: bool) {
-        let Some(pos) = self
-            .outbox
-            .iter()
-            .position(|p| p.qos == Qos::AtLeastOnce && p.pid == pid && p.sent)
+        self.link_busy = false;
+        let Some(Waiting::Publish { client, slot }) = self
+            .in_flight
+            .take(pid, |w| matches!(w, Waiting::Publish { .. }))
         else {
             log::debug!("acknowledgement for unknown packet id {pid}");
             return;
         };
-        if let Some(p) = self.outbox.remove(pos) {
-            let result = OwnedEvent::PublishResult {
-                token: p.token,
-                delivered,
-            };
-            self.deliver_result(p.app, p.generation, result);
+        let Some(c) = self.clients.get_mut(client) else {
+            return;
+        };
+        if let Some(header) = c.outbox.header(slot) {
+            c.outbox.remove(slot);
+            c.inbox.result(
+                c.generation,
+                header.generation,
+                Event::PublishResult {
+                    token: header.token,
+                    delivered,
+                },
+            );
         }
     }
 
     /// SUBACK for `pid`; `granted` is false when the platform refused the filter.
     pub fn on_suback(&mut self, pid: u16, granted: bool) {
+        self.link_busy = false;
+        if self
+            .in_flight
+            .take(pid, |w| matches!(w, Waiting::Subscribe))
+            .is_none()
+        {
+            log::debug!("SUBACK for unknown packet id {pid}");
+            return;
+        }
         let Some(pos) = self
-            .subs
+            .session
             .iter()
             .position(|s| s.state == SubState::Sent(pid))
         else {
-            log::debug!("SUBACK for unknown packet id {pid}");
+            // Unsubscribed while the SUBSCRIBE was on the wire.
             return;
         };
-        let waiters = core::mem::take(&mut self.subs[pos].waiters);
         if granted {
-            self.subs[pos].state = SubState::Active;
-        } else {
-            let sub = self.subs.remove(pos);
-            log::warn!("platform refused subscription {}", sub.filter);
-            for app in &mut self.apps {
-                app.subs.retain(|f| *f != sub.filter);
+            let Some(sub) = self.session.get_mut(pos) else {
+                return;
+            };
+            sub.state = if core::mem::take(&mut sub.resend) {
+                SubState::Unsent
+            } else {
+                SubState::Active
+            };
+            let filter = sub.filter.clone();
+            for client in &mut self.clients {
+                for s in client
+                    .subs
+                    .iter_mut()
+                    .filter(|s| s.filter == filter && s.pending)
+                {
+                    s.pending = false;
+                    client.inbox.push(&Event::SubscribeResult {
+                        token: s.token,
+                        granted: true,
+                    });
+                }
             }
-        }
-        for (app, generation, token) in waiters {
-            self.deliver_result(
-                app,
-                generation,
-                OwnedEvent::SubscribeResult { token, granted },
-            );
+        } else {
+            let sub = self.session.swap_remove(pos);
+            log::warn!("platform refused subscription {}", sub.filter);
+            for client in &mut self.clients {
+                if let Some(i) = client.subs.iter().position(|s| s.filter == sub.filter) {
+                    let lost = client.subs.remove(i);
+                    // Pending or restored after a reconnect: either way the app is told, with
+                    // the token of the subscribe that made it.
+                    client.inbox.push(&Event::SubscribeResult {
+                        token: lost.token,
+                        granted: false,
+                    });
+                }
+            }
         }
     }
 
     /// UNSUBACK for `pid`.
     pub fn on_unsuback(&mut self, pid: u16) {
-        self.unsubs.retain(|(_, p)| *p != Some(pid));
+        self.link_busy = false;
+        if self
+            .in_flight
+            .take(pid, |w| matches!(w, Waiting::Unsubscribe))
+            .is_some()
+        {
+            self.unsubs.retain(|u| u.pid != Some(pid));
+        }
     }
 
     /// Filters of the MQTT session the kernel currently holds (for logs and tests).
-    pub fn session_filters(&self) -> Vec<&str> {
-        self.subs.iter().map(|s| s.filter.as_str()).collect()
+    pub fn session_filters(&self) -> impl Iterator<Item = &str> {
+        self.session.iter().map(|s| s.filter.as_str())
     }
 
-    /// QoS 1 messages still waiting for a PUBACK (all apps).
+    /// QoS 1 messages still waiting for a PUBACK (all clients).
     pub fn pending_publishes(&self) -> usize {
-        self.outbox
+        self.clients
             .iter()
-            .filter(|p| p.qos == Qos::AtLeastOnce)
-            .count()
+            .map(|c| c.outbox.count(|h| h.qos == Qos::AtLeastOnce))
+            .sum()
     }
-}
 
-/// Bytes of the kernel's fixed tables for `clients` clients (temporary figure).
-pub(crate) fn fixed_bytes(clients: usize) -> usize {
-    core::mem::size_of::<Kernel>() + clients * core::mem::size_of::<AppState>()
-}
-
-/// Bytes one subscription costs across the kernel's tables (temporary figure).
-pub(crate) fn subscription_slot_bytes() -> usize {
-    3 * (aliot_abi::MAX_TOPIC_LEN + 16)
+    /// Incoming QoS 1 messages left unacknowledged because an app's queue was full.
+    pub fn refused_inbound(&self) -> u32 {
+        self.refused_inbound
+    }
 }
 
 #[cfg(test)]

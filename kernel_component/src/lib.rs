@@ -5,9 +5,20 @@
 //! functions and state machines tested without a network. The async [`runner`] drives them
 //! over the board's traits ([`board`]) and one of the two MQTT links ([`link`]).
 //!
-//! The kernel uses `alloc` with explicit caps on every queue (see [`kernel::Limits`]): a board
-//! provides a bounded heap (on the nRF9160 a fixed arena).
+//! The kernel allocates every queue once, at boot, sized in bytes by the manifest
+//! ([`budget`]); after that it does not allocate. A board provides that heap (on the nRF9160 a
+//! fixed arena) and the build prints its worst case.
 #![no_std]
+// Kernel code must not panic on any input: no unwraps, no indexing that can go out of bounds.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 extern crate alloc;
 #[cfg(test)]

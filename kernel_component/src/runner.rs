@@ -13,8 +13,8 @@ use crate::auth::{DeviceIdentity, device_login};
 use crate::backoff::Backoff;
 use crate::board::{AppInput, AppPort, Clock, Entropy, NetError, Network};
 use crate::config::{DeviceConfig, MqttVersion};
-use crate::kernel::{Kernel, Reply};
-use crate::link::{ConnectParams, Incoming, LinkError, MqttLink, Refusal};
+use crate::kernel::{Delivery, Kernel};
+use crate::link::{ConnectParams, Incoming, LinkError, MqttLink, Refusal, Sent};
 
 /// Timing knobs of the session loop.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +27,8 @@ pub struct RunnerOptions {
     pub connect_timeout_ms: u32,
     /// Longest wait for a PINGRESP (ms).
     pub ping_timeout_ms: u32,
+    /// Longest wait for one packet to be written, or for a PUBACK/SUBACK/UNSUBACK (ms).
+    pub io_timeout_ms: u32,
 }
 
 impl Default for RunnerOptions {
@@ -37,6 +39,7 @@ impl Default for RunnerOptions {
             backoff_max_ms: 60_000,
             connect_timeout_ms: 15_000,
             ping_timeout_ms: 20_000,
+            io_timeout_ms: 20_000,
         }
     }
 }
@@ -48,13 +51,15 @@ enum SessionEnd {
     Link(LinkError),
     KeepAlive,
     ConnectTimeout,
+    /// A write did not complete, or an acknowledgement did not come, in time.
+    IoTimeout,
 }
 
 impl SessionEnd {
     fn reason(self) -> DisconnectReason {
         match self {
             SessionEnd::Net(_) | SessionEnd::ConnectTimeout => DisconnectReason::Network,
-            SessionEnd::KeepAlive => DisconnectReason::KeepAliveTimeout,
+            SessionEnd::KeepAlive | SessionEnd::IoTimeout => DisconnectReason::KeepAliveTimeout,
             SessionEnd::Link(LinkError::Network) => DisconnectReason::Network,
             SessionEnd::Link(LinkError::Refused(Refusal::ServerUnavailable)) => {
                 DisconnectReason::ServerClosed
@@ -144,8 +149,7 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
                 self.drive(link, deadline, backoff).await
             }
             MqttVersion::V5 => {
-                let mut buffer = rust_mqtt::buffer::AllocBuffer;
-                let link = crate::link::v5::V5Link::new(&mut buffer, stream);
+                let link = crate::link::v5::V5Link::new(stream);
                 self.drive(link, deadline, backoff).await
             }
         }
@@ -185,6 +189,7 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
             cfg.tls.enabled
         );
         backoff.reset();
+        self.kernel.set_ack_timeout_ms(self.options.io_timeout_ms);
         self.kernel.on_connected();
         let end = self.pump(&mut link).await;
         if !matches!(end, SessionEnd::Link(LinkError::Network)) {
@@ -201,25 +206,40 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
         let keepalive_ms = u64::from(keepalive_secs) * 1000;
         // Never ping in a tight loop, whatever a server negotiates.
         let ping_every = (keepalive_ms / 2).max(1_000);
+        let io_timeout = u64::from(self.options.io_timeout_ms);
         let mut last_tx = self.clock.now_ms();
         let mut ping_sent_at: Option<u64> = None;
         loop {
-            while let Some(packet) = self.kernel.poll_outgoing() {
-                if let Err(e) = link.send(&packet).await {
-                    return SessionEnd::Link(e);
+            loop {
+                let now = self.clock.now_ms();
+                let Some(packet) = self.kernel.poll_outgoing(now) else {
+                    break;
+                };
+                match with_deadline(&self.clock, now + io_timeout, link.send(&packet)).await {
+                    Some(Ok(Sent::Written)) => self.kernel.on_written(),
+                    Some(Ok(Sent::Busy)) => {
+                        self.kernel.on_send_busy();
+                        break;
+                    }
+                    Some(Err(e)) => return SessionEnd::Link(e),
+                    None => return SessionEnd::IoTimeout,
                 }
-                self.kernel.on_written(&packet);
                 last_tx = self.clock.now_ms();
             }
             self.deliver_ready();
             let now = self.clock.now_ms();
+            if self.kernel.ack_deadline().is_some_and(|d| now >= d) {
+                return SessionEnd::IoTimeout;
+            }
             if let Some(sent) = ping_sent_at {
                 if now >= sent + u64::from(self.options.ping_timeout_ms) {
                     return SessionEnd::KeepAlive;
                 }
             } else if now >= last_tx + ping_every {
-                if let Err(e) = link.ping().await {
-                    return SessionEnd::Link(e);
+                match with_deadline(&self.clock, now + io_timeout, link.ping()).await {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => return SessionEnd::Link(e),
+                    None => return SessionEnd::IoTimeout,
                 }
                 last_tx = self.clock.now_ms();
                 ping_sent_at = Some(last_tx);
@@ -229,19 +249,25 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
                 Some(sent) => sent + u64::from(self.options.ping_timeout_ms),
                 None => last_tx + ping_every,
             };
-            if let Some(d) = self.kernel.next_deadline() {
-                wake = wake.min(d);
+            for deadline in [self.kernel.next_deadline(), self.kernel.ack_deadline()]
+                .into_iter()
+                .flatten()
+            {
+                wake = wake.min(deadline);
             }
             match select3(link.ready(), self.port.recv(), self.clock.sleep_until(wake)).await {
-                Either3::First(Ok(())) => match link.receive().await {
-                    Ok(incoming) => {
-                        if incoming == Incoming::PingResp {
-                            ping_sent_at = None;
+                Either3::First(Ok(())) => {
+                    let deadline = self.clock.now_ms() + io_timeout;
+                    match with_deadline(&self.clock, deadline, receive(self.kernel, link)).await {
+                        Some(Ok(pingresp)) => {
+                            if pingresp {
+                                ping_sent_at = None;
+                            }
                         }
-                        self.dispatch(incoming);
+                        Some(Err(e)) => return SessionEnd::Link(e),
+                        None => return SessionEnd::IoTimeout,
                     }
-                    Err(e) => return SessionEnd::Link(e),
-                },
+                }
                 Either3::First(Err(e)) => return SessionEnd::Link(e),
                 Either3::Second(input) => {
                     handle_input(self.kernel, &mut self.port, &self.clock, input)
@@ -251,38 +277,75 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
         }
     }
 
-    fn dispatch(&mut self, incoming: Incoming) {
-        match incoming {
-            Incoming::Publish {
-                topic,
-                payload,
-                qos,
-            } => {
-                let routed = self.kernel.on_publish(&topic, &payload, qos);
-                log::info!(
-                    "message on {topic} ({} bytes) routed to {routed} app(s)",
-                    payload.len()
-                );
-            }
-            Incoming::PubAck(pid) => self.kernel.on_puback(pid),
-            Incoming::PubRejected(pid) => {
-                log::warn!("the platform refused a QoS 1 message (packet id {pid})");
-                self.kernel.on_pub_rejected(pid);
-            }
-            Incoming::SubAck { pid, granted } => self.kernel.on_suback(pid, granted),
-            Incoming::UnsubAck(pid) => self.kernel.on_unsuback(pid),
-            Incoming::PingResp | Incoming::Other => {}
-        }
-    }
-
     fn deliver_ready(&mut self) {
         deliver_ready(self.kernel, &mut self.port, &self.clock);
     }
 }
 
 fn deliver_ready<P: AppPort, C: Clock>(kernel: &mut Kernel, port: &mut P, clock: &C) {
-    for (app, frame) in kernel.ready_responses(clock.now_ms()) {
-        port.send(app, &frame);
+    let now = clock.now_ms();
+    while let Some(app) = kernel.ready_app(now) {
+        match port.buffer(app) {
+            Some(buf) => {
+                let len = kernel.answer_wait(app, buf);
+                port.respond(app, len);
+            }
+            None => kernel.cancel_wait(app),
+        }
+    }
+}
+
+/// Reads the packet [`MqttLink::ready`] announced, hands it to the kernel, and
+/// acknowledges a QoS 1 message only when every app it is for has taken it.
+/// Returns whether it was a PINGRESP.
+async fn receive<L: MqttLink>(kernel: &mut Kernel, link: &mut L) -> Result<bool, LinkError> {
+    let incoming = link.receive().await?;
+    let pingresp = incoming == Incoming::PingResp;
+    let ack = match incoming {
+        Incoming::Publish {
+            topic,
+            payload,
+            qos,
+            pid,
+        } => {
+            let delivery = kernel.on_publish(topic, payload, qos);
+            log::info!("message on {topic} ({} bytes): {delivery:?}", payload.len());
+            pid.filter(|_| matches!(delivery, Delivery::Taken { .. }))
+        }
+        Incoming::PubAck(pid) => {
+            kernel.on_puback(pid);
+            None
+        }
+        Incoming::PubRejected(pid) => {
+            log::warn!("the platform refused a QoS 1 message (packet id {pid})");
+            kernel.on_pub_rejected(pid);
+            None
+        }
+        Incoming::SubAck { pid, granted } => {
+            kernel.on_suback(pid, granted);
+            None
+        }
+        Incoming::UnsubAck(pid) => {
+            kernel.on_unsuback(pid);
+            None
+        }
+        Incoming::PingResp | Incoming::Other => None,
+    };
+    if let Some(pid) = ack {
+        link.acknowledge(pid).await?;
+    }
+    Ok(pingresp)
+}
+
+/// `work`, unless `deadline_ms` passes first (`None`).
+async fn with_deadline<C: Clock, F: core::future::Future>(
+    clock: &C,
+    deadline_ms: u64,
+    work: F,
+) -> Option<F::Output> {
+    match select(work, clock.sleep_until(deadline_ms)).await {
+        Either::First(output) => Some(output),
+        Either::Second(()) => None,
     }
 }
 
@@ -293,9 +356,12 @@ fn handle_input<P: AppPort, C: Clock>(
     input: AppInput,
 ) {
     match input {
-        AppInput::Frame { app, mut frame } => {
-            if let Reply::Now(response) = kernel.handle_frame(app, &mut frame, clock.now_ms()) {
-                port.send(app, &response);
+        AppInput::Syscall { app, len } => {
+            let now = clock.now_ms();
+            if let Some(buf) = port.buffer(app)
+                && let Some(response) = kernel.syscall(app, buf, len, now)
+            {
+                port.respond(app, response);
             }
         }
         AppInput::Exited(app) => {

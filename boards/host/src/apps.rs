@@ -3,6 +3,8 @@
 //! a dead app according to its restart policy while the others keep running.
 //!
 //! The app id of a frame is the pipe it arrived on, so an app cannot speak for another.
+//! COBS framing is this board's business: the kernel sees each app's request unframed in a
+//! buffer this port lends it (one per app, allocated at start), and answers in place.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aliot_abi::MAX_COBS_FRAME_LEN;
+use aliot_abi::{MAX_COBS_FRAME_LEN, MAX_FRAME_LEN};
 use aliot_kernel::board::{AppInput, AppPort};
 use aliot_kernel::config::{AppDef, RestartPolicy};
 use aliot_kernel::kernel::AppId;
@@ -36,28 +38,70 @@ const OUTPUT_QUEUE: usize = 16;
 /// blocked or dead app can never block the kernel.
 type Writer = Arc<Mutex<Option<SyncSender<Vec<u8>>>>>;
 
+/// What the pipe threads hand the kernel's port.
+#[derive(Debug)]
+enum PipeInput {
+    /// One COBS frame (terminating zero included) from app `app`.
+    Frame { app: AppId, frame: Vec<u8> },
+    /// App `app` died or was stopped.
+    Exited(AppId),
+}
+
 /// The kernel's end of all app pipes.
 pub struct HostAppPort {
-    inputs: mpsc::Receiver<AppInput>,
+    inputs: mpsc::Receiver<PipeInput>,
     writers: Vec<Writer>,
+    /// Each app's syscall buffer, lent to the kernel.
+    buffers: Vec<Box<[u8]>>,
 }
 
 impl AppPort for HostAppPort {
     async fn recv(&mut self) -> AppInput {
-        match self.inputs.recv().await {
-            Some(input) => input,
-            // Every supervisor ended (all apps stopped for good): nothing will ever arrive.
-            None => std::future::pending().await,
+        loop {
+            match self.inputs.recv().await {
+                Some(PipeInput::Exited(app)) => return AppInput::Exited(app),
+                Some(PipeInput::Frame { app, frame }) => {
+                    let Some(buffer) = self.buffers.get_mut(usize::from(app)) else {
+                        continue;
+                    };
+                    // A frame that does not decode is handed over empty: the kernel answers
+                    // it `Malformed`, as it would any bad request.
+                    let len = cobs::decode(&frame, buffer).unwrap_or(0);
+                    return AppInput::Syscall { app, len };
+                }
+                // Every supervisor ended (all apps stopped for good): nothing will ever arrive.
+                None => std::future::pending::<()>().await,
+            }
         }
     }
 
-    fn send(&mut self, app: AppId, frame: &[u8]) {
+    fn buffer(&mut self, app: AppId) -> Option<&mut [u8]> {
+        self.buffers.get_mut(usize::from(app)).map(|b| &mut b[..])
+    }
+
+    fn respond(&mut self, app: AppId, len: usize) {
+        let Some(response) = self
+            .buffers
+            .get(usize::from(app))
+            .and_then(|b| b.get(..len))
+        else {
+            return;
+        };
+        let mut frame = cobs::encode_vec(response);
+        frame.push(0);
+        self.send_frame(app, frame);
+    }
+}
+
+impl HostAppPort {
+    /// Queue one COBS frame for app `app`'s stdin.
+    fn send_frame(&mut self, app: AppId, frame: Vec<u8>) {
         let Some(writer) = self.writers.get(usize::from(app)) else {
             return;
         };
         let mut guard = writer.lock().unwrap_or_else(|e| e.into_inner());
         let Some(queue) = guard.as_ref() else { return };
-        match queue.try_send(frame.to_vec()) {
+        match queue.try_send(frame) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 // Dropping the queue ends the writer thread, which closes the app's stdin:
@@ -97,6 +141,10 @@ pub fn start(apps: &'static [AppDef], exe: PathBuf, state_dir: &Path) -> HostApp
     }
     HostAppPort {
         inputs: rx,
+        buffers: apps
+            .iter()
+            .map(|_| vec![0; MAX_FRAME_LEN].into_boxed_slice())
+            .collect(),
         writers,
     }
 }
@@ -107,7 +155,7 @@ struct Supervisor {
     exe: PathBuf,
     pid_file: PathBuf,
     writer: Writer,
-    inputs: mpsc::Sender<AppInput>,
+    inputs: mpsc::Sender<PipeInput>,
 }
 
 impl Supervisor {
@@ -124,7 +172,7 @@ impl Supervisor {
             };
             if self
                 .inputs
-                .blocking_send(AppInput::Exited(self.app))
+                .blocking_send(PipeInput::Exited(self.app))
                 .is_err()
             {
                 return; // the kernel is gone
@@ -199,7 +247,7 @@ impl Supervisor {
                         break;
                     }
                     Ok(_) => {
-                        let input = AppInput::Frame {
+                        let input = PipeInput::Frame {
                             app: self.app,
                             frame: std::mem::take(&mut frame),
                         };
@@ -252,15 +300,16 @@ mod tests {
         let mut port = HostAppPort {
             inputs: rx,
             writers: vec![writer.clone()],
+            buffers: vec![vec![0; MAX_FRAME_LEN].into_boxed_slice()],
         };
         for _ in 0..OUTPUT_QUEUE {
-            port.send(0, b"frame\0");
+            port.respond(0, 5);
         }
         assert!(
             writer.lock().unwrap().is_some(),
             "a full queue is still fine"
         );
-        port.send(0, b"one too many\0");
+        port.respond(0, 5);
         assert!(
             writer.lock().unwrap().is_none(),
             "the next frame closes the pipe"
@@ -270,7 +319,8 @@ mod tests {
             OUTPUT_QUEUE,
             "queued frames were kept, none was lost silently"
         );
-        port.send(0, b"ignored\0"); // no panic, no block once closed
-        port.send(7, b"unknown app\0");
+        port.respond(0, 5); // no panic, no block once closed
+        port.respond(7, 5); // unknown app
+        port.respond(0, MAX_FRAME_LEN + 1); // longer than the buffer
     }
 }

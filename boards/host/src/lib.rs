@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aliot_kernel::config::{DeviceConfig, MqttVersion};
-use aliot_kernel::kernel::{Kernel, Limits};
+use aliot_kernel::kernel::Kernel;
 use aliot_kernel::runner::{Runner, RunnerOptions};
 use clap::Parser;
 
@@ -177,7 +177,7 @@ fn run_board(args: Args) -> Result<std::convert::Infallible, String> {
     };
     runtime.block_on(async move {
         let port = apps::start(config.apps, exe, &args.state_dir);
-        let mut kernel = Kernel::new(config, Limits::default());
+        let mut kernel = Kernel::new(config);
         let mut runner = Runner::new(
             &mut kernel,
             network,

@@ -82,34 +82,51 @@ impl Ring {
         }
     }
 
-    /// Free contiguous room for a body of `len` bytes: the header offset, wrapping if needed.
-    fn room_for(&mut self, len: usize) -> Option<usize> {
+    /// Where a body of `len` bytes would go: its header offset, and whether the free end of the
+    /// buffer must first be skipped (a wrap). `None` when it does not fit now.
+    fn placement(&self, len: usize) -> Option<(usize, bool)> {
         let need = RECORD_HEADER + len;
         if len > MAX_RECORD || need > self.buf.len() {
             return None;
         }
         if self.records == 0 {
-            self.head = 0;
-            self.tail = 0;
-            return Some(0);
+            return Some((0, false));
         }
         if self.tail > self.head {
             // Not wrapped: free is [tail, end) and [0, head).
             if self.buf.len() - self.tail >= need {
-                return Some(self.tail);
+                Some((self.tail, false))
+            } else {
+                (self.head >= need).then_some((0, true))
             }
-            if self.head >= need {
-                if self.buf.len() - self.tail >= RECORD_HEADER {
-                    let tail = self.tail;
-                    self.write_len(tail, WRAP);
-                }
-                return Some(0);
-            }
-            None
         } else {
             // Wrapped (or full, when tail == head): free is [tail, head).
-            (self.head - self.tail >= need).then_some(self.tail)
+            (self.head - self.tail >= need).then_some((self.tail, false))
         }
+    }
+
+    /// True when a record of `len` bytes would fit now.
+    pub(crate) fn fits(&self, len: usize) -> bool {
+        self.placement(len).is_some()
+    }
+
+    /// True when a record of `len` bytes fits an empty ring of this capacity.
+    pub(crate) fn can_ever_hold(&self, len: usize) -> bool {
+        len <= MAX_RECORD && RECORD_HEADER + len <= self.buf.len()
+    }
+
+    /// Takes the room for a body of `len` bytes; returns the header offset.
+    fn room_for(&mut self, len: usize) -> Option<usize> {
+        let (at, wrap) = self.placement(len)?;
+        if self.records == 0 {
+            self.head = 0;
+            self.tail = 0;
+        }
+        if wrap && self.buf.len() - self.tail >= RECORD_HEADER {
+            let tail = self.tail;
+            self.write_len(tail, WRAP);
+        }
+        Some(at)
     }
 
     /// Appends a record of exactly `len` bytes written by `fill`; `None` when it does not fit.
@@ -143,14 +160,23 @@ impl Ring {
     }
 
     /// Appends a copy of `bytes`.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Option<Slot> {
         self.push_with(bytes.len(), |dst| dst.copy_from_slice(bytes))
+    }
+
+    /// Removes every record.
+    pub(crate) fn clear(&mut self) {
+        self.head = 0;
+        self.tail = 0;
+        self.records = 0;
     }
 
     /// The body of the record at `slot` (live or dead).
     pub(crate) fn get(&self, slot: Slot) -> Option<&[u8]> {
         let len = usize::from(self.read_len(slot.0)? & !DEAD);
-        self.buf.get(slot.0 + RECORD_HEADER..slot.0 + RECORD_HEADER + len)
+        self.buf
+            .get(slot.0 + RECORD_HEADER..slot.0 + RECORD_HEADER + len)
     }
 
     /// The body of the record at `slot`, writable (for flags kept inside the record).
@@ -183,6 +209,26 @@ impl Ring {
     pub(crate) fn kill(&mut self, slot: Slot) {
         if let Some(len) = self.read_len(slot.0) {
             self.write_len(slot.0, len | DEAD);
+        }
+        self.reclaim();
+    }
+
+    /// Walks the live records oldest first, letting `keep` rewrite each body in place; those it
+    /// answers `false` for are retired.
+    pub(crate) fn retain_mut(&mut self, mut keep: impl FnMut(&mut [u8]) -> bool) {
+        let mut at = self.head;
+        for _ in 0..self.records {
+            at = self.normalise(at);
+            let Some(len) = self.read_len(at) else { break };
+            let body = at + RECORD_HEADER;
+            let end = body + usize::from(len & !DEAD);
+            if len & DEAD == 0
+                && let Some(bytes) = self.buf.get_mut(body..end)
+                && !keep(bytes)
+            {
+                self.write_len(at, len | DEAD);
+            }
+            at = end;
         }
         self.reclaim();
     }

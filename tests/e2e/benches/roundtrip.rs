@@ -19,7 +19,7 @@ use aliot_emulator::{Emulator, EmulatorConfig};
 use aliot_kernel::auth::{DeviceIdentity, device_login};
 use aliot_kernel::board::{AppInput, AppPort};
 use aliot_kernel::config::{AppDef, DeviceConfig, MqttVersion, RestartPolicy};
-use aliot_kernel::kernel::{AppId, Kernel, Limits};
+use aliot_kernel::kernel::{AppId, Kernel};
 use aliot_kernel::runner::{Runner, RunnerOptions};
 
 const ROUNDS: u32 = 300;
@@ -81,28 +81,39 @@ fn baseline(emu: &Emulator, v5: bool) -> Duration {
     }
 }
 
-/// The kernel's side of the in-process syscall channel.
+/// The kernel's side of the in-process syscall channel: COBS frames in, the request lent to
+/// the kernel unframed, the response framed again (as the host board's pipes do).
 struct ChannelPort {
-    requests: tokio::sync::mpsc::Receiver<AppInput>,
+    requests: tokio::sync::mpsc::Receiver<Vec<u8>>,
     responses: std_mpsc::Sender<Vec<u8>>,
+    buffer: Vec<u8>,
 }
 
 impl AppPort for ChannelPort {
     async fn recv(&mut self) -> AppInput {
         match self.requests.recv().await {
-            Some(input) => input,
+            Some(frame) => AppInput::Syscall {
+                app: 0,
+                len: cobs::decode(&frame, &mut self.buffer).unwrap_or(0),
+            },
             None => std::future::pending().await,
         }
     }
 
-    fn send(&mut self, _app: AppId, frame: &[u8]) {
-        let _ = self.responses.send(frame.to_vec());
+    fn buffer(&mut self, _app: AppId) -> Option<&mut [u8]> {
+        Some(&mut self.buffer)
+    }
+
+    fn respond(&mut self, _app: AppId, len: usize) {
+        let mut frame = cobs::encode_vec(&self.buffer[..len]);
+        frame.push(0);
+        let _ = self.responses.send(frame);
     }
 }
 
 /// The app's side of the channel.
 struct ChannelSyscalls {
-    requests: tokio::sync::mpsc::Sender<AppInput>,
+    requests: tokio::sync::mpsc::Sender<Vec<u8>>,
     responses: std_mpsc::Receiver<Vec<u8>>,
 }
 
@@ -115,10 +126,7 @@ impl Syscalls for ChannelSyscalls {
         response_buf: &mut [u8],
     ) -> Result<usize, Self::Error> {
         self.requests
-            .blocking_send(AppInput::Frame {
-                app: 0,
-                frame: request_frame.to_vec(),
-            })
+            .blocking_send(request_frame.to_vec())
             .map_err(|_| "kernel gone")?;
         let frame = self.responses.recv().map_err(|_| "kernel gone")?;
         let out = response_buf
@@ -169,8 +177,9 @@ fn capsule(emu: &Emulator, version: MqttVersion) -> (Duration, Duration) {
             let app_port = ChannelPort {
                 requests: req_rx,
                 responses: resp_tx,
+                buffer: vec![0; aliot_abi::MAX_FRAME_LEN],
             };
-            let mut kernel = Kernel::new(config, Limits::default());
+            let mut kernel = Kernel::new(config);
             let clock = aliot_host::clock::HostClock::new();
             let mut runner = Runner::new(
                 &mut kernel,
