@@ -43,38 +43,14 @@ impl Default for Limits {
     }
 }
 
-/// A packet the runner must write to the MQTT link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outgoing {
-    /// PUBLISH. `pid` is 0 for QoS 0.
-    Publish {
-        /// Packet identifier (QoS 1) or 0.
-        pid: u16,
-        /// Topic.
-        topic: String,
-        /// Payload.
-        payload: Vec<u8>,
-        /// QoS.
-        qos: Qos,
-        /// Set when this message was written before on an earlier connection.
-        dup: bool,
-    },
-    /// SUBSCRIBE of one filter.
-    Subscribe {
-        /// Packet identifier.
-        pid: u16,
-        /// Filter.
-        filter: String,
-        /// Requested QoS.
-        qos: Qos,
-    },
-    /// UNSUBSCRIBE of one filter.
-    Unsubscribe {
-        /// Packet identifier.
-        pid: u16,
-        /// Filter.
-        filter: String,
-    },
+pub use crate::link::Outgoing;
+
+/// The packet [`Kernel::poll_outgoing`] handed out last, until it is written or refused.
+#[derive(Debug, Clone, Copy)]
+enum Polled {
+    Publish { pid: u16, qos: Qos, ever_sent: bool },
+    Subscribe(u16),
+    Unsubscribe(u16),
 }
 
 /// What the kernel did with a syscall frame.
@@ -188,6 +164,7 @@ pub struct Kernel {
     connects: u32,
     last_down: Option<DisconnectReason>,
     next_pid: u16,
+    last_polled: Option<Polled>,
 }
 
 fn encode(response: &Response<'_>) -> Vec<u8> {
@@ -226,6 +203,7 @@ impl Kernel {
             connects: 0,
             last_down: None,
             next_pid: 1,
+            last_polled: None,
         }
     }
 
@@ -509,50 +487,58 @@ impl Kernel {
     }
 
     /// The next packet to write, if the link is up. Subscriptions go first so that after a
-    /// reconnect the device listens again before it talks.
-    pub fn poll_outgoing(&mut self) -> Option<Outgoing> {
+    /// reconnect the device listens again before it talks. Answer with
+    /// [`Kernel::on_written`] or [`Kernel::on_send_busy`].
+    pub fn poll_outgoing(&mut self) -> Option<Outgoing<'_>> {
         if !self.connected {
             return None;
         }
         if let Some(i) = self.subs.iter().position(|s| s.state == SubState::Unsent) {
             let pid = self.allocate_pid();
+            self.last_polled = Some(Polled::Subscribe(pid));
             let sub = &mut self.subs[i];
             sub.state = SubState::Sent(pid);
             return Some(Outgoing::Subscribe {
                 pid,
-                filter: sub.filter.clone(),
+                filter: &sub.filter,
                 qos: sub.qos,
             });
         }
         if let Some(i) = self.unsubs.iter().position(|(_, pid)| pid.is_none()) {
             let pid = self.allocate_pid();
+            self.last_polled = Some(Polled::Unsubscribe(pid));
             self.unsubs[i].1 = Some(pid);
             return Some(Outgoing::Unsubscribe {
                 pid,
-                filter: self.unsubs[i].0.clone(),
+                filter: &self.unsubs[i].0,
             });
         }
         let p = self.outbox.iter_mut().find(|p| !p.sent)?;
+        self.last_polled = Some(Polled::Publish {
+            pid: p.pid,
+            qos: p.qos,
+            ever_sent: p.ever_sent,
+        });
         p.sent = true;
         let dup = p.ever_sent && p.qos == Qos::AtLeastOnce;
         p.ever_sent = true;
         Some(Outgoing::Publish {
             pid: p.pid,
-            topic: p.topic.clone(),
-            payload: p.payload.clone(),
+            topic: &p.topic,
+            payload: &p.payload,
             qos: p.qos,
             dup,
         })
     }
 
-    /// `packet` (from [`Kernel::poll_outgoing`]) was written completely. QoS 0 publishes are
+    /// The packet from [`Kernel::poll_outgoing`] was written completely. QoS 0 publishes are
     /// done at this point.
-    pub fn on_written(&mut self, packet: &Outgoing) {
+    pub fn on_written(&mut self) {
         // QoS 0 publishes leave one at a time, in order: the written one is the first marked sent.
-        if let Outgoing::Publish {
+        if let Some(Polled::Publish {
             qos: Qos::AtMostOnce,
             ..
-        } = packet
+        }) = self.last_polled.take()
             && let Some(pos) = self
                 .outbox
                 .iter()
@@ -564,6 +550,42 @@ impl Kernel {
                 delivered: true,
             };
             self.deliver_result(p.app, p.generation, result);
+        }
+    }
+
+    /// The link could not take the packet from [`Kernel::poll_outgoing`] (flow control):
+    /// it is unsent again and will be polled again.
+    pub fn on_send_busy(&mut self) {
+        match self.last_polled.take() {
+            Some(Polled::Publish {
+                pid,
+                qos,
+                ever_sent,
+            }) => {
+                if let Some(p) = self
+                    .outbox
+                    .iter_mut()
+                    .find(|p| p.qos == qos && p.sent && (qos == Qos::AtMostOnce || p.pid == pid))
+                {
+                    p.sent = false;
+                    p.ever_sent = ever_sent;
+                }
+            }
+            Some(Polled::Subscribe(pid)) => {
+                if let Some(sub) = self
+                    .subs
+                    .iter_mut()
+                    .find(|s| s.state == SubState::Sent(pid))
+                {
+                    sub.state = SubState::Unsent;
+                }
+            }
+            Some(Polled::Unsubscribe(pid)) => {
+                if let Some(unsub) = self.unsubs.iter_mut().find(|(_, p)| *p == Some(pid)) {
+                    unsub.1 = None;
+                }
+            }
+            None => {}
         }
     }
 
@@ -587,6 +609,7 @@ impl Kernel {
     /// The MQTT session is up (CONNACK accepted). Everything unacknowledged is queued again.
     pub fn on_connected(&mut self) {
         self.connected = true;
+        self.last_polled = None;
         self.connects = self.connects.wrapping_add(1);
         self.last_down = None;
         for sub in &mut self.subs {
@@ -604,6 +627,7 @@ impl Kernel {
     /// connection; QoS 0 messages not yet written are reported as not delivered.
     pub fn on_link_down(&mut self, reason: DisconnectReason) {
         let was_connected = core::mem::replace(&mut self.connected, false);
+        self.last_polled = None;
         for sub in &mut self.subs {
             if matches!(sub.state, SubState::Sent(_)) {
                 sub.state = SubState::Unsent;

@@ -14,7 +14,7 @@ use crate::backoff::Backoff;
 use crate::board::{AppInput, AppPort, Clock, Entropy, NetError, Network};
 use crate::config::{DeviceConfig, MqttVersion};
 use crate::kernel::{Kernel, Reply};
-use crate::link::{ConnectParams, Incoming, LinkError, MqttLink, Refusal};
+use crate::link::{ConnectParams, Incoming, LinkError, MqttLink, Refusal, Sent};
 
 /// Timing knobs of the session loop.
 #[derive(Debug, Clone, Copy)]
@@ -144,8 +144,7 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
                 self.drive(link, deadline, backoff).await
             }
             MqttVersion::V5 => {
-                let mut buffer = rust_mqtt::buffer::AllocBuffer;
-                let link = crate::link::v5::V5Link::new(&mut buffer, stream);
+                let link = crate::link::v5::V5Link::new(stream);
                 self.drive(link, deadline, backoff).await
             }
         }
@@ -203,13 +202,22 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
         let ping_every = (keepalive_ms / 2).max(1_000);
         let mut last_tx = self.clock.now_ms();
         let mut ping_sent_at: Option<u64> = None;
+        // Set when the link answered `Sent::Busy`: nothing more is offered until the next
+        // incoming packet (which may be the acknowledgement that frees a slot).
+        let mut send_blocked = false;
         loop {
-            while let Some(packet) = self.kernel.poll_outgoing() {
-                if let Err(e) = link.send(&packet).await {
-                    return SessionEnd::Link(e);
+            while !send_blocked && let Some(packet) = self.kernel.poll_outgoing() {
+                match link.send(&packet).await {
+                    Ok(Sent::Written) => {
+                        self.kernel.on_written();
+                        last_tx = self.clock.now_ms();
+                    }
+                    Ok(Sent::Busy) => {
+                        self.kernel.on_send_busy();
+                        send_blocked = true;
+                    }
+                    Err(e) => return SessionEnd::Link(e),
                 }
-                self.kernel.on_written(&packet);
-                last_tx = self.clock.now_ms();
             }
             self.deliver_ready();
             let now = self.clock.now_ms();
@@ -233,15 +241,29 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
                 wake = wake.min(d);
             }
             match select3(link.ready(), self.port.recv(), self.clock.sleep_until(wake)).await {
-                Either3::First(Ok(())) => match link.receive().await {
-                    Ok(incoming) => {
-                        if incoming == Incoming::PingResp {
-                            ping_sent_at = None;
+                Either3::First(Ok(())) => {
+                    let ack = match link.receive().await {
+                        Ok(incoming) => {
+                            send_blocked = false;
+                            if incoming == Incoming::PingResp {
+                                ping_sent_at = None;
+                            }
+                            let ack = match incoming {
+                                Incoming::Publish { pid, .. } => pid,
+                                _ => None,
+                            };
+                            self.dispatch(incoming);
+                            ack
                         }
-                        self.dispatch(incoming);
+                        Err(e) => return SessionEnd::Link(e),
+                    };
+                    // For now every QoS 1 message is acknowledged once routed.
+                    if let Some(pid) = ack
+                        && let Err(e) = link.acknowledge(pid).await
+                    {
+                        return SessionEnd::Link(e);
                     }
-                    Err(e) => return SessionEnd::Link(e),
-                },
+                }
                 Either3::First(Err(e)) => return SessionEnd::Link(e),
                 Either3::Second(input) => {
                     handle_input(self.kernel, &mut self.port, &self.clock, input)
@@ -251,14 +273,15 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
         }
     }
 
-    fn dispatch(&mut self, incoming: Incoming) {
+    fn dispatch(&mut self, incoming: Incoming<'_>) {
         match incoming {
             Incoming::Publish {
                 topic,
                 payload,
                 qos,
+                pid: _,
             } => {
-                let routed = self.kernel.on_publish(&topic, &payload, qos);
+                let routed = self.kernel.on_publish(topic, payload, qos);
                 log::info!(
                     "message on {topic} ({} bytes) routed to {routed} app(s)",
                     payload.len()

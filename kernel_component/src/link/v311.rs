@@ -3,23 +3,28 @@
 //! `rust-mqtt` speaks only MQTT 5, and Alibaba's older instances speak only 3.1.1, so this link
 //! drives a sans-IO codec itself:
 //! - every outgoing packet is encoded into a fixed buffer and leaves in ONE `write_all`;
-//! - incoming bytes collect in a fixed receive buffer; [`MqttLink::ready`] returns once a whole
-//!   packet is buffered (cancel-safe: only `read` futures are awaited, and bytes are kept in the
-//!   buffer the moment a read completes), [`MqttLink::receive`] decodes and consumes it;
-//! - both buffers hold [`MAX_PACKET_LEN`] bytes; a longer incoming packet is
-//!   [`LinkError::TooLarge`] as soon as its fixed header is seen.
+//! - incoming packets are read whole into a fixed buffer (`link/reader.rs`) before `mqttrs`
+//!   sees them, after a shape check: `mqttrs` 0.4 indexes without bounds checks and panics on a
+//!   truncated packet (`check_shape`);
+//! - [`Incoming::Publish`] borrows topic and payload from that buffer.
 //!
 //! The kernel's packet identifiers go on the wire unchanged. Acknowledgements are reported only
 //! for identifiers this connection has outstanding, as the MQTT 5 link does (see
 //! `link/pids.rs`).
 //!
+//! Incoming QoS 1 is acknowledged only by [`MqttLink::acknowledge`]. [`MqttLink::send`] never
+//! answers [`Sent::Busy`]: MQTT 3.1.1 has no Receive Maximum, and this link keeps no in-flight
+//! table that could fill up; the kernel's outbox is the only bound on what is in flight.
+//!
 //! Incoming QoS 2 (never offered by Alibaba, and never granted since we subscribe at QoS <= 1) is
 //! handled with QoS 1 *delivery* semantics but a correct QoS 2 exchange on the wire: PUBREC is
-//! written and the message is returned at once as [`Qos::AtLeastOnce`] (it may be delivered
-//! again if the server resends it); an incoming PUBREL is answered with PUBCOMP.
+//! written and the message is returned at once as [`Qos::AtLeastOnce`] without a `pid` (it may
+//! be delivered again if the server resends it); an incoming PUBREL is answered with PUBCOMP.
+//!
+//! A PUBLISH larger than the receive buffer is skipped (see [`crate::link`]); one of QoS 1 is
+//! answered with PUBACK, one of QoS 2 with PUBREC.
 
 use alloc::boxed::Box;
-use alloc::string::ToString;
 use alloc::vec;
 
 use aliot_abi::Qos;
@@ -30,20 +35,25 @@ use mqttrs::{
 };
 
 use super::pids::{PidKind, PidMap};
-use super::writer::MAX_PACKET_LEN;
-use super::{ConnectParams, Incoming, LinkError, MqttLink, Refusal};
-use crate::kernel::Outgoing;
+use super::reader::{Dropped, Frame, PacketReader};
+use super::writer::{MAX_PACKET_LEN, write_packet};
+use super::{ConnectParams, Incoming, LinkError, MqttLink, Outgoing, Refusal, Sent};
 
 /// One MQTT 3.1.1 connection over transport `T` (TCP or TLS stream).
 pub struct V311Link<T> {
     io: T,
     /// Encode buffer: one outgoing packet.
     tx: Box<[u8]>,
-    /// Receive buffer: `rx[..filled]` are bytes read but not yet consumed.
-    rx: Box<[u8]>,
-    filled: usize,
+    /// Whole incoming packets.
+    reader: PacketReader,
     /// Kernel pids outstanding on this connection (wire pid == kernel pid here).
     pids: PidMap,
+}
+
+/// Packet types a 3.1.1 server sends: CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP,
+/// SUBACK, UNSUBACK, PINGRESP (3.1.1 has no server DISCONNECT).
+fn server_packet(first: u8) -> bool {
+    matches!(first >> 4, 2..=7 | 9 | 11 | 13)
 }
 
 impl<T: Read + Write> V311Link<T> {
@@ -52,8 +62,7 @@ impl<T: Read + Write> V311Link<T> {
         Self {
             io,
             tx: vec![0; MAX_PACKET_LEN].into_boxed_slice(),
-            rx: vec![0; MAX_PACKET_LEN].into_boxed_slice(),
-            filled: 0,
+            reader: PacketReader::new(server_packet),
             pids: PidMap::default(),
         }
     }
@@ -63,151 +72,94 @@ impl<T: Read + Write> V311Link<T> {
         self.io
     }
 
-    /// Encodes `packet` and writes it with one `write_all`, then flushes.
-    async fn write_packet(&mut self, packet: &Packet<'_>) -> Result<(), LinkError> {
-        let len = mqttrs::encode_slice(packet, &mut self.tx).map_err(|e| match e {
-            // The only way a well-formed packet fails to encode is not fitting the buffer.
-            mqttrs::Error::WriteZero | mqttrs::Error::InvalidLength => LinkError::TooLarge,
-            _ => LinkError::Protocol,
-        })?;
-        let bytes = self.tx.get(..len).ok_or(LinkError::TooLarge)?;
-        self.io
-            .write_all(bytes)
-            .await
-            .map_err(|_| LinkError::Network)?;
-        self.io.flush().await.map_err(|_| LinkError::Network)
-    }
-
-    /// Length of the complete packet at the start of the receive buffer, if there is one.
-    fn buffered_packet(&self) -> Result<Option<usize>, LinkError> {
-        frame_len(&self.rx[..self.filled])
-    }
-
-    /// Reads until one whole packet is buffered; returns its length. Cancel-safe.
-    async fn fill_packet(&mut self) -> Result<usize, LinkError> {
-        loop {
-            if let Some(len) = self.buffered_packet()? {
-                return Ok(len);
-            }
-            // `frame_len` rejects packets over the buffer size, so there is always room here.
-            let free = self.rx.get_mut(self.filled..).ok_or(LinkError::TooLarge)?;
-            if free.is_empty() {
-                return Err(LinkError::TooLarge);
-            }
-            let room = free.len();
-            let n = self.io.read(free).await.map_err(|_| LinkError::Network)?;
-            if n == 0 {
-                return Err(LinkError::Network);
-            }
-            // `min` keeps the count sane even if a transport over-reports.
-            self.filled += n.min(room);
-        }
-    }
-
-    /// Drops the first `len` buffered bytes (one consumed packet).
-    fn consume(&mut self, len: usize) {
-        let len = len.min(self.filled);
-        self.rx.copy_within(len..self.filled, 0);
-        self.filled -= len;
-    }
-
-    /// Decodes the buffered packet of `len` bytes into what the runner needs, plus the
-    /// acknowledgement (if any) we owe the server for it.
-    fn decode(&mut self, len: usize) -> Result<(Incoming, Option<Packet<'static>>), LinkError> {
-        let bytes = self.rx.get(..len).ok_or(LinkError::Protocol)?;
-        check_shape(bytes)?;
-        let packet = mqttrs::decode_slice(bytes)
-            .map_err(|_| LinkError::Protocol)?
-            .ok_or(LinkError::Protocol)?;
-        Ok(match packet {
-            Packet::Publish(p) => {
-                let topic = p.topic_name.to_string();
-                let payload = p.payload.to_vec();
-                let (qos, reply) = match p.qospid {
-                    QosPid::AtMostOnce => (Qos::AtMostOnce, None),
-                    QosPid::AtLeastOnce(pid) => (Qos::AtLeastOnce, Some(Packet::Puback(pid))),
-                    // See the module docs: QoS 1 delivery, QoS 2 exchange.
-                    QosPid::ExactlyOnce(pid) => (Qos::AtLeastOnce, Some(Packet::Pubrec(pid))),
-                };
-                (
-                    Incoming::Publish {
-                        topic,
-                        payload,
-                        qos,
-                    },
-                    reply,
-                )
-            }
-            Packet::Pubrel(pid) => (Incoming::Other, Some(Packet::Pubcomp(pid))),
-            Packet::Puback(pid) => (
-                self.pids
-                    .take(pid.get(), PidKind::Publish)
-                    .map_or(Incoming::Other, Incoming::PubAck),
-                None,
-            ),
-            Packet::Suback(s) => {
-                // We subscribe one filter per packet, so exactly one code is expected; be
-                // tolerant and judge by the first.
-                let granted = matches!(
-                    s.return_codes.first(),
-                    Some(SubscribeReturnCodes::Success(_))
-                );
-                let event = self
-                    .pids
-                    .take(s.pid.get(), PidKind::Subscribe)
-                    .map_or(Incoming::Other, |pid| Incoming::SubAck { pid, granted });
-                (event, None)
-            }
-            Packet::Unsuback(pid) => (
-                self.pids
-                    .take(pid.get(), PidKind::Unsubscribe)
-                    .map_or(Incoming::Other, Incoming::UnsubAck),
-                None,
-            ),
-            Packet::Pingresp => (Incoming::PingResp, None),
-            // PUBREC/PUBCOMP for QoS 2 we never send: legal-looking, nothing to do.
-            Packet::Pubrec(_) | Packet::Pubcomp(_) => (Incoming::Other, None),
-            // A second CONNACK, or a client-only packet, from the server.
-            _ => return Err(LinkError::Protocol),
-        })
+    /// Answers a skipped oversized PUBLISH so the server does not resend it forever.
+    async fn answer_dropped(&mut self, dropped: Dropped) -> Result<(), LinkError> {
+        let reply = match (dropped.qos, dropped.pid.map(Pid::try_from)) {
+            (1, Some(Ok(pid))) => Packet::Puback(pid),
+            (2, Some(Ok(pid))) => Packet::Pubrec(pid),
+            _ => return Ok(()),
+        };
+        encode_and_write(&mut self.io, &mut self.tx, &reply).await
     }
 }
 
-/// Parses the fixed header at the start of `buf`.
-///
-/// Returns the total packet length once all of it is buffered, `None` while more bytes are
-/// needed, [`LinkError::Protocol`] for an invalid packet type or length encoding and
-/// [`LinkError::TooLarge`] as soon as the announced length exceeds [`MAX_PACKET_LEN`] (so an
-/// oversized packet never makes us buffer or wait for it).
-fn frame_len(buf: &[u8]) -> Result<Option<usize>, LinkError> {
-    let Some(&first) = buf.first() else {
-        return Ok(None);
-    };
-    if !matches!(first >> 4, 2..=7 | 9 | 11 | 13) {
-        // Reserved types and packets only a client sends (3.1.1 has no server DISCONNECT).
-        return Err(LinkError::Protocol);
-    }
-    let mut remaining: usize = 0;
-    for i in 0..4 {
-        let Some(&byte) = buf.get(1 + i) else {
-            return Ok(None);
-        };
-        remaining |= usize::from(byte & 0x7F) << (7 * i);
-        if byte & 0x80 == 0 {
-            let total = 1 + (i + 1) + remaining;
-            if total > MAX_PACKET_LEN {
-                return Err(LinkError::TooLarge);
-            }
-            return Ok((buf.len() >= total).then_some(total));
+/// Encodes `packet` into `tx` and writes it with one `write_all`, then flushes.
+async fn encode_and_write<T: Write>(
+    io: &mut T,
+    tx: &mut [u8],
+    packet: &Packet<'_>,
+) -> Result<(), LinkError> {
+    let len = mqttrs::encode_slice(packet, tx).map_err(|e| match e {
+        // The only way a well-formed packet fails to encode is not fitting the buffer.
+        mqttrs::Error::WriteZero | mqttrs::Error::InvalidLength => LinkError::TooLarge,
+        _ => LinkError::Protocol,
+    })?;
+    write_packet(io, tx.get(..len).ok_or(LinkError::TooLarge)?).await
+}
+
+/// Decodes one whole packet into what the runner needs, plus the reply (if any) we owe the
+/// server for it. Topic and payload borrow `bytes`.
+fn decode<'a>(
+    bytes: &'a [u8],
+    pids: &mut PidMap,
+) -> Result<(Incoming<'a>, Option<Packet<'static>>), LinkError> {
+    check_shape(bytes)?;
+    let packet = mqttrs::decode_slice(bytes)
+        .map_err(|_| LinkError::Protocol)?
+        .ok_or(LinkError::Protocol)?;
+    Ok(match packet {
+        Packet::Publish(p) => {
+            let (qos, pid, reply) = match p.qospid {
+                QosPid::AtMostOnce => (Qos::AtMostOnce, None, None),
+                // Acknowledged by `acknowledge`, when the kernel says so.
+                QosPid::AtLeastOnce(pid) => (Qos::AtLeastOnce, Some(pid.get()), None),
+                // See the module docs: QoS 1 delivery, QoS 2 exchange.
+                QosPid::ExactlyOnce(pid) => (Qos::AtLeastOnce, None, Some(Packet::Pubrec(pid))),
+            };
+            (
+                Incoming::Publish {
+                    topic: p.topic_name,
+                    payload: p.payload,
+                    qos,
+                    pid,
+                },
+                reply,
+            )
         }
-    }
-    // A fifth length byte is malformed.
-    Err(LinkError::Protocol)
+        Packet::Pubrel(pid) => (Incoming::Other, Some(Packet::Pubcomp(pid))),
+        Packet::Puback(pid) => (
+            pids.take(pid.get(), PidKind::Publish)
+                .map_or(Incoming::Other, Incoming::PubAck),
+            None,
+        ),
+        Packet::Suback(s) => {
+            // We subscribe one filter per packet, so exactly one code is expected; be
+            // tolerant and judge by the first.
+            let granted = matches!(
+                s.return_codes.first(),
+                Some(SubscribeReturnCodes::Success(_))
+            );
+            let event = pids
+                .take(s.pid.get(), PidKind::Subscribe)
+                .map_or(Incoming::Other, |pid| Incoming::SubAck { pid, granted });
+            (event, None)
+        }
+        Packet::Unsuback(pid) => (
+            pids.take(pid.get(), PidKind::Unsubscribe)
+                .map_or(Incoming::Other, Incoming::UnsubAck),
+            None,
+        ),
+        Packet::Pingresp => (Incoming::PingResp, None),
+        // PUBREC/PUBCOMP for QoS 2 we never send: legal-looking, nothing to do.
+        Packet::Pubrec(_) | Packet::Pubcomp(_) => (Incoming::Other, None),
+        // A second CONNACK, or a client-only packet, from the server.
+        _ => return Err(LinkError::Protocol),
+    })
 }
 
 /// Checks the sizes `mqttrs` relies on without checking: its decoders index the buffer
 /// directly and would panic on a truncated packet (e.g. a CONNACK with remaining length 0).
-/// `packet` is exactly one frame as delimited by [`frame_len`].
+/// `packet` is exactly one whole packet, as `link/reader.rs` delimits it.
 fn check_shape(packet: &[u8]) -> Result<(), LinkError> {
     let first = *packet.first().ok_or(LinkError::Protocol)?;
     let header_len = 2 + packet
@@ -274,15 +226,20 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
             username: Some(params.username),
             password: Some(params.password.as_bytes()),
         };
-        self.write_packet(&Packet::Connect(connect)).await?;
-        let len = self.fill_packet().await?;
-        let bytes = self.rx.get(..len).ok_or(LinkError::Protocol)?;
+        encode_and_write(&mut self.io, &mut self.tx, &Packet::Connect(connect)).await?;
+        let frame = self.reader.ready(&mut self.io).await?;
+        self.reader.consume();
+        let Frame::Packet(len) = frame else {
+            // The first packet from the server must be CONNACK [MQTT-3.2.0-1].
+            return Err(LinkError::Protocol);
+        };
+        let bytes = self.reader.bytes(len);
         if bytes.first().map(|b| b >> 4) != Some(2) {
             // The first packet from the server must be CONNACK [MQTT-3.2.0-1].
             return Err(LinkError::Protocol);
         }
         check_shape(bytes)?;
-        let result = match mqttrs::decode_slice(bytes) {
+        match mqttrs::decode_slice(bytes) {
             Ok(Some(Packet::Connack(c))) if c.code == ConnectReturnCode::Accepted => Ok(()),
             Ok(Some(Packet::Connack(c))) => Err(LinkError::Refused(refusal(c.code))),
             // Return codes 6..=255 are reserved, but a CONNACK with a non-zero code is a
@@ -291,13 +248,11 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
                 Err(LinkError::Refused(Refusal::Other(n)))
             }
             _ => Err(LinkError::Protocol),
-        };
-        self.consume(len);
-        result
+        }
     }
 
-    async fn send(&mut self, packet: &Outgoing) -> Result<(), LinkError> {
-        match packet {
+    async fn send(&mut self, packet: &Outgoing<'_>) -> Result<Sent, LinkError> {
+        match *packet {
             Outgoing::Publish {
                 pid,
                 topic,
@@ -307,65 +262,88 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
             } => {
                 let qospid = match qos {
                     Qos::AtMostOnce => QosPid::AtMostOnce,
-                    Qos::AtLeastOnce => QosPid::AtLeastOnce(wire_pid(*pid)?),
+                    Qos::AtLeastOnce => QosPid::AtLeastOnce(wire_pid(pid)?),
                 };
                 let publish = Publish {
                     // DUP only means something for QoS > 0 and must be 0 for QoS 0 [MQTT-3.3.1-2].
-                    dup: *dup && *qos == Qos::AtLeastOnce,
+                    dup: dup && qos == Qos::AtLeastOnce,
                     qospid,
                     retain: false,
                     topic_name: topic,
                     payload,
                 };
-                self.write_packet(&Packet::Publish(publish)).await?;
-                if *qos == Qos::AtLeastOnce {
-                    self.pids.insert(*pid, PidKind::Publish, *pid);
+                encode_and_write(&mut self.io, &mut self.tx, &Packet::Publish(publish)).await?;
+                if qos == Qos::AtLeastOnce {
+                    self.pids.insert(pid, PidKind::Publish, pid);
                 }
             }
             Outgoing::Subscribe { pid, filter, qos } => {
                 let topic = SubscribeTopic {
                     // mqttrs (no_std) holds filters in a 256-byte string.
                     topic_path: filter.parse().map_err(|_| LinkError::TooLarge)?,
-                    qos: wire_qos(*qos),
+                    qos: wire_qos(qos),
                 };
-                let subscribe = Subscribe::new(wire_pid(*pid)?, core::iter::once(topic).collect());
-                self.write_packet(&Packet::Subscribe(subscribe)).await?;
-                self.pids.insert(*pid, PidKind::Subscribe, *pid);
+                let subscribe = Subscribe::new(wire_pid(pid)?, core::iter::once(topic).collect());
+                encode_and_write(&mut self.io, &mut self.tx, &Packet::Subscribe(subscribe)).await?;
+                self.pids.insert(pid, PidKind::Subscribe, pid);
             }
             Outgoing::Unsubscribe { pid, filter } => {
                 let filter = filter.parse().map_err(|_| LinkError::TooLarge)?;
                 let unsubscribe =
-                    Unsubscribe::new(wire_pid(*pid)?, core::iter::once(filter).collect());
-                self.write_packet(&Packet::Unsubscribe(unsubscribe)).await?;
-                self.pids.insert(*pid, PidKind::Unsubscribe, *pid);
+                    Unsubscribe::new(wire_pid(pid)?, core::iter::once(filter).collect());
+                encode_and_write(
+                    &mut self.io,
+                    &mut self.tx,
+                    &Packet::Unsubscribe(unsubscribe),
+                )
+                .await?;
+                self.pids.insert(pid, PidKind::Unsubscribe, pid);
             }
         }
-        Ok(())
+        Ok(Sent::Written)
     }
 
     async fn ping(&mut self) -> Result<(), LinkError> {
-        self.write_packet(&Packet::Pingreq).await
+        encode_and_write(&mut self.io, &mut self.tx, &Packet::Pingreq).await
     }
 
     async fn ready(&mut self) -> Result<(), LinkError> {
-        self.fill_packet().await.map(|_| ())
+        self.reader.ready(&mut self.io).await.map(|_| ())
     }
 
-    async fn receive(&mut self) -> Result<Incoming, LinkError> {
-        let len = self.fill_packet().await?;
-        let decoded = self.decode(len);
-        // Consume even a bad packet: the link ends on the error anyway.
-        self.consume(len);
-        let (incoming, reply) = decoded?;
+    async fn receive(&mut self) -> Result<Incoming<'_>, LinkError> {
+        let frame = self.reader.ready(&mut self.io).await?;
+        // Consumed even when bad: the link ends on the error anyway.
+        self.reader.consume();
+        let len = match frame {
+            Frame::Packet(len) => len,
+            Frame::Dropped(dropped) => {
+                self.answer_dropped(dropped).await?;
+                return Ok(Incoming::Other);
+            }
+        };
+        let (incoming, reply) = decode(self.reader.bytes(len), &mut self.pids)?;
         if let Some(reply) = reply {
-            self.write_packet(&reply).await?;
+            encode_and_write(&mut self.io, &mut self.tx, &reply).await?;
         }
         Ok(incoming)
     }
 
+    async fn acknowledge(&mut self, pid: u16) -> Result<(), LinkError> {
+        let Ok(pid) = Pid::try_from(pid) else {
+            log::warn!("mqtt: asked to acknowledge packet id 0; ignored");
+            return Ok(());
+        };
+        encode_and_write(&mut self.io, &mut self.tx, &Packet::Puback(pid)).await
+    }
+
     async fn disconnect(&mut self) {
         // Best effort: the connection is being dropped either way.
-        let _ = self.write_packet(&Packet::Disconnect).await;
+        let _ = encode_and_write(&mut self.io, &mut self.tx, &Packet::Disconnect).await;
+    }
+
+    fn oversized_dropped(&self) -> u32 {
+        self.reader.oversized_dropped()
     }
 }
 
@@ -442,11 +420,17 @@ mod tests {
         (link, fake)
     }
 
-    fn publish(pid: u16, topic: &str, payload: &[u8], qos: Qos, dup: bool) -> Outgoing {
+    fn publish<'a>(
+        pid: u16,
+        topic: &'a str,
+        payload: &'a [u8],
+        qos: Qos,
+        dup: bool,
+    ) -> Outgoing<'a> {
         Outgoing::Publish {
             pid,
-            topic: topic.into(),
-            payload: payload.to_vec(),
+            topic,
+            payload,
             qos,
             dup,
         }
@@ -536,9 +520,11 @@ mod tests {
     fn publish_qos0_and_qos1_with_puback_mapping() {
         let (mut link, fake) = connected();
         block_on(async {
-            link.send(&publish(0, "a/b", b"hi", Qos::AtMostOnce, false))
-                .await
-                .unwrap();
+            assert_eq!(
+                link.send(&publish(0, "a/b", b"hi", Qos::AtMostOnce, false))
+                    .await,
+                Ok(Sent::Written)
+            );
             assert_eq!(
                 fake.take_written(),
                 [0x30, 0x07, 0, 3, b'a', b'/', b'b', b'h', b'i']
@@ -585,11 +571,7 @@ mod tests {
     fn subscribe_success_and_failure_and_unsubscribe() {
         let (mut link, fake) = connected();
         block_on(async {
-            let sub = |pid, filter: &str, qos| Outgoing::Subscribe {
-                pid,
-                filter: filter.into(),
-                qos,
-            };
+            let sub = |pid, filter, qos| Outgoing::Subscribe { pid, filter, qos };
             link.send(&sub(5, "a/+", Qos::AtLeastOnce)).await.unwrap();
             assert_eq!(
                 fake.take_written(),
@@ -620,7 +602,7 @@ mod tests {
 
             link.send(&Outgoing::Unsubscribe {
                 pid: 7,
-                filter: "a/+".into(),
+                filter: "a/+",
             })
             .await
             .unwrap();
@@ -639,7 +621,7 @@ mod tests {
         let filter = "a".repeat(300);
         let r = block_on(link.send(&Outgoing::Subscribe {
             pid: 1,
-            filter,
+            filter: &filter,
             qos: Qos::AtMostOnce,
         }));
         assert_eq!(r, Err(LinkError::TooLarge));
@@ -656,22 +638,28 @@ mod tests {
     }
 
     #[test]
-    fn incoming_qos1_publish_is_acknowledged_on_the_wire() {
+    fn incoming_qos1_publish_is_acknowledged_only_when_asked() {
         let (mut link, fake) = connected();
         fake.push(&publish_bytes(0x32, "x/y", Some(0x2A), b"{\"a\":1}"));
-        let got = block_on(async {
+        block_on(async {
             link.ready().await.unwrap();
-            link.receive().await
+            assert_eq!(
+                link.receive().await,
+                Ok(Incoming::Publish {
+                    topic: "x/y",
+                    payload: b"{\"a\":1}",
+                    qos: Qos::AtLeastOnce,
+                    pid: Some(0x2A),
+                })
+            );
+            assert!(fake.take_written().is_empty(), "no PUBACK inside receive");
+            link.acknowledge(0x2A).await.unwrap();
+            assert_eq!(fake.take_written(), [0x40, 0x02, 0x00, 0x2A]);
+            assert_eq!(fake.write_calls(), 2, "CONNECT + PUBACK");
+            // Packet id 0 (a caller bug) writes nothing and keeps the link.
+            assert_eq!(link.acknowledge(0).await, Ok(()));
+            assert!(fake.take_written().is_empty());
         });
-        assert_eq!(
-            got,
-            Ok(Incoming::Publish {
-                topic: "x/y".into(),
-                payload: b"{\"a\":1}".to_vec(),
-                qos: Qos::AtLeastOnce,
-            })
-        );
-        assert_eq!(fake.take_written(), [0x40, 0x02, 0x00, 0x2A]);
     }
 
     #[test]
@@ -682,9 +670,10 @@ mod tests {
         assert_eq!(
             got,
             Ok(Incoming::Publish {
-                topic: "x".into(),
-                payload: Vec::new(),
+                topic: "x",
+                payload: b"",
                 qos: Qos::AtMostOnce,
+                pid: None,
             })
         );
         assert!(fake.take_written().is_empty());
@@ -700,9 +689,10 @@ mod tests {
             assert_eq!(
                 got,
                 Incoming::Publish {
-                    topic: "q".into(),
-                    payload: b"z".to_vec(),
+                    topic: "q",
+                    payload: b"z",
                     qos: Qos::AtLeastOnce,
+                    pid: None,
                 }
             );
             assert_eq!(fake.take_written(), [0x50, 0x02, 0x00, 0x03], "PUBREC");
@@ -745,21 +735,67 @@ mod tests {
     }
 
     #[test]
-    fn oversized_incoming_packet_is_too_large_from_its_header() {
+    fn oversized_incoming_non_publish_is_too_large_from_its_header() {
         let (mut link, fake) = connected();
-        // PUBLISH announcing 9000 bytes (varint A8 46); no body is ever sent.
-        fake.push(&[0x30, 0xA8, 0x46]);
+        // SUBACK announcing 9000 bytes (varint A8 46); no body is ever sent.
+        fake.push(&[0x90, 0xA8, 0x46]);
         fake.pend_when_empty(true);
         assert_eq!(block_on(link.ready()), Err(LinkError::TooLarge));
-        // Exactly the limit is accepted (header 1 + 2 length bytes).
+    }
+
+    #[test]
+    fn publish_of_exactly_the_buffer_size_is_received() {
+        // Header 1 + 2 length bytes.
         let (mut link, fake) = connected();
         let topic = "t";
         let payload = vec![7u8; MAX_PACKET_LEN - 3 - 2 - topic.len()];
         fake.push(&publish_bytes(0x30, topic, None, &payload));
         match block_on(link.receive()) {
-            Ok(Incoming::Publish { payload: got, .. }) => assert_eq!(got, payload),
+            Ok(Incoming::Publish { payload: got, .. }) => assert_eq!(got, &payload[..]),
             other => panic!("unexpected {other:?}"),
         }
+        assert_eq!(link.oversized_dropped(), 0);
+    }
+
+    #[test]
+    fn oversized_publish_is_skipped_acknowledged_and_the_session_goes_on() {
+        let payload = vec![7u8; MAX_PACKET_LEN];
+        for (first, pid, answer) in [
+            (0x30u8, None, &[][..]),
+            (0x32, Some(0x0102u16), &[0x40u8, 0x02, 0x01, 0x02][..]),
+            (0x34, Some(0x0304), &[0x50, 0x02, 0x03, 0x04][..]),
+        ] {
+            let (mut link, fake) = connected();
+            fake.push(&publish_bytes(first, "big", pid, &payload));
+            fake.push(&publish_bytes(0x30, "next", None, b"ok"));
+            block_on(async {
+                link.ready().await.unwrap();
+                assert_eq!(link.receive().await, Ok(Incoming::Other));
+                assert_eq!(fake.take_written(), answer, "QoS {}", (first >> 1) & 3);
+                assert_eq!(link.oversized_dropped(), 1);
+                assert_eq!(
+                    link.receive().await,
+                    Ok(Incoming::Publish {
+                        topic: "next",
+                        payload: b"ok",
+                        qos: Qos::AtMostOnce,
+                        pid: None,
+                    })
+                );
+            });
+        }
+    }
+
+    #[test]
+    fn a_whole_packet_takes_one_read() {
+        let (mut link, fake) = connected();
+        let reads = fake.read_calls();
+        fake.push(&publish_bytes(0x32, "a/b", Some(1), &[5u8; 2000]));
+        assert!(matches!(
+            block_on(link.receive()),
+            Ok(Incoming::Publish { .. })
+        ));
+        assert_eq!(fake.read_calls() - reads, 1);
     }
 
     #[test]
@@ -842,12 +878,13 @@ mod tests {
         assert_eq!(
             block_on(link.receive()),
             Ok(Incoming::Publish {
-                topic: "a/b".into(),
-                payload: b"payload".to_vec(),
+                topic: "a/b",
+                payload: b"payload",
                 qos: Qos::AtLeastOnce,
+                pid: Some(9),
             })
         );
-        assert_eq!(fake.take_written(), [0x40, 0x02, 0x00, 0x09]);
+        assert!(fake.take_written().is_empty());
     }
 
     #[test]
@@ -862,5 +899,11 @@ mod tests {
             assert!(matches!(link.receive().await, Ok(Incoming::Publish { .. })));
             assert_eq!(link.receive().await, Ok(Incoming::PingResp));
         });
+    }
+
+    #[test]
+    fn link_state_fits_its_budget() {
+        let size = core::mem::size_of::<V311Link<FakeTransport>>();
+        assert!(size <= crate::link::LINK_STATE_BYTES, "{size} bytes");
     }
 }

@@ -1,72 +1,103 @@
-//! MQTT 5 link: the `rust-mqtt` 0.6 [`Client`] over a [`PacketWriter`].
+//! MQTT 5 link: the `rust-mqtt` 0.6 [`Client`], fed whole, checked packets from memory.
+//!
+//! The link keeps the transport. The client gets a pipe instead (`link/v5/pipe.rs`): it reads
+//! from one packet the link loaded and writes into the link's write buffer.
+//!
+//! - **Receive**: the link reads one whole packet into its receive buffer (`link/reader.rs`:
+//!   a few transport reads per packet, not `rust-mqtt`'s one per header byte), checks every
+//!   length in it (`link/v5/check.rs`: `rust-mqtt` 0.6 panics or reads past the packet on a
+//!   bad user property length), lends the buffer to the pipe and polls the client, which
+//!   parses the packet from memory without ever waiting. A bad packet is
+//!   [`LinkError::Protocol`] before `rust-mqtt` sees it; nothing after it is consumed.
+//! - **Send**: whatever the client writes and flushes leaves in one transport write.
+//! - **Borrowed**: [`Incoming::Publish`] borrows topic and payload from the receive buffer.
+//!   `rust-mqtt` is shown the PUBLISH without its payload (fixed header rewritten), so it never
+//!   copies the payload; it still checks topic, packet identifier and properties.
 //!
 //! What this adapter adds on top of the client:
-//! - **Kernel packet identifiers.** `rust-mqtt` allocates its own pids; a `PidMap` (`link/pids.rs`) maps each one
-//!   back to the kernel's so [`Incoming::PubAck`], [`Incoming::SubAck`] and
-//!   [`Incoming::UnsubAck`] carry the pid the kernel chose.
-//! - **Flow control without errors.** When the server's Receive Maximum or the client's own
-//!   in-flight tables are full, `rust-mqtt` refuses to send; such packets wait in a bounded
-//!   queue (in order, QoS 0 behind them too) and go out as acknowledgements free slots.
-//! - **One transport write per packet** via [`PacketWriter`].
-//! - **Cancel-safe [`MqttLink::ready`]** = `poll_header`, header kept until
-//!   [`MqttLink::receive`] = `poll_body`.
+//! - **Kernel packet identifiers.** `rust-mqtt` allocates its own pids; a `PidMap`
+//!   (`link/pids.rs`) maps each one back to the kernel's so [`Incoming::PubAck`],
+//!   [`Incoming::SubAck`] and [`Incoming::UnsubAck`] carry the pid the kernel chose.
+//! - **Flow control reported.** When the server's Receive Maximum or the client's own in-flight
+//!   tables are full, `rust-mqtt` refuses a packet before writing anything; [`MqttLink::send`]
+//!   answers [`Sent::Busy`] and the caller offers it again after the next acknowledgement.
+//! - **QoS 1 acknowledged on request.** Every incoming QoS 1 PUBLISH is put in `rust-mqtt`'s
+//!   manual acknowledgement mode (`Client::ack_manually_when`); [`MqttLink::acknowledge`]
+//!   sends its PUBACK (`Client::manual_acknowledge`). Until then it holds one of the
+//!   [`RECEIVE_MAXIMUM`] slots we announce, so a compliant server stops sending QoS 1 when the
+//!   kernel stops acknowledging [MQTT-3.3.4-9]. QoS 2 keeps `rust-mqtt`'s automatic exchange.
+//! - **Oversized PUBLISH skipped.** We announce Maximum Packet Size = [`MAX_PACKET_LEN`], so a
+//!   compliant server never sends a larger packet [MQTT-3.1.2-24]. From one that does, a
+//!   PUBLISH is skipped (see [`crate::link`]) and, at QoS 1, answered with PUBACK 0x83
+//!   "Implementation specific error" (valid, but not accepted: it completes the exchange
+//!   without claiming delivery); at QoS 2 with PUBREC 0x83, which ends that exchange too.
+//!   `rust-mqtt` never sees it. Any other packet that large is [`LinkError::TooLarge`] and
+//!   the DISCONNECT says 0x95 "Packet too large".
 //!
 //! Behaviour notes:
-//! - Connects with Clean Start and session expiry 0 (the kernel resends and resubscribes),
-//!   allows reason strings on every packet (Request Problem Information), and
-//!   advertises Maximum Packet Size = [`MAX_PACKET_LEN`]. A compliant server therefore never
-//!   sends a larger packet; one that does violates the protocol, which `rust-mqtt` reports
-//!   before the body is read: that surfaces as [`LinkError::Protocol`], not `TooLarge`.
+//! - Connects with Clean Start and session expiry 0 (the kernel resends and resubscribes) and
+//!   allows reason strings on every packet (Request Problem Information).
 //! - DUP: `rust-mqtt` only sets DUP through `republish`, which requires the same session. With
 //!   Clean Start every connection is a new session, so a resent message goes out with DUP = 0,
 //!   which is what MQTT 5 expects for a first delivery attempt in a session.
 //! - Incoming QoS 2 (never granted: we subscribe at QoS <= 1) gets QoS 1 delivery semantics:
-//!   returned as [`Qos::AtLeastOnce`]; `rust-mqtt` does the PUBREC/PUBREL/PUBCOMP exchange and
-//!   suppresses duplicates of it.
+//!   returned as [`Qos::AtLeastOnce`] without a `pid`; `rust-mqtt` does the
+//!   PUBREC/PUBREL/PUBCOMP exchange and suppresses duplicates of it.
 //! - A PUBACK with a failure reason code (e.g. 0x87 not authorised) ends that message's
 //!   delivery: it is reported as [`Incoming::PubRejected`] (resending would fail again) and logged.
+//! - A packet the link refuses (malformed, or too large) ends the link; [`MqttLink::disconnect`]
+//!   then tells the server why (DISCONNECT 0x81 or 0x95) [MQTT-4.13.1-1].
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use alloc::string::ToString;
+use core::future::Future;
 use core::num::NonZero;
+use core::pin::{Pin, pin};
+use core::task::{Context, Poll, Waker};
 
 use aliot_abi::Qos;
 use embedded_io_async::{ErrorKind, Read, Write};
 use rust_mqtt::Bytes;
 use rust_mqtt::buffer::AllocBuffer;
-use rust_mqtt::client::event::Event;
+use rust_mqtt::client::event::{Event, Publish};
 use rust_mqtt::client::options::{
-    ConnectOptions, DisconnectOptions, PublicationOptions, SubscriptionOptions, TopicReference,
-    UnsubscriptionOptions,
+    AckOptions, ConnectOptions, DisconnectOptions, PublicationOptions, SubscriptionOptions,
+    TopicReference, UnsubscriptionOptions,
 };
 use rust_mqtt::client::{Client, MqttError};
 use rust_mqtt::config::KeepAlive;
-use rust_mqtt::header::FixedHeader;
-use rust_mqtt::types::{IdentifiedQoS, MqttBinary, MqttString, QoS, TopicFilter, TopicName};
+use rust_mqtt::types::{
+    IdentifiedQoS, MqttBinary, MqttString, PacketIdentifier, QoS, ReasonCode, TopicFilter,
+    TopicName,
+};
 
+use self::check::{Layout, check};
+use self::pipe::{Feed, Pipe};
 use super::pids::{PidKind, PidMap};
-use super::writer::{MAX_PACKET_LEN, PacketWriter};
-use super::{ConnectParams, Incoming, LinkError, MqttLink, Refusal};
-use crate::kernel::Outgoing;
+use super::reader::{Dropped, Frame, PacketReader};
+use super::writer::{MAX_PACKET_LEN, write_packet};
+use super::{ConnectParams, Incoming, LinkError, MqttLink, Outgoing, Refusal, Sent};
+
+mod check;
+mod pipe;
 
 /// Outstanding SUBSCRIBEs (and, separately, UNSUBSCRIBEs) `rust-mqtt` tracks at once.
 const SUBSCRIBE_MAXIMUM: usize = 8;
-/// Incoming QoS 1/2 publications in flight (acknowledged at once, so few are needed).
-const RECEIVE_MAXIMUM: usize = 8;
-/// Outgoing QoS 1 publications in flight; more wait in the deferred queue.
+/// Incoming QoS 1/2 publications in flight, announced to the server as Receive Maximum: QoS 1
+/// ones not acknowledged yet, QoS 2 ones whose exchange is not complete.
+pub const RECEIVE_MAXIMUM: usize = 8;
+/// Outgoing QoS 1 publications in flight; beyond that (or the server's Receive Maximum, if
+/// lower) [`MqttLink::send`] answers [`Sent::Busy`].
 const SEND_MAXIMUM: usize = 16;
 /// Subscription identifiers kept per incoming PUBLISH (we set none).
 const MAX_SUBSCRIPTION_IDENTIFIERS: usize = 1;
-/// User properties kept per packet (extra ones are dropped by `rust-mqtt`, not an error).
+/// User properties kept per packet (extra ones are skipped by `rust-mqtt`, not an error).
 const MAX_USER_PROPERTIES: usize = 4;
-/// Packets waiting for a free in-flight slot. The kernel's own queues are bounded, so this is
-/// a safety net: overflowing it ends the link ([`LinkError::Protocol`], logged).
-const MAX_DEFERRED: usize = 256;
 
-type Mqtt5Client<'c, T> = Client<
+type Mqtt5Client = Client<
     'static,
-    'c,
-    PacketWriter<T>,
+    'static,
+    Pipe,
     AllocBuffer,
     SUBSCRIBE_MAXIMUM,
     RECEIVE_MAXIMUM,
@@ -77,261 +108,194 @@ type Mqtt5Client<'c, T> = Client<
     0,
 >;
 
-/// Where the `rust-mqtt` client stands, to call `disconnect`/`abort` only when it allows it
-/// (`abort` on a healthy connection panics in debug builds).
+/// Where the connection stands, to end it the way the client allows (`abort` on a healthy
+/// `rust-mqtt` connection panics in debug builds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// `connect` not called yet.
     Fresh,
     /// Connected, no unrecoverable error.
     Up,
-    /// An unrecoverable error occurred; `abort` is due.
+    /// The link refused a packet from the server that `rust-mqtt` never saw: `rust-mqtt` is
+    /// healthy and sends DISCONNECT with this reason.
+    Refused(ReasonCode),
+    /// `rust-mqtt` hit an unrecoverable error; `abort` is due.
     Failed,
-    /// Disconnected or aborted.
+    /// Disconnected, aborted, or given up before connecting.
     Closed,
 }
 
-/// Outcome of trying to put one packet on the wire.
-enum Sent {
-    Done,
-    /// The client has no free slot now; retry after an acknowledgement.
-    Busy,
-}
-
-/// One MQTT 5 connection over transport `T`, borrowing the `rust-mqtt` buffer provider for
-/// `'c`.
-pub struct V5Link<'c, T: Read + Write> {
-    client: Mqtt5Client<'c, T>,
-    transport: Option<PacketWriter<T>>,
+/// One MQTT 5 connection over transport `T`.
+pub struct V5Link<T> {
+    client: Mqtt5Client,
+    pipe: Pipe,
+    io: T,
+    reader: PacketReader,
     state: State,
-    /// Fixed header returned by `poll_header`, waiting for `poll_body`.
-    header: Option<FixedHeader>,
     pids: PidMap,
-    deferred: VecDeque<Outgoing>,
-    /// Events produced locally (a SUBSCRIBE the server cannot accept at all) to hand out
-    /// before reading the network.
-    local: VecDeque<Incoming>,
+    /// Incoming QoS 1 publications waiting for [`MqttLink::acknowledge`] (`rust-mqtt` tracks
+    /// them too, but its identifiers cannot be made from a number).
+    unacked: [Option<PacketIdentifier>; RECEIVE_MAXIMUM],
+    /// Subscriptions the server cannot accept at all, answered locally before reading the
+    /// network (kernel pids).
+    refused_subs: VecDeque<u16>,
 }
 
-impl<'c, T: Read + Write> V5Link<'c, T> {
+/// Every incoming QoS 1 PUBLISH waits for [`MqttLink::acknowledge`]; QoS 2 stays automatic.
+fn ack_manually(publish: &Publish<'_, MAX_SUBSCRIPTION_IDENTIFIERS, MAX_USER_PROPERTIES>) -> bool {
+    matches!(publish.identified_qos, IdentifiedQoS::AtLeastOnce(_))
+}
+
+/// Packet types and flags are checked by `rust-mqtt`; only type 0 is refused while framing.
+fn any_packet(first: u8) -> bool {
+    first >> 4 != 0
+}
+
+impl<T: Read + Write> V5Link<T> {
     /// Wraps a freshly opened transport. Nothing is sent until [`MqttLink::connect`].
-    pub fn new(buffer: &'c mut AllocBuffer, transport: T) -> Self {
+    pub fn new(io: T) -> Self {
+        // `AllocBuffer` is a zero-sized handle to the global allocator: leaking a box of it
+        // allocates nothing and gives the `'static` borrow the client keeps.
+        let buffer: &'static mut AllocBuffer = Box::leak(Box::new(AllocBuffer));
+        let mut client = Client::new(buffer);
+        client.ack_manually_when(&ack_manually);
         Self {
-            client: Client::new(buffer),
-            transport: Some(PacketWriter::new(transport)),
+            client,
+            pipe: Pipe::new(),
+            io,
+            reader: PacketReader::new(any_packet),
             state: State::Fresh,
-            header: None,
             pids: PidMap::default(),
-            deferred: VecDeque::new(),
-            local: VecDeque::new(),
+            unacked: [None; RECEIVE_MAXIMUM],
+            refused_subs: VecDeque::new(),
         }
     }
 
-    /// After an unrecoverable error: lets the client send the DISCONNECT it owes (with the
-    /// reason it chose, when the server caused the failure). `abort` writes without flushing,
-    /// so the packet is flushed out of the [`PacketWriter`] here.
+    /// Lets the client send the DISCONNECT it owes after an unrecoverable error (with the
+    /// reason it chose, when the server caused the failure). `abort` writes without flushing.
     async fn abort(&mut self) {
-        if let Ok(mut transport) = self.client.abort().await {
-            let _ = transport.flush().await;
+        let _ = poll_now(pin!(self.client.abort()));
+        self.pipe.flush_all();
+        let _ = write_out(&mut self.io, &self.pipe).await;
+    }
+}
+
+/// Polls a client call once. Against the pipe a call only ever waits for input (`connect`
+/// waiting for CONNACK); everything else finishes in this one poll.
+fn poll_now<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Writes what the client flushed to the transport, in one write.
+async fn write_out<T: Write>(io: &mut T, pipe: &Pipe) -> Result<(), LinkError> {
+    let bytes = pipe.take_flushed();
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let result = write_packet(io, &bytes).await;
+    pipe.give_back(bytes);
+    result
+}
+
+/// Lends the receive buffer to the pipe with the checked packet of `len` bytes in it. A
+/// PUBLISH is shown without its payload (see the module docs).
+fn load(pipe: &Pipe, reader: &mut PacketReader, len: usize, layout: &Layout) {
+    let bytes = reader.bytes(len);
+    let mut head = [0u8; 5];
+    let (head_len, range) = match (&layout.publish, bytes.first()) {
+        (Some(publish), Some(&first)) => {
+            let body = publish.payload.start.saturating_sub(layout.header_len);
+            head[0] = first;
+            let n = encode_length(body, head.get_mut(1..).unwrap_or_default());
+            (1 + n, layout.header_len..publish.payload.start)
+        }
+        _ => (0, 0..len),
+    };
+    let feed = Feed::new(
+        reader.lend(),
+        head.get(..head_len).unwrap_or_default(),
+        range,
+    );
+    pipe.load(feed);
+}
+
+/// Encodes a remaining length [MQTT-1.5.5] into `out`; returns the bytes used.
+fn encode_length(mut len: usize, out: &mut [u8]) -> usize {
+    let mut used = 0;
+    for slot in out.iter_mut() {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        *slot = byte;
+        used += 1;
+        if len == 0 {
+            break;
         }
     }
+    used
+}
 
-    /// Records an error from the client and converts it.
-    fn fail<const N: usize>(&mut self, e: MqttError<'_, N>) -> LinkError {
-        if !e.is_recoverable() && self.state == State::Up {
-            self.state = State::Failed;
+/// Runs one client call: polls it, writes out what it wrote, and while it waits for input
+/// reads the next whole packet, checks it and loads it. Returns the call's own result.
+async fn drive<F: Future, T: Read + Write>(
+    mut call: Pin<&mut F>,
+    pipe: &Pipe,
+    io: &mut T,
+    reader: &mut PacketReader,
+) -> Result<F::Output, LinkError> {
+    let mut polled = poll_now(call.as_mut());
+    loop {
+        if let Some(buf) = pipe.unload() {
+            reader.restore(buf);
         }
-        match e {
-            MqttError::Network(ErrorKind::OutOfMemory) => LinkError::TooLarge,
-            MqttError::Network(_) | MqttError::RecoveryRequired => LinkError::Network,
-            MqttError::Alloc
-            | MqttError::PacketMaximumLengthExceeded
-            | MqttError::ServerMaximumPacketSizeExceeded => LinkError::TooLarge,
-            MqttError::Disconnect { reason, .. } => LinkError::ServerDisconnect(reason.value()),
-            _ => LinkError::Protocol,
+        write_out(io, pipe).await?;
+        if let Poll::Ready(output) = polled {
+            return Ok(output);
         }
-    }
-
-    /// Sends `packet` unless an earlier one is still waiting (order is kept) or the client is
-    /// out of slots, in which case it is queued.
-    async fn send_or_defer(&mut self, packet: &Outgoing) -> Result<(), LinkError> {
-        if self.deferred.is_empty() && matches!(self.try_send(packet).await?, Sent::Done) {
-            return Ok(());
-        }
-        if self.deferred.len() >= MAX_DEFERRED {
-            log::error!("mqtt5: deferred queue full ({MAX_DEFERRED})");
+        if !pipe.take_starved() {
+            log::error!("mqtt5: the client waits for something other than input");
             return Err(LinkError::Protocol);
         }
-        self.deferred.push_back(packet.clone());
-        Ok(())
-    }
-
-    /// Sends deferred packets until the client is busy again.
-    async fn drain_deferred(&mut self) -> Result<(), LinkError> {
-        while let Some(packet) = self.deferred.pop_front() {
-            if let Sent::Busy = self.try_send(&packet).await? {
-                self.deferred.push_front(packet);
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    async fn try_send(&mut self, packet: &Outgoing) -> Result<Sent, LinkError> {
-        let result = match packet {
-            Outgoing::Publish {
-                pid,
-                topic,
-                payload,
-                qos,
-                dup: _, // See the module docs.
-            } => {
-                let name = MqttString::from_str(topic)
-                    .ok()
-                    .and_then(TopicName::new)
-                    .ok_or(LinkError::Protocol)?;
-                let options =
-                    PublicationOptions::new(TopicReference::Name(name)).qos(mqtt_qos(*qos));
-                match self
-                    .client
-                    .publish(&options, Bytes::from(payload.as_slice()))
-                    .await
-                {
-                    Ok(Some(wire)) => {
-                        self.pids.insert(wire.get().get(), PidKind::Publish, *pid);
-                        Ok(())
-                    }
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
-            Outgoing::Subscribe { pid, filter, qos } => {
-                let filter = MqttString::from_str(filter)
-                    .ok()
-                    .and_then(TopicFilter::new)
-                    .ok_or(LinkError::Protocol)?;
-                let options = SubscriptionOptions::new().qos(mqtt_qos(*qos));
-                match self.client.subscribe(filter, &options).await {
-                    Ok(wire) => {
-                        self.pids.insert(wire.get().get(), PidKind::Subscribe, *pid);
-                        Ok(())
-                    }
-                    Err(MqttError::UnsupportedByServer) => {
-                        // E.g. a wildcard filter while the server announced no wildcard
-                        // support: answer like the server would have, with a failed SUBACK.
-                        log::warn!("mqtt5: server cannot accept a subscription (pid {pid})");
-                        self.local.push_back(Incoming::SubAck {
-                            pid: *pid,
-                            granted: false,
-                        });
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Outgoing::Unsubscribe { pid, filter } => {
-                let filter = MqttString::from_str(filter)
-                    .ok()
-                    .and_then(TopicFilter::new)
-                    .ok_or(LinkError::Protocol)?;
-                match self
-                    .client
-                    .unsubscribe(filter, &UnsubscriptionOptions::new())
-                    .await
-                {
-                    Ok(wire) => {
-                        self.pids
-                            .insert(wire.get().get(), PidKind::Unsubscribe, *pid);
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+        let frame = reader.ready(io).await?;
+        reader.consume();
+        // Only `connect` waits for input: nothing may come before CONNACK [MQTT-3.2.0-1].
+        let Frame::Packet(len) = frame else {
+            return Err(LinkError::Protocol);
         };
-        match result {
-            Ok(()) => Ok(Sent::Done),
-            Err(
-                MqttError::SendQuotaExceeded
-                | MqttError::SessionBuffer
-                | MqttError::AllPacketIdentifiersUsed,
-            ) => Ok(Sent::Busy),
-            Err(e) => Err(self.fail(e)),
+        let layout = check(reader.bytes(len))?;
+        load(pipe, reader, len, &layout);
+        polled = poll_now(call.as_mut());
+    }
+}
+
+/// Records an error from the client and converts it.
+fn fail<const N: usize>(state: &mut State, e: MqttError<'_, N>) -> LinkError {
+    if !e.is_recoverable() && matches!(*state, State::Up | State::Refused(_)) {
+        *state = State::Failed;
+    }
+    match e {
+        MqttError::Network(ErrorKind::OutOfMemory) => LinkError::TooLarge,
+        MqttError::Network(_) | MqttError::RecoveryRequired => LinkError::Network,
+        MqttError::Alloc
+        | MqttError::PacketMaximumLengthExceeded
+        | MqttError::ServerMaximumPacketSizeExceeded => LinkError::TooLarge,
+        MqttError::Disconnect { reason, .. } => LinkError::ServerDisconnect(reason.value()),
+        _ => LinkError::Protocol,
+    }
+}
+
+/// Records that the link refused a packet from the server (see [`State::Refused`]).
+fn refuse(state: &mut State, e: LinkError) -> LinkError {
+    if *state == State::Up {
+        match e {
+            LinkError::Protocol => *state = State::Refused(ReasonCode::MalformedPacket),
+            LinkError::TooLarge => *state = State::Refused(ReasonCode::PacketTooLarge),
+            _ => {}
         }
     }
-
-    /// Converts one client event; `true` in the second field when it freed an in-flight slot.
-    fn convert(
-        &mut self,
-        event: Event<'_, MAX_SUBSCRIPTION_IDENTIFIERS, MAX_USER_PROPERTIES>,
-    ) -> Result<(Incoming, bool), LinkError> {
-        Ok(match event {
-            Event::Pingresp => (Incoming::PingResp, false),
-            Event::Publish(p) => {
-                let topic = match p.topic {
-                    TopicReference::Name(name) | TopicReference::Mapping(name, _) => {
-                        MqttString::from(name).as_str().to_string()
-                    }
-                    // We announce no incoming topic aliases, so `rust-mqtt` rejects them
-                    // before this point.
-                    TopicReference::Alias(_) => return Err(LinkError::Protocol),
-                };
-                let qos = match p.identified_qos {
-                    IdentifiedQoS::AtMostOnce => Qos::AtMostOnce,
-                    IdentifiedQoS::AtLeastOnce(_) | IdentifiedQoS::ExactlyOnce(_) => {
-                        Qos::AtLeastOnce
-                    }
-                };
-                let payload = p.message.as_bytes().to_vec();
-                (
-                    Incoming::Publish {
-                        topic,
-                        payload,
-                        qos,
-                    },
-                    false,
-                )
-            }
-            Event::PublishAcknowledged(ack) => {
-                let wire = ack.packet_identifier.get().get();
-                (
-                    self.pids
-                        .take(wire, PidKind::Publish)
-                        .map_or(Incoming::Other, Incoming::PubAck),
-                    true,
-                )
-            }
-            Event::PublishRejected(rej) => {
-                let wire = rej.packet_identifier.get().get();
-                let kernel = self.pids.take(wire, PidKind::Publish);
-                log::warn!(
-                    "mqtt5: publish rejected by the server, reason 0x{:02x}",
-                    rej.reason_code.value()
-                );
-                (kernel.map_or(Incoming::Other, Incoming::PubRejected), true)
-            }
-            Event::Suback(s) => {
-                let wire = s.packet_identifier.get().get();
-                let granted = !s.reason_code.is_erroneous();
-                let event = self
-                    .pids
-                    .take(wire, PidKind::Subscribe)
-                    .map_or(Incoming::Other, |pid| Incoming::SubAck { pid, granted });
-                (event, true)
-            }
-            Event::Unsuback(s) => {
-                let wire = s.packet_identifier.get().get();
-                (
-                    self.pids
-                        .take(wire, PidKind::Unsubscribe)
-                        .map_or(Incoming::Other, Incoming::UnsubAck),
-                    true,
-                )
-            }
-            // Duplicates of an incoming QoS 2 message, QoS 2 steps for our side (we never
-            // publish QoS 2), stray acknowledgements, AUTH (never negotiated).
-            _ => (Incoming::Other, false),
-        })
-    }
+    e
 }
 
 fn mqtt_qos(qos: Qos) -> QoS {
@@ -352,16 +316,120 @@ fn refusal(code: u8) -> Refusal {
     }
 }
 
-impl<T: Read + Write> MqttLink for V5Link<'_, T> {
+/// Length on the wire of a packet with this remaining length.
+fn wire_len(remaining: usize) -> usize {
+    let length_bytes = match remaining {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    };
+    1 + length_bytes + remaining
+}
+
+/// Length on the wire of what `send` would write for `packet` (we add no properties).
+fn outgoing_len(packet: &Outgoing<'_>) -> usize {
+    match *packet {
+        Outgoing::Publish {
+            topic,
+            payload,
+            qos,
+            ..
+        } => {
+            let pid = if qos == Qos::AtMostOnce { 0 } else { 2 };
+            wire_len(2 + topic.len() + pid + 1 + payload.len())
+        }
+        // Packet identifier, properties, filter, subscription options.
+        Outgoing::Subscribe { filter, .. } => wire_len(2 + 1 + 2 + filter.len() + 1),
+        Outgoing::Unsubscribe { filter, .. } => wire_len(2 + 1 + 2 + filter.len()),
+    }
+}
+
+/// The Incoming for one client event; a PUBLISH's topic and payload come from `packet`, the
+/// checked packet the event was parsed from.
+fn convert<'a>(
+    event: Event<'_, MAX_SUBSCRIPTION_IDENTIFIERS, MAX_USER_PROPERTIES>,
+    packet: &'a [u8],
+    layout: &Layout,
+    pids: &mut PidMap,
+    unacked: &mut [Option<PacketIdentifier>],
+) -> Result<Incoming<'a>, LinkError> {
+    Ok(match event {
+        Event::Pingresp => Incoming::PingResp,
+        Event::Publish(p) => {
+            let publish = layout.publish.as_ref().ok_or(LinkError::Protocol)?;
+            let topic = packet
+                .get(publish.topic.clone())
+                .and_then(|t| core::str::from_utf8(t).ok())
+                .ok_or(LinkError::Protocol)?;
+            let payload = packet
+                .get(publish.payload.clone())
+                .ok_or(LinkError::Protocol)?;
+            let (qos, pid) = match p.identified_qos {
+                IdentifiedQoS::AtMostOnce => (Qos::AtMostOnce, None),
+                IdentifiedQoS::AtLeastOnce(id) => {
+                    // A resend of one still unacknowledged keeps its slot.
+                    if !unacked.contains(&Some(id)) {
+                        // `rust-mqtt` enforces RECEIVE_MAXIMUM, so a slot is free.
+                        let slot = unacked
+                            .iter_mut()
+                            .find(|s| s.is_none())
+                            .ok_or(LinkError::Protocol)?;
+                        *slot = Some(id);
+                    }
+                    (Qos::AtLeastOnce, Some(id.get().get()))
+                }
+                IdentifiedQoS::ExactlyOnce(_) => (Qos::AtLeastOnce, None),
+            };
+            Incoming::Publish {
+                topic,
+                payload,
+                qos,
+                pid,
+            }
+        }
+        Event::PublishAcknowledged(ack) => pids
+            .take(ack.packet_identifier.get().get(), PidKind::Publish)
+            .map_or(Incoming::Other, Incoming::PubAck),
+        Event::PublishRejected(rej) => {
+            let kernel = pids.take(rej.packet_identifier.get().get(), PidKind::Publish);
+            log::warn!(
+                "mqtt5: publish rejected by the server, reason 0x{:02x}",
+                rej.reason_code.value()
+            );
+            kernel.map_or(Incoming::Other, Incoming::PubRejected)
+        }
+        Event::Suback(s) => {
+            let granted = !s.reason_code.is_erroneous();
+            pids.take(s.packet_identifier.get().get(), PidKind::Subscribe)
+                .map_or(Incoming::Other, |pid| Incoming::SubAck { pid, granted })
+        }
+        Event::Unsuback(s) => pids
+            .take(s.packet_identifier.get().get(), PidKind::Unsubscribe)
+            .map_or(Incoming::Other, Incoming::UnsubAck),
+        // Duplicates of an incoming QoS 2 message, QoS 2 steps for our side (we never
+        // publish QoS 2), stray acknowledgements, AUTH (never negotiated).
+        _ => Incoming::Other,
+    })
+}
+
+impl<T: Read + Write> MqttLink for V5Link<T> {
     fn negotiated_keepalive_secs(&self) -> Option<u16> {
         match self.client.shared_config().keep_alive {
-            rust_mqtt::config::KeepAlive::Seconds(s) => Some(s.get()),
-            rust_mqtt::config::KeepAlive::Infinite => None,
+            KeepAlive::Seconds(s) => Some(s.get()),
+            KeepAlive::Infinite => None,
         }
     }
 
+    fn oversized_dropped(&self) -> u32 {
+        self.reader.oversized_dropped()
+    }
+
     async fn connect(&mut self, params: &ConnectParams<'_>) -> Result<(), LinkError> {
-        let transport = self.transport.take().ok_or(LinkError::Network)?;
+        if self.state != State::Fresh {
+            // One connection per link.
+            return Err(LinkError::Network);
+        }
         let client_id = MqttString::from_str(params.client_id).map_err(|_| LinkError::TooLarge)?;
         let user_name = MqttString::from_str(params.username).map_err(|_| LinkError::TooLarge)?;
         let password =
@@ -378,82 +446,242 @@ impl<T: Read + Write> MqttLink for V5Link<'_, T> {
             .request_problem_information()
             .user_name(user_name)
             .password(password);
-        // From here on the client owns the transport and `abort` may be due.
-        self.state = State::Up;
-        match self
-            .client
-            .connect(transport, &options, Some(client_id))
-            .await
-        {
-            Ok(_) => Ok(()),
+        // Until CONNACK, any failure leaves nothing to say.
+        self.state = State::Closed;
+        let Self {
+            client,
+            pipe,
+            io,
+            reader,
+            ..
+        } = self;
+        let call = pin!(client.connect(pipe.clone(), &options, Some(client_id)));
+        match drive(call, pipe, io, reader).await? {
+            Ok(_) => {
+                self.state = State::Up;
+                Ok(())
+            }
             Err(MqttError::Disconnect { reason, .. }) => {
                 self.state = State::Failed;
                 Err(LinkError::Refused(refusal(reason.value())))
             }
             Err(e) => {
-                let e = self.fail(e);
                 self.state = State::Failed;
-                Err(e)
+                Err(fail(&mut self.state, e))
             }
         }
     }
 
-    async fn send(&mut self, packet: &Outgoing) -> Result<(), LinkError> {
-        self.send_or_defer(packet).await
+    async fn send(&mut self, packet: &Outgoing<'_>) -> Result<Sent, LinkError> {
+        if outgoing_len(packet) > MAX_PACKET_LEN {
+            // Refused before `rust-mqtt` sees it: an over-long write would break its
+            // connection, and a QoS 1 one would already hold an in-flight slot.
+            return Err(LinkError::TooLarge);
+        }
+        let Self {
+            client,
+            pipe,
+            io,
+            reader,
+            state,
+            pids,
+            refused_subs,
+            ..
+        } = self;
+        let result = match *packet {
+            Outgoing::Publish {
+                pid,
+                topic,
+                payload,
+                qos,
+                dup: _, // See the module docs.
+            } => {
+                let name = MqttString::from_str(topic)
+                    .ok()
+                    .and_then(TopicName::new)
+                    .ok_or(LinkError::Protocol)?;
+                let options =
+                    PublicationOptions::new(TopicReference::Name(name)).qos(mqtt_qos(qos));
+                let call = pin!(client.publish(&options, Bytes::from(payload)));
+                drive(call, pipe, io, reader)
+                    .await?
+                    .map(|wire| wire.map(|w| (w, PidKind::Publish, pid)))
+            }
+            Outgoing::Subscribe { pid, filter, qos } => {
+                let filter = MqttString::from_str(filter)
+                    .ok()
+                    .and_then(TopicFilter::new)
+                    .ok_or(LinkError::Protocol)?;
+                let options = SubscriptionOptions::new().qos(mqtt_qos(qos));
+                let call = pin!(client.subscribe(filter, &options));
+                match drive(call, pipe, io, reader).await? {
+                    Ok(wire) => Ok(Some((wire, PidKind::Subscribe, pid))),
+                    Err(MqttError::UnsupportedByServer) => {
+                        // E.g. a wildcard filter while the server announced no wildcard
+                        // support: answer like the server would have, with a failed SUBACK.
+                        log::warn!("mqtt5: server cannot accept a subscription (pid {pid})");
+                        refused_subs.push_back(pid);
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Outgoing::Unsubscribe { pid, filter } => {
+                let filter = MqttString::from_str(filter)
+                    .ok()
+                    .and_then(TopicFilter::new)
+                    .ok_or(LinkError::Protocol)?;
+                let options = UnsubscriptionOptions::new();
+                let call = pin!(client.unsubscribe(filter, &options));
+                drive(call, pipe, io, reader)
+                    .await?
+                    .map(|wire| Some((wire, PidKind::Unsubscribe, pid)))
+            }
+        };
+        match result {
+            Ok(record) => {
+                if let Some((wire, kind, kernel)) = record {
+                    pids.insert(wire.get().get(), kind, kernel);
+                }
+                Ok(Sent::Written)
+            }
+            // Refused before anything was written (see the module docs).
+            Err(
+                MqttError::SendQuotaExceeded
+                | MqttError::SessionBuffer
+                | MqttError::AllPacketIdentifiersUsed,
+            ) => Ok(Sent::Busy),
+            Err(e) => Err(fail(state, e)),
+        }
     }
 
     async fn ping(&mut self) -> Result<(), LinkError> {
-        self.client.ping().await.map_err(|e| self.fail(e))
+        let Self {
+            client,
+            pipe,
+            io,
+            reader,
+            state,
+            ..
+        } = self;
+        drive(pin!(client.ping()), pipe, io, reader)
+            .await?
+            .map_err(|e| fail(state, e))
     }
 
     async fn ready(&mut self) -> Result<(), LinkError> {
-        if self.header.is_some() || !self.local.is_empty() {
+        if !self.refused_subs.is_empty() {
             return Ok(());
         }
-        match self.client.poll_header().await {
-            Ok(header) => {
-                self.header = Some(header);
-                Ok(())
-            }
-            Err(e) => Err(self.fail(e)),
+        match self.reader.ready(&mut self.io).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(refuse(&mut self.state, e)),
         }
     }
 
-    async fn receive(&mut self) -> Result<Incoming, LinkError> {
-        if let Some(event) = self.local.pop_front() {
-            return Ok(event);
+    async fn receive(&mut self) -> Result<Incoming<'_>, LinkError> {
+        if let Some(pid) = self.refused_subs.pop_front() {
+            return Ok(Incoming::SubAck {
+                pid,
+                granted: false,
+            });
         }
-        if self.header.is_none() {
-            self.ready().await?;
-        }
-        let header = self.header.take().ok_or(LinkError::Protocol)?;
-        let event = match self.client.poll_body(header).await {
-            Ok(event) => event,
-            Err(e) => return Err(self.fail(e)),
+        let Self {
+            client,
+            pipe,
+            io,
+            reader,
+            state,
+            pids,
+            unacked,
+            ..
+        } = self;
+        let frame = reader.ready(io).await.map_err(|e| refuse(state, e))?;
+        reader.consume();
+        let len = match frame {
+            Frame::Packet(len) => len,
+            Frame::Dropped(dropped) => {
+                answer_dropped(io, dropped).await?;
+                return Ok(Incoming::Other);
+            }
         };
-        let (incoming, freed) = self.convert(event)?;
-        if freed {
-            self.drain_deferred().await?;
+        let layout = check(reader.bytes(len)).map_err(|e| refuse(state, e))?;
+        load(pipe, reader, len, &layout);
+        let event = drive(pin!(client.poll()), pipe, io, reader)
+            .await?
+            .map_err(|e| fail(state, e))?;
+        convert(event, reader.bytes(len), &layout, pids, unacked)
+    }
+
+    async fn acknowledge(&mut self, pid: u16) -> Result<(), LinkError> {
+        let Some(id) = self
+            .unacked
+            .iter_mut()
+            .find(|slot| slot.is_some_and(|id| id.get().get() == pid))
+            .and_then(Option::take)
+        else {
+            log::warn!("mqtt5: asked to acknowledge packet id {pid}, which is not waiting");
+            return Ok(());
+        };
+        let Self {
+            client,
+            pipe,
+            io,
+            reader,
+            state,
+            ..
+        } = self;
+        let options = AckOptions::new();
+        let call = pin!(client.manual_acknowledge(id, ReasonCode::Success, &options));
+        match drive(call, pipe, io, reader).await? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(fail(state, e)),
         }
-        Ok(incoming)
     }
 
     async fn disconnect(&mut self) {
-        match self.state {
-            State::Up => {
-                if let Err(e) = self.client.disconnect(&DisconnectOptions::new()).await
-                    && !e.is_recoverable()
-                {
-                    self.abort().await;
-                }
-            }
+        let reason = match self.state {
+            State::Up => ReasonCode::Success,
+            State::Refused(reason) => reason,
             State::Failed => {
                 self.abort().await;
+                self.state = State::Closed;
+                return;
             }
-            State::Fresh | State::Closed => {}
-        }
+            State::Fresh | State::Closed => return,
+        };
         self.state = State::Closed;
+        let options = DisconnectOptions::new().reason_code(reason);
+        let failed = {
+            let Self {
+                client,
+                pipe,
+                io,
+                reader,
+                ..
+            } = &mut *self;
+            let call = pin!(client.disconnect(&options));
+            matches!(drive(call, pipe, io, reader).await, Ok(Err(e)) if !e.is_recoverable())
+        };
+        if failed {
+            self.abort().await;
+        }
     }
+}
+
+/// Answers a skipped oversized PUBLISH (see the module docs) straight on the transport:
+/// `rust-mqtt` never saw it, so its session has nothing to update.
+async fn answer_dropped<T: Write>(io: &mut T, dropped: Dropped) -> Result<(), LinkError> {
+    let Some([hi, lo]) = dropped.pid.map(u16::to_be_bytes) else {
+        return Ok(());
+    };
+    // Packet identifier, reason code 0x83, no properties.
+    let reply = match dropped.qos {
+        1 => [0x40, 0x03, hi, lo, 0x83],
+        2 => [0x50, 0x03, hi, lo, 0x83],
+        _ => return Ok(()),
+    };
+    write_packet(io, &reply).await
 }
 
 #[cfg(test)]
@@ -517,11 +745,11 @@ mod tests {
     /// CONNACK success without properties.
     const CONNACK_OK: [u8; 5] = [0x20, 0x03, 0x00, 0x00, 0x00];
 
-    fn publish(pid: u16, topic: &str, payload: &[u8], qos: Qos) -> Outgoing {
+    fn publish<'a>(pid: u16, topic: &'a str, payload: &'a [u8], qos: Qos) -> Outgoing<'a> {
         Outgoing::Publish {
             pid,
-            topic: topic.into(),
-            payload: payload.to_vec(),
+            topic,
+            payload,
             qos,
             dup: false,
         }
@@ -529,13 +757,9 @@ mod tests {
 
     /// Runs `f` against a link that completed CONNECT with `connack`; the written record is
     /// cleared first.
-    fn with_link(
-        connack: &[u8],
-        f: impl AsyncFnOnce(&mut V5Link<'_, FakeTransport>, &FakeTransport),
-    ) {
-        let mut buffer = AllocBuffer;
+    fn with_link(connack: &[u8], f: impl AsyncFnOnce(&mut V5Link<FakeTransport>, &FakeTransport)) {
         let fake = FakeTransport::new();
-        let mut link = V5Link::new(&mut buffer, fake.clone());
+        let mut link = V5Link::new(fake.clone());
         fake.push(connack);
         block_on(async {
             link.connect(&PARAMS).await.unwrap();
@@ -552,9 +776,8 @@ mod tests {
 
     #[test]
     fn connect_accepted_is_byte_exact_and_one_write() {
-        let mut buffer = AllocBuffer;
         let fake = FakeTransport::new();
-        let mut link = V5Link::new(&mut buffer, fake.clone());
+        let mut link = V5Link::new(fake.clone());
         fake.push(&CONNACK_OK);
         assert_eq!(block_on(link.connect(&PARAMS)), Ok(()));
         assert_eq!(
@@ -577,9 +800,8 @@ mod tests {
             (0x8A, Refusal::Other(0x8A)),
         ];
         for (code, refusal) in cases {
-            let mut buffer = AllocBuffer;
             let fake = FakeTransport::new();
-            let mut link = V5Link::new(&mut buffer, fake.clone());
+            let mut link = V5Link::new(fake.clone());
             fake.push(&[0x20, 0x03, 0x00, code, 0x00]);
             let r = block_on(link.connect(&PARAMS));
             assert_eq!(r, Err(LinkError::Refused(refusal)), "code {code:#x}");
@@ -592,16 +814,14 @@ mod tests {
 
     #[test]
     fn connect_answered_by_close_or_garbage_fails() {
-        let mut buffer = AllocBuffer;
         let fake = FakeTransport::new();
-        let mut link = V5Link::new(&mut buffer, fake.clone());
+        let mut link = V5Link::new(fake.clone());
         fake.close();
         assert_eq!(block_on(link.connect(&PARAMS)), Err(LinkError::Network));
         block_on(link.disconnect());
 
-        let mut buffer = AllocBuffer;
         let fake = FakeTransport::new();
-        let mut link = V5Link::new(&mut buffer, fake.clone());
+        let mut link = V5Link::new(fake.clone());
         fake.push(&[0xD0, 0x00]);
         assert_eq!(block_on(link.connect(&PARAMS)), Err(LinkError::Protocol));
         block_on(link.disconnect());
@@ -660,7 +880,7 @@ mod tests {
         with_link(&CONNACK_OK, async |link, fake| {
             link.send(&Outgoing::Subscribe {
                 pid: 500,
-                filter: "a/+".into(),
+                filter: "a/+",
                 qos: Qos::AtLeastOnce,
             })
             .await
@@ -675,7 +895,7 @@ mod tests {
 
             link.send(&Outgoing::Subscribe {
                 pid: 501,
-                filter: "b/#".into(),
+                filter: "b/#",
                 qos: Qos::AtMostOnce,
             })
             .await
@@ -706,7 +926,7 @@ mod tests {
 
             link.send(&Outgoing::Unsubscribe {
                 pid: 502,
-                filter: "a/+".into(),
+                filter: "a/+",
             })
             .await
             .unwrap();
@@ -730,7 +950,7 @@ mod tests {
             async |link, fake| {
                 link.send(&Outgoing::Subscribe {
                     pid: 9,
-                    filter: "a/#".into(),
+                    filter: "a/#",
                     qos: Qos::AtMostOnce,
                 })
                 .await
@@ -750,36 +970,37 @@ mod tests {
     }
 
     #[test]
-    fn publishes_beyond_the_server_receive_maximum_wait_in_order() {
+    fn publishes_beyond_the_server_receive_maximum_are_busy_not_written() {
         // CONNACK with Receive Maximum = 1.
         with_link(
             &[0x20, 0x06, 0x00, 0x00, 0x03, 0x21, 0x00, 0x01],
             async |link, fake| {
-                link.send(&publish(100, "t", b"1", Qos::AtLeastOnce))
-                    .await
-                    .unwrap();
+                let one = publish(100, "t", b"1", Qos::AtLeastOnce);
+                let two = publish(101, "t", b"2", Qos::AtLeastOnce);
+                assert_eq!(link.send(&one).await, Ok(Sent::Written));
                 let first = publish_pid(&fake.take_written());
-                // No quota left: both wait, the QoS 0 one behind the QoS 1 one.
-                link.send(&publish(101, "t", b"2", Qos::AtLeastOnce))
-                    .await
-                    .unwrap();
-                link.send(&publish(0, "t", b"3", Qos::AtMostOnce))
-                    .await
-                    .unwrap();
+                // No quota left: nothing is written, and the caller hears so.
+                assert_eq!(link.send(&two).await, Ok(Sent::Busy));
                 assert!(fake.take_written().is_empty());
+                assert_eq!(fake.write_calls(), 2, "CONNECT + the first PUBLISH");
+                // QoS 0 is not subject to the Receive Maximum.
+                assert_eq!(
+                    link.send(&publish(0, "t", b"3", Qos::AtMostOnce)).await,
+                    Ok(Sent::Written)
+                );
+                assert_eq!(fake.take_written(), packet(0x30, &[0, 1, b't', 0, b'3']));
 
                 let [hi, lo] = first.to_be_bytes();
                 fake.push(&[0x40, 0x02, hi, lo]);
                 assert_eq!(link.receive().await, Ok(Incoming::PubAck(100)));
+                // The slot is free again: offered again, it goes out.
+                assert_eq!(link.send(&two).await, Ok(Sent::Written));
                 let written = fake.take_written();
                 let second = publish_pid(&written);
                 let mut body = string("t");
                 body.extend_from_slice(&second.to_be_bytes());
                 body.extend_from_slice(&[0, b'2']);
-                let mut expected = packet(0x32, &body);
-                expected.extend(packet(0x30, &[0, 1, b't', 0, b'3']));
-                assert_eq!(written, expected);
-
+                assert_eq!(written, packet(0x32, &body));
                 let [hi, lo] = second.to_be_bytes();
                 fake.push(&[0x40, 0x02, hi, lo]);
                 assert_eq!(link.receive().await, Ok(Incoming::PubAck(101)));
@@ -788,9 +1009,39 @@ mod tests {
     }
 
     #[test]
+    fn subscriptions_beyond_the_client_table_are_busy() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            let filters: Vec<_> = (0..=SUBSCRIBE_MAXIMUM)
+                .map(|i| alloc::format!("f/{i}"))
+                .collect();
+            for (i, filter) in filters.iter().enumerate() {
+                let sent = link
+                    .send(&Outgoing::Subscribe {
+                        pid: 1 + i as u16,
+                        filter,
+                        qos: Qos::AtMostOnce,
+                    })
+                    .await;
+                let expected = if i < SUBSCRIBE_MAXIMUM {
+                    Sent::Written
+                } else {
+                    Sent::Busy
+                };
+                assert_eq!(sent, Ok(expected), "subscription {i}");
+            }
+            let written = fake.take_written();
+            assert_eq!(
+                written.iter().filter(|b| **b == 0x82).count(),
+                SUBSCRIBE_MAXIMUM,
+                "{written:02x?}"
+            );
+        });
+    }
+
+    #[test]
     fn incoming_publishes_qos0_qos1_qos2() {
         with_link(&CONNACK_OK, async |link, fake| {
-            // QoS 1, pid 0x2A, no properties: PUBACK (reason 0, no properties) goes out.
+            // QoS 1, pid 0x2A, no properties: nothing is written until `acknowledge`.
             let mut body = string("x/y");
             body.extend_from_slice(&[0x00, 0x2A, 0x00]);
             body.extend_from_slice(b"{}");
@@ -799,12 +1050,20 @@ mod tests {
             assert_eq!(
                 link.receive().await,
                 Ok(Incoming::Publish {
-                    topic: "x/y".into(),
-                    payload: b"{}".to_vec(),
+                    topic: "x/y",
+                    payload: b"{}",
                     qos: Qos::AtLeastOnce,
+                    pid: Some(0x2A),
                 })
             );
+            assert!(fake.take_written().is_empty(), "no PUBACK inside receive");
+            link.acknowledge(0x2A).await.unwrap();
+            // Success, no properties.
             assert_eq!(fake.take_written(), [0x40, 0x04, 0x00, 0x2A, 0x00, 0x00]);
+            // Twice, or for an id never received: nothing written, the link goes on.
+            assert_eq!(link.acknowledge(0x2A).await, Ok(()));
+            assert_eq!(link.acknowledge(0x77).await, Ok(()));
+            assert!(fake.take_written().is_empty());
 
             // QoS 0 with a user property (tolerated and ignored): nothing is written.
             let mut body = string("z");
@@ -818,9 +1077,10 @@ mod tests {
             assert_eq!(
                 link.receive().await,
                 Ok(Incoming::Publish {
-                    topic: "z".into(),
-                    payload: b"!".to_vec(),
+                    topic: "z",
+                    payload: b"!",
                     qos: Qos::AtMostOnce,
+                    pid: None,
                 })
             );
             assert!(fake.take_written().is_empty());
@@ -833,14 +1093,54 @@ mod tests {
             assert_eq!(
                 link.receive().await,
                 Ok(Incoming::Publish {
-                    topic: "q".into(),
-                    payload: b"z".to_vec(),
+                    topic: "q",
+                    payload: b"z",
                     qos: Qos::AtLeastOnce,
+                    pid: None,
                 })
             );
             assert_eq!(link.receive().await, Ok(Incoming::Other));
             let written = fake.take_written();
             assert_eq!(written.first(), Some(&0x50), "PUBREC: {written:02x?}");
+        });
+    }
+
+    #[test]
+    fn unacknowledged_qos1_fills_the_receive_maximum_we_announced() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            // RECEIVE_MAXIMUM messages left unacknowledged are within what we announced ...
+            for pid in 1..=RECEIVE_MAXIMUM as u16 {
+                let mut body = string("t");
+                body.extend_from_slice(&pid.to_be_bytes());
+                body.push(0);
+                fake.push(&packet(0x32, &body));
+                assert!(matches!(
+                    link.receive().await,
+                    Ok(Incoming::Publish { pid: Some(p), .. }) if p == pid
+                ));
+            }
+            // ... one more is the server's protocol error; `rust-mqtt` says 0x97 (quota
+            // exceeded) in its DISCONNECT.
+            let mut body = string("t");
+            body.extend_from_slice(&[0x00, 0x63, 0x00]);
+            fake.push(&packet(0x32, &body));
+            assert_eq!(link.receive().await, Err(LinkError::Protocol));
+            link.disconnect().await;
+            assert_eq!(fake.take_written(), [0xE0, 0x02, 0x97, 0x00]);
+        });
+        // Acknowledged ones free their slot.
+        with_link(&CONNACK_OK, async |link, fake| {
+            for pid in 1..=2 * RECEIVE_MAXIMUM as u16 {
+                let mut body = string("t");
+                body.extend_from_slice(&pid.to_be_bytes());
+                body.push(0);
+                fake.push(&packet(0x32, &body));
+                assert!(matches!(
+                    link.receive().await,
+                    Ok(Incoming::Publish { pid: Some(_), .. })
+                ));
+                link.acknowledge(pid).await.unwrap();
+            }
         });
     }
 
@@ -886,33 +1186,123 @@ mod tests {
         with_link(&CONNACK_OK, async |link, fake| {
             fake.push(&[0x30, 0x08, 0x00, 0x01]);
             fake.close();
-            link.ready().await.unwrap();
+            assert_eq!(link.ready().await, Err(LinkError::Network));
             assert_eq!(link.receive().await, Err(LinkError::Network));
             link.disconnect().await;
         });
     }
 
     #[test]
-    fn oversized_incoming_packet_ends_the_link() {
-        // Over the advertised Maximum Packet Size: a protocol violation by the server, caught
-        // from the fixed header alone (see the module docs for why this is not `TooLarge`).
+    fn oversized_non_publish_ends_the_link_with_packet_too_large() {
+        // A SUBACK over the buffer, caught from the fixed header alone: skipping it would
+        // leave the subscription waiting forever.
         with_link(&CONNACK_OK, async |link, fake| {
-            fake.push(&[0x30, 0xA8, 0x46]);
+            fake.push(&[0x90, 0xA8, 0x46]);
             fake.pend_when_empty(true);
-            assert_eq!(link.ready().await, Err(LinkError::Protocol));
+            assert_eq!(link.ready().await, Err(LinkError::TooLarge));
             link.disconnect().await;
-            // The client tells the server why: DISCONNECT with 0x95 (packet too large).
+            // The server is told why: DISCONNECT with 0x95 (packet too large).
             assert_eq!(fake.take_written(), [0xE0, 0x02, 0x95, 0x00]);
         });
+    }
+
+    #[test]
+    fn oversized_publish_is_skipped_acknowledged_and_the_session_goes_on() {
+        let payload = vec![7u8; MAX_PACKET_LEN];
+        for (first, pid, answer) in [
+            (0x30u8, None, &[][..]),
+            (0x32, Some(0x0102u16), &[0x40u8, 0x03, 0x01, 0x02, 0x83][..]),
+            (0x34, Some(0x0304), &[0x50, 0x03, 0x03, 0x04, 0x83][..]),
+        ] {
+            with_link(&CONNACK_OK, async |link, fake| {
+                let mut body = string("big");
+                if let Some(pid) = pid {
+                    body.extend_from_slice(&pid.to_be_bytes());
+                }
+                body.push(0);
+                body.extend_from_slice(&payload);
+                fake.push(&packet(first, &body));
+                let mut next = string("next");
+                next.extend_from_slice(&[0, b'o', b'k']);
+                fake.push(&packet(0x30, &next));
+                link.ready().await.unwrap();
+                assert_eq!(link.receive().await, Ok(Incoming::Other));
+                assert_eq!(fake.take_written(), answer, "QoS {}", (first >> 1) & 3);
+                assert_eq!(link.oversized_dropped(), 1);
+                assert_eq!(
+                    link.receive().await,
+                    Ok(Incoming::Publish {
+                        topic: "next",
+                        payload: b"ok",
+                        qos: Qos::AtMostOnce,
+                        pid: None,
+                    })
+                );
+            });
+        }
+    }
+
+    #[test]
+    fn user_property_past_the_packet_is_refused_before_rust_mqtt_reads_it() {
+        // rust-mqtt 0.6 `BodyReader::skip` underflows on this (five user properties, the
+        // last claiming a 255-byte name with 3 bytes left): a debug build panics, a release
+        // build reads past the packet and swallows the next ones. The PINGRESP after it must
+        // be left alone.
+        with_link(&CONNACK_OK, async |link, fake| {
+            fake.push(&[
+                0x30, 0x1d, 0x00, 0x01, 0x74, 0x19, 0x26, 0x00, 0x00, 0x00, 0x00, 0x26, 0x00, 0x00,
+                0x00, 0x00, 0x26, 0x00, 0x00, 0x00, 0x00, 0x26, 0x00, 0x00, 0x00, 0x00, 0x26, 0x00,
+                0xff, 0x00, 0x00,
+            ]);
+            fake.push(&[0xD0, 0x00]);
+            link.ready().await.unwrap();
+            assert_eq!(link.receive().await, Err(LinkError::Protocol));
+            // Nothing after the bad packet was consumed, and `rust-mqtt` is unharmed.
+            assert_eq!(link.receive().await, Ok(Incoming::PingResp));
+            link.disconnect().await;
+            // DISCONNECT 0x81 (malformed packet) [MQTT-4.13.1-1].
+            assert_eq!(fake.take_written(), [0xE0, 0x02, 0x81, 0x00]);
+        });
+    }
+
+    #[test]
+    fn a_whole_packet_takes_one_read() {
+        with_link(&CONNACK_OK, async |link, fake| {
+            let reads = fake.read_calls();
+            let mut body = string("a/b");
+            body.extend_from_slice(&[0x00, 0x05, 0x00]);
+            body.extend_from_slice(&[9u8; 2000]);
+            fake.push(&packet(0x32, &body));
+            assert!(matches!(link.receive().await, Ok(Incoming::Publish { .. })));
+            assert_eq!(fake.read_calls() - reads, 1, "one read, not one per byte");
+        });
+    }
+
+    #[test]
+    fn link_state_fits_its_budget() {
+        assert!(
+            core::mem::size_of::<V5Link<FakeTransport>>() <= crate::link::LINK_STATE_BYTES,
+            "{} bytes",
+            core::mem::size_of::<V5Link<FakeTransport>>()
+        );
     }
 
     #[test]
     fn oversized_outgoing_publish_is_too_large() {
         with_link(&CONNACK_OK, async |link, fake| {
             let payload = vec![0u8; MAX_PACKET_LEN];
-            let r = link.send(&publish(1, "t", &payload, Qos::AtMostOnce)).await;
-            assert_eq!(r, Err(LinkError::TooLarge));
-            assert!(fake.take_written().is_empty());
+            for qos in [Qos::AtMostOnce, Qos::AtLeastOnce] {
+                let r = link.send(&publish(1, "t", &payload, qos)).await;
+                assert_eq!(r, Err(LinkError::TooLarge));
+                assert!(fake.take_written().is_empty());
+            }
+            // The link is still usable (a refused packet never reached `rust-mqtt`).
+            let fits = &payload[..MAX_PACKET_LEN - 9];
+            assert_eq!(
+                link.send(&publish(2, "t", fits, Qos::AtLeastOnce)).await,
+                Ok(Sent::Written)
+            );
+            assert_eq!(fake.take_written().len(), MAX_PACKET_LEN);
         });
     }
 
@@ -947,7 +1337,7 @@ mod tests {
             fake.pend_when_empty(true);
             fake.read_chunk(1);
             fake.push(&bytes[..1]);
-            // The header is read a byte at a time; cancel between its bytes.
+            // Delivered a byte at a time; cancel between bytes.
             assert!(poll_once(link.ready()).is_pending());
             assert!(poll_once(link.ready()).is_pending());
             fake.push(&bytes[1..]);
@@ -957,12 +1347,13 @@ mod tests {
             assert_eq!(
                 link.receive().await,
                 Ok(Incoming::Publish {
-                    topic: "a/b".into(),
-                    payload: b"payload".to_vec(),
+                    topic: "a/b",
+                    payload: b"payload",
                     qos: Qos::AtLeastOnce,
+                    pid: Some(9),
                 })
             );
-            assert_eq!(fake.take_written(), [0x40, 0x04, 0x00, 0x09, 0x00, 0x00]);
+            assert!(fake.take_written().is_empty());
         });
     }
 }

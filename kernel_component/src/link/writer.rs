@@ -1,18 +1,14 @@
-//! One transport write per MQTT packet.
+//! One transport write per MQTT packet, and the packet size both links are built around.
 //!
-//! `rust-mqtt` writes a packet as many small `write` calls (fixed header, each property, topic,
-//! payload: 7-9 calls per PUBLISH) and then calls `flush`. On the nRF9160 every transport write
-//! is an IPC call into the modem and possibly its own radio segment, so [`PacketWriter`] keeps
-//! everything written since the last flush in memory and hands it to the transport as ONE
-//! `write_all` followed by the transport's own `flush`. Reads pass straight through.
-//!
-//! Written by hand: no crate provides an `embedded_io_async` buffered writer with flush-as-packet
-//! boundary semantics and a hard size cap.
+//! On the nRF9160 every transport write is an IPC call into the modem and possibly its own
+//! radio segment. Both links therefore assemble each packet in memory first (3.1.1: `mqttrs`
+//! encodes into a fixed buffer; 5: `rust-mqtt` writes into the link's write buffer, see
+//! `link/v5/pipe.rs`) and hand it to the transport with `write_packet`: one `write_all`,
+//! then the transport's own `flush`.
 
-use alloc::vec::Vec;
-use core::fmt;
+use embedded_io_async::Write;
 
-use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
+use super::LinkError;
 
 /// Largest MQTT packet either link sends or accepts, fixed header included.
 ///
@@ -23,125 +19,10 @@ pub const MAX_PACKET_LEN: usize = 8 * 1024;
 
 const _: () = assert!(MAX_PACKET_LEN >= aliot_abi::MAX_PAYLOAD_LEN + 512);
 
-/// Error of a [`PacketWriter`]: the transport's own error, or a packet over the size cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PacketWriterError<E> {
-    /// The wrapped transport failed.
-    Io(E),
-    /// More than the cap was written before a flush; the partial packet was discarded and
-    /// nothing of it reached the transport.
-    TooLarge,
-}
-
-impl<E: fmt::Debug> fmt::Display for PacketWriterError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(e) => write!(f, "transport error: {e:?}"),
-            Self::TooLarge => f.write_str("packet larger than the write buffer"),
-        }
-    }
-}
-
-impl<E: fmt::Debug> core::error::Error for PacketWriterError<E> {}
-
-impl<E: embedded_io_async::Error> embedded_io_async::Error for PacketWriterError<E> {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Io(e) => e.kind(),
-            // Distinct kind so a link above can report `LinkError::TooLarge` rather than a
-            // network failure.
-            Self::TooLarge => ErrorKind::OutOfMemory,
-        }
-    }
-}
-
-/// Buffers every `write` until `flush`, then writes the whole packet with one `write_all` and
-/// flushes the transport. Reads pass through unchanged.
-pub struct PacketWriter<T> {
-    inner: T,
-    pending: Vec<u8>,
-    cap: usize,
-    overflowed: bool,
-}
-
-impl<T> PacketWriter<T> {
-    /// Wraps `inner` with the default cap of [`MAX_PACKET_LEN`] bytes per packet.
-    pub fn new(inner: T) -> Self {
-        Self::with_capacity(inner, MAX_PACKET_LEN)
-    }
-
-    /// Wraps `inner`; a packet longer than `cap` bytes fails with
-    /// [`PacketWriterError::TooLarge`] instead of growing the buffer.
-    pub fn with_capacity(inner: T, cap: usize) -> Self {
-        Self {
-            inner,
-            pending: Vec::new(),
-            cap,
-            overflowed: false,
-        }
-    }
-
-    /// The wrapped transport (e.g. to inspect it in tests).
-    pub fn inner(&self) -> &T {
-        &self.inner
-    }
-
-    /// The wrapped transport, mutably.
-    pub fn inner_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-
-    /// Unwraps the transport. Bytes written but not flushed are dropped.
-    pub fn into_inner(self) -> T {
-        self.inner
-    }
-
-    /// Bytes written since the last flush.
-    pub fn pending_len(&self) -> usize {
-        self.pending.len()
-    }
-}
-
-impl<T: ErrorType> ErrorType for PacketWriter<T> {
-    type Error = PacketWriterError<T::Error>;
-}
-
-impl<T: Read> Read for PacketWriter<T> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        self.inner.read(buf).await.map_err(PacketWriterError::Io)
-    }
-}
-
-impl<T: Write> Write for PacketWriter<T> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.overflowed || self.pending.len() + buf.len() > self.cap {
-            // Drop the partial packet so the next one starts clean; remember the overflow so
-            // the rest of this packet's writes fail too instead of producing a torn packet.
-            self.pending.clear();
-            self.overflowed = true;
-            return Err(PacketWriterError::TooLarge);
-        }
-        self.pending.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    async fn flush(&mut self) -> Result<(), Self::Error> {
-        if self.overflowed {
-            self.overflowed = false;
-            return Err(PacketWriterError::TooLarge);
-        }
-        if !self.pending.is_empty() {
-            let result = self.inner.write_all(&self.pending).await;
-            // Keep the allocation for the next packet, but never resend a packet: after a
-            // failed write the connection is dead anyway.
-            self.pending.clear();
-            result.map_err(PacketWriterError::Io)?;
-        }
-        self.inner.flush().await.map_err(PacketWriterError::Io)
-    }
+/// Writes one whole packet with one `write_all`, then flushes the transport.
+pub(crate) async fn write_packet<T: Write>(io: &mut T, packet: &[u8]) -> Result<(), LinkError> {
+    io.write_all(packet).await.map_err(|_| LinkError::Network)?;
+    io.flush().await.map_err(|_| LinkError::Network)
 }
 
 /// In-memory transport for the link tests: plays the server's side from a script.
@@ -162,6 +43,7 @@ pub(crate) mod fake {
         from_client: Vec<u8>,
         write_calls: usize,
         flush_calls: usize,
+        read_calls: usize,
         closed: bool,
         pend_when_empty: bool,
         read_chunk: Option<usize>,
@@ -194,6 +76,11 @@ pub(crate) mod fake {
             self.0.borrow().flush_calls
         }
 
+        /// `read` calls that returned data or end of stream (not the ones left pending).
+        pub(crate) fn read_calls(&self) -> usize {
+            self.0.borrow().read_calls
+        }
+
         /// The server closes: reads return 0 once the queue is drained.
         pub(crate) fn close(&self) {
             self.0.borrow_mut().closed = true;
@@ -222,6 +109,7 @@ pub(crate) mod fake {
                 let mut s = self.0.borrow_mut();
                 if s.to_client.is_empty() {
                     if s.closed {
+                        s.read_calls += 1;
                         return Poll::Ready(Ok(0));
                     }
                     assert!(s.pend_when_empty, "fake server: script exhausted");
@@ -234,6 +122,7 @@ pub(crate) mod fake {
                 for b in buf.iter_mut().take(n) {
                     *b = s.to_client.pop_front().unwrap_or_default();
                 }
+                s.read_calls += 1;
                 Poll::Ready(Ok(n))
             })
             .await
@@ -260,81 +149,23 @@ pub(crate) mod fake {
 
 #[cfg(test)]
 mod tests {
-    use super::fake::FakeTransport;
-    use super::*;
     use futures_executor::block_on;
 
-    #[test]
-    fn many_writes_become_one_transport_write_per_flush() {
-        block_on(async {
-            let fake = FakeTransport::new();
-            let mut w = PacketWriter::new(fake.clone());
-            for part in [&[0x30u8][..], &[0x05], &[0x00, 0x01], b"a", b"hi"] {
-                assert_eq!(w.write(part).await, Ok(part.len()));
-            }
-            assert_eq!(
-                fake.write_calls(),
-                0,
-                "nothing may reach the transport before flush"
-            );
-            w.flush().await.unwrap();
-            assert_eq!(fake.write_calls(), 1);
-            assert_eq!(fake.flush_calls(), 1);
-            assert_eq!(
-                fake.take_written(),
-                [0x30, 0x05, 0x00, 0x01, b'a', b'h', b'i']
-            );
-
-            w.write_all(&[0xC0, 0x00]).await.unwrap();
-            w.flush().await.unwrap();
-            assert_eq!(fake.write_calls(), 2);
-            assert_eq!(fake.take_written(), [0xC0, 0x00]);
-        });
-    }
+    use super::fake::FakeTransport;
+    use super::*;
 
     #[test]
-    fn flush_without_data_writes_nothing() {
-        block_on(async {
-            let fake = FakeTransport::new();
-            let mut w = PacketWriter::new(fake.clone());
-            w.flush().await.unwrap();
-            assert_eq!(fake.write_calls(), 0);
-            assert_eq!(fake.flush_calls(), 1);
-        });
-    }
-
-    #[test]
-    fn oversized_packet_is_refused_and_never_reaches_the_wire() {
-        block_on(async {
-            let fake = FakeTransport::new();
-            let mut w = PacketWriter::with_capacity(fake.clone(), 4);
-            w.write_all(&[1, 2, 3]).await.unwrap();
-            assert_eq!(w.write(&[4, 5]).await, Err(PacketWriterError::TooLarge));
-            assert_eq!(w.write(&[6]).await, Err(PacketWriterError::TooLarge));
-            assert_eq!(w.flush().await, Err(PacketWriterError::TooLarge));
-            assert_eq!(fake.write_calls(), 0);
-            // The next packet is unaffected.
-            w.write_all(&[7, 8]).await.unwrap();
-            w.flush().await.unwrap();
-            assert_eq!(fake.take_written(), [7, 8]);
-            assert_eq!(
-                embedded_io_async::Error::kind(&PacketWriterError::<ErrorKind>::TooLarge),
-                ErrorKind::OutOfMemory
-            );
-        });
-    }
-
-    #[test]
-    fn reads_pass_through() {
-        block_on(async {
-            let fake = FakeTransport::new();
-            fake.push(&[9, 8, 7]);
-            fake.close();
-            let mut w = PacketWriter::new(fake.clone());
-            let mut buf = [0u8; 8];
-            assert_eq!(w.read(&mut buf).await, Ok(3));
-            assert_eq!(&buf[..3], &[9, 8, 7]);
-            assert_eq!(w.read(&mut buf).await, Ok(0));
-        });
+    fn a_packet_is_one_write_and_one_flush() {
+        let fake = FakeTransport::new();
+        let mut io = fake.clone();
+        block_on(write_packet(&mut io, &[0x30, 0x03, 0x00, 0x01, b't'])).unwrap();
+        assert_eq!(fake.write_calls(), 1);
+        assert_eq!(fake.flush_calls(), 1);
+        assert_eq!(fake.take_written(), [0x30, 0x03, 0x00, 0x01, b't']);
+        fake.close();
+        assert_eq!(
+            block_on(write_packet(&mut io, &[0xC0, 0x00])),
+            Err(LinkError::Network)
+        );
     }
 }
