@@ -82,7 +82,7 @@ fn head(buf: &[u8], accept: fn(u8) -> bool) -> Result<Head, LinkError> {
             });
         }
     }
-    // A fifth length byte is malformed [MQTT-1.5.5].
+    // A fifth length byte is malformed (§1.5.5 in MQTT 5, §2.2.3 in 3.1.1).
     Err(LinkError::Protocol)
 }
 
@@ -109,9 +109,19 @@ impl Skip {
         self.total.saturating_sub(self.seen)
     }
 
+    /// Whether the topic length and packet identifier have gone past.
+    fn captured(&self) -> bool {
+        let topic_len = usize::from(u16::from_be_bytes(self.topic_len));
+        self.seen >= self.header_len + 2 && self.seen >= self.header_len + 4 + topic_len
+    }
+
     /// Discards `chunk`, the next bytes of the packet, keeping the fields it needs.
     fn observe(&mut self, chunk: &[u8]) {
-        for &byte in chunk {
+        for (i, &byte) in chunk.iter().enumerate() {
+            if self.captured() {
+                self.seen += chunk.len() - i;
+                return;
+            }
             let at = self.seen;
             self.seen += 1;
             let Some(body_at) = at.checked_sub(self.header_len) else {
@@ -190,6 +200,12 @@ impl PacketReader {
                 self.drop_front(take);
                 if skip.left() > 0 {
                     self.skip = Some(skip);
+                    if take > 0 {
+                        // A long skip must not keep the runner from its apps and timers while
+                        // the transport always has data: let the other branches of its select
+                        // run between reads (safe: all state is in `self`).
+                        embassy_futures::yield_now().await;
+                    }
                 } else {
                     let dropped = skip.finish();
                     self.oversized = self.oversized.saturating_add(1);

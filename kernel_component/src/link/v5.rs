@@ -25,7 +25,8 @@
 //!   manual acknowledgement mode (`Client::ack_manually_when`); [`MqttLink::acknowledge`]
 //!   sends its PUBACK (`Client::manual_acknowledge`). Until then it holds one of the
 //!   [`RECEIVE_MAXIMUM`] slots we announce, so a compliant server stops sending QoS 1 when the
-//!   kernel stops acknowledging [MQTT-3.3.4-9]. QoS 2 keeps `rust-mqtt`'s automatic exchange.
+//!   kernel stops acknowledging (MQTT 5 §4.9 Flow Control). QoS 2 keeps `rust-mqtt`'s
+//!   automatic exchange.
 //! - **Oversized PUBLISH skipped.** We announce Maximum Packet Size = [`MAX_PACKET_LEN`], so a
 //!   compliant server never sends a larger packet [MQTT-3.1.2-24]. From one that does, a
 //!   PUBLISH is skipped (see [`crate::link`]) and, at QoS 1, answered with PUBACK 0x83
@@ -46,7 +47,7 @@
 //! - A PUBACK with a failure reason code (e.g. 0x87 not authorised) ends that message's
 //!   delivery: it is reported as [`Incoming::PubRejected`] (resending would fail again) and logged.
 //! - A packet the link refuses (malformed, or too large) ends the link; [`MqttLink::disconnect`]
-//!   then tells the server why (DISCONNECT 0x81 or 0x95) [MQTT-4.13.1-1].
+//!   then tells the server why with DISCONNECT 0x81 or 0x95 (MQTT 5 §4.13 Handling errors).
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -219,7 +220,7 @@ fn load(pipe: &Pipe, reader: &mut PacketReader, len: usize, layout: &Layout) {
     pipe.load(feed);
 }
 
-/// Encodes a remaining length [MQTT-1.5.5] into `out`; returns the bytes used.
+/// Encodes a remaining length (MQTT 5 §1.5.5) into `out`; returns the bytes used.
 fn encode_length(mut len: usize, out: &mut [u8]) -> usize {
     let mut used = 0;
     for slot in out.iter_mut() {
@@ -1260,7 +1261,7 @@ mod tests {
             // Nothing after the bad packet was consumed, and `rust-mqtt` is unharmed.
             assert_eq!(link.receive().await, Ok(Incoming::PingResp));
             link.disconnect().await;
-            // DISCONNECT 0x81 (malformed packet) [MQTT-4.13.1-1].
+            // DISCONNECT 0x81 (malformed packet) (MQTT 5 §4.13 Handling errors).
             assert_eq!(fake.take_written(), [0xE0, 0x02, 0x81, 0x00]);
         });
     }

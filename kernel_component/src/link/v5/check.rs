@@ -9,7 +9,7 @@
 //!
 //! [`check`] therefore walks every property of every packet type `rust-mqtt` reads properties
 //! from, and accepts the packet only if each property's length lies inside the property
-//! section and the section inside the packet [MQTT-2.2.2]. It is the MQTT 5 counterpart of the
+//! section and the section inside the packet (MQTT 5 §2.2.2). It is the MQTT 5 counterpart of the
 //! 3.1.1 link's shape check for `mqttrs`. On the way it records where a PUBLISH's topic and
 //! payload are, so the link can hand them out from its own buffer.
 //!
@@ -67,7 +67,7 @@ impl Cursor<'_> {
         Some(usize::from(u16::from_be_bytes([hi, lo])))
     }
 
-    /// A Variable Byte Integer [MQTT-1.5.5]: at most four bytes.
+    /// A Variable Byte Integer (MQTT 5 §1.5.5): at most four bytes.
     fn varint(&mut self) -> Option<usize> {
         let mut value = 0;
         for i in 0..4 {
@@ -80,7 +80,7 @@ impl Cursor<'_> {
         None
     }
 
-    /// A property section [MQTT-2.2.2]: its length, then properties that fill it exactly.
+    /// A property section (MQTT 5 §2.2.2): its length, then properties that fill it exactly.
     fn properties(&mut self) -> Option<()> {
         let len = self.varint()?;
         let end = self.pos.checked_add(len)?;
@@ -95,7 +95,7 @@ impl Cursor<'_> {
         Some(())
     }
 
-    /// One property: identifier, then a value of the size its type has [MQTT-2.2.2.2].
+    /// One property: identifier, then a value of the size its type has (MQTT 5 §2.2.2.2).
     fn property(&mut self) -> Option<()> {
         match self.u8()? {
             // Byte.
@@ -173,7 +173,7 @@ fn layout(packet: &[u8]) -> Option<Layout> {
             });
         }
         // PUBACK, PUBREC, PUBREL, PUBCOMP: packet identifier, then an optional reason code,
-        // then optional properties [MQTT-3.4.2.1].
+        // then optional properties (MQTT 5 §3.4.2.1).
         4..=7 => {
             body.skip(2)?;
             if body.left() > 0 {
