@@ -79,8 +79,10 @@ pub(super) fn app(raw: &RawApp, at: &str, subscribe_grants: usize) -> Result<App
 /// [`DEFAULT_QUEUE_MESSAGES`] largest records.
 fn queue(value: Option<i64>, field: &str, min: u32, max_payload: u32, what: &str) -> Result<u32> {
     let Some(v) = value else {
-        // `min` is at most a few KiB, so the product stays far below APP_QUEUE_MAX's type.
-        return Ok((DEFAULT_QUEUE_MESSAGES * min).min(APP_QUEUE_MAX));
+        return Ok(DEFAULT_QUEUE_MESSAGES
+            .saturating_mul(min)
+            .min(APP_QUEUE_MAX)
+            .max(min));
     };
     match u32::try_from(v) {
         Ok(q) if (min..=APP_QUEUE_MAX).contains(&q) => Ok(q),
