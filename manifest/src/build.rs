@@ -15,10 +15,12 @@ pub fn emit_generated(file_name: &str, generate: fn(&Manifest) -> String) -> Exi
     let manifest = match load(&path) {
         Ok(m) => m,
         Err(e) => {
-            // Cargo shows a build script's stderr; the error names the field and what is allowed.
+            // Cargo shows a build script's stderr; the error names the field and what is allowed
+            // (`root`: the path is already in the sentence).
             eprintln!(
-                "error: the device manifest {} is not valid: {e}",
-                path.display()
+                "error: the device manifest {} is not valid: {}",
+                path.display(),
+                e.root()
             );
             return ExitCode::FAILURE;
         }

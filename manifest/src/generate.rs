@@ -109,15 +109,16 @@ pub fn generate_kernel_config_at(m: &Manifest, config_path: &str) -> String {
         );
         let _ = writeln!(s, "            restart: {p}::RestartPolicy::{restart},");
         let _ = writeln!(s, "            settings: &[{}],", settings(&a.settings));
-        // UNFINISHED: fixed defaults until the manifest declares per-app budgets.
+        let b = &a.budget;
         let _ = writeln!(
             s,
-            "            budget: {p}::AppBudget {{ event_queue_bytes: 4608, outbox_bytes: 8704, max_payload: 4096, subscriptions: 8 }},"
+            "            budget: {p}::AppBudget {{ event_queue_bytes: {}, outbox_bytes: {}, max_payload: {}, subscriptions: {} }},",
+            b.event_queue_bytes, b.outbox_bytes, b.max_payload, b.subscriptions
         );
         let _ = writeln!(s, "        }},");
     }
     let _ = writeln!(s, "    ],");
-    let _ = writeln!(s, "    kernel_ram_budget: 49152,");
+    let _ = writeln!(s, "    kernel_ram_budget: {},", m.kernel.ram_budget);
     let _ = writeln!(s, "}};");
     s
 }
@@ -141,7 +142,8 @@ fn settings(settings: &[(String, String)]) -> String {
 }
 
 /// Rust source with plain constants for apps: identity, expanded topics (`topics::UPDATE`)
-/// and per-app name, grants and settings (`apps::publish_test::SETTINGS`).
+/// and per-app name, payload ceiling, grants and settings (`apps::publish_test::SETTINGS`,
+/// `apps::echo::MAX_PAYLOAD`).
 pub fn generate_app_constants(m: &Manifest) -> String {
     let mut s = String::from(HEADER);
     let _ = writeln!(s, "/// Alibaba ProductKey of this device.");
@@ -184,6 +186,15 @@ pub fn generate_app_constants(m: &Manifest) -> String {
         let _ = writeln!(s, "        pub const NAME: &str = {:?};", a.name);
         let _ = writeln!(s, "        /// RAM budget in bytes.");
         let _ = writeln!(s, "        pub const MEMORY: u32 = {};", a.memory);
+        let _ = writeln!(
+            s,
+            "        /// Largest payload, in bytes, the app may publish or receive (size buffers with it)."
+        );
+        let _ = writeln!(
+            s,
+            "        pub const MAX_PAYLOAD: usize = {};",
+            a.budget.max_payload
+        );
         let _ = writeln!(s, "        /// Topics (expanded) the app may publish to.");
         let _ = writeln!(
             s,

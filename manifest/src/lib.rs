@@ -1,5 +1,5 @@
 //! The device manifest: one TOML file decides a deployment (identity, auth, endpoint, MQTT,
-//! TLS, topics, apps). This crate reads it, validates it (unknown fields rejected; every error
+//! TLS, the kernel's RAM budget, topics, apps). This crate reads it, validates it (unknown fields rejected; every error
 //! names the field and says what is allowed) and generates Rust constants for the kernel and
 //! the apps from build scripts.
 //!
@@ -16,12 +16,14 @@ mod error;
 mod generate;
 mod layout;
 mod model;
+mod ram;
 mod raw;
 mod topic;
 mod validate;
 
 use std::path::Path;
 
+pub use aliot_kernel::budget::{AppBudget, RamReport};
 pub use build::emit_generated;
 pub use env::{
     MANIFEST_ENV, default_manifest_path, manifest_path_from, manifest_path_from_env,
@@ -33,13 +35,15 @@ pub use generate::{
 };
 pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
 pub use model::{
-    App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Manifest, Mqtt, MqttVersion,
-    RestartPolicy, SecretSource, SignMethod, Tls, Topic,
+    App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Kernel, Manifest, Mqtt,
+    MqttVersion, RestartPolicy, SecretSource, SignMethod, Tls, Topic,
 };
+pub use ram::{ram_report, ram_summary};
 pub use topic::MAX_TOPIC_LEN;
 pub use validate::{
-    APP_MEMORY_ALIGN, APP_MEMORY_MAX, APP_MEMORY_MIN, KEEPALIVE_RANGE, MAX_APP_NAME_LEN,
-    MAX_CLIENT_ID_LEN,
+    APP_MEMORY_ALIGN, APP_MEMORY_MAX, APP_MEMORY_MIN, APP_QUEUE_MAX, DEFAULT_KERNEL_RAM_BUDGET,
+    DEFAULT_MAX_PAYLOAD, DEFAULT_QUEUE_MESSAGES, KEEPALIVE_RANGE, KERNEL_RAM_BUDGET_MAX,
+    MAX_APP_NAME_LEN, MAX_APP_SUBSCRIPTIONS, MAX_CLIENT_ID_LEN,
 };
 
 /// Reads, parses and validates the manifest at `path`; relative paths inside it are resolved

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use aliot_kernel::budget::AppBudget;
 use serde::Deserialize;
 
 /// A validated device manifest.
@@ -20,6 +21,8 @@ pub struct Manifest {
     pub mqtt: Mqtt,
     /// TLS settings.
     pub tls: Tls,
+    /// The kernel's memory budget.
+    pub kernel: Kernel,
     /// Named topics in manifest order, templates expanded.
     pub topics: Vec<Topic>,
     /// Apps in manifest order (index = app id in the kernel).
@@ -140,6 +143,14 @@ pub struct Tls {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `[kernel]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kernel {
+    /// Bytes the kernel may use in the worst case (queues, tables, the link's buffers); the
+    /// manifest is rejected when [`crate::ram_report`] exceeds it.
+    pub ram_budget: u32,
+}
+
 /// One named topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topic {
@@ -192,6 +203,8 @@ pub struct App {
     pub restart: RestartPolicy,
     /// Free-form settings, values as strings, in manifest order.
     pub settings: Vec<(String, String)>,
+    /// The app's share of kernel memory (defaults filled in).
+    pub budget: AppBudget,
 }
 
 /// What the board does when an app faults or exits.

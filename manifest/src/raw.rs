@@ -22,6 +22,8 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     pub tls: RawTls,
     #[serde(default)]
+    pub kernel: RawKernel,
+    #[serde(default)]
     pub topics: IndexMap<String, RawTopic>,
     #[serde(default)]
     pub apps: Vec<RawApp>,
@@ -111,6 +113,26 @@ fn default_true() -> bool {
     true
 }
 
+/// `[kernel]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKernel {
+    #[serde(default = "default_ram_budget")]
+    pub ram_budget: i64,
+}
+
+impl Default for RawKernel {
+    fn default() -> Self {
+        RawKernel {
+            ram_budget: default_ram_budget(),
+        }
+    }
+}
+
+fn default_ram_budget() -> i64 {
+    crate::validate::DEFAULT_KERNEL_RAM_BUDGET.into()
+}
+
 /// One entry of `[topics]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +156,12 @@ pub(crate) struct RawApp {
     /// Checked by hand: values may be strings, integers, floats or booleans.
     #[serde(default)]
     pub settings: IndexMap<String, toml::Value>,
+    /// The app's share of kernel memory (these four). Their defaults depend on `max_payload`
+    /// and the grants, so validation fills them in.
+    pub max_payload: Option<i64>,
+    pub event_queue_bytes: Option<i64>,
+    pub outbox_bytes: Option<i64>,
+    pub subscriptions: Option<i64>,
 }
 
 fn default_restart() -> RestartPolicy {

@@ -3,8 +3,9 @@
 //! Written by hand: the rules are Alibaba's (1..=128 characters, a fixed set of characters
 //! per level) plus MQTT's wildcard placement, and no crate checks exactly these.
 
-/// Longest topic the platform accepts (LINKSDK `CORE_MQTT_TOPIC_MAXLEN`).
-pub const MAX_TOPIC_LEN: usize = 128;
+/// Longest topic the platform accepts (LINKSDK `CORE_MQTT_TOPIC_MAXLEN`); the ABI's limit,
+/// which the kernel's queue minimums assume.
+pub const MAX_TOPIC_LEN: usize = aliot_abi::MAX_TOPIC_LEN;
 
 /// The variables a template may use.
 pub const VARIABLES: &str = "${productKey}, ${deviceName}";

@@ -189,3 +189,43 @@ fn secret_from_env_is_named_not_read() {
         "{src}"
     );
 }
+
+#[test]
+fn default_budgets_fit_48_kib() {
+    let m = default_manifest();
+    assert_eq!(m.kernel.ram_budget, 48 * 1024);
+    let budgets: Vec<(&str, u32, u32, u32, u16)> = m
+        .apps
+        .iter()
+        .map(|a| {
+            let b = a.budget;
+            (
+                a.name.as_str(),
+                b.max_payload,
+                b.event_queue_bytes,
+                b.outbox_bytes,
+                b.subscriptions,
+            )
+        })
+        .collect();
+    assert_eq!(
+        budgets,
+        [
+            ("publish_test", 1024, 4096, 4096, 1),
+            ("echo", 4096, 8704, 8704, 1)
+        ]
+    );
+    // echo echoes up to 4 KiB: its queues hold at least one such message.
+    let echo = m.app("echo").expect("echo").budget;
+    assert!(echo.event_queue_bytes >= aliot_kernel::budget::min_event_queue_bytes(4096));
+    assert!(echo.outbox_bytes >= aliot_kernel::budget::min_outbox_bytes(4096));
+    let total = aliot_manifest::ram_report(&m).total();
+    assert!(total <= 48 * 1024, "{}", aliot_manifest::ram_summary(&m));
+    let src = generate_kernel_config(&m);
+    assert!(src.contains("    kernel_ram_budget: 49152,\n"), "{src}");
+    let apps = generate_app_constants(&m);
+    assert!(
+        apps.contains("pub const MAX_PAYLOAD: usize = 4096;"),
+        "{apps}"
+    );
+}

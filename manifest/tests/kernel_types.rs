@@ -1,13 +1,22 @@
 //! The generated kernel config must name exactly the fields and variants that
-//! `kernel_component/src/config.rs` defines. Compiling the generated code here would need a
-//! build script and the kernel crate (the host board's build does that for real); this test
-//! reads the type definitions as text instead, so a renamed or added field shows up here first.
+//! `kernel_component/src/config.rs` (and `budget.rs`, for `AppBudget`) defines. Compiling the
+//! generated code here would need a build script and the kernel crate (the host board's build
+//! does that for real); this test reads the type definitions as text instead, so a renamed or
+//! added field shows up here first.
 
 use std::path::Path;
 
+/// `config.rs` and `budget.rs` (where `AppBudget`, re-exported by `config`, is defined).
 fn config_rs() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel_component/src/config.rs");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel_component/src");
+    ["config.rs", "budget.rs"]
+        .iter()
+        .map(|f| {
+            let path = dir.join(f);
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The body (between the braces) of `pub struct NAME` or `pub enum NAME`.
@@ -60,6 +69,7 @@ fn every_struct_field_is_set_and_no_other() {
             "TlsConfig",
             "TopicDef",
             "AppDef",
+            "AppBudget",
         ] {
             let want = fields(&src, ty);
             assert!(!want.is_empty(), "no fields found for {ty}");

@@ -1,10 +1,12 @@
-//! Valid manifests other than the default: endpoints, client ids, secrets, settings, layout.
+//! Valid manifests other than the default: endpoints, client ids, secrets, settings, layout,
+//! budgets.
 
 use std::path::{Path, PathBuf};
 
 use aliot_manifest::{
-    EndpointKind, Manifest, ManifestError, MqttVersion, SecretSource, SignMethod,
-    generate_kernel_config, generate_memory_layout, memory_layout, parse,
+    APP_QUEUE_MAX, AppBudget, EndpointKind, Manifest, ManifestError, MqttVersion, SecretSource,
+    SignMethod, generate_app_constants, generate_kernel_config, generate_memory_layout,
+    memory_layout, parse, ram_report, ram_summary,
 };
 
 fn minimal() -> String {
@@ -235,4 +237,175 @@ fn memory_layout_exact_fit_and_overflow() {
         memory_layout(&m, 0xFFFF_E000, 0x2000).map(|l| l.regions[1].limit()),
         Ok(0xFFFF_FFFF)
     );
+}
+
+/// The kernel's own minimums, computed by the kernel (never copied here).
+fn mins(max_payload: u32) -> (u32, u32) {
+    (
+        aliot_kernel::budget::min_event_queue_bytes(max_payload),
+        aliot_kernel::budget::min_outbox_bytes(max_payload),
+    )
+}
+
+#[test]
+fn budgets_default_from_max_payload_and_grants() {
+    let m = ok(&minimal());
+    assert_eq!(m.kernel.ram_budget, 49_152);
+    let (event, outbox) = mins(1024);
+    assert_eq!(
+        m.apps[0].budget,
+        AppBudget {
+            event_queue_bytes: 2 * event,
+            outbox_bytes: 2 * outbox,
+            max_payload: 1024,
+            subscriptions: 1,
+        }
+    );
+    // A larger payload raises the default queues; no subscribe grant means no slot.
+    let m = ok(&with(
+        "publish = [\"update\"]\nsubscribe = [\"get\"]\n",
+        "publish = [\"update\"]\nmax_payload = 4096\n",
+    ));
+    let (event, outbox) = mins(4096);
+    assert_eq!(
+        m.apps[0].budget,
+        AppBudget {
+            event_queue_bytes: 2 * event,
+            outbox_bytes: 2 * outbox,
+            max_payload: 4096,
+            subscriptions: 0,
+        }
+    );
+}
+
+#[test]
+fn explicit_budgets_are_kept_and_generated() {
+    let text = with(
+        "name = \"second\"",
+        "name = \"second\"\nmax_payload = 300\nevent_queue_bytes = 2000\noutbox_bytes = 3000\nsubscriptions = 7",
+    ) + "\n[kernel]\nram_budget = 65536\n";
+    let m = ok(&text);
+    assert_eq!(
+        m.apps[1].budget,
+        AppBudget {
+            event_queue_bytes: 2000,
+            outbox_bytes: 3000,
+            max_payload: 300,
+            subscriptions: 7,
+        }
+    );
+    assert_eq!(m.kernel.ram_budget, 65_536);
+    let src = generate_kernel_config(&m);
+    assert!(
+        src.contains("budget: aliot_kernel::config::AppBudget { event_queue_bytes: 2000, outbox_bytes: 3000, max_payload: 300, subscriptions: 7 },"),
+        "{src}"
+    );
+    assert!(src.contains("    kernel_ram_budget: 65536,\n"), "{src}");
+    let apps = generate_app_constants(&m);
+    let second = &apps[apps.find("pub mod second").expect("second's module")..];
+    assert!(
+        second.contains("pub const MAX_PAYLOAD: usize = 300;"),
+        "{apps}"
+    );
+    let first = &apps[apps.find("pub mod first").expect("first's module")..];
+    assert!(
+        first.contains("pub const MAX_PAYLOAD: usize = 1024;"),
+        "{apps}"
+    );
+}
+
+#[test]
+fn queues_holding_exactly_one_largest_message_are_the_minimum() {
+    let (event, outbox) = mins(4096);
+    let at_min = |e: u32, o: u32| {
+        with(
+            "name = \"second\"",
+            &format!(
+                "name = \"second\"\nmax_payload = 4096\nevent_queue_bytes = {e}\noutbox_bytes = {o}"
+            ),
+        )
+    };
+    ok(&at_min(event, outbox));
+    let e = parse(&at_min(event - 1, outbox), Path::new("/")).expect_err("one byte short");
+    assert_eq!(e.field_path(), Some("apps[1].event_queue_bytes"));
+    let e = parse(&at_min(event, outbox - 1), Path::new("/")).expect_err("one byte short");
+    assert_eq!(e.field_path(), Some("apps[1].outbox_bytes"));
+    ok(&at_min(APP_QUEUE_MAX, APP_QUEUE_MAX)
+        .replace("[topics]", "[kernel]\nram_budget = 262144\n\n[topics]"));
+}
+
+#[test]
+fn ram_report_is_the_kernels_formula_over_the_apps_in_order() {
+    let text = with(
+        "name = \"second\"",
+        "name = \"second\"\nmax_payload = 4096\nevent_queue_bytes = 9000\noutbox_bytes = 10000\nsubscriptions = 3",
+    );
+    let (event, outbox) = mins(1024);
+    let first = AppBudget {
+        event_queue_bytes: 2 * event,
+        outbox_bytes: 2 * outbox,
+        max_payload: 1024,
+        subscriptions: 1,
+    };
+    let second = AppBudget {
+        event_queue_bytes: 9000,
+        outbox_bytes: 10_000,
+        max_payload: 4096,
+        subscriptions: 3,
+    };
+    use aliot_kernel::budget::worst_case_ram;
+    use aliot_kernel::config::MqttVersion as KernelVersion;
+    let m = ok(&text);
+    assert_eq!(
+        ram_report(&m),
+        worst_case_ram(&[first, second], KernelVersion::V311)
+    );
+    let m5 = ok(&(text + "\n[mqtt]\nversion = \"5\"\n"));
+    assert_eq!(
+        ram_report(&m5),
+        worst_case_ram(&[first, second], KernelVersion::V5)
+    );
+}
+
+#[test]
+fn a_budget_of_exactly_the_worst_case_is_enough() {
+    let total = ram_report(&ok(&minimal())).total();
+    let text = |budget: u32| minimal() + &format!("\n[kernel]\nram_budget = {budget}\n");
+    assert_eq!(ok(&text(total)).kernel.ram_budget, total);
+    let e = parse(&text(total - 1), Path::new("/")).expect_err("one byte short");
+    assert_eq!(e.field_path(), Some("kernel.ram_budget"));
+    let shown = e.to_string();
+    assert!(
+        shown.contains("raise kernel.ram_budget or lower apps[]."),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_summary_names_the_total_the_budget_and_the_parts() {
+    let m = ok(&minimal());
+    let r = ram_report(&m);
+    let line = ram_summary(&m);
+    assert!(line.starts_with("kernel RAM worst case: "), "{line}");
+    assert!(line.contains(" of 49 152 bytes (event queues "), "{line}");
+    for part in ["outboxes ", "subscriptions ", "tables ", "link "] {
+        assert!(line.contains(part), "{line}");
+    }
+    // The total, grouped by three: e.g. 31558 -> "31 558".
+    let digits = r.total().to_string();
+    let (high, low) = digits.split_at(digits.len() - 3);
+    assert!(line.contains(&format!(": {high} {low} of")), "{line}");
+}
+
+#[test]
+fn more_apps_than_the_kernel_can_number_are_rejected() {
+    let mut text = minimal();
+    for i in 0..255 {
+        text.push_str(&format!(
+            "\n[[apps]]\nname = \"extra{i}\"\nmemory = 1024\nmax_payload = 1\n"
+        ));
+    }
+    let e = parse(&text, Path::new("/")).expect_err("257 apps");
+    assert_eq!(e.field_path(), Some("apps"));
+    assert!(e.to_string().contains("at most 256"), "{e}");
 }

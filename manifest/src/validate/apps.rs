@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use super::budget;
 use super::{
     APP_MEMORY_ALIGN, APP_MEMORY_MAX, APP_MEMORY_MIN, MAX_APP_NAME_LEN, MAX_SETTING_LEN,
     MAX_TOPIC_NAME_LEN, RUST_KEYWORDS, Result, err, is_ident,
@@ -39,6 +40,17 @@ pub(super) fn topics(raw: &RawManifest, device: &Device) -> Result<Vec<Topic>> {
 pub(super) fn apps(raw: &[RawApp], topics: &[Topic]) -> Result<Vec<App>> {
     if raw.is_empty() {
         return err("apps", "no apps; at least one [[apps]] entry is required");
+    }
+    // The kernel numbers apps with its `AppId`; more would not have an id.
+    let max_apps = usize::from(aliot_kernel::kernel::AppId::MAX) + 1;
+    if raw.len() > max_apps {
+        return err(
+            "apps",
+            format!(
+                "{} apps; allowed: at most {max_apps} (the kernel's app ids)",
+                raw.len()
+            ),
+        );
     }
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(raw.len());
@@ -85,6 +97,7 @@ pub(super) fn apps(raw: &[RawApp], topics: &[Topic]) -> Result<Vec<App>> {
         };
         let publish = grants(&app.publish, topics, &format!("{at}.publish"), true)?;
         let subscribe = grants(&app.subscribe, topics, &format!("{at}.subscribe"), false)?;
+        let budget = budget::app(app, &at, subscribe.len())?;
         let mut settings = Vec::with_capacity(app.settings.len());
         for (key, value) in &app.settings {
             let field = format!("{at}.settings.{key}");
@@ -132,6 +145,7 @@ pub(super) fn apps(raw: &[RawApp], topics: &[Topic]) -> Result<Vec<App>> {
             subscribe,
             restart: app.restart,
             settings,
+            budget,
         });
     }
     Ok(out)

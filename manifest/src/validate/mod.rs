@@ -6,13 +6,14 @@
 
 mod apps;
 mod auth;
+mod budget;
 mod device;
 mod endpoint;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::ManifestError;
-use crate::model::Manifest;
+use crate::model::{Kernel, Manifest};
 use crate::raw::RawManifest;
 
 /// Smallest app RAM budget in bytes.
@@ -31,6 +32,20 @@ pub const MAX_APP_NAME_LEN: usize = 16;
 pub const MAX_TOPIC_NAME_LEN: usize = 32;
 /// Longest app setting value.
 pub const MAX_SETTING_LEN: usize = 256;
+/// `apps[].max_payload` when the manifest says nothing.
+pub const DEFAULT_MAX_PAYLOAD: u32 = 1024;
+/// Largest messages an app's event queue and outbox hold by default: one being handled and
+/// the next. Not more, so that an app with `max_payload = 4096` beside one with the default
+/// payload, both with default queues, fits the default kernel budget.
+pub const DEFAULT_QUEUE_MESSAGES: u32 = 2;
+/// Largest `apps[].event_queue_bytes` and `apps[].outbox_bytes`.
+pub const APP_QUEUE_MAX: u32 = 65_536;
+/// Largest `apps[].subscriptions`.
+pub const MAX_APP_SUBSCRIPTIONS: u16 = 32;
+/// `kernel.ram_budget` when the manifest says nothing: 48 KiB.
+pub const DEFAULT_KERNEL_RAM_BUDGET: u32 = 49_152;
+/// Largest `kernel.ram_budget`: the nRF9160's 256 KiB of RAM.
+pub const KERNEL_RAM_BUDGET_MAX: u32 = 262_144;
 
 /// Result of a validation step.
 pub(crate) type Result<T> = std::result::Result<T, ManifestError>;
@@ -54,8 +69,12 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
     let endpoint = endpoint::endpoint(&raw.endpoint, &device.product_key)?;
     let mqtt = endpoint::mqtt(&raw.mqtt)?;
     let tls = endpoint::tls(&raw.tls, &base_dir)?;
+    let kernel = Kernel {
+        ram_budget: budget::kernel(&raw.kernel)?,
+    };
     let topics = apps::topics(&raw, &device)?;
     let apps = apps::apps(&raw.apps, &topics)?;
+    budget::total(&apps, mqtt.version, kernel.ram_budget)?;
     Ok(Manifest {
         base_dir,
         device,
@@ -63,6 +82,7 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
         endpoint,
         mqtt,
         tls,
+        kernel,
         topics,
         apps,
     })
