@@ -258,10 +258,11 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
                         Err(e) => return SessionEnd::Link(e),
                     };
                     // For now every QoS 1 message is acknowledged once routed.
-                    if let Some(pid) = ack
-                        && let Err(e) = link.acknowledge(pid).await
-                    {
-                        return SessionEnd::Link(e);
+                    if let Some(pid) = ack {
+                        if let Err(e) = link.acknowledge(pid).await {
+                            return SessionEnd::Link(e);
+                        }
+                        last_tx = self.clock.now_ms();
                     }
                 }
                 Either3::First(Err(e)) => return SessionEnd::Link(e),
