@@ -259,9 +259,13 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
                 Either3::First(Ok(())) => {
                     let deadline = self.clock.now_ms() + io_timeout;
                     match with_deadline(&self.clock, deadline, receive(self.kernel, link)).await {
-                        Some(Ok(pingresp)) => {
-                            if pingresp {
+                        Some(Ok(received)) => {
+                            if received.pingresp {
                                 ping_sent_at = None;
+                            }
+                            if received.acknowledged {
+                                // A PUBACK is traffic: it resets the keep-alive.
+                                last_tx = self.clock.now_ms();
                             }
                         }
                         Some(Err(e)) => return SessionEnd::Link(e),
@@ -297,8 +301,7 @@ fn deliver_ready<P: AppPort, C: Clock>(kernel: &mut Kernel, port: &mut P, clock:
 
 /// Reads the packet [`MqttLink::ready`] announced, hands it to the kernel, and
 /// acknowledges a QoS 1 message only when every app it is for has taken it.
-/// Returns whether it was a PINGRESP.
-async fn receive<L: MqttLink>(kernel: &mut Kernel, link: &mut L) -> Result<bool, LinkError> {
+async fn receive<L: MqttLink>(kernel: &mut Kernel, link: &mut L) -> Result<Received, LinkError> {
     let incoming = link.receive().await?;
     let pingresp = incoming == Incoming::PingResp;
     let ack = match incoming {
@@ -334,7 +337,18 @@ async fn receive<L: MqttLink>(kernel: &mut Kernel, link: &mut L) -> Result<bool,
     if let Some(pid) = ack {
         link.acknowledge(pid).await?;
     }
-    Ok(pingresp)
+    Ok(Received {
+        pingresp,
+        acknowledged: ack.is_some(),
+    })
+}
+
+/// What [`receive`] saw and did.
+struct Received {
+    /// The packet was a PINGRESP.
+    pingresp: bool,
+    /// A PUBACK was written for it.
+    acknowledged: bool,
 }
 
 /// `work`, unless `deadline_ms` passes first (`None`).

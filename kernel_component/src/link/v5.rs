@@ -260,7 +260,7 @@ async fn drive<F: Future, T: Read + Write>(
         }
         let frame = reader.ready(io).await?;
         reader.consume();
-        // Only `connect` waits for input: nothing may come before CONNACK [MQTT-3.2.0-1].
+        // Only `connect` waits for input: nothing may come before CONNACK (MQTT 5 §3.2).
         let Frame::Packet(len) = frame else {
             return Err(LinkError::Protocol);
         };
@@ -277,6 +277,8 @@ fn fail<const N: usize>(state: &mut State, e: MqttError<'_, N>) -> LinkError {
     }
     match e {
         MqttError::Network(ErrorKind::OutOfMemory) => LinkError::TooLarge,
+        // The client read past a packet it was fed: it misparsed it.
+        MqttError::Network(ErrorKind::InvalidData) => LinkError::Protocol,
         MqttError::Network(_) | MqttError::RecoveryRequired => LinkError::Network,
         MqttError::Alloc
         | MqttError::PacketMaximumLengthExceeded

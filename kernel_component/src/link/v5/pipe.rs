@@ -3,8 +3,8 @@
 //! `rust-mqtt` owns its transport once connected and reads and writes it in small pieces. The
 //! MQTT 5 link keeps the real transport for itself and gives the client a [`Pipe`] instead:
 //! - **reads** come from the one whole, already checked packet the link loaded ([`Feed`]);
-//!   past its end the pipe reports end of stream, so nothing the client does can reach the
-//!   next packet. With nothing loaded a read stays pending: only `connect` waits like that
+//!   a read past its end fails ([`PipeError::PastPacket`]), so nothing the client does can
+//!   reach the next packet. With nothing loaded a read stays pending: only `connect` waits like that
 //!   (for CONNACK), and the link loads the packet and polls the client again.
 //! - **writes** collect in the write buffer until `flush`; the link then hands everything
 //!   flushed to the real transport in one write (see `link/writer.rs`). A packet over
@@ -59,6 +59,9 @@ impl Feed {
 
     /// Copies the next bytes into `out`; 0 once everything was served.
     fn read(&mut self, out: &mut [u8]) -> usize {
+        if out.is_empty() {
+            return 0;
+        }
         let head = self.head.get(..self.head_len).unwrap_or_default();
         let rest = self.buf.get(self.range.clone()).unwrap_or_default();
         let next = match self.served.checked_sub(head.len()) {
@@ -91,22 +94,34 @@ struct State {
 #[derive(Clone, Default)]
 pub(super) struct Pipe(Rc<RefCell<State>>);
 
-/// Error of a [`Pipe`] write: the packet is larger than [`MAX_PACKET_LEN`].
+/// Error of a [`Pipe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct TooLarge;
+pub(super) enum PipeError {
+    /// A written packet is larger than [`MAX_PACKET_LEN`].
+    TooLarge,
+    /// The client read past the end of the loaded packet: it misparsed it.
+    PastPacket,
+}
 
-impl core::fmt::Display for TooLarge {
+impl core::fmt::Display for PipeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("packet larger than the write buffer")
+        f.write_str(match self {
+            Self::TooLarge => "packet larger than the write buffer",
+            Self::PastPacket => "read past the end of the packet",
+        })
     }
 }
 
-impl core::error::Error for TooLarge {}
+impl core::error::Error for PipeError {}
 
-impl embedded_io_async::Error for TooLarge {
+impl embedded_io_async::Error for PipeError {
     fn kind(&self) -> ErrorKind {
-        // Distinct kind so the link reports `LinkError::TooLarge`, not a network failure.
-        ErrorKind::OutOfMemory
+        // Distinct kinds so the link reports `LinkError::TooLarge` and
+        // `LinkError::Protocol`, not a network failure.
+        match self {
+            Self::TooLarge => ErrorKind::OutOfMemory,
+            Self::PastPacket => ErrorKind::InvalidData,
+        }
     }
 }
 
@@ -167,17 +182,20 @@ impl Pipe {
 }
 
 impl ErrorType for Pipe {
-    type Error = TooLarge;
+    type Error = PipeError;
 }
 
 impl Read for Pipe {
-    async fn read(&mut self, out: &mut [u8]) -> Result<usize, TooLarge> {
+    async fn read(&mut self, out: &mut [u8]) -> Result<usize, PipeError> {
         // No waker is registered: the only thing that ends the wait is the link loading a
         // packet, after which it polls the client again itself.
         poll_fn(|_| {
             let mut state = self.0.borrow_mut();
             match state.feed.as_mut() {
-                Some(feed) => Poll::Ready(Ok(feed.read(out))),
+                Some(feed) => Poll::Ready(match feed.read(out) {
+                    0 if !out.is_empty() => Err(PipeError::PastPacket),
+                    n => Ok(n),
+                }),
                 None => {
                     state.starved = true;
                     Poll::Pending
@@ -189,7 +207,7 @@ impl Read for Pipe {
 }
 
 impl Write for Pipe {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, TooLarge> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, PipeError> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -200,16 +218,16 @@ impl Write for Pipe {
             // the rest of this packet's writes fail too instead of producing a torn packet.
             state.out.truncate(flushed);
             state.overflowed = true;
-            return Err(TooLarge);
+            return Err(PipeError::TooLarge);
         }
         state.out.extend_from_slice(buf);
         Ok(buf.len())
     }
 
-    async fn flush(&mut self) -> Result<(), TooLarge> {
+    async fn flush(&mut self) -> Result<(), PipeError> {
         let mut state = self.0.borrow_mut();
         if core::mem::take(&mut state.overflowed) {
-            return Err(TooLarge);
+            return Err(PipeError::TooLarge);
         }
         state.flushed = state.out.len();
         Ok(())
@@ -239,7 +257,12 @@ mod tests {
             assert_eq!(many[0], 8);
             assert_eq!(pipe.read(&mut many).await, Ok(3));
             assert_eq!(&many[..3], &[2, 3, 4]);
-            assert_eq!(pipe.read(&mut many).await, Ok(0), "never past the packet");
+            assert_eq!(pipe.read(&mut []).await, Ok(0));
+            assert_eq!(
+                pipe.read(&mut many).await,
+                Err(PipeError::PastPacket),
+                "never past the packet"
+            );
         });
         assert_eq!(pipe.unload().as_deref(), Some(&[1u8, 2, 3, 4, 5][..]));
     }
@@ -279,17 +302,21 @@ mod tests {
         block_on(async {
             pipe.write_all(&[1, 2, 3]).await.unwrap();
             let big = vec![0u8; MAX_PACKET_LEN];
-            assert_eq!(pipe.write(&big).await, Err(TooLarge));
-            assert_eq!(pipe.write(&[6]).await, Err(TooLarge));
-            assert_eq!(pipe.flush().await, Err(TooLarge));
+            assert_eq!(pipe.write(&big).await, Err(PipeError::TooLarge));
+            assert_eq!(pipe.write(&[6]).await, Err(PipeError::TooLarge));
+            assert_eq!(pipe.flush().await, Err(PipeError::TooLarge));
             assert!(pipe.take_flushed().is_empty());
             pipe.write_all(&[7, 8]).await.unwrap();
             pipe.flush().await.unwrap();
             assert_eq!(pipe.take_flushed(), [7, 8]);
         });
         assert_eq!(
-            embedded_io_async::Error::kind(&TooLarge),
+            embedded_io_async::Error::kind(&PipeError::TooLarge),
             ErrorKind::OutOfMemory
+        );
+        assert_eq!(
+            embedded_io_async::Error::kind(&PipeError::PastPacket),
+            ErrorKind::InvalidData
         );
     }
 
