@@ -3,8 +3,10 @@
 //! It subscribes to the manifest's `get` topic at QoS 1, publishes `LUATOS_CESHI` (or the
 //! `payload` setting) at QoS 1 to
 //! the `update` topic right away and then every `interval_secs` (default 20), logs each
-//! publish result as `publishTest_N delivered` / `publishTest_N failed`, and logs every message
-//! that arrives. Between publishes it waits for events, so it reacts to messages at once.
+//! publish result as `publishTest_N delivered` / `publishTest_N failed` (with `after T ms` when
+//! the publish is recent enough for its send time to be kept), and logs every message that
+//! arrives. Between publishes it waits for events, so it reacts to messages at once. However
+//! long an outage, every result is logged by its publish number in fixed RAM (see `pending`).
 //!
 //! Settings (from the manifest's `[[apps]] settings`):
 //! - `payload` — what every publish carries (default `LUATOS_CESHI`); a `{n}` in it is
@@ -22,7 +24,7 @@ use aliot_app::manifest::topics;
 use aliot_app::{Aliot, AppError, Event, Lossy, Qos, Syscalls};
 pub use config::{Config, DEFAULT_INTERVAL_SECS, DEFAULT_PAYLOAD};
 use log::{info, warn};
-use pending::Pending;
+use pending::{Pending, Resolved};
 
 /// The app's entry point; the board calls it in the app's own process.
 ///
@@ -55,7 +57,7 @@ pub fn run<S: Syscalls>(
         let mut rendered = numbered::Buffer::new();
         let payload = numbered::render(config.payload, published, &mut rendered);
         match app.publish(topics::UPDATE, payload, Qos::AtLeastOnce) {
-            Ok(token) => pending.insert(token, published),
+            Ok(token) => pending.insert(token, published, clock(app)),
             Err(AppError::Kernel(code)) => warn!("publishTest_{published} refused: {code:?}"),
             Err(other) => return Err(other),
         }
@@ -86,6 +88,12 @@ pub fn run<S: Syscalls>(
     Ok(())
 }
 
+/// The backend's clock, for latencies only: unlike [`Aliot::now_ms`] it has no fallback, since
+/// a sum of timed-out waits would make up a latency rather than measure it.
+fn clock<S: Syscalls>(app: &mut Aliot<S>) -> Option<u64> {
+    app.syscalls().now_ms()
+}
+
 /// Waits up to `wait_ms` for one event and logs it.
 fn wait_and_handle<S: Syscalls>(
     app: &mut Aliot<S>,
@@ -93,23 +101,46 @@ fn wait_and_handle<S: Syscalls>(
     wait_ms: u64,
 ) -> Result<(), AppError<S::Error>> {
     let timeout = u32::try_from(wait_ms).unwrap_or(u32::MAX);
-    if let Some(event) = app.next_event(timeout)? {
-        handle_event(&event, pending);
+    // A result is handled once the event (which borrows `app`) is gone, to read the clock.
+    let result = match app.next_event(timeout)? {
+        Some(Event::PublishResult { token, delivered }) => Some((token, delivered)),
+        Some(event) => {
+            handle_event(&event);
+            None
+        }
+        None => None,
+    };
+    if let Some((token, delivered)) = result {
+        let now = clock(app);
+        log_result(pending.resolve(token, now), token, delivered);
     }
     Ok(())
 }
 
-/// Logs one event the way the LuatOS demo prints its callbacks.
-fn handle_event(event: &Event<'_>, pending: &mut Pending) {
+/// Logs a publish result as `publishTest_N delivered|failed [after T ms]`.
+fn log_result(resolved: Option<Resolved>, token: u32, delivered: bool) {
+    let Some(Resolved { n, latency_ms }) = resolved else {
+        warn!("publish result for unknown token {token}");
+        return;
+    };
+    match (delivered, latency_ms) {
+        (true, Some(ms)) => info!("publishTest_{n} delivered after {ms} ms"),
+        (true, None) => info!("publishTest_{n} delivered"),
+        (false, Some(ms)) => warn!("publishTest_{n} failed after {ms} ms"),
+        (false, None) => warn!("publishTest_{n} failed"),
+    }
+}
+
+/// Logs one event (other than a publish result) the way the LuatOS demo prints its callbacks.
+fn handle_event(event: &Event<'_>) {
     match *event {
         Event::Message { topic, payload, .. } => {
             info!("message on {topic}: {}", Lossy(payload));
         }
-        Event::PublishResult { token, delivered } => match pending.remove(token) {
-            Some(n) if delivered => info!("publishTest_{n} delivered"),
-            Some(n) => warn!("publishTest_{n} failed"),
-            None => warn!("publish result for unknown token {token}"),
-        },
+        Event::PublishResult { token, .. } => {
+            // `wait_and_handle` resolves results itself; reaching here is a bug, not a crash.
+            warn!("publish result for token {token} not resolved");
+        }
         Event::SubscribeResult { granted: true, .. } => info!("subscribed to {}", topics::GET),
         Event::SubscribeResult { granted: false, .. } => {
             warn!("the platform refused the subscription to {}", topics::GET)

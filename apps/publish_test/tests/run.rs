@@ -1,6 +1,6 @@
 //! The demo loop against the scripted fake kernel, on a virtual clock.
 
-use aliot_app::abi::{ErrorCode, Event, Qos, Request, Response};
+use aliot_app::abi::{DisconnectReason, ErrorCode, Event, Qos, Request, Response};
 use aliot_app::fake::{FakeError, FakeKernel, logs};
 use aliot_app::manifest::topics;
 use aliot_app::{Aliot, AppError};
@@ -26,8 +26,9 @@ fn publish_payload(payload: &'static [u8], token: u32) -> Request<'static> {
     }
 }
 
-/// Publishes at once and then each interval, logs results and messages, waits exactly the
-/// time left until the next publish, and stops after `count` once the results are in.
+/// Publishes at once and then each interval, logs results (with their latency on the fake's
+/// clock) and messages, waits exactly the time left until the next publish, and stops after
+/// `count` once the results are in.
 #[test]
 fn publishes_each_interval_and_logs_results_and_messages() {
     logs::capture();
@@ -88,10 +89,10 @@ fn publishes_each_interval_and_logs_results_and_messages() {
     let lines = logs::take();
     let expected_in_order = [
         format!("INFO subscribed to {}", topics::GET),
-        "INFO publishTest_1 delivered".to_string(),
+        "INFO publishTest_1 delivered after 40 ms".to_string(),
         format!("INFO message on {}: hello \u{FFFD}device", topics::GET),
-        "INFO publishTest_3 delivered".to_string(),
-        "WARN publishTest_2 failed".to_string(),
+        "INFO publishTest_3 delivered after 400 ms".to_string(),
+        "WARN publishTest_2 failed after 1400 ms".to_string(),
     ];
     let mut rest = lines.iter();
     for want in &expected_in_order {
@@ -129,7 +130,7 @@ fn a_refused_publish_is_logged_and_the_loop_goes_on() {
         "{lines:#?}"
     );
     assert!(
-        lines.contains(&"INFO publishTest_2 delivered".to_string()),
+        lines.contains(&"INFO publishTest_2 delivered after 0 ms".to_string()),
         "{lines:#?}"
     );
 }
@@ -163,9 +164,11 @@ fn a_refused_subscription_ends_the_app() {
     fake.assert_done();
 }
 
-/// Without a backend clock only timed-out waits count as time: events never make it publish early.
+/// Without a backend clock only timed-out waits count as time: events never make it publish
+/// early, and results carry no made-up latency.
 #[test]
 fn without_a_clock_events_do_not_advance_the_schedule() {
+    logs::capture();
     let mut fake = FakeKernel::new();
     fake.expect_hello(0)
         .expect(subscribe_get(1), Response::Accepted { token: 1 })
@@ -185,6 +188,15 @@ fn without_a_clock_events_do_not_advance_the_schedule() {
     // The second result never comes: the app gives up after one interval and still ends Ok.
     publish_test::run(&mut app, &[("interval_ms", "500"), ("count", "2")]).expect("ran");
     fake.assert_done();
+    let lines = logs::take();
+    assert!(
+        lines.contains(&"INFO publishTest_1 delivered".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"WARN publish_test: stopping with 1 result(s) outstanding".to_string()),
+        "{lines:#?}"
+    );
 }
 
 /// The manifest's settings for this app (as the board passes them) run as the demo expects.
@@ -239,4 +251,79 @@ fn the_payload_setting_is_published() {
     ];
     publish_test::run(&mut app, &settings).expect("ran");
     fake.assert_done();
+}
+
+/// An outage of 20 intervals: the kernel queues all 20 publishes, then their results arrive in
+/// one burst. Each is logged by its publish number, none as "unknown", although far more are
+/// outstanding than the app keeps send times for; the recent ones also get a latency.
+#[test]
+fn every_result_after_a_long_outage_is_logged_by_its_number() {
+    logs::capture();
+    let mut fake = FakeKernel::with_clock(0);
+    fake.expect_hello(0)
+        .expect(subscribe_get(1), Response::Accepted { token: 1 });
+    // Publish n (token n + 1) goes out at (n - 1) s; the link is down from the first wait on.
+    for n in 1..=20u32 {
+        fake.expect(publish_update(n + 1), Response::Accepted { token: n + 1 });
+        if n == 1 {
+            fake.expect_event(
+                1000,
+                Event::Disconnected {
+                    reason: DisconnectReason::Network,
+                },
+            );
+        }
+        if n < 20 {
+            fake.expect_no_event(1000);
+        }
+    }
+    // Back at 19 s: the 20 results arrive 1 ms apart, oldest first (result n at 19000 + n ms).
+    fake.expect_event(1000, Event::Connected);
+    for n in 1..=20u32 {
+        fake.expect_event(
+            1001 - n,
+            Event::PublishResult {
+                token: n + 1,
+                delivered: true,
+            },
+        )
+        .after_ms(1);
+    }
+    fake.expect_no_event(980)
+        .expect(publish_update(22), Response::Accepted { token: 22 })
+        .expect_event(
+            1000,
+            Event::PublishResult {
+                token: 22,
+                delivered: true,
+            },
+        )
+        .after_ms(5);
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    publish_test::run(&mut app, &[("interval_ms", "1000"), ("count", "21")]).expect("ran");
+    fake.assert_done();
+
+    let lines = logs::take();
+    assert!(
+        !lines.iter().any(|l| l.contains("unknown")),
+        "results logged as unknown: {lines:#?}"
+    );
+    for n in 1..=21 {
+        let prefix = format!("INFO publishTest_{n} delivered");
+        let results: Vec<&String> = lines
+            .iter()
+            .filter(|l| *l == &prefix || l.starts_with(&format!("{prefix} ")))
+            .collect();
+        assert_eq!(results.len(), 1, "publish {n}: {lines:#?}");
+    }
+    // The newest publishes still have their send time: 19020 - 19000 ms, and 20005 - 20000 ms.
+    for want in [
+        "INFO publishTest_20 delivered after 20 ms",
+        "INFO publishTest_21 delivered after 5 ms",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == want),
+            "missing {want:?}: {lines:#?}"
+        );
+    }
 }

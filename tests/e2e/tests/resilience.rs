@@ -19,19 +19,33 @@ fn numbered_env() -> Vec<(String, String)> {
     ]
 }
 
+/// The `N` of a `msg-N` payload.
+fn number(payload: &[u8]) -> Option<u32> {
+    std::str::from_utf8(payload)
+        .ok()?
+        .strip_prefix("msg-")?
+        .parse()
+        .ok()
+}
+
 fn numbers(emu: &aliot_emulator::Emulator) -> std::collections::BTreeSet<u32> {
     accepted(emu, &topic("update"))
         .iter()
-        .filter_map(|u| {
-            std::str::from_utf8(&u.payload)
-                .ok()?
-                .strip_prefix("msg-")?
-                .parse()
-                .ok()
-        })
+        .filter_map(|u| number(&u.payload))
         .collect()
 }
 
+/// Numbered messages whose PUBACK the emulator held back, in arrival order.
+fn held(emu: &aliot_emulator::Emulator) -> Vec<u32> {
+    accepted(emu, &topic("update"))
+        .iter()
+        .filter(|u| u.ack_held)
+        .filter_map(|u| number(&u.payload))
+        .collect()
+}
+
+/// A kick while QoS 1 messages are in flight (their PUBACKs held back by the emulator): the
+/// device logs in again, subscribes again, resends every unacknowledged message and loses none.
 fn kicked_device_reconnects_resubscribes_and_loses_nothing(mqtt_version: &'static str) {
     let emu = emulator();
     let device = Device::start(
@@ -44,11 +58,17 @@ fn kicked_device_reconnects_resubscribes_and_loses_nothing(mqtt_version: &'stati
     );
     assert!(wait_subscribed(&emu, &[topic("get"), topic("ceshi")]));
     assert!(wait_until(WAIT, || numbers(&emu).len() >= 5));
-    // Hold acknowledgements back so QoS 1 messages are in flight when the link drops.
-    emu.set_packet_latency(Duration::from_millis(150));
-    assert!(wait_until(WAIT, || numbers(&emu).len() >= 7));
+    // Hold every PUBACK of this session, so what the device publishes from now on is still in
+    // flight when the link drops; the kick ends the hold without acknowledging any of it.
+    assert!(emu.hold_pubacks(PK, DN), "the device is online");
+    assert!(
+        wait_until(WAIT, || held(&emu).len() >= 2),
+        "QoS 1 messages in flight before the kick"
+    );
     assert!(emu.kick(PK, DN), "the device was online");
-    emu.set_packet_latency(Duration::ZERO);
+    // From here on the old session's PUBLISHes are refused and none is held: these are final.
+    let at_kick = emu.uplinks(PK, DN).len();
+    let in_flight = held(&emu);
     assert!(
         wait_until(WAIT, || emu
             .logins(PK, DN)
@@ -62,6 +82,33 @@ fn kicked_device_reconnects_resubscribes_and_loses_nothing(mqtt_version: &'stati
         wait_subscribed(&emu, &[topic("get"), topic("ceshi")]),
         "and subscribes again"
     );
+    // Every message in flight at the kick is received again on the new session.
+    let resends = |n: u32| -> Vec<aliot_emulator::Uplink> {
+        emu.uplinks(PK, DN)
+            .into_iter()
+            .skip(at_kick)
+            .filter(|u| {
+                u.topic == topic("update") && u.refused.is_none() && number(&u.payload) == Some(n)
+            })
+            .collect()
+    };
+    assert!(
+        wait_until(WAIT, || in_flight.iter().all(|&n| !resends(n).is_empty())),
+        "messages in flight at the kick were not resent: {:?} of {in_flight:?}",
+        in_flight
+            .iter()
+            .filter(|&&n| resends(n).is_empty())
+            .collect::<Vec<_>>()
+    );
+    if mqtt_version == "3.1.1" {
+        // MQTT 3.1.1 §3.3.1.1: a re-delivery carries DUP = 1. (MQTT 5 with Clean Start makes
+        // the resend the first attempt of a new session: DUP = 0 is right there; see
+        // kernel_component/src/link/v5.rs.)
+        for &n in &in_flight {
+            let first = &resends(n)[0];
+            assert!(first.dup, "msg-{n} was resent without DUP: {first:?}");
+        }
+    }
     let before = numbers(&emu).iter().max().copied().unwrap_or(0);
     assert!(
         wait_until(WAIT, || numbers(&emu).iter().max().copied().unwrap_or(0)

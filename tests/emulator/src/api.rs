@@ -153,6 +153,18 @@ pub(crate) fn cut_downloads_after(sh: &Shared, bytes: Option<u64>) {
     log::warn!("fault: cut downloads after {bytes:?} bytes");
 }
 
+/// Holds back (`on`) or releases the PUBACKs of the device's current session; false when offline.
+pub(crate) fn hold_pubacks(sh: &Shared, pk: &str, dn: &str, on: bool) -> bool {
+    let done = sh.hold_acks(&key(pk, dn), on);
+    if done {
+        log::warn!(
+            "fault: {pk}/{dn}: PUBACKs {}",
+            if on { "held back" } else { "released" }
+        );
+    }
+    done
+}
+
 pub(crate) fn set_packet_latency(sh: &Shared, d: Duration) {
     sh.lock().faults.latency = d;
     log::warn!("fault: packet latency {d:?}");

@@ -103,6 +103,7 @@ struct UplinkView {
     at_ms: u64,
     refused: Option<String>,
     dup: bool,
+    ack_held: bool,
 }
 
 fn view(u: Uplink) -> UplinkView {
@@ -114,6 +115,7 @@ fn view(u: Uplink) -> UplinkView {
         qos: u.qos,
         refused: u.refused,
         dup: u.dup,
+        ack_held: u.ack_held,
     }
 }
 
@@ -138,6 +140,7 @@ async fn get_downlinks(ctx: Ctx, p: DevPath) -> HttpResponse {
                 at: d.at,
                 refused: None,
                 dup: false,
+                ack_held: false,
             })
         })
         .collect();
@@ -315,6 +318,10 @@ struct Faults {
     latency_ms: Option<u64>,
     #[serde(default)]
     drop_connection: Option<(String, String)>,
+    #[serde(default)]
+    hold_pubacks: Option<(String, String)>,
+    #[serde(default)]
+    release_pubacks: Option<(String, String)>,
 }
 
 async fn post_faults(ctx: Ctx, body: web::types::Json<Faults>) -> HttpResponse {
@@ -330,6 +337,13 @@ async fn post_faults(ctx: Ctx, body: web::types::Json<Faults>) -> HttpResponse {
     }
     if let Some((pk, dn)) = f.drop_connection {
         api::end_session(&ctx.shared, &pk, &dn, true);
+    }
+    for (device, on) in [(f.hold_pubacks, true), (f.release_pubacks, false)] {
+        if let Some((pk, dn)) = device
+            && !api::hold_pubacks(&ctx.shared, &pk, &dn, on)
+        {
+            return from_err(EmulatorError::NotOnline(format!("{pk}/{dn}")));
+        }
     }
     ok()
 }

@@ -352,6 +352,17 @@ impl Emulator {
     pub fn cut_downloads_after(&self, bytes: Option<u64>) {
         api::cut_downloads_after(&self.shared, bytes)
     }
+    /// Fault: hold back every PUBACK of the device's current session, so each QoS 1 PUBLISH it
+    /// sends from now on stays in flight (its [`Uplink::ack_held`] is set) until
+    /// [`Emulator::release_pubacks`], or until the session ends: then it is never acknowledged,
+    /// as on a dead link. The next session starts without a hold. False when offline.
+    pub fn hold_pubacks(&self, pk: &str, dn: &str) -> bool {
+        api::hold_pubacks(&self.shared, pk, dn, true)
+    }
+    /// Ends [`Emulator::hold_pubacks`]: the held PUBACKs go out now. False when offline.
+    pub fn release_pubacks(&self, pk: &str, dn: &str) -> bool {
+        api::hold_pubacks(&self.shared, pk, dn, false)
+    }
     /// Fault: delay every MQTT packet (both directions) by `d`.
     pub fn set_packet_latency(&self, d: Duration) {
         api::set_packet_latency(&self.shared, d)

@@ -12,6 +12,7 @@ use ntex::service::{ServiceFactory, fn_factory_with_config, fn_service};
 use ntex::util::{ByteString, Bytes};
 use ntex_mqtt::{Control, MqttServer, v3, v5};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 
 use crate::auth::{ConnectRequest, RefuseCode};
 use crate::state::{Cmd, DevKey, Shared};
@@ -55,6 +56,15 @@ async fn delay(shared: &Shared) {
     let d = shared.latency();
     if !d.is_zero() {
         ntex::time::sleep(d).await;
+    }
+}
+
+/// Waits out a PUBACK hold (fault injection): until it is released or the session ends. The
+/// caller then checks that the session is still current before acknowledging.
+async fn wait_hold(hold: Option<watch::Receiver<bool>>) {
+    if let Some(mut hold) = hold {
+        // `Err` = the sender is gone: the session ended, which ends the hold too.
+        let _ = hold.wait_for(|held| !*held).await;
     }
 }
 
@@ -300,7 +310,7 @@ macro_rules! v3_server {
                         let qos = qos_u8(p.qos());
                         let topic = p.publish_topic();
                         // 3.1.1 has no way to say "refused" in a PUBACK: a refused one is dropped.
-                        let _refused = st.shared.uplink(
+                        let verdict = st.shared.uplink(
                             &st.key,
                             st.id,
                             topic,
@@ -312,6 +322,7 @@ macro_rules! v3_server {
                         if qos > 1 {
                             return Err(ServerError("QoS 2 publish".into()));
                         }
+                        wait_hold(verdict.hold).await;
                         if !st.shared.is_current(&st.key, st.id) {
                             // Kicked meanwhile: close without a PUBACK, as a dead session would.
                             return Err(ServerError("publish on a replaced session".into()));
@@ -418,7 +429,7 @@ macro_rules! v5_server {
                             .await
                             .map_err(|e| ServerError(format!("{e:?}")))?;
                         let qos = qos_u8(p.qos());
-                        let refused = st.shared.uplink(
+                        let verdict = st.shared.uplink(
                             &st.key,
                             st.id,
                             p.publish_topic(),
@@ -430,11 +441,12 @@ macro_rules! v5_server {
                         if qos > 1 {
                             return Err(ServerError("QoS 2 publish".into()));
                         }
+                        wait_hold(verdict.hold).await;
                         if !st.shared.is_current(&st.key, st.id) {
                             // Kicked meanwhile: close without a PUBACK, as a dead session would.
                             return Err(ServerError("publish on a replaced session".into()));
                         }
-                        Ok(match refused {
+                        Ok(match verdict.refused {
                             None => p.ack(),
                             Some(_) => p
                                 .ack()

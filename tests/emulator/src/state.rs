@@ -3,6 +3,10 @@
 //! Everything the MQTT worker, the HTTP API and the Rust API share sits behind one mutex; a
 //! condition variable wakes the blocking `wait_*` calls. Connections are reached through an
 //! unbounded channel per connection, because the MQTT sinks live on the `!Send` worker.
+//!
+//! Holding PUBACKs back (fault injection) is a per-session `watch` flag: a held PUBLISH handler
+//! waits on it, and wakes when the hold is released or when the session's [`Conn`] is dropped
+//! (kick, drop, replacement, disconnect), which ends every hold of that session with it.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -11,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::watch;
 
 use crate::auth::{self, Accepted, ConnectRequest, Refusal, RefuseCode};
 use crate::ota::OtaState;
@@ -39,6 +44,9 @@ pub struct Uplink {
     pub refused: Option<String>,
     /// DUP flag (a re-send); re-sends are recorded as separate entries.
     pub dup: bool,
+    /// Its PUBACK was held back ([`crate::Emulator::hold_pubacks`]): it stayed unacknowledged
+    /// until the hold was released or the session ended (then it never was acknowledged).
+    pub ack_held: bool,
 }
 
 /// One login attempt of a device (or of a CONNECT whose username could not be parsed).
@@ -120,6 +128,9 @@ pub(crate) struct Conn {
     pub subs: Vec<String>,
     pub version: u8,
     pub tls: bool,
+    /// `true` while PUBACKs of this session are held back (fault injection). Dropping the
+    /// `Conn` drops the sender, which wakes every held PUBLISH handler.
+    pub hold_acks: watch::Sender<bool>,
 }
 
 /// Per-device history.
@@ -170,6 +181,14 @@ pub(crate) fn random_secret() -> String {
         .take(32)
         .map(char::from)
         .collect()
+}
+
+/// What the MQTT glue does with a recorded PUBLISH.
+pub(crate) struct UplinkVerdict {
+    /// Why the platform dropped it, if it did.
+    pub refused: Option<String>,
+    /// Set when its PUBACK is held back: wait until this says `false` or its sender is gone.
+    pub hold: Option<watch::Receiver<bool>>,
 }
 
 /// An accepted connection, handed to the MQTT glue.
@@ -321,6 +340,7 @@ impl Shared {
                         subs: Vec::new(),
                         version: req.mqtt_version,
                         tls: req.tls,
+                        hold_acks: watch::Sender::new(false),
                     },
                 );
                 Ok(LoginOk {
@@ -374,8 +394,8 @@ impl Shared {
     }
 
     /// Records a PUBLISH from a device and runs the platform's reactions (NTP, OTA).
-    /// Returns the refusal reason when the message was dropped.
-    #[allow(clippy::too_many_arguments)] // one call site; the fields are the PUBLISH header
+    /// Says whether the message was dropped and whether its PUBACK is held back.
+    #[allow(clippy::too_many_arguments)] // one call site per version; the fields are the header
     pub fn uplink(
         &self,
         k: &DevKey,
@@ -385,9 +405,16 @@ impl Shared {
         payload: Vec<u8>,
         dup: bool,
         retain: bool,
-    ) -> Option<String> {
+    ) -> UplinkVerdict {
         let mut g = self.lock();
         let current = g.conns.get(k).is_some_and(|c| c.id == id);
+        // Decided under the same lock as the record, so every PUBLISH recorded after
+        // `hold_pubacks` returned is held (and its record says so).
+        let hold = g
+            .conns
+            .get(k)
+            .filter(|c| current && qos == 1 && *c.hold_acks.borrow())
+            .map(|c| c.hold_acks.subscribe());
         let refused = if !current {
             Some("not the device's current session".to_string())
         } else if qos > 1 {
@@ -404,11 +431,12 @@ impl Shared {
             log::warn!("{}/{}: publish to {topic} refused: {r}", k.0, k.1);
         } else {
             log::info!(
-                "{}/{}: publish {topic} qos{qos} {} bytes{}",
+                "{}/{}: publish {topic} qos{qos} {} bytes{}{}",
                 k.0,
                 k.1,
                 payload.len(),
-                if dup { " (dup)" } else { "" }
+                if dup { " (dup)" } else { "" },
+                if hold.is_some() { " (PUBACK held)" } else { "" }
             );
         }
         let up = Uplink {
@@ -418,6 +446,7 @@ impl Shared {
             at: SystemTime::now(),
             refused: refused.clone(),
             dup,
+            ack_held: hold.is_some(),
         };
         g.logs
             .entry(k.clone())
@@ -446,7 +475,19 @@ impl Shared {
         }
         drop(g);
         self.notify();
-        refused
+        UplinkVerdict { refused, hold }
+    }
+
+    /// Starts (`on`) or releases holding back the PUBACKs of the device's current session.
+    /// False when the device is offline.
+    pub fn hold_acks(&self, k: &DevKey, on: bool) -> bool {
+        let g = self.lock();
+        let Some(c) = g.conns.get(k) else {
+            return false;
+        };
+        // `send_replace` also works while no handler is waiting (no receiver).
+        c.hold_acks.send_replace(on);
+        true
     }
 
     /// Adds a subscription of the current session after checking the topic rights.

@@ -117,6 +117,40 @@ fn add_device_then_login_and_faults_over_http() {
     assert_eq!(st, 200);
     let c3 = TestClient::connect(4, emu.mqtt_addr().port(), &sdk_creds(PK, DN, DS), None);
     assert_eq!(c3.connack(), Ok(()));
+    assert!(emu.wait_online(PK, DN, WAIT));
+    let (st, r) = post_json(
+        &agent,
+        &format!("{base}/api/faults"),
+        json!({"hold_pubacks": [PK, DN]}),
+    );
+    assert_eq!(st, 200, "{r}");
+    c3.publish(&format!("/{PK}/{DN}/user/update"), 1, b"held");
+    assert!(
+        emu.wait_for_uplink(PK, DN, WAIT, |u| u.payload == b"held")
+            .is_some()
+    );
+    let (_, ups) = get_json(&agent, &format!("{base}/api/devices/{PK}/{DN}/uplinks"));
+    let held = ups
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["payload"] == "held"))
+        .cloned();
+    assert_eq!(held.map(|u| u["ack_held"].clone()), Some(json!(true)));
+    let (st, r) = post_json(
+        &agent,
+        &format!("{base}/api/faults"),
+        json!({"release_pubacks": [PK, DN]}),
+    );
+    assert_eq!(st, 200, "{r}");
+    assert!(
+        c3.wait(|e| matches!(e, Ev::PubAck(_))).is_some(),
+        "the PUBACK goes out on release"
+    );
+    let (st, _) = post_json(
+        &agent,
+        &format!("{base}/api/faults"),
+        json!({"hold_pubacks": [PK, DN2]}),
+    );
+    assert_eq!(st, 409, "an offline device has no PUBACKs to hold");
     let (st, _) = post_json(&agent, &format!("{base}/api/faults"), json!({"bogus": 1}));
     assert!(st >= 400, "unknown fields are rejected");
 }

@@ -375,6 +375,136 @@ fn latency_fault_still_delivers() {
     emu.set_packet_latency(Duration::ZERO);
 }
 
+/// Sends the client a message after its last PUBLISH was handled (an unheld PUBACK would be
+/// ahead of it) and checks that no PUBACK came before it. The client must be subscribed to
+/// `user/get`.
+fn assert_no_puback_yet(emu: &Emulator, c: &TestClient) {
+    let get = format!("/{PK}/{DN}/user/get");
+    emu.publish_to_device(PK, DN, &get, b"barrier", 0)
+        .expect("deliverable");
+    let mut seen = Vec::new();
+    while let Some(e) = c.wait(|_| true) {
+        let last = matches!(&e, Ev::Publish { payload, .. } if payload == b"barrier");
+        seen.push(e);
+        if last {
+            break;
+        }
+    }
+    assert!(
+        matches!(seen.last(), Some(Ev::Publish { .. })),
+        "the barrier arrives: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|e| matches!(e, Ev::PubAck(_))),
+        "PUBACK while held: {seen:?}"
+    );
+}
+
+/// `hold_pubacks`: a QoS 1 PUBLISH stays unacknowledged until the hold is released.
+#[test]
+fn held_pubacks_go_out_when_released() {
+    let emu = start();
+    let update = format!("/{PK}/{DN}/user/update");
+    let get = format!("/{PK}/{DN}/user/get");
+    for v in [4u8, 5] {
+        let c = online(&emu, v, DN, DS);
+        assert!(c.subscribe(&get, 1)[0].starts_with("Success"));
+        c.publish(&update, 1, b"before");
+        assert!(c.wait(|e| matches!(e, Ev::PubAck(_))).is_some());
+        assert!(emu.hold_pubacks(PK, DN));
+        let payload = format!("held-v{v}");
+        c.publish(&update, 1, payload.as_bytes());
+        let up = emu
+            .wait_for_uplink(PK, DN, WAIT, |u| u.payload == payload.as_bytes())
+            .expect("received");
+        assert!(up.ack_held, "v{v}: recorded as held: {up:?}");
+        assert_no_puback_yet(&emu, &c);
+        assert!(emu.release_pubacks(PK, DN));
+        assert!(
+            c.wait(|e| matches!(e, Ev::PubAck(_))).is_some(),
+            "v{v}: PUBACK after the release"
+        );
+        let before = emu
+            .uplinks(PK, DN)
+            .into_iter()
+            .filter(|u| u.payload == b"before")
+            .collect::<Vec<_>>();
+        assert!(before.iter().all(|u| !u.ack_held), "{before:?}");
+        c.disconnect();
+        assert!(emu.wait_offline(PK, DN, WAIT));
+    }
+    assert!(!emu.hold_pubacks(PK, DN), "offline: nothing to hold");
+    assert!(!emu.release_pubacks(PK, DN));
+}
+
+/// A hold ends with its session, which never acknowledges the held messages; the next session
+/// of the device is not held, and a client leaving while held does not wedge the emulator.
+#[test]
+fn a_hold_ends_with_its_session_unacknowledged() {
+    let emu = start();
+    let update = format!("/{PK}/{DN}/user/update");
+    let get = format!("/{PK}/{DN}/user/get");
+    for v in [4u8, 5] {
+        let c = online(&emu, v, DN, DS);
+        assert!(c.subscribe(&get, 1)[0].starts_with("Success"));
+        assert!(emu.hold_pubacks(PK, DN));
+        c.publish(&update, 1, b"in-flight");
+        let up = emu
+            .wait_for_uplink(PK, DN, WAIT, |u| u.payload == b"in-flight" && u.ack_held)
+            .expect("received, PUBACK held");
+        assert!(up.refused.is_none());
+        assert_no_puback_yet(&emu, &c);
+        assert!(emu.kick(PK, DN));
+        let mut events = Vec::new();
+        let end = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < end {
+            match c.events.recv_timeout(Duration::from_millis(100)) {
+                Ok(e @ (Ev::Disconnect(_) | Ev::Closed(_))) => {
+                    events.push(e);
+                    break;
+                }
+                Ok(e) => events.push(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        assert!(
+            matches!(events.last(), Some(Ev::Disconnect(_) | Ev::Closed(_))),
+            "v{v}: kicked: {events:?}"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, Ev::PubAck(_))),
+            "v{v}: a held PUBACK went out at the session's end: {events:?}"
+        );
+        assert!(emu.wait_offline(PK, DN, WAIT));
+
+        let c2 = online(&emu, v, DN, DS);
+        c2.publish(&update, 1, b"next-session");
+        assert!(
+            c2.wait(|e| matches!(e, Ev::PubAck(_))).is_some(),
+            "v{v}: the next session is acknowledged"
+        );
+        // Held again, then the client leaves on its own: the session still ends.
+        assert!(emu.hold_pubacks(PK, DN));
+        c2.publish(&update, 1, b"left-behind");
+        assert!(
+            emu.wait_for_uplink(PK, DN, WAIT, |u| u.payload == b"left-behind" && u.ack_held)
+                .is_some()
+        );
+        c2.disconnect();
+        assert!(
+            emu.wait_offline(PK, DN, WAIT),
+            "v{v}: a held PUBACK keeps the session alive"
+        );
+    }
+    let next = emu
+        .uplinks(PK, DN)
+        .into_iter()
+        .filter(|u| u.payload == b"next-session")
+        .collect::<Vec<_>>();
+    assert!(next.iter().all(|u| !u.ack_held), "{next:?}");
+}
+
 #[test]
 fn will_on_311_is_refused() {
     let emu = start();
