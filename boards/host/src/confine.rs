@@ -154,7 +154,8 @@ pub fn confine() -> Result<Confinement, Unconfined> {
 fn close_inherited_fds() -> Layer {
     // SAFETY: close_range only closes descriptors; this runs before any app code, on the only
     // thread, and nothing in this process owns a descriptor above 2 (std opens none at start).
-    let rc = unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
+    // The raw system call (Linux 5.9): glibc has a wrapper only since 2.34, musl none.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
     if rc == 0 {
         Layer::Active("close_range(3..)".into())
     } else {
