@@ -338,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn a_confinement_without_either_mechanism_is_refused() {
+    fn the_refusal_says_which_mechanism_is_off() {
         let off = |why: &str| Layer::Unavailable(why.into());
         let line = Unconfined(Box::new(Confinement {
             fds_closed: Layer::Active("x".into()),
