@@ -1,5 +1,8 @@
 //! The app side of the host board: what runs inside an app's own process. It speaks the
 //! syscall ABI over its stdin (responses) and stdout (requests) and logs to stderr.
+//!
+//! [`run`] confines the process ([`crate::confine`]) before it calls any app code, so an app
+//! can reach its pipes and nothing else, the DeviceSecret least of all.
 
 use std::io::{BufRead, BufReader, Read, Stdin, Stdout, Write};
 use std::process::ExitCode;
@@ -7,6 +10,8 @@ use std::time::Instant;
 
 use aliot_app::{Aliot, AppError, Syscalls};
 use aliot_kernel::config::DeviceConfig;
+
+use crate::{confine, probe};
 
 /// A syscall backend over this process's stdin/stdout.
 pub struct PipeSyscalls {
@@ -83,18 +88,28 @@ type AppMain = fn(&mut Aliot<PipeSyscalls>, &[(&str, &str)]) -> Result<(), AppEr
 pub const LINKED_APPS: &[(&str, AppMain)] =
     &[("publish_test", publish_test::run), ("echo", echo::run)];
 
+/// The prefix of the environment variables that override app `app`'s settings.
+pub fn setting_prefix(app: &str) -> String {
+    format!("ALIOT_SETTING_{}_", app.to_uppercase())
+}
+
 /// Settings from the manifest, overridden by `ALIOT_SETTING_<APP>_<KEY>` environment variables
-/// (upper case), so tests and experiments need no rebuild.
+/// (upper case), so tests and experiments need no rebuild. Variables that are not UTF-8 are
+/// ignored.
 pub fn settings_for(app: &str, manifest: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut settings: Vec<(String, String)> = manifest
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let prefix = format!("ALIOT_SETTING_{}_", app.to_uppercase());
-    for (name, value) in std::env::vars() {
+    let prefix = setting_prefix(app);
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+            continue;
+        };
         let Some(key) = name.strip_prefix(&prefix) else {
             continue;
         };
+        let value = value.to_owned();
         let key = key.to_lowercase();
         match settings.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = value,
@@ -104,8 +119,18 @@ pub fn settings_for(app: &str, manifest: &[(&str, &str)]) -> Vec<(String, String
     settings
 }
 
-/// Entry point of an app process.
-pub fn run(config: &DeviceConfig, name: &str) -> ExitCode {
+/// What an app process runs once it is confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The app itself.
+    App,
+    /// The confinement probe instead of the app ([`crate::probe`]; tests only).
+    ConfinementProbe,
+}
+
+/// Entry point of an app process: find the app, read its settings, confine the process, then
+/// run the app (or, for `role` [`Role::ConfinementProbe`], the probe in its place).
+pub fn run(config: &DeviceConfig, name: &str, role: Role) -> ExitCode {
     let Some(def) = config.apps.iter().find(|a| a.name == name) else {
         eprintln!("[{name}] not an app of this manifest");
         return ExitCode::FAILURE;
@@ -119,6 +144,22 @@ pub fn run(config: &DeviceConfig, name: &str) -> ExitCode {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    // Nothing of the app has run yet; from here on it is confined.
+    let confinement = match confine::confine() {
+        Ok(confinement) => confinement,
+        Err(unconfined) => {
+            log::error!("refusing to run: {unconfined}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if confinement.seccomp.is_active() && confinement.landlock.is_active() {
+        log::info!("confined: {confinement}");
+    } else {
+        log::warn!("only partly confined: {confinement}");
+    }
+    if role == Role::ConfinementProbe {
+        return probe::run(config, name, &settings, &confinement);
+    }
     let mut app = match Aliot::new(PipeSyscalls::new()) {
         Ok(app) => app,
         Err(e) => {

@@ -5,7 +5,13 @@
 //! The app id of a frame is the pipe it arrived on, so an app cannot speak for another.
 //! COBS framing is this board's business: the kernel sees each app's request unframed in a
 //! buffer this port lends it (one per app, allocated at start), and answers in place.
+//!
+//! An app process gets its two pipes and the board's stderr, `/` as working directory, and an
+//! environment built from nothing ([`app_environment`]): the board's own environment may hold
+//! the DeviceSecret (`secret = { env = ... }`) and is never passed on. Inside, the process
+//! closes every other descriptor and confines itself before the app runs (`confine.rs`).
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -115,8 +121,42 @@ impl HostAppPort {
     }
 }
 
-/// Start one supervisor thread per app. `exe` is this board's binary.
-pub fn start(apps: &'static [AppDef], exe: PathBuf, state_dir: &Path) -> HostAppPort {
+/// Variables an app process gets besides its own `ALIOT_SETTING_<APP>_*` overrides.
+const PASSED_VARS: &[&str] = &["RUST_LOG"];
+
+/// How the board starts app processes.
+#[derive(Debug, Clone)]
+pub struct AppLaunch {
+    /// This board's binary, re-executed as `EXE --app NAME`.
+    pub exe: PathBuf,
+    /// The environment variable that holds the DeviceSecret, if the manifest says so: it is
+    /// never passed on, even when its name looks like a setting.
+    pub secret_env: Option<&'static str>,
+    /// Tests only: start every app as the confinement probe (`--confinement-probe`).
+    pub probe: bool,
+}
+
+/// The environment of app `app`, picked from the board's `vars`: `RUST_LOG` and the
+/// app's own `ALIOT_SETTING_<APP>_*` overrides, minus `secret_env`. Nothing else (`PATH`,
+/// `HOME`, another app's settings, the secret) reaches the app.
+pub fn app_environment(
+    app: &str,
+    secret_env: Option<&str>,
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    let prefix = crate::app_process::setting_prefix(app);
+    vars.into_iter()
+        .filter(|(name, _)| {
+            let Some(name) = name.to_str() else {
+                return false;
+            };
+            Some(name) != secret_env && (PASSED_VARS.contains(&name) || name.starts_with(&prefix))
+        })
+        .collect()
+}
+
+/// Start one supervisor thread per app.
+pub fn start(apps: &'static [AppDef], launch: AppLaunch, state_dir: &Path) -> HostAppPort {
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let pid_dir = state_dir.join("apps");
     let _ = std::fs::create_dir_all(&pid_dir);
@@ -127,7 +167,7 @@ pub fn start(apps: &'static [AppDef], exe: PathBuf, state_dir: &Path) -> HostApp
         let supervisor = Supervisor {
             app: index as AppId,
             def,
-            exe: exe.clone(),
+            launch: launch.clone(),
             pid_file: pid_dir.join(format!("{}.pid", def.name)),
             writer,
             inputs: tx.clone(),
@@ -152,7 +192,7 @@ pub fn start(apps: &'static [AppDef], exe: PathBuf, state_dir: &Path) -> HostApp
 struct Supervisor {
     app: AppId,
     def: &'static AppDef,
-    exe: PathBuf,
+    launch: AppLaunch,
     pid_file: PathBuf,
     writer: Writer,
     inputs: mpsc::Sender<PipeInput>,
@@ -205,9 +245,19 @@ impl Supervisor {
     }
 
     fn spawn(&self) -> std::io::Result<Child> {
-        let mut child = Command::new(&self.exe)
-            .arg("--app")
-            .arg(self.def.name)
+        let mut command = Command::new(&self.launch.exe);
+        command.arg("--app").arg(self.def.name);
+        if self.launch.probe {
+            command.arg("--confinement-probe");
+        }
+        let mut child = command
+            .env_clear()
+            .envs(app_environment(
+                self.def.name,
+                self.launch.secret_env,
+                std::env::vars_os(),
+            ))
+            .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -291,6 +341,27 @@ fn write_frames(mut stdin: ChildStdin, frames: std::sync::mpsc::Receiver<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_app_gets_only_its_settings_and_rust_log_never_the_secret() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/root"),
+            ("RUST_LOG", "debug"),
+            ("ALIOT_DEVICE_SECRET", "s3cr3t"),
+            ("ALIOT_SETTING_ECHO_PREFIX", "x"),
+            ("ALIOT_SETTING_ECHO_SECRET", "s3cr3t"),
+            ("ALIOT_SETTING_PUBLISH_TEST_COUNT", "3"),
+            ("ALIOT_SETTING_ECHOX", "y"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let env = app_environment("echo", Some("ALIOT_SETTING_ECHO_SECRET"), vars.clone());
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert_eq!(names, ["RUST_LOG", "ALIOT_SETTING_ECHO_PREFIX"]);
+        let env = app_environment("publish_test", Some("ALIOT_DEVICE_SECRET"), vars);
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert_eq!(names, ["RUST_LOG", "ALIOT_SETTING_PUBLISH_TEST_COUNT"]);
+    }
 
     #[test]
     fn an_app_that_stops_reading_loses_its_pipe_instead_of_blocking_the_kernel() {

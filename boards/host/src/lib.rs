@@ -7,14 +7,16 @@
 pub mod app_process;
 pub mod apps;
 pub mod clock;
+pub mod confine;
 pub mod flash;
 pub mod net;
+pub mod probe;
 pub mod secret;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aliot_kernel::config::{DeviceConfig, MqttVersion};
+use aliot_kernel::config::{DeviceConfig, MqttVersion, SecretSource};
 use aliot_kernel::kernel::Kernel;
 use aliot_kernel::runner::{Runner, RunnerOptions};
 use clap::Parser;
@@ -52,6 +54,10 @@ struct Args {
     /// Internal: run as the app process NAME.
     #[arg(long, value_name = "NAME", hide = true)]
     app: Option<String>,
+    /// Internal, for tests: start every app process as the confinement probe, which reports
+    /// whether it can reach the secret, instead of the app.
+    #[arg(long, hide = true)]
+    confinement_probe: bool,
 }
 
 fn init_logging(prefix: Option<String>) {
@@ -73,7 +79,12 @@ pub fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(name) = args.app.clone() {
         init_logging(Some(name.clone()));
-        return app_process::run(&generated::DEVICE, &name);
+        let role = if args.confinement_probe {
+            app_process::Role::ConfinementProbe
+        } else {
+            app_process::Role::App
+        };
+        return app_process::run(&generated::DEVICE, &name, role);
     }
     init_logging(None);
     match run_board(args) {
@@ -176,7 +187,15 @@ fn run_board(args: Args) -> Result<std::convert::Infallible, String> {
         ..RunnerOptions::default()
     };
     runtime.block_on(async move {
-        let port = apps::start(config.apps, exe, &args.state_dir);
+        let launch = apps::AppLaunch {
+            exe,
+            secret_env: match config.secret {
+                SecretSource::Env(var) => Some(var),
+                _ => None,
+            },
+            probe: args.confinement_probe,
+        };
+        let port = apps::start(config.apps, launch, &args.state_dir);
         let mut kernel = Kernel::new(config);
         let mut runner = Runner::new(
             &mut kernel,
