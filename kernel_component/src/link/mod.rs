@@ -226,6 +226,11 @@ pub trait MqttLink {
     async fn ping(&mut self) -> Result<(), LinkError>;
     /// Wait until a whole incoming packet is buffered. Cancel-safe.
     async fn ready(&mut self) -> Result<(), LinkError>;
+    /// Bytes of an incoming packet are buffered but [`MqttLink::ready`] has not completed for
+    /// it yet (its rest has not arrived, or an oversized PUBLISH is still being skipped). The
+    /// runner notices the change after a pending `ready`, times the rest of the packet and ends
+    /// the session when it stalls.
+    fn partial(&self) -> bool;
     /// Read the packet announced by [`MqttLink::ready`] (waits for one if there is none).
     /// Nothing is acknowledged for a QoS 1 PUBLISH: see [`MqttLink::acknowledge`].
     async fn receive(&mut self) -> Result<Incoming<'_>, LinkError>;

@@ -175,6 +175,13 @@ impl PacketReader {
         self.oversized
     }
 
+    /// Bytes of a packet that [`PacketReader::ready`] has not announced yet are buffered, or an
+    /// oversized PUBLISH is being skipped: the rest of a packet is awaited. (Bytes of a whole
+    /// packet that follow a consumed one count too until the next `ready` finds them.)
+    pub(crate) fn partial(&self) -> bool {
+        self.current.is_none() && (self.skip.is_some() || self.filled > self.consumed)
+    }
+
     /// Reads until a whole packet is buffered or an oversized PUBLISH has been skipped; returns
     /// the same frame again until [`PacketReader::consume`]. Cancel-safe.
     pub(crate) async fn ready<T: Read>(&mut self, io: &mut T) -> Result<Frame, LinkError> {
@@ -452,6 +459,60 @@ mod tests {
         let mut reader = PacketReader::new(any);
         fake.push(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
         assert_eq!(block_on(reader.ready(&mut io)), Err(LinkError::Protocol));
+    }
+
+    #[test]
+    fn partial_is_set_from_the_first_byte_until_the_packet_is_whole() {
+        let fake = FakeTransport::new();
+        let mut io = fake.clone();
+        let mut reader = PacketReader::new(any);
+        fake.pend_when_empty(true);
+        assert!(!reader.partial(), "nothing buffered");
+        assert!(poll_once(reader.ready(&mut io)).is_pending());
+        assert!(!reader.partial(), "nothing arrived");
+        let bytes = packet(0x30, &publish_body("a/b", None, 10));
+        fake.push(&bytes[..1]);
+        assert!(poll_once(reader.ready(&mut io)).is_pending());
+        assert!(reader.partial(), "one byte of a packet");
+        fake.push(&bytes[1..bytes.len() - 1]);
+        assert!(poll_once(reader.ready(&mut io)).is_pending());
+        assert!(reader.partial(), "all but the last byte");
+        // The last byte, and the first byte of the next packet.
+        fake.push(&bytes[bytes.len() - 1..]);
+        fake.push(&[0xD0]);
+        assert_eq!(
+            poll_once(reader.ready(&mut io)),
+            Poll::Ready(Ok(Frame::Packet(bytes.len())))
+        );
+        assert!(!reader.partial(), "a whole packet is announced");
+        reader.consume();
+        assert!(reader.partial(), "the next packet has begun");
+        assert!(poll_once(reader.ready(&mut io)).is_pending());
+        fake.push(&[0x00]);
+        assert_eq!(
+            poll_once(reader.ready(&mut io)),
+            Poll::Ready(Ok(Frame::Packet(2)))
+        );
+        reader.consume();
+        assert!(!reader.partial(), "consumed, nothing after it");
+    }
+
+    #[test]
+    fn skipping_an_oversized_publish_is_partial_until_its_end() {
+        let fake = FakeTransport::new();
+        let mut io = fake.clone();
+        let mut reader = PacketReader::new(any);
+        let big = packet(0x30, &publish_body("a", None, MAX_PACKET_LEN));
+        fake.pend_when_empty(true);
+        fake.push(&big[..4000]);
+        assert!(poll_once(reader.ready(&mut io)).is_pending());
+        assert!(reader.partial());
+        fake.push(&big[4000..]);
+        assert!(matches!(
+            poll_once(reader.ready(&mut io)),
+            Poll::Ready(Ok(Frame::Dropped(_)))
+        ));
+        assert!(!reader.partial());
     }
 
     #[test]

@@ -311,6 +311,10 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
         self.reader.ready(&mut self.io).await.map(|_| ())
     }
 
+    fn partial(&self) -> bool {
+        self.reader.partial()
+    }
+
     async fn receive(&mut self) -> Result<Incoming<'_>, LinkError> {
         let frame = self.reader.ready(&mut self.io).await?;
         // Consumed even when bad: the link ends on the error anyway.
@@ -868,11 +872,14 @@ mod tests {
         fake.pend_when_empty(true);
         fake.read_chunk(2);
         fake.push(head);
+        assert!(!link.partial());
         // Each poll reads what is there and then waits: cancel it mid-packet, twice.
         assert!(poll_once(link.ready()).is_pending());
         assert!(poll_once(link.ready()).is_pending());
+        assert!(link.partial(), "half a packet is buffered");
         fake.push(tail);
         assert_eq!(poll_once(link.ready()), Poll::Ready(Ok(())));
+        assert!(!link.partial());
         // `ready` again without `receive` keeps the same packet.
         assert_eq!(poll_once(link.ready()), Poll::Ready(Ok(())));
         assert_eq!(

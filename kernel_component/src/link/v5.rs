@@ -427,6 +427,10 @@ impl<T: Read + Write> MqttLink for V5Link<T> {
         self.reader.oversized_dropped()
     }
 
+    fn partial(&self) -> bool {
+        self.reader.partial()
+    }
+
     async fn connect(&mut self, params: &ConnectParams<'_>) -> Result<(), LinkError> {
         if self.state != State::Fresh {
             // One connection per link.
@@ -1339,11 +1343,14 @@ mod tests {
             fake.pend_when_empty(true);
             fake.read_chunk(1);
             fake.push(&bytes[..1]);
+            assert!(!link.partial());
             // Delivered a byte at a time; cancel between bytes.
             assert!(poll_once(link.ready()).is_pending());
             assert!(poll_once(link.ready()).is_pending());
+            assert!(link.partial(), "one byte of a packet is buffered");
             fake.push(&bytes[1..]);
             assert_eq!(poll_once(link.ready()), Poll::Ready(Ok(())));
+            assert!(!link.partial());
             // A second `ready` before `receive` keeps the stored header.
             assert_eq!(poll_once(link.ready()), Poll::Ready(Ok(())));
             assert_eq!(
