@@ -9,6 +9,7 @@ use alloc::string::String;
 use core::fmt::Write;
 
 use hmac::{Hmac, KeyInit, Mac};
+use zeroize::Zeroize;
 
 use crate::config::SignMethod;
 
@@ -20,7 +21,8 @@ pub const SECUREMODE_TLS: &str = "2";
 /// securemode for a plain TCP connection (TCP直连).
 pub const SECUREMODE_TCP: &str = "3";
 
-/// What an MQTT CONNECT carries to log in. `password` is a secret: never log it.
+/// What an MQTT CONNECT carries to log in. `password` is a secret: never log it. It is
+/// zeroized when the credentials are dropped, so the runner drops them right after CONNECT.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LoginCredentials {
     /// `clientId|securemode=..,signmethod=..,timestamp=..|`
@@ -29,6 +31,13 @@ pub struct LoginCredentials {
     pub username: String,
     /// Uppercase hex HMAC.
     pub password: String,
+}
+
+impl Drop for LoginCredentials {
+    fn drop(&mut self) {
+        // The HMAC is as good as the secret for logging in until the secret changes.
+        self.password.zeroize();
+    }
 }
 
 impl core::fmt::Debug for LoginCredentials {
@@ -95,11 +104,13 @@ fn mac_hex<M: Mac + KeyInit>(key: &[u8], message: &[u8]) -> String {
         return String::new();
     };
     mac.update(message);
-    let digest = mac.finalize().into_bytes();
+    let mut digest = mac.finalize().into_bytes();
+    // Sized once, so no reallocation leaves a partial copy behind.
     let mut out = String::with_capacity(digest.len() * 2);
     for byte in digest.iter() {
         let _ = write!(out, "{byte:02X}");
     }
+    digest.as_mut_slice().zeroize();
     out
 }
 

@@ -17,6 +17,21 @@ pub enum NetError {
     Unavailable,
 }
 
+/// `host:port`, as a log names an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address<'a> {
+    /// Host name or IP address.
+    pub host: &'a str,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl core::fmt::Display for Address<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
 /// Opens byte streams to the platform.
 #[allow(async_fn_in_trait)] // boards run single-threaded executors
 pub trait Network {
@@ -25,6 +40,11 @@ pub trait Network {
     /// Connect to `host:port`, with TLS (verifying the server for `host`) when `tls`.
     async fn connect(&mut self, host: &str, port: u16, tls: bool)
     -> Result<Self::Stream, NetError>;
+    /// Where [`Network::connect`]`(host, port, ..)` really dials, for logs: a board that
+    /// redirects the connection (a simulator's emulator, a test address) names its target.
+    fn describe<'a>(&'a self, host: &'a str, port: u16) -> impl core::fmt::Display + 'a {
+        Address { host, port }
+    }
 }
 
 /// Monotonic time.
@@ -69,4 +89,19 @@ pub trait AppPort {
     fn buffer(&mut self, app: AppId) -> Option<&mut [u8]>;
     /// The response to `app`'s syscall is in its buffer, `len` bytes: hand it over.
     fn respond(&mut self, app: AppId, len: usize);
+}
+
+/// A board can lend its port to the runner and take it back afterwards (to stop its apps).
+impl<P: AppPort + ?Sized> AppPort for &mut P {
+    async fn recv(&mut self) -> AppInput {
+        (**self).recv().await
+    }
+
+    fn buffer(&mut self, app: AppId) -> Option<&mut [u8]> {
+        (**self).buffer(app)
+    }
+
+    fn respond(&mut self, app: AppId, len: usize) {
+        (**self).respond(app, len)
+    }
 }

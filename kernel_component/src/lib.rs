@@ -1,9 +1,10 @@
 //! The capsule: owns the MQTT session to Alibaba Cloud IoT Platform and every secret, and
 //! serves sandboxed apps through the postcard syscall ABI (`aliot-abi`).
 //!
-//! The logic is sans-IO where it can be ([`auth`], [`topic`], [`backoff`], [`kernel`]): pure
-//! functions and state machines tested without a network. The async [`runner`] drives them
-//! over the board's traits ([`board`]) and one of the two MQTT links ([`link`]).
+//! The logic is sans-IO where it can be ([`auth`], [`topic`], [`backoff`], [`kernel`],
+//! [`session`]): pure functions and state machines tested without a network. The async
+//! [`runner`] drives them over the board's traits ([`board`]) and one of the two MQTT links
+//! ([`link`]); login material comes from a [`credentials`] provider.
 //!
 //! The kernel allocates every queue once, at boot, sized in bytes by the manifest
 //! ([`budget`]); after that it does not allocate. A board provides that heap (on the nRF9160 a
@@ -29,7 +30,9 @@ pub mod backoff;
 pub mod board;
 pub mod budget;
 pub mod config;
+pub mod credentials;
 pub mod kernel;
 pub mod link;
 pub mod runner;
+pub mod session;
 pub mod topic;

@@ -1,99 +1,59 @@
-//! The capsule's main loop: keeps the MQTT session up (login, keep-alive, reconnect with
-//! backoff) and serves apps the whole time, connected or not.
+//! The capsule's main loop: a thin driver of the session state machine ([`crate::session`]).
 //!
-//! It owns no policy of its own: the [`Kernel`] decides what to send and to whom events go;
-//! this loop moves bytes between the kernel, the apps ([`AppPort`]) and the link.
+//! The machine says what to wait for and until when ([`Action`]); this loop does the awaiting
+//! over the board's traits ([`board`](crate::board)) and the MQTT link, racing every wait
+//! against its deadline and against the board's request to stop, and reports the outcome
+//! back. Apps are served the whole time the kernel is free, connected or not: while the
+//! stream opens, while the login waits for CONNACK, while a packet trickles in, during the
+//! backoff. Only the write of a kernel packet does not serve them (the packet is borrowed from
+//! the kernel), and it is bounded like every other wait.
+//!
+//! It owns no policy: the [`Kernel`] decides what to send and to whom events go, the
+//! [`Session`] decides when the connection is broken, the [`Credentials`] provider what to log
+//! in with.
 
-use alloc::string::String;
+use core::future::{Future, pending, poll_fn};
+use core::pin::pin;
+use core::task::Poll;
 
-use aliot_abi::DisconnectReason;
-use embassy_futures::select::{Either, Either3, select, select3};
+use embassy_futures::select::{Either, Either3, Either4, select, select3, select4};
 
-use crate::auth::{DeviceIdentity, device_login};
-use crate::backoff::Backoff;
-use crate::board::{AppInput, AppPort, Clock, Entropy, NetError, Network};
-use crate::config::{DeviceConfig, MqttVersion};
-use crate::kernel::{Delivery, Kernel};
-use crate::link::{ConnectParams, Incoming, LinkError, MqttLink, Refusal, Sent};
+use crate::board::{AppInput, AppPort, Clock, Entropy, Network};
+use crate::config::DeviceConfig;
+use crate::credentials::{Credentials, CredentialsError};
+use crate::kernel::Kernel;
+use crate::link::{ConnectParams, LinkError, MqttLink, Refusal};
+use crate::session::{Action, Heard, Session, SessionEnd, Timing};
 
-/// Timing knobs of the session loop.
-#[derive(Debug, Clone, Copy)]
-pub struct RunnerOptions {
-    /// First reconnect delay (ms); doubles per failure.
-    pub backoff_base_ms: u32,
-    /// Longest reconnect delay (ms).
-    pub backoff_max_ms: u32,
-    /// Longest wait for TCP + TLS + CONNACK (ms).
-    pub connect_timeout_ms: u32,
-    /// Longest wait for a PINGRESP (ms).
-    pub ping_timeout_ms: u32,
-    /// Longest wait for one packet to be written, or for a PUBACK/SUBACK/UNSUBACK (ms).
-    pub io_timeout_ms: u32,
-}
+mod links;
 
-impl Default for RunnerOptions {
-    fn default() -> Self {
-        // IOTKIT reconnects from 1 s doubling to 60 s; LuatOS uses a fixed 20 s.
-        Self {
-            backoff_base_ms: 1_000,
-            backoff_max_ms: 60_000,
-            connect_timeout_ms: 15_000,
-            ping_timeout_ms: 20_000,
-            io_timeout_ms: 20_000,
-        }
-    }
-}
+pub use links::{AnyLink, LinkFactory, MqttLinks};
 
-/// Why one session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SessionEnd {
-    Net(NetError),
-    Link(LinkError),
-    KeepAlive,
-    ConnectTimeout,
-    /// A write did not complete, or an acknowledgement did not come, in time.
-    IoTimeout,
-}
+/// Timing knobs of the session: every deadline and the backoff (see [`Timing`]).
+pub type RunnerOptions = Timing;
 
-impl SessionEnd {
-    fn reason(self) -> DisconnectReason {
-        match self {
-            SessionEnd::Net(_) | SessionEnd::ConnectTimeout => DisconnectReason::Network,
-            SessionEnd::KeepAlive | SessionEnd::IoTimeout => DisconnectReason::KeepAliveTimeout,
-            SessionEnd::Link(LinkError::Network) => DisconnectReason::Network,
-            SessionEnd::Link(LinkError::Refused(Refusal::ServerUnavailable)) => {
-                DisconnectReason::ServerClosed
-            }
-            SessionEnd::Link(LinkError::Refused(_)) => DisconnectReason::AuthRejected,
-            SessionEnd::Link(LinkError::ServerDisconnect(_)) => DisconnectReason::ServerClosed,
-            SessionEnd::Link(LinkError::Protocol | LinkError::TooLarge) => {
-                DisconnectReason::Protocol
-            }
-        }
-    }
-}
-
-/// Everything the loop needs from the board, plus the secret it signs with.
-pub struct Runner<'k, N, C, E, P> {
+/// Everything the loop needs from the board, and the provider of login material.
+pub struct Runner<'k, N, C, E, P, K, F = MqttLinks> {
     kernel: &'k mut Kernel,
     net: N,
     clock: C,
     entropy: E,
     port: P,
-    secret: String,
-    options: RunnerOptions,
+    credentials: K,
+    links: F,
+    timing: Timing,
 }
 
-impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
-    /// `secret` is the DeviceSecret, read by the board from the source the manifest names.
+impl<'k, N, C, E, P, K> Runner<'k, N, C, E, P, K, MqttLinks> {
+    /// A runner speaking the MQTT version of the kernel's configuration over `net`'s streams.
     pub fn new(
         kernel: &'k mut Kernel,
         net: N,
         clock: C,
         entropy: E,
         port: P,
-        secret: String,
-        options: RunnerOptions,
+        credentials: K,
+        timing: Timing,
     ) -> Self {
         Self {
             kernel,
@@ -101,191 +61,347 @@ impl<'k, N: Network, C: Clock, E: Entropy, P: AppPort> Runner<'k, N, C, E, P> {
             clock,
             entropy,
             port,
-            secret,
-            options,
+            credentials,
+            links: MqttLinks,
+            timing,
         }
-    }
-
-    /// Run forever.
-    pub async fn run(&mut self) -> ! {
-        let mut backoff = Backoff::new(self.options.backoff_base_ms, self.options.backoff_max_ms);
-        loop {
-            let end = self.session(&mut backoff).await;
-            let reason = end.reason();
-            self.kernel.on_link_down(reason);
-            self.deliver_ready();
-            let delay = backoff.next_delay_ms(self.entropy.random_u32());
-            log_session_end(self.kernel.config(), end, delay);
-            let until = self.clock.now_ms() + u64::from(delay);
-            serve_apps_until(self.kernel, &mut self.port, &self.clock, until).await;
-        }
-    }
-
-    /// One connection: open the stream, log in, then pump until something fails.
-    async fn session(&mut self, backoff: &mut Backoff) -> SessionEnd {
-        let cfg = self.kernel.config();
-        let deadline = self.clock.now_ms() + u64::from(self.options.connect_timeout_ms);
-        let stream = {
-            let connecting =
-                self.net
-                    .connect(cfg.endpoint.host, cfg.endpoint.port, cfg.tls.enabled);
-            match serving_apps(
-                self.kernel,
-                &mut self.port,
-                &self.clock,
-                deadline,
-                connecting,
-            )
-            .await
-            {
-                Some(Ok(stream)) => stream,
-                Some(Err(e)) => return SessionEnd::Net(e),
-                None => return SessionEnd::ConnectTimeout,
-            }
-        };
-        match cfg.mqtt_version {
-            MqttVersion::V311 => {
-                let link = crate::link::v311::V311Link::new(stream);
-                self.drive(link, deadline, backoff).await
-            }
-            MqttVersion::V5 => {
-                let link = crate::link::v5::V5Link::new(stream);
-                self.drive(link, deadline, backoff).await
-            }
-        }
-    }
-
-    async fn drive<L: MqttLink>(
-        &mut self,
-        mut link: L,
-        deadline: u64,
-        backoff: &mut Backoff,
-    ) -> SessionEnd {
-        let cfg = self.kernel.config();
-        let id = DeviceIdentity {
-            product_key: cfg.product_key,
-            device_name: cfg.device_name,
-            client_id: cfg.client_id,
-            device_secret: self.secret.as_bytes(),
-        };
-        let creds = device_login(&id, cfg.sign_method, cfg.tls.enabled);
-        let params = ConnectParams {
-            client_id: &creds.client_id,
-            username: &creds.username,
-            password: &creds.password,
-            keepalive_secs: cfg.keepalive_secs,
-        };
-        let login = link.connect(&params);
-        match serving_apps(self.kernel, &mut self.port, &self.clock, deadline, login).await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return SessionEnd::Link(e),
-            None => return SessionEnd::ConnectTimeout,
-        }
-        log::info!(
-            "logged in as {}/{} (MQTT {:?}, TLS {})",
-            cfg.product_key,
-            cfg.device_name,
-            cfg.mqtt_version,
-            cfg.tls.enabled
-        );
-        backoff.reset();
-        self.kernel.set_ack_timeout_ms(self.options.io_timeout_ms);
-        self.kernel.on_connected();
-        let end = self.pump(&mut link).await;
-        if !matches!(end, SessionEnd::Link(LinkError::Network)) {
-            link.disconnect().await;
-        }
-        end
-    }
-
-    /// Connected: write what the kernel wants written, read what arrives, serve apps, ping.
-    async fn pump<L: MqttLink>(&mut self, link: &mut L) -> SessionEnd {
-        let keepalive_secs = link
-            .negotiated_keepalive_secs()
-            .unwrap_or(self.kernel.config().keepalive_secs);
-        let keepalive_ms = u64::from(keepalive_secs) * 1000;
-        // Never ping in a tight loop, whatever a server negotiates.
-        let ping_every = (keepalive_ms / 2).max(1_000);
-        let io_timeout = u64::from(self.options.io_timeout_ms);
-        let mut last_tx = self.clock.now_ms();
-        let mut ping_sent_at: Option<u64> = None;
-        loop {
-            loop {
-                let now = self.clock.now_ms();
-                let Some(packet) = self.kernel.poll_outgoing(now) else {
-                    break;
-                };
-                match with_deadline(&self.clock, now + io_timeout, link.send(&packet)).await {
-                    Some(Ok(Sent::Written)) => self.kernel.on_written(),
-                    Some(Ok(Sent::Busy)) => {
-                        self.kernel.on_send_busy();
-                        break;
-                    }
-                    Some(Err(e)) => return SessionEnd::Link(e),
-                    None => return SessionEnd::IoTimeout,
-                }
-                last_tx = self.clock.now_ms();
-            }
-            self.deliver_ready();
-            let now = self.clock.now_ms();
-            if self.kernel.ack_deadline().is_some_and(|d| now >= d) {
-                return SessionEnd::IoTimeout;
-            }
-            if let Some(sent) = ping_sent_at {
-                if now >= sent + u64::from(self.options.ping_timeout_ms) {
-                    return SessionEnd::KeepAlive;
-                }
-            } else if now >= last_tx + ping_every {
-                match with_deadline(&self.clock, now + io_timeout, link.ping()).await {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => return SessionEnd::Link(e),
-                    None => return SessionEnd::IoTimeout,
-                }
-                last_tx = self.clock.now_ms();
-                ping_sent_at = Some(last_tx);
-                continue;
-            }
-            let mut wake = match ping_sent_at {
-                Some(sent) => sent + u64::from(self.options.ping_timeout_ms),
-                None => last_tx + ping_every,
-            };
-            for deadline in [self.kernel.next_deadline(), self.kernel.ack_deadline()]
-                .into_iter()
-                .flatten()
-            {
-                wake = wake.min(deadline);
-            }
-            match select3(link.ready(), self.port.recv(), self.clock.sleep_until(wake)).await {
-                Either3::First(Ok(())) => {
-                    let deadline = self.clock.now_ms() + io_timeout;
-                    match with_deadline(&self.clock, deadline, receive(self.kernel, link)).await {
-                        Some(Ok(received)) => {
-                            if received.pingresp {
-                                ping_sent_at = None;
-                            }
-                            if received.acknowledged {
-                                // A PUBACK is traffic: it resets the keep-alive.
-                                last_tx = self.clock.now_ms();
-                            }
-                        }
-                        Some(Err(e)) => return SessionEnd::Link(e),
-                        None => return SessionEnd::IoTimeout,
-                    }
-                }
-                Either3::First(Err(e)) => return SessionEnd::Link(e),
-                Either3::Second(input) => {
-                    handle_input(self.kernel, &mut self.port, &self.clock, input)
-                }
-                Either3::Third(()) => {}
-            }
-        }
-    }
-
-    fn deliver_ready(&mut self) {
-        deliver_ready(self.kernel, &mut self.port, &self.clock);
     }
 }
 
+impl<'k, N, C, E, P, K, F> Runner<'k, N, C, E, P, K, F> {
+    /// The same runner making its links with `links` (tests script the link this way).
+    pub fn with_links<G>(self, links: G) -> Runner<'k, N, C, E, P, K, G> {
+        Runner {
+            kernel: self.kernel,
+            net: self.net,
+            clock: self.clock,
+            entropy: self.entropy,
+            port: self.port,
+            credentials: self.credentials,
+            links,
+            timing: self.timing,
+        }
+    }
+}
+
+impl<N, C, E, P, K, F> Runner<'_, N, C, E, P, K, F>
+where
+    N: Network,
+    C: Clock,
+    E: Entropy,
+    P: AppPort,
+    K: Credentials,
+    F: LinkFactory<N::Stream>,
+{
+    /// Keep the session up until `stop` completes, then say DISCONNECT (when logged in and
+    /// the link is between packets, within [`Timing::disconnect_ms`]) and return `Ok`.
+    ///
+    /// Returns an error, before any connection is made, when the credentials provider cannot
+    /// log this device in at all (e.g. a 一型一密 manifest: registration is not implemented
+    /// yet), or when it fails later.
+    pub async fn run_until<S: Future<Output = ()>>(
+        &mut self,
+        stop: S,
+    ) -> Result<(), CredentialsError> {
+        let Self {
+            kernel,
+            net,
+            clock,
+            entropy,
+            port,
+            credentials,
+            links,
+            timing,
+        } = self;
+        let cfg: &'static DeviceConfig = kernel.config();
+        credentials.check(cfg)?;
+        let mut stop = StopSignal {
+            signal: Some(pin!(stop)),
+        };
+        let mut session = Session::new(*timing, cfg.keepalive_secs);
+        let mut link: Option<F::Link> = None;
+        let (host, tcp_port) = (cfg.endpoint.host, cfg.endpoint.port);
+        loop {
+            deliver_ready(kernel, port, clock);
+            let now = clock.now_ms();
+            if let Some(l) = &link {
+                session.partial(now, l.partial());
+            }
+            match session.next(now, kernel) {
+                Action::Pause { until } => {
+                    let idle =
+                        serving(kernel, port, clock, Some(&mut stop), until, pending::<()>());
+                    if let Waited::Stopped = idle.await {
+                        session.stop(clock.now_ms());
+                    }
+                }
+                Action::Connect { deadline } => {
+                    let opening = net.connect(host, tcp_port, cfg.tls.enabled);
+                    let opened =
+                        serving(kernel, port, clock, Some(&mut stop), deadline, opening).await;
+                    let now = clock.now_ms();
+                    match opened {
+                        Waited::Done(Ok(stream)) => {
+                            link = Some(links.link(stream, cfg.mqtt_version));
+                            session.connected(now, Some(Ok(())));
+                        }
+                        Waited::Done(Err(e)) => session.connected(now, Some(Err(e))),
+                        Waited::TimedOut => session.connected(now, None),
+                        Waited::Stopped => session.stop(now),
+                    }
+                }
+                Action::Login { deadline } => {
+                    let Some(l) = link.as_mut() else {
+                        session.fail(SessionEnd::Link(LinkError::Network));
+                        continue;
+                    };
+                    // Dropped (and the password zeroized) as soon as the CONNECT is answered.
+                    let login = credentials.login_params(cfg)?;
+                    let params = ConnectParams {
+                        client_id: &login.client_id,
+                        username: &login.username,
+                        password: &login.password,
+                        keepalive_secs: cfg.keepalive_secs,
+                    };
+                    let answered = serving(
+                        kernel,
+                        port,
+                        clock,
+                        Some(&mut stop),
+                        deadline,
+                        l.connect(&params),
+                    )
+                    .await;
+                    drop(login);
+                    let now = clock.now_ms();
+                    match answered {
+                        Waited::Done(result) => {
+                            let keepalive = l.negotiated_keepalive_secs();
+                            session.logged_in(now, kernel, Some(result), keepalive);
+                        }
+                        Waited::TimedOut => session.logged_in(now, kernel, None, None),
+                        Waited::Stopped => session.stop(now),
+                    }
+                    if session.is_up() {
+                        log::info!(
+                            "logged in as {}/{} (MQTT {:?}, TLS {}) at {}",
+                            cfg.product_key,
+                            cfg.device_name,
+                            cfg.mqtt_version,
+                            cfg.tls.enabled,
+                            net.describe(host, tcp_port)
+                        );
+                    }
+                }
+                Action::Send { packet, deadline } => {
+                    let Some(l) = link.as_mut() else {
+                        session.fail(SessionEnd::Link(LinkError::Network));
+                        continue;
+                    };
+                    // The packet borrows the kernel: apps wait until it is written (bounded).
+                    let written = racing(clock, &mut stop, deadline, l.send(&packet)).await;
+                    let now = clock.now_ms();
+                    match written {
+                        Waited::Done(result) => session.sent(now, kernel, Some(result)),
+                        Waited::TimedOut => session.sent(now, kernel, None),
+                        Waited::Stopped => session.stop(now),
+                    }
+                }
+                Action::Ping { deadline } => {
+                    let Some(l) = link.as_mut() else {
+                        session.fail(SessionEnd::Link(LinkError::Network));
+                        continue;
+                    };
+                    let pinged =
+                        serving(kernel, port, clock, Some(&mut stop), deadline, l.ping()).await;
+                    let now = clock.now_ms();
+                    match pinged {
+                        Waited::Done(result) => session.pinged(now, Some(result)),
+                        Waited::TimedOut => session.pinged(now, None),
+                        Waited::Stopped => session.stop(now),
+                    }
+                }
+                Action::Listen { until } => {
+                    let Some(l) = link.as_mut() else {
+                        session.fail(SessionEnd::Link(LinkError::Network));
+                        continue;
+                    };
+                    let was_partial = l.partial();
+                    let woke = select4(
+                        ready_or_started(l, was_partial),
+                        port.recv(),
+                        clock.sleep_until(until),
+                        stop.fired(),
+                    )
+                    .await;
+                    let now = clock.now_ms();
+                    match woke {
+                        Either4::First(Some(heard)) => session.heard(now, heard),
+                        // A packet has begun: the next turn times it (`Session::partial`).
+                        Either4::First(None) => {}
+                        Either4::Second(input) => handle_input(kernel, port, clock, input),
+                        Either4::Third(()) => {}
+                        Either4::Fourth(()) => session.stop(now),
+                    }
+                }
+                Action::Receive { deadline } => {
+                    let Some(l) = link.as_mut() else {
+                        session.fail(SessionEnd::Link(LinkError::Network));
+                        continue;
+                    };
+                    let received =
+                        serving(kernel, port, clock, Some(&mut stop), deadline, l.receive()).await;
+                    let now = clock.now_ms();
+                    match received {
+                        Waited::Done(result) => session.received(now, kernel, Some(result)),
+                        Waited::TimedOut => session.received(now, kernel, None),
+                        Waited::Stopped => session.stop(now),
+                    }
+                }
+                Action::Acknowledge { pid, deadline } => {
+                    let Some(l) = link.as_mut() else {
+                        session.fail(SessionEnd::Link(LinkError::Network));
+                        continue;
+                    };
+                    let acked = serving(
+                        kernel,
+                        port,
+                        clock,
+                        Some(&mut stop),
+                        deadline,
+                        l.acknowledge(pid),
+                    )
+                    .await;
+                    let now = clock.now_ms();
+                    match acked {
+                        Waited::Done(result) => session.acknowledged(now, Some(result)),
+                        Waited::TimedOut => session.acknowledged(now, None),
+                        Waited::Stopped => session.stop(now),
+                    }
+                }
+                Action::Disconnect { deadline } => {
+                    if let Some(mut l) = link.take() {
+                        // Not cut short by a stop: the stop is what it is finishing.
+                        let unstoppable: Option<&mut StopSignal<core::future::Pending<()>>> = None;
+                        let closing =
+                            serving(kernel, port, clock, unstoppable, deadline, l.disconnect());
+                        if let Waited::TimedOut = closing.await {
+                            log::warn!("DISCONNECT not written within its deadline");
+                        }
+                    }
+                    session.closed(clock.now_ms());
+                }
+                Action::Down { end } => {
+                    link = None;
+                    let delay = session.retry(clock.now_ms(), entropy.random_u32());
+                    deliver_ready(kernel, port, clock);
+                    if end != SessionEnd::Stopped {
+                        log_session_end(cfg, end, delay, net.describe(host, tcp_port));
+                    }
+                }
+                Action::Stop => {
+                    drop(link);
+                    log::info!("MQTT session stopped");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// How a wait ended.
+enum Waited<T> {
+    /// The work completed.
+    Done(T),
+    /// Its deadline passed first.
+    TimedOut,
+    /// The board asked to stop first.
+    Stopped,
+}
+
+/// The board's request to stop, polled at every wait until it fires, then never again.
+struct StopSignal<S> {
+    signal: Option<S>,
+}
+
+impl<S: Future<Output = ()> + Unpin> StopSignal<S> {
+    /// Completes when the stop is requested; pending forever once it has been. Cancel-safe.
+    async fn fired(&mut self) {
+        match self.signal.as_mut() {
+            Some(signal) => {
+                signal.await;
+                self.signal = None;
+            }
+            None => pending().await,
+        }
+    }
+}
+
+/// `work` raced against `deadline` and the stop, without serving apps.
+async fn racing<C: Clock, S: Future<Output = ()> + Unpin, F: Future>(
+    clock: &C,
+    stop: &mut StopSignal<S>,
+    deadline: u64,
+    work: F,
+) -> Waited<F::Output> {
+    match select3(work, clock.sleep_until(deadline), stop.fired()).await {
+        Either3::First(output) => Waited::Done(output),
+        Either3::Second(()) => Waited::TimedOut,
+        Either3::Third(()) => Waited::Stopped,
+    }
+}
+
+/// `work` raced against `deadline` and the stop (when given), serving apps meanwhile: apps
+/// are never left waiting while the network is slow.
+async fn serving<P: AppPort, C: Clock, S: Future<Output = ()> + Unpin, F: Future>(
+    kernel: &mut Kernel,
+    port: &mut P,
+    clock: &C,
+    stop: Option<&mut StopSignal<S>>,
+    deadline: u64,
+    work: F,
+) -> Waited<F::Output> {
+    let stopped = async {
+        match stop {
+            Some(stop) => stop.fired().await,
+            None => pending().await,
+        }
+    };
+    match select3(
+        work,
+        serve_apps_until(kernel, port, clock, deadline),
+        stopped,
+    )
+    .await
+    {
+        Either3::First(output) => Waited::Done(output),
+        Either3::Second(()) => Waited::TimedOut,
+        Either3::Third(()) => Waited::Stopped,
+    }
+}
+
+/// Waits for [`MqttLink::ready`]; `None` as soon as bytes of a packet that is not whole yet
+/// arrive (`was_partial` false, [`MqttLink::partial`] true), so the session can time the rest.
+///
+/// `ready` is cancel-safe, so each poll makes a new one and drops it: between polls the link
+/// is free to say whether part of a packet is buffered.
+async fn ready_or_started<L: MqttLink>(link: &mut L, was_partial: bool) -> Option<Heard> {
+    poll_fn(|cx| {
+        let polled = {
+            let ready = pin!(link.ready());
+            ready.poll(cx)
+        };
+        match polled {
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Heard::Packet)),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Heard::Failed(e))),
+            Poll::Pending if !was_partial && link.partial() => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Answers every app whose `WaitEvent` can be answered now.
 fn deliver_ready<P: AppPort, C: Clock>(kernel: &mut Kernel, port: &mut P, clock: &C) {
     let now = clock.now_ms();
     while let Some(app) = kernel.ready_app(now) {
@@ -296,70 +412,6 @@ fn deliver_ready<P: AppPort, C: Clock>(kernel: &mut Kernel, port: &mut P, clock:
             }
             None => kernel.cancel_wait(app),
         }
-    }
-}
-
-/// Reads the packet [`MqttLink::ready`] announced, hands it to the kernel, and
-/// acknowledges a QoS 1 message only when every app it is for has taken it.
-async fn receive<L: MqttLink>(kernel: &mut Kernel, link: &mut L) -> Result<Received, LinkError> {
-    let incoming = link.receive().await?;
-    let pingresp = incoming == Incoming::PingResp;
-    let ack = match incoming {
-        Incoming::Publish {
-            topic,
-            payload,
-            qos,
-            pid,
-        } => {
-            let delivery = kernel.on_publish(topic, payload, qos);
-            log::info!("message on {topic} ({} bytes): {delivery:?}", payload.len());
-            pid.filter(|_| matches!(delivery, Delivery::Taken { .. }))
-        }
-        Incoming::PubAck(pid) => {
-            kernel.on_puback(pid);
-            None
-        }
-        Incoming::PubRejected(pid) => {
-            log::warn!("the platform refused a QoS 1 message (packet id {pid})");
-            kernel.on_pub_rejected(pid);
-            None
-        }
-        Incoming::SubAck { pid, granted } => {
-            kernel.on_suback(pid, granted);
-            None
-        }
-        Incoming::UnsubAck(pid) => {
-            kernel.on_unsuback(pid);
-            None
-        }
-        Incoming::PingResp | Incoming::Other => None,
-    };
-    if let Some(pid) = ack {
-        link.acknowledge(pid).await?;
-    }
-    Ok(Received {
-        pingresp,
-        acknowledged: ack.is_some(),
-    })
-}
-
-/// What [`receive`] saw and did.
-struct Received {
-    /// The packet was a PINGRESP.
-    pingresp: bool,
-    /// A PUBACK was written for it.
-    acknowledged: bool,
-}
-
-/// `work`, unless `deadline_ms` passes first (`None`).
-async fn with_deadline<C: Clock, F: core::future::Future>(
-    clock: &C,
-    deadline_ms: u64,
-    work: F,
-) -> Option<F::Output> {
-    match select(work, clock.sleep_until(deadline_ms)).await {
-        Either::First(output) => Some(output),
-        Either::Second(()) => None,
     }
 }
 
@@ -386,21 +438,6 @@ fn handle_input<P: AppPort, C: Clock>(
     deliver_ready(kernel, port, clock);
 }
 
-/// Await `work` while serving app syscalls; `None` when `deadline_ms` passes first. Apps are
-/// never left waiting while the network is slow.
-async fn serving_apps<P: AppPort, C: Clock, F: core::future::Future>(
-    kernel: &mut Kernel,
-    port: &mut P,
-    clock: &C,
-    deadline_ms: u64,
-    work: F,
-) -> Option<F::Output> {
-    match select(work, serve_apps_until(kernel, port, clock, deadline_ms)).await {
-        Either::First(output) => Some(output),
-        Either::Second(()) => None,
-    }
-}
-
 /// Serve app syscalls (no network) until `until_ms`.
 async fn serve_apps_until<P: AppPort, C: Clock>(
     kernel: &mut Kernel,
@@ -422,37 +459,41 @@ async fn serve_apps_until<P: AppPort, C: Clock>(
     }
 }
 
-fn log_session_end(cfg: &DeviceConfig, end: SessionEnd, delay_ms: u32) {
+/// One line per failed attempt or broken session; `dialled` is where the board really
+/// connects ([`Network::describe`]), which a simulator may have redirected.
+fn log_session_end(
+    cfg: &DeviceConfig,
+    end: SessionEnd,
+    delay_ms: u32,
+    dialled: impl core::fmt::Display,
+) {
     match end {
         SessionEnd::Link(LinkError::Refused(Refusal::BadCredentials | Refusal::NotAuthorized)) => {
             log::error!(
-                "login refused for {}/{}: bad user name or password — check the DeviceSecret ({:?}) and that the device exists in this instance; retrying in {} ms",
+                "login refused for {}/{} at {dialled}: bad user name or password — check the DeviceSecret ({:?}) and that the device exists in this instance; retrying in {delay_ms} ms",
                 cfg.product_key,
                 cfg.device_name,
                 cfg.secret,
-                delay_ms
             )
         }
         SessionEnd::Link(LinkError::Refused(r)) => {
             log::error!(
-                "login refused for {}/{}: {:?}; retrying in {} ms",
+                "login refused for {}/{} at {dialled}: {r:?}; retrying in {delay_ms} ms",
                 cfg.product_key,
                 cfg.device_name,
-                r,
-                delay_ms
             )
         }
-        SessionEnd::Net(e) => log::warn!(
-            "cannot reach {}:{} ({:?}); retrying in {} ms",
-            cfg.endpoint.host,
-            cfg.endpoint.port,
-            e,
-            delay_ms
+        SessionEnd::Net(e) => {
+            log::warn!("cannot reach {dialled} ({e:?}); retrying in {delay_ms} ms")
+        }
+        SessionEnd::ConnectTimeout => log::warn!(
+            "cannot reach {dialled} (no connection within the deadline); retrying in {delay_ms} ms"
         ),
-        other => log::warn!(
-            "session ended: {:?}; reconnecting in {} ms",
-            other,
-            delay_ms
-        ),
+        other => {
+            log::warn!("session with {dialled} ended: {other:?}; reconnecting in {delay_ms} ms")
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;
