@@ -29,6 +29,9 @@ struct TimeState {
     now: Cell<u64>,
     /// Times something is waiting for, collected during one poll.
     wakeups: RefCell<Vec<u64>>,
+    /// Clock reads since the time last moved: a runner that spins without waiting reads it
+    /// without end.
+    reads: Cell<u32>,
 }
 
 #[derive(Clone, Default)]
@@ -59,6 +62,9 @@ impl Time {
 
 impl Clock for Time {
     fn now_ms(&self) -> u64 {
+        let reads = self.0.reads.get() + 1;
+        assert!(reads < 100_000, "the runner spins at {} ms", self.now());
+        self.0.reads.set(reads);
         self.now()
     }
 
@@ -90,6 +96,7 @@ fn run_until_time<F: Future>(time: &Time, limit: u64, future: F) -> Option<F::Ou
             return None;
         }
         time.0.now.set(next);
+        time.0.reads.set(0);
     }
 }
 
