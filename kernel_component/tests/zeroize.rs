@@ -1,0 +1,107 @@
+//! Secrets do not outlive their owners in freed memory: an allocator that, while armed, looks
+//! through every block handed back for a given byte string. Dropping a `Secret`, the
+//! DeviceSecret provider or the login strings (whose password is an HMAC that logs in as well
+//! as the secret) must free no block that still holds them.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+use aliot_kernel::auth::{
+    DeviceIdentity, FIXED_TIMESTAMP, device_login, hmac_hex, login_sign_content,
+};
+use aliot_kernel::config::{AuthMode, SignMethod};
+use aliot_kernel::credentials::{DeviceSecretLogin, Secret};
+
+/// Looks for `NEEDLE` in freed blocks while `ARMED`.
+struct Scanning;
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+static NEEDLE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static NEEDLE_LEN: AtomicUsize = AtomicUsize::new(0);
+static FOUND: AtomicBool = AtomicBool::new(false);
+
+#[global_allocator]
+static ALLOCATOR: Scanning = Scanning;
+
+// SAFETY: every call is forwarded unchanged to the system allocator; `dealloc` only reads the
+// block being freed (still owned by the caller until the forwarded call) before freeing it.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Scanning {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if ARMED.load(Ordering::SeqCst) {
+            let needle = NEEDLE.load(Ordering::SeqCst);
+            let len = NEEDLE_LEN.load(Ordering::SeqCst);
+            // SAFETY: `ptr` is a live block of `layout.size()` bytes until it is freed below;
+            // the needle is a buffer the test keeps alive while armed.
+            let (block, needle) = unsafe {
+                (
+                    std::slice::from_raw_parts(ptr, layout.size()),
+                    std::slice::from_raw_parts(needle, len),
+                )
+            };
+            if len > 0 && block.windows(len).any(|w| w == needle) {
+                FOUND.store(true, Ordering::SeqCst);
+            }
+        }
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// One scan at a time (tests run on several threads).
+static SCAN: Mutex<()> = Mutex::new(());
+
+/// Whether dropping `value` freed a block that still holds `needle`.
+fn leaves_behind<T>(needle: &[u8], value: T) -> bool {
+    let _one = SCAN.lock().unwrap_or_else(|e| e.into_inner());
+    NEEDLE.store(needle.as_ptr().cast_mut(), Ordering::SeqCst);
+    NEEDLE_LEN.store(needle.len(), Ordering::SeqCst);
+    FOUND.store(false, Ordering::SeqCst);
+    ARMED.store(true, Ordering::SeqCst);
+    drop(value);
+    ARMED.store(false, Ordering::SeqCst);
+    FOUND.load(Ordering::SeqCst)
+}
+
+const SECRET: &str = "ZeroizeMe-DeviceSecret-0123456789";
+
+#[test]
+fn the_scanner_finds_what_is_not_zeroized() {
+    // The check can fail: a plain `String` leaves its bytes behind.
+    assert!(leaves_behind(SECRET.as_bytes(), String::from(SECRET)));
+}
+
+#[test]
+fn a_dropped_secret_leaves_nothing_behind() {
+    assert!(!leaves_behind(
+        SECRET.as_bytes(),
+        Secret::from(String::from(SECRET))
+    ));
+    let provider =
+        DeviceSecretLogin::new(AuthMode::DeviceSecret, Secret::from(String::from(SECRET))).unwrap();
+    assert!(!leaves_behind(SECRET.as_bytes(), provider));
+}
+
+#[test]
+fn dropped_login_strings_leave_no_password_behind() {
+    let id = DeviceIdentity {
+        product_key: "pk",
+        device_name: "dn",
+        client_id: "pk.dn",
+        device_secret: SECRET.as_bytes(),
+    };
+    let expected = hmac_hex(
+        SignMethod::HmacSha256,
+        SECRET.as_bytes(),
+        login_sign_content(&id, FIXED_TIMESTAMP).as_bytes(),
+    );
+    let login = device_login(&id, SignMethod::HmacSha256, true);
+    assert_eq!(login.password, expected);
+    assert!(!leaves_behind(expected.as_bytes(), login));
+}
