@@ -26,7 +26,7 @@ pub mod topics;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use ota::{DeviceOtaState, JobId, OtaDigest, OtaJob, OtaJobStatus};
 pub use registry::{Device, Product, Registry, TopicCategory, TopicRights};
@@ -257,6 +257,17 @@ impl Emulator {
     /// Every login attempt of the device (accepted or refused).
     pub fn logins(&self, pk: &str, dn: &str) -> Vec<LoginRecord> {
         api::logins(&self.shared, pk, dn)
+    }
+    /// When the device ended a session with an MQTT DISCONNECT (not counting connections
+    /// that just closed), in order.
+    pub fn client_disconnects(&self, pk: &str, dn: &str) -> Vec<SystemTime> {
+        let k = state::key(pk, dn);
+        self.shared
+            .lock()
+            .logs
+            .get(&k)
+            .map(|l| l.disconnects.clone())
+            .unwrap_or_default()
     }
     /// Publishes to the device as the platform would deliver (see [`EmulatorError`] cases).
     pub fn publish_to_device(

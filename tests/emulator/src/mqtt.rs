@@ -289,6 +289,12 @@ macro_rules! v3_server {
                                 }
                                 u.ack()
                             }
+                            v3::ProtocolMessage::Disconnect(d) => {
+                                if !st.registration {
+                                    st.shared.client_disconnect(&st.key, st.id);
+                                }
+                                d.ack()
+                            }
                             other => other.ack(),
                         })
                     }
@@ -409,6 +415,12 @@ macro_rules! v5_server {
                                     st.shared.unsubscribe(&st.key, st.id, t);
                                 }
                                 u.ack()
+                            }
+                            v5::ProtocolMessage::Disconnect(d) => {
+                                if !st.registration {
+                                    st.shared.client_disconnect(&st.key, st.id);
+                                }
+                                d.ack()
                             }
                             other => other.ack(),
                         })

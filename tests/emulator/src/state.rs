@@ -139,6 +139,8 @@ pub(crate) struct DevLog {
     pub uplinks: Vec<Uplink>,
     pub logins: Vec<LoginRecord>,
     pub downlinks: Vec<Downlink>,
+    /// When the device ended a session with an MQTT DISCONNECT.
+    pub disconnects: Vec<SystemTime>,
 }
 
 /// Fault-injection settings.
@@ -380,6 +382,19 @@ impl Shared {
         drop(g);
         self.notify();
         result
+    }
+
+    /// The device sent DISCONNECT on connection `id` (an orderly end of its session).
+    pub fn client_disconnect(&self, k: &DevKey, id: u64) {
+        let mut g = self.lock();
+        log::info!("{}/{} sent DISCONNECT (connection {id})", k.0, k.1);
+        g.logs
+            .entry(k.clone())
+            .or_default()
+            .disconnects
+            .push(SystemTime::now());
+        drop(g);
+        self.notify();
     }
 
     /// A connection ended; forget it if it is still the device's current one.

@@ -342,6 +342,24 @@ fn kick_and_drop_end_the_session() {
 }
 
 #[test]
+fn a_client_disconnect_is_recorded_and_a_dropped_connection_is_not() {
+    for v in [4, 5] {
+        let emu = start();
+        let c = online(&emu, v, DN, DS);
+        assert!(emu.drop_connection(PK, DN));
+        assert!(matches!(c.wait_closed(), Some(Ev::Closed(_))));
+        assert!(
+            emu.client_disconnects(PK, DN).is_empty(),
+            "v{v}: no DISCONNECT"
+        );
+        let c = online(&emu, v, DN, DS);
+        c.disconnect();
+        assert!(emu.wait_offline(PK, DN, WAIT), "v{v}");
+        assert_eq!(emu.client_disconnects(PK, DN).len(), 1, "v{v}");
+    }
+}
+
+#[test]
 fn refuse_connections_fault() {
     let emu = start();
     emu.refuse_connections_for(Duration::from_millis(500));
