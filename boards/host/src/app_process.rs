@@ -23,7 +23,10 @@ pub struct PipeSyscalls {
 /// Why a pipe exchange failed.
 #[derive(Debug)]
 pub enum PipeError {
-    /// The kernel closed the pipe or an I/O error occurred.
+    /// The kernel closed the syscall pipe: the board is stopping (or stopped this app). The
+    /// app process ends normally.
+    Closed,
+    /// An I/O error occurred.
     Io(std::io::Error),
     /// The kernel's frame did not fit the buffer.
     FrameTooLong,
@@ -57,7 +60,11 @@ impl Syscalls for PipeSyscalls {
         let mut out = self.requests.lock();
         out.write_all(request_frame)
             .and_then(|()| out.flush())
-            .map_err(PipeError::Io)?;
+            .map_err(|e| match e.kind() {
+                // The kernel's end of the pipe is gone.
+                std::io::ErrorKind::BrokenPipe => PipeError::Closed,
+                _ => PipeError::Io(e),
+            })?;
         drop(out);
         let mut frame = Vec::with_capacity(64);
         let limit = response_buf.len() as u64;
@@ -68,7 +75,7 @@ impl Syscalls for PipeSyscalls {
             .read_until(0, &mut frame)
             .map_err(PipeError::Io)?;
         if n == 0 {
-            return Err(PipeError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            return Err(PipeError::Closed);
         }
         if frame.last() != Some(&0) {
             return Err(PipeError::FrameTooLong);
@@ -162,6 +169,7 @@ pub fn run(config: &DeviceConfig, name: &str, role: Role) -> ExitCode {
     }
     let mut app = match Aliot::new(PipeSyscalls::new()) {
         Ok(app) => app,
+        Err(AppError::Transport(PipeError::Closed)) => return closed(),
         Err(e) => {
             log::error!("cannot greet the kernel: {e:?}");
             return ExitCode::FAILURE;
@@ -169,9 +177,18 @@ pub fn run(config: &DeviceConfig, name: &str, role: Role) -> ExitCode {
     };
     match main(&mut app, &settings) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(AppError::Transport(PipeError::Closed)) => closed(),
         Err(e) => {
             log::error!("stopped: {e:?}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The kernel closed the syscall pipe: that is how the board stops its apps, so the app
+/// stops normally. (The board restarts an app it closed for not reading its responses, as
+/// its restart policy says for a failure.)
+fn closed() -> ExitCode {
+    log::info!("the kernel closed the syscall pipe: stopping");
+    ExitCode::SUCCESS
 }

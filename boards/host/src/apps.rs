@@ -3,6 +3,11 @@
 //! a dead app according to its restart policy while the others keep running.
 //!
 //! The app id of a frame is the pipe it arrived on, so an app cannot speak for another.
+//!
+//! Stopping ([`HostAppPort::shutdown`]): the board closes every app's syscall pipe, which the
+//! app reads as "stop" and exits normally; no app is restarted after that, and one that has
+//! not exited within the grace period is killed. Apps run in their own process group, so a
+//! Ctrl-C in the terminal reaches the board alone, which then stops them in this order.
 //! COBS framing is this board's business: the kernel sees each app's request unframed in a
 //! buffer this port lends it (one per app, allocated at start), and answers in place.
 //!
@@ -13,10 +18,12 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -40,9 +47,58 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// stalling the kernel.
 const OUTPUT_QUEUE: usize = 16;
 
-/// The kernel's handle on one app's response pipe: a queue drained by a writer thread, so a
-/// blocked or dead app can never block the kernel.
-type Writer = Arc<Mutex<Option<SyncSender<Vec<u8>>>>>;
+/// One app's response pipe, shared by the kernel's port and the app's supervisor.
+#[derive(Default)]
+struct AppPipe {
+    /// A queue drained by a writer thread, so a blocked or dead app can never block the
+    /// kernel; `None` closes the app's stdin.
+    queue: Mutex<Option<SyncSender<Vec<u8>>>>,
+    /// The port closed the pipe because the app did not read its responses: whatever the
+    /// app's exit status, that run failed.
+    evicted: AtomicBool,
+    /// Process id of the app's current run.
+    pid: Mutex<Option<u32>>,
+}
+
+impl AppPipe {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Option<SyncSender<Vec<u8>>>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pid(&self) -> std::sync::MutexGuard<'_, Option<u32>> {
+        self.pid.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type Writer = Arc<AppPipe>;
+
+/// Set once when the board stops; wakes supervisors waiting to restart an app.
+#[derive(Default)]
+struct Stopping {
+    set: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Stopping {
+    fn set(&self) {
+        *self.set.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        *self.set.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits `delay`, or less when the board stops meanwhile; true when it is stopping.
+    fn wait(&self, delay: Duration) -> bool {
+        let guard = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, delay, |stopping| !*stopping)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard
+    }
+}
 
 /// What the pipe threads hand the kernel's port.
 #[derive(Debug)]
@@ -59,6 +115,9 @@ pub struct HostAppPort {
     writers: Vec<Writer>,
     /// Each app's syscall buffer, lent to the kernel.
     buffers: Vec<Box<[u8]>>,
+    stopping: Arc<Stopping>,
+    /// Disconnected once every supervisor has returned (each holds a sender).
+    supervisors: std::sync::mpsc::Receiver<()>,
 }
 
 impl AppPort for HostAppPort {
@@ -105,18 +164,61 @@ impl HostAppPort {
         let Some(writer) = self.writers.get(usize::from(app)) else {
             return;
         };
-        let mut guard = writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = writer.queue();
         let Some(queue) = guard.as_ref() else { return };
         match queue.try_send(frame) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 // Dropping the queue ends the writer thread, which closes the app's stdin:
-                // the app sees EOF, exits, and its supervisor restarts it per the manifest.
+                // the app sees EOF, exits, and its supervisor restarts it per the manifest
+                // (as after a failure, whatever the exit status).
                 log::warn!("app {app} does not read its responses; closing its pipe");
+                writer.evicted.store(true, Ordering::SeqCst);
                 *guard = None;
             }
             // The app died; its supervisor reports the exit.
             Err(TrySendError::Disconnected(_)) => *guard = None,
+        }
+    }
+
+    /// Stops every app: closes its syscall pipe (the app reads EOF and exits normally),
+    /// restarts none, and waits up to `grace` for all to exit; those still running then are
+    /// killed. Returns when every supervisor is done (or after a further second at most).
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.stopping.set();
+        // Nothing reads app requests any more: a supervisor forwarding one gives up at once.
+        self.inputs.close();
+        for writer in &self.writers {
+            *writer.queue() = None;
+        }
+        if self.wait_for_supervisors(grace) {
+            return;
+        }
+        for writer in &self.writers {
+            if let Some(pid) = *writer.pid() {
+                log::warn!("app process {pid} did not stop within {grace:?}; killing it");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if !self.wait_for_supervisors(Duration::from_secs(1)) {
+            log::warn!("an app supervisor did not finish");
+        }
+    }
+
+    /// True once every supervisor has returned, false if `timeout` passed first.
+    fn wait_for_supervisors(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.supervisors.recv_timeout(left) {
+                // Supervisors never send; a message would only be noise.
+                Ok(()) => {}
+                Err(RecvTimeoutError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => return false,
+            }
         }
     }
 }
@@ -158,11 +260,13 @@ pub fn app_environment(
 /// Start one supervisor thread per app.
 pub fn start(apps: &'static [AppDef], launch: AppLaunch, state_dir: &Path) -> HostAppPort {
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    let (alive, supervisors) = std::sync::mpsc::channel();
+    let stopping = Arc::new(Stopping::default());
     let pid_dir = state_dir.join("apps");
     let _ = std::fs::create_dir_all(&pid_dir);
     let mut writers = Vec::new();
     for (index, def) in apps.iter().enumerate() {
-        let writer: Writer = Arc::new(Mutex::new(None));
+        let writer: Writer = Arc::default();
         writers.push(writer.clone());
         let supervisor = Supervisor {
             app: index as AppId,
@@ -171,6 +275,8 @@ pub fn start(apps: &'static [AppDef], launch: AppLaunch, state_dir: &Path) -> Ho
             pid_file: pid_dir.join(format!("{}.pid", def.name)),
             writer,
             inputs: tx.clone(),
+            stopping: stopping.clone(),
+            _alive: alive.clone(),
         };
         let spawned = thread::Builder::new()
             .name(format!("app-{}", def.name))
@@ -186,6 +292,8 @@ pub fn start(apps: &'static [AppDef], launch: AppLaunch, state_dir: &Path) -> Ho
             .map(|_| vec![0; MAX_FRAME_LEN].into_boxed_slice())
             .collect(),
         writers,
+        stopping,
+        supervisors,
     }
 }
 
@@ -196,20 +304,38 @@ struct Supervisor {
     pid_file: PathBuf,
     writer: Writer,
     inputs: mpsc::Sender<PipeInput>,
+    stopping: Arc<Stopping>,
+    /// Dropped when the supervisor returns (see [`HostAppPort::shutdown`]).
+    _alive: std::sync::mpsc::Sender<()>,
 }
 
 impl Supervisor {
     fn run(self) {
         let mut delay = RESTART_BASE;
         loop {
+            if self.stopping.is_set() {
+                return;
+            }
             let started = Instant::now();
-            let success = match self.spawn() {
+            let status = match self.spawn() {
                 Ok(child) => self.serve(child),
                 Err(e) => {
                     log::error!("cannot start app {}: {e}", self.def.name);
-                    false
+                    None
                 }
             };
+            if self.stopping.is_set() {
+                match status {
+                    Some(status) => log::info!("app {} stopped ({status})", self.def.name),
+                    None => log::info!("app {} stopped", self.def.name),
+                }
+                return;
+            }
+            if let Some(status) = status {
+                log::warn!("app {} exited: {status}", self.def.name);
+            }
+            let evicted = self.writer.evicted.swap(false, Ordering::SeqCst);
+            let success = status.is_some_and(|s| s.success()) && !evicted;
             if self
                 .inputs
                 .blocking_send(PipeInput::Exited(self.app))
@@ -240,12 +366,16 @@ impl Supervisor {
                 self.def.name,
                 delay.as_millis()
             );
-            thread::sleep(delay);
+            if self.stopping.wait(delay) {
+                return;
+            }
         }
     }
 
     fn spawn(&self) -> std::io::Result<Child> {
         let mut command = Command::new(&self.launch.exe);
+        // Its own process group: a terminal's Ctrl-C goes to the board, which stops the apps.
+        command.process_group(0);
         command.arg("--app").arg(self.def.name);
         if self.launch.probe {
             command.arg("--confinement-probe");
@@ -263,6 +393,7 @@ impl Supervisor {
             .stderr(Stdio::inherit())
             .spawn()?;
         let _ = std::fs::write(&self.pid_file, child.id().to_string());
+        *self.writer.pid() = Some(child.id());
         log::info!("app {} started as process {}", self.def.name, child.id());
         if let Some(stdin) = child.stdin.take() {
             let (queue, frames) = sync_channel(OUTPUT_QUEUE);
@@ -270,13 +401,17 @@ impl Supervisor {
             thread::Builder::new()
                 .name(format!("app-{name}-out"))
                 .spawn(move || write_frames(stdin, frames))?;
-            *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(queue);
+            *self.writer.queue() = Some(queue);
+            if self.stopping.is_set() {
+                // Started as the board began to stop: let it stop too.
+                *self.writer.queue() = None;
+            }
         }
         Ok(child)
     }
 
-    /// Forward the app's frames until its stdout closes; returns whether it exited cleanly.
-    fn serve(&self, mut child: Child) -> bool {
+    /// Forward the app's frames until its stdout closes; returns how it exited.
+    fn serve(&self, mut child: Child) -> Option<ExitStatus> {
         if let Some(stdout) = child.stdout.take() {
             let mut reader = BufReader::new(stdout);
             let mut frame = Vec::with_capacity(256);
@@ -310,16 +445,15 @@ impl Supervisor {
                 }
             }
         }
-        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.writer.queue() = None;
         let _ = std::fs::remove_file(&self.pid_file);
-        match child.wait() {
-            Ok(status) => {
-                log::warn!("app {} exited: {status}", self.def.name);
-                status.success()
-            }
+        let status = child.wait();
+        *self.writer.pid() = None;
+        match status {
+            Ok(status) => Some(status),
             Err(e) => {
                 log::error!("app {}: cannot collect exit status: {e}", self.def.name);
-                false
+                None
             }
         }
     }
@@ -366,24 +500,27 @@ mod tests {
     #[test]
     fn an_app_that_stops_reading_loses_its_pipe_instead_of_blocking_the_kernel() {
         let (queue, frames) = sync_channel(OUTPUT_QUEUE);
-        let writer: Writer = Arc::new(Mutex::new(Some(queue)));
+        let writer: Writer = Arc::default();
+        *writer.queue() = Some(queue);
         let (_tx, rx) = mpsc::channel(1);
+        let (_alive, supervisors) = std::sync::mpsc::channel();
         let mut port = HostAppPort {
             inputs: rx,
             writers: vec![writer.clone()],
             buffers: vec![vec![0; MAX_FRAME_LEN].into_boxed_slice()],
+            stopping: Arc::default(),
+            supervisors,
         };
         for _ in 0..OUTPUT_QUEUE {
             port.respond(0, 5);
         }
-        assert!(
-            writer.lock().unwrap().is_some(),
-            "a full queue is still fine"
-        );
+        assert!(writer.queue().is_some(), "a full queue is still fine");
+        assert!(!writer.evicted.load(Ordering::SeqCst));
         port.respond(0, 5);
+        assert!(writer.queue().is_none(), "the next frame closes the pipe");
         assert!(
-            writer.lock().unwrap().is_none(),
-            "the next frame closes the pipe"
+            writer.evicted.load(Ordering::SeqCst),
+            "and the app's run counts as failed"
         );
         assert_eq!(
             frames.try_iter().count(),

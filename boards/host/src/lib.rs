@@ -3,6 +3,10 @@
 //!
 //! The behaviour comes from the manifest compiled in (see `manifest/device.toml`). The flags
 //! below only redirect a simulator run (tests, experiments); they never change the manifest.
+//!
+//! SIGINT and SIGTERM stop the board cleanly: the session says DISCONNECT (when logged in),
+//! the apps are told to stop (their syscall pipes close), the built-in emulator is dropped
+//! (its temporary CA folder with it), and the process exits with 0.
 
 pub mod app_process;
 pub mod apps;
@@ -15,11 +19,14 @@ pub mod secret;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use aliot_kernel::config::{DeviceConfig, MqttVersion, SecretSource};
+use aliot_kernel::credentials::{DeviceSecretLogin, check_auth_mode};
 use aliot_kernel::kernel::Kernel;
 use aliot_kernel::runner::{Runner, RunnerOptions};
 use clap::Parser;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// The manifest, compiled in by `build.rs`.
 pub mod generated {
@@ -65,6 +72,12 @@ fn init_logging(prefix: Option<String>) {
         env_logger::Env::default()
             .default_filter_or("info,ntex=warn,ntex_mqtt=warn,ntex_server=warn,rustls=warn"),
     );
+    // When the built-in emulator stops, ntex-server 3.11's worker may find its channel closed
+    // before it reads the stop command and logs "Server is gone" as an error (a race inside
+    // ntex-server, harmless), so a clean stop would print an error line. Silenced whatever
+    // RUST_LOG says; the module's only other message is a worker that cannot start, which
+    // shows as an emulator that does not answer.
+    builder.filter_module("ntex_server::wrk", log::LevelFilter::Off);
     if let Some(prefix) = prefix {
         use std::io::Write;
         builder.format(move |buf, record| {
@@ -88,11 +101,41 @@ pub fn main() -> ExitCode {
     }
     init_logging(None);
     match run_board(args) {
-        Ok(never) => match never {},
+        Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How long apps get to stop after their pipes close before they are killed.
+const APP_STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// SIGINT and SIGTERM, caught from start-up on (a signal during start-up still stops the
+/// board cleanly once it runs).
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    /// Must be called inside the runtime.
+    fn catch() -> Result<Self, String> {
+        let catch = |kind| signal(kind).map_err(|e| format!("cannot catch signals: {e}"));
+        Ok(Self {
+            interrupt: catch(SignalKind::interrupt())?,
+            terminate: catch(SignalKind::terminate())?,
+        })
+    }
+
+    /// Completes on the first of them.
+    async fn received(&mut self) {
+        let name = tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        };
+        log::info!("{name} received: stopping");
     }
 }
 
@@ -126,8 +169,10 @@ fn parse_addr(addr: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
-fn run_board(args: Args) -> Result<std::convert::Infallible, String> {
+fn run_board(args: Args) -> Result<(), String> {
     let config: &'static DeviceConfig = Box::leak(Box::new(effective_config(&args)?));
+    // Before any secret is looked for: a manifest this kernel cannot log in with fails now.
+    check_auth_mode(config.auth).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&args.state_dir).map_err(|e| {
         format!(
             "cannot create state directory {}: {e}",
@@ -135,33 +180,43 @@ fn run_board(args: Args) -> Result<std::convert::Infallible, String> {
         )
     })?;
     let secret = secret::load(config.secret, args.secret_file.as_deref(), &args.state_dir)?;
+    let credentials = DeviceSecretLogin::new(config.auth, secret).map_err(|e| e.to_string())?;
 
-    // Keep the emulator alive for the whole run.
-    let mut _emulator = None;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let mut signals = {
+        let _inside = runtime.enter();
+        StopSignals::catch()?
+    };
+
+    // Kept for the whole run; dropped (and its temporary CA folder removed) at the end.
+    let mut emulator = None;
     let mut address = args.mqtt_addr.as_deref().map(parse_addr).transpose()?;
     let mut ca = args
         .ca
         .clone()
         .or_else(|| config.tls.ca_file.map(PathBuf::from));
     if address.is_none() && config.endpoint.emulator {
-        let emulator = aliot_emulator::Emulator::start(aliot_emulator::EmulatorConfig::demo())
+        let started = aliot_emulator::Emulator::start(aliot_emulator::EmulatorConfig::demo())
             .map_err(|e| format!("cannot start the built-in emulator: {e}"))?;
         let addr = if config.tls.enabled {
-            emulator.tls_addr()
+            started.tls_addr()
         } else {
-            emulator.mqtt_addr()
+            started.mqtt_addr()
         };
         log::info!(
             "built-in Alibaba IoT emulator: MQTT {} TLS {} HTTP {} (CA {})",
-            emulator.mqtt_addr(),
-            emulator.tls_addr(),
-            emulator.http_addr(),
-            emulator.ca_pem_path().display()
+            started.mqtt_addr(),
+            started.tls_addr(),
+            started.http_addr(),
+            started.ca_pem_path().display()
         );
         // The emulator's certificate names `localhost`.
         address = Some(("localhost".to_owned(), addr.port()));
-        ca = ca.or_else(|| Some(emulator.ca_pem_path().to_path_buf()));
-        _emulator = Some(emulator);
+        ca = ca.or_else(|| Some(started.ca_pem_path().to_path_buf()));
+        emulator = Some(started);
     }
     let tls = net::tls_config(ca.as_deref())?;
     let network = net::HostNetwork::new(tls, address);
@@ -178,34 +233,38 @@ fn run_board(args: Args) -> Result<std::convert::Infallible, String> {
             ));
         }
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let options = RunnerOptions {
         backoff_base_ms: args.backoff_base_ms,
         ..RunnerOptions::default()
     };
-    runtime.block_on(async move {
-        let launch = apps::AppLaunch {
-            exe,
-            secret_env: match config.secret {
-                SecretSource::Env(var) => Some(var),
-                _ => None,
-            },
-            probe: args.confinement_probe,
-        };
-        let port = apps::start(config.apps, launch, &args.state_dir);
+    let launch = apps::AppLaunch {
+        exe,
+        secret_env: match config.secret {
+            SecretSource::Env(var) => Some(var),
+            _ => None,
+        },
+        probe: args.confinement_probe,
+    };
+    let mut port = apps::start(config.apps, launch, &args.state_dir);
+    let ran = runtime.block_on(async {
         let mut kernel = Kernel::new(config);
         let mut runner = Runner::new(
             &mut kernel,
             network,
             clock::HostClock::new(),
             clock::HostEntropy,
-            port,
-            secret,
+            &mut port,
+            credentials,
             options,
         );
-        runner.run().await
-    })
+        runner.run_until(signals.received()).await
+    });
+    port.shutdown(APP_STOP_GRACE);
+    if let Some(emulator) = emulator.take() {
+        drop(emulator);
+        log::info!("built-in emulator stopped");
+    }
+    ran.map_err(|e| e.to_string())?;
+    log::info!("stopped");
+    Ok(())
 }

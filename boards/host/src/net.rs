@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use aliot_kernel::board::{NetError, Network};
+use aliot_kernel::board::{Address, NetError, Network};
 use embedded_io_adapters::tokio_1::FromTokio;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -158,5 +158,34 @@ impl Network for HostNetwork {
                 Err(NetError::Tls)
             }
         }
+    }
+
+    fn describe<'a>(&'a self, host: &'a str, port: u16) -> impl std::fmt::Display + 'a {
+        match &self.address {
+            Some((host, port)) => Address { host, port: *port },
+            None => Address { host, port },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dialled_address_is_the_redirected_one() {
+        let tls = tls_config(None).unwrap();
+        let direct = HostNetwork::new(tls.clone(), None);
+        assert_eq!(
+            direct
+                .describe("pk.iot-as-mqtt.cn-shanghai.aliyuncs.com", 1883)
+                .to_string(),
+            "pk.iot-as-mqtt.cn-shanghai.aliyuncs.com:1883"
+        );
+        let redirected = HostNetwork::new(tls, Some(("127.0.0.1".into(), 41234)));
+        assert_eq!(
+            redirected.describe("emulator.invalid", 1883).to_string(),
+            "127.0.0.1:41234"
+        );
     }
 }

@@ -1,9 +1,14 @@
 //! Reads the DeviceSecret from the source the manifest names. The value is never logged:
-//! errors say where it was looked for, not what was found.
+//! errors say where it was looked for, not what was found. What is read is held in zeroizing
+//! buffers and handed over as a [`Secret`] (zeroized on drop, never printed); an environment
+//! variable's value also stays in the process environment, which app processes never inherit.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use aliot_kernel::config::SecretSource;
+use aliot_kernel::credentials::Secret;
+use zeroize::Zeroizing;
 
 /// Where provisioned secrets live inside the board's state directory.
 pub fn provisioned_secret_path(state_dir: &Path) -> PathBuf {
@@ -15,20 +20,27 @@ pub fn load(
     source: SecretSource,
     override_file: Option<&Path>,
     state_dir: &Path,
-) -> Result<String, String> {
+) -> Result<Secret, String> {
     if let Some(path) = override_file {
         return from_file(path, "--secret-file");
     }
     match source {
-        SecretSource::Env(var) => match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
-            Ok(_) => Err(format!(
-                "environment variable {var} is empty (the manifest's auth.secret says env = \"{var}\")"
-            )),
-            Err(_) => Err(format!(
-                "environment variable {var} is not set (the manifest's auth.secret says env = \"{var}\")"
-            )),
-        },
+        SecretSource::Env(var) => {
+            let value = Zeroizing::new(
+                std::env::var_os(var)
+                    .ok_or_else(|| {
+                        format!(
+                            "environment variable {var} is not set (the manifest's auth.secret says env = \"{var}\")"
+                        )
+                    })?
+                    .into_encoded_bytes(),
+            );
+            trimmed(&value).ok_or_else(|| {
+                format!(
+                    "environment variable {var} is empty (the manifest's auth.secret says env = \"{var}\")"
+                )
+            })
+        }
         SecretSource::File(path) => from_file(Path::new(path), "the manifest's auth.secret file"),
         SecretSource::Provisioned => from_file(
             &provisioned_secret_path(state_dir),
@@ -37,21 +49,41 @@ pub fn load(
     }
 }
 
-fn from_file(path: &Path, what: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// The secret in `bytes` without surrounding whitespace, copied once into its own buffer;
+/// `None` when nothing is left.
+fn trimmed(bytes: &[u8]) -> Option<Secret> {
+    let secret = bytes.trim_ascii();
+    (!secret.is_empty()).then(|| Secret::new(secret.to_vec()))
+}
+
+fn from_file(path: &Path, what: &str) -> Result<Secret, String> {
+    let cannot = |e: std::io::Error| {
         format!(
             "cannot read the device secret from {} ({what}): {e}",
             path.display()
         )
-    })?;
-    let secret = text.trim();
-    if secret.is_empty() {
+    };
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    // Room for any secret file (a DeviceSecret is 32 characters) without growing, so no
+    // reallocation leaves a copy behind; a longer file is refused rather than grown.
+    const MAX_SECRET_FILE: usize = 4096;
+    let mut text = Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE + 1));
+    file.by_ref()
+        .take(MAX_SECRET_FILE as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(cannot)?;
+    if text.len() > MAX_SECRET_FILE {
         return Err(format!(
-            "the device secret file {} ({what}) is empty",
+            "the device secret file {} ({what}) is longer than {MAX_SECRET_FILE} bytes",
             path.display()
         ));
     }
-    Ok(secret.to_owned())
+    trimmed(&text).ok_or_else(|| {
+        format!(
+            "the device secret file {} ({what}) is empty",
+            path.display()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -64,13 +96,25 @@ mod tests {
         let file = dir.path().join("s");
         std::fs::write(&file, "  abc123\n").unwrap();
         assert_eq!(
-            load(SecretSource::Provisioned, Some(&file), dir.path()).unwrap(),
-            "abc123"
+            load(SecretSource::Provisioned, Some(&file), dir.path())
+                .unwrap()
+                .expose(),
+            b"abc123"
         );
         std::fs::write(&file, "\n").unwrap();
-        let err = load(SecretSource::Provisioned, Some(&file), dir.path()).unwrap_err();
+        let err = load(SecretSource::Provisioned, Some(&file), dir.path())
+            .err()
+            .unwrap();
         assert!(err.contains("empty"), "{err}");
-        let err = load(SecretSource::Provisioned, None, dir.path()).unwrap_err();
+        std::fs::write(&file, "x".repeat(5000)).unwrap();
+        let err = load(SecretSource::Provisioned, Some(&file), dir.path())
+            .err()
+            .unwrap();
+        assert!(err.contains("longer than"), "{err}");
+        assert!(!err.contains("xxx"), "{err}");
+        let err = load(SecretSource::Provisioned, None, dir.path())
+            .err()
+            .unwrap();
         assert!(err.contains("provisioned"), "{err}");
     }
 
@@ -81,7 +125,8 @@ mod tests {
             None,
             Path::new("."),
         )
-        .unwrap_err();
+        .err()
+        .unwrap();
         assert!(err.contains("ALIOT_TEST_SURELY_UNSET_VAR"), "{err}");
     }
 
@@ -92,8 +137,10 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "p-secret").unwrap();
         assert_eq!(
-            load(SecretSource::Provisioned, None, dir.path()).unwrap(),
-            "p-secret"
+            load(SecretSource::Provisioned, None, dir.path())
+                .unwrap()
+                .expose(),
+            b"p-secret"
         );
     }
 }

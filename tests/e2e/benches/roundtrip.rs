@@ -19,6 +19,7 @@ use aliot_emulator::{Emulator, EmulatorConfig};
 use aliot_kernel::auth::{DeviceIdentity, device_login};
 use aliot_kernel::board::{AppInput, AppPort};
 use aliot_kernel::config::{AppDef, DeviceConfig, MqttVersion, RestartPolicy};
+use aliot_kernel::credentials::{DeviceSecretLogin, Secret};
 use aliot_kernel::kernel::{AppId, Kernel};
 use aliot_kernel::runner::{Runner, RunnerOptions};
 
@@ -181,16 +182,18 @@ fn capsule(emu: &Emulator, version: MqttVersion) -> (Duration, Duration) {
             };
             let mut kernel = Kernel::new(config);
             let clock = aliot_host::clock::HostClock::new();
+            let credentials =
+                DeviceSecretLogin::new(config.auth, Secret::from(String::from(SECRET))).unwrap();
             let mut runner = Runner::new(
                 &mut kernel,
                 network,
                 clock,
                 aliot_host::clock::HostEntropy,
                 app_port,
-                SECRET.into(),
+                credentials,
                 RunnerOptions::default(),
             );
-            runner.run().await
+            runner.run_until(std::future::pending()).await
         })
     });
     let mut app = Aliot::new(ChannelSyscalls {
