@@ -47,8 +47,9 @@ fn baseline(emu: &Emulator, v5: bool) -> Duration {
         ($client:ty, $options:ty, $event:path, $packet:path, $qos:expr) => {{
             use $event as Event;
             use $packet as Packet;
-            let mut o = <$options>::new(creds.client_id, "127.0.0.1", port);
-            o.set_credentials(creds.username, creds.password);
+            // `LoginCredentials` zeroizes its password on drop: copy the strings out.
+            let mut o = <$options>::new(creds.client_id.clone(), "127.0.0.1", port);
+            o.set_credentials(creds.username.clone(), creds.password.clone());
             o.set_keep_alive(Duration::from_secs(300));
             let (client, mut conn) = <$client>::new(o, 8);
             let mut events = conn.iter();

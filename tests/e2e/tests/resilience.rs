@@ -182,6 +182,14 @@ fn a_wrong_secret_gives_a_clear_error_and_backs_off() {
         device.wait_log("bad user name or password", WAIT),
         "the log says what is wrong"
     );
+    let dialled = format!(
+        "login refused for {PK}/{DN} at 127.0.0.1:{}",
+        emu.tls_addr().port()
+    );
+    assert!(
+        device.log().contains(&dialled),
+        "and where it dialled: {dialled}"
+    );
     assert!(
         !device.log().contains(wrong),
         "the secret never appears in logs"

@@ -4,8 +4,9 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,8 @@ pub struct DeviceOptions {
     pub env: Vec<(String, String)>,
     /// First reconnect delay.
     pub backoff_base_ms: u32,
+    /// Dial here instead of the emulator's port.
+    pub mqtt_addr: Option<SocketAddr>,
 }
 
 impl Default for DeviceOptions {
@@ -59,6 +62,7 @@ impl Default for DeviceOptions {
                 "300".into(),
             )],
             backoff_base_ms: 300,
+            mqtt_addr: None,
         }
     }
 }
@@ -74,11 +78,11 @@ impl Device {
     /// Start the board against `emu`.
     pub fn start(emu: &Emulator, opts: DeviceOptions) -> Device {
         let state = tempfile::tempdir().expect("temp dir");
-        let addr = if opts.tls {
+        let addr = opts.mqtt_addr.unwrap_or(if opts.tls {
             emu.tls_addr()
         } else {
             emu.mqtt_addr()
-        };
+        });
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aliot-host-under-test"));
         cmd.arg("--mqtt-addr")
             .arg(format!("127.0.0.1:{}", addr.port()))
@@ -133,6 +137,21 @@ impl Device {
         wait_until(timeout, || self.log().contains(needle))
     }
 
+    /// Send `signal` to the board process (not to its apps).
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal the board");
+    }
+
+    /// Wait (bounded, polling) for the board to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        status
+    }
+
     /// Process id of app `name`, from the board's pid file.
     pub fn app_pid(&self, name: &str) -> Option<i32> {
         let text =
@@ -162,6 +181,25 @@ impl Drop for Device {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
+}
+
+/// Lines of `log` at level ERROR (the board's `[time ERROR module]` and the apps'
+/// `[app name] ERROR`).
+pub fn error_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains(" ERROR ")).collect()
+}
+
+/// Whether process `pid` is gone (or a zombie nobody waits for: not our child).
+pub fn process_gone(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_err()
+}
+
+/// A free local port that nothing listens on (bound once, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// Poll `cond` every 20 ms until it holds or `timeout` passes.
