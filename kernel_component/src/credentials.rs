@@ -24,12 +24,12 @@ use crate::config::{AuthMode, DeviceConfig};
 /// A secret (DeviceSecret, ProductSecret, token). Zeroized on drop; neither `Debug` nor
 /// `Display`, so it cannot reach a log by accident:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// let secret = aliot_kernel::credentials::Secret::new(b"s3cr3t".to_vec());
 /// let _ = format!("{secret:?}");
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// let secret = aliot_kernel::credentials::Secret::new(b"s3cr3t".to_vec());
 /// let _ = format!("{secret}");
 /// ```
