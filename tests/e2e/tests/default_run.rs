@@ -43,7 +43,15 @@ fn the_default_run_logs_in_and_publishes_to_the_builtin_emulator() {
                 .ok()
         })
         .collect();
-    let _ = child.kill();
+    // Stopped as a user would (Ctrl-C), so the built-in emulator removes its temporary CA
+    // folder (tests/shutdown.rs checks that); killed if it does not stop.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    if !wait_until(WAIT, || child.try_wait().is_ok_and(|s| s.is_some())) {
+        let _ = child.kill();
+    }
     let _ = child.wait();
     for pid in pids {
         let _ = nix::sys::signal::kill(
