@@ -15,9 +15,8 @@
 //!
 //! B runs the runner on a thread named `kernel` (as `cargo bench -p aliot-e2e` does) and the
 //! app on the main thread. The channel between them carries COBS frames, and the kernel's port
-//! frames them as the host board's pipe port does (`boards/host/src/apps.rs`: `cobs::decode`
-//! into the lent buffer, `cobs::encode_vec` for the answer); keep the two alike. The port opens
-//! the measured window when the first Publish arrives and closes it when the Status after the
+//! frames them as the host board's pipe port does (the same `aliot_host::apps::unframe` into
+//! the lent buffer and `frame` for the answer). The port opens the measured window when the first Publish arrives and closes it when the Status after the
 //! last result arrives (`measure_start` / `measure_end`, for `--zero-before` / `--dump-before`,
 //! which act on the calling thread): the kernel side of exactly N publishes, without the login
 //! and without the app thread. The emulator runs as a separate process, outside callgrind.
@@ -205,7 +204,7 @@ impl AppPort for ChannelPort {
         }
         AppInput::Syscall {
             app: 0,
-            len: cobs::decode(&frame, &mut self.buffer).unwrap_or(0),
+            len: aliot_host::apps::unframe(frame, &mut self.buffer),
         }
     }
 
@@ -214,8 +213,7 @@ impl AppPort for ChannelPort {
     }
 
     fn respond(&mut self, _app: AppId, len: usize) {
-        let mut frame = cobs::encode_vec(&self.buffer[..len]);
-        frame.push(0);
+        let frame = aliot_host::apps::frame(&self.buffer[..len]);
         let _ = self.responses.send(frame);
     }
 }
