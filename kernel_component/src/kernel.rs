@@ -6,7 +6,7 @@
 //! into the lent buffer and hands out [`Outgoing`] packets to put on the wire. That keeps every
 //! rule (ACL before network, resend after reconnect, bounded queues) testable without a socket.
 //!
-//! Memory: every queue is a fixed [`ring::Ring`] sized from the client's
+//! Memory: every queue is a fixed ring (`kernel/ring.rs`) sized from the client's
 //! [`crate::budget::AppBudget`] and allocated in [`Kernel::new`]; the subscription tables and
 //! the in-flight table are reserved there too. After boot the kernel does not allocate, so its
 //! worst case is [`crate::budget::worst_case_ram`] whatever apps or the network send.

@@ -129,9 +129,7 @@ impl AppPort for HostAppPort {
                     let Some(buffer) = self.buffers.get_mut(usize::from(app)) else {
                         continue;
                     };
-                    // A frame that does not decode is handed over empty: the kernel answers
-                    // it `Malformed`, as it would any bad request.
-                    let len = cobs::decode(&frame, buffer).unwrap_or(0);
+                    let len = unframe(frame, buffer);
                     return AppInput::Syscall { app, len };
                 }
                 // Every supervisor ended (all apps stopped for good): nothing will ever arrive.
@@ -152,10 +150,38 @@ impl AppPort for HostAppPort {
         else {
             return;
         };
-        let mut frame = cobs::encode_vec(response);
-        frame.push(0);
+        let frame = frame(response);
         self.send_frame(app, frame);
     }
+}
+
+/// Decodes one COBS frame from an app pipe (terminating zero optional) into `dst`; returns
+/// the request's length. A frame that does not decode, or does not fit, is handed over empty:
+/// the kernel answers it `Malformed`, as it would any bad request.
+pub fn unframe(mut frame: Vec<u8>, dst: &mut [u8]) -> usize {
+    if frame.last() == Some(&0) {
+        frame.pop();
+    }
+    // In place: cobs 0.3's copying decoder costs about 3x as much per byte.
+    match cobs::decode_in_place(&mut frame) {
+        Ok(len) => match (dst.get_mut(..len), frame.get(..len)) {
+            (Some(dst), Some(src)) => {
+                dst.copy_from_slice(src);
+                len
+            }
+            _ => 0,
+        },
+        Err(_) => 0,
+    }
+}
+
+/// Encodes a response for an app pipe: COBS, terminating zero included, in one allocation.
+pub fn frame(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; cobs::max_encoding_length(bytes.len()) + 1];
+    let len = cobs::encode(bytes, &mut out);
+    out.truncate(len);
+    out.push(0);
+    out
 }
 
 impl HostAppPort {
@@ -530,5 +556,27 @@ mod tests {
         port.respond(0, 5); // no panic, no block once closed
         port.respond(7, 5); // unknown app
         port.respond(0, MAX_FRAME_LEN + 1); // longer than the buffer
+    }
+
+    #[test]
+    fn frames_round_trip_and_bad_frames_are_empty_requests() {
+        let request = [4u8, 0, 7, 0, 0, 9];
+        let framed = frame(&request);
+        assert_eq!(framed.last(), Some(&0));
+        assert!(!framed[..framed.len() - 1].contains(&0));
+        let mut dst = [0xffu8; 16];
+        assert_eq!(unframe(framed.clone(), &mut dst), request.len());
+        assert_eq!(dst[..request.len()], request);
+        let mut small = [0u8; 3];
+        assert_eq!(
+            unframe(framed, &mut small),
+            0,
+            "too long for the lent buffer"
+        );
+        assert_eq!(
+            unframe(vec![5, 1, 0], &mut dst),
+            0,
+            "code runs past the frame"
+        );
     }
 }

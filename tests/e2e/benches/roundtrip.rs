@@ -96,7 +96,7 @@ impl AppPort for ChannelPort {
         match self.requests.recv().await {
             Some(frame) => AppInput::Syscall {
                 app: 0,
-                len: cobs::decode(&frame, &mut self.buffer).unwrap_or(0),
+                len: aliot_host::apps::unframe(frame, &mut self.buffer),
             },
             None => std::future::pending().await,
         }
@@ -107,8 +107,7 @@ impl AppPort for ChannelPort {
     }
 
     fn respond(&mut self, _app: AppId, len: usize) {
-        let mut frame = cobs::encode_vec(&self.buffer[..len]);
-        frame.push(0);
+        let frame = aliot_host::apps::frame(&self.buffer[..len]);
         let _ = self.responses.send(frame);
     }
 }
