@@ -99,6 +99,18 @@ fn kernel() -> Kernel {
     k
 }
 
+/// Subscribes `app` to `filter` and has the platform grant it (the link must be up).
+fn subscribed(k: &mut Kernel, app: AppId, filter: &str, qos: Qos, token: u32) {
+    assert_eq!(
+        subscribe(k, app, filter, qos, token),
+        Response::Accepted { token }
+    );
+    let Some(Out::Subscribe { pid, .. }) = poll(k) else {
+        panic!("expected the SUBSCRIBE of {filter}")
+    };
+    k.on_suback(pid, true);
+}
+
 /// Encode a request, run it through the kernel, decode the response into an owned form we can
 /// compare (events are compared through their debug text to avoid borrowing the frame).
 fn call(k: &mut Kernel, app: AppId, req: &Request<'_>) -> Response<'static> {
@@ -543,11 +555,7 @@ fn subscriptions_are_shared_routed_per_app_and_restored_after_reconnect() {
 fn unsubscribe_only_leaves_the_session_when_no_app_holds_the_filter() {
     let mut k = kernel();
     k.on_connected();
-    subscribe(&mut k, ECHO, "/pk/dn/user/ceshi", Qos::AtMostOnce, 1);
-    let Some(Out::Subscribe { pid, .. }) = poll(&mut k) else {
-        panic!()
-    };
-    k.on_suback(pid, true);
+    subscribed(&mut k, ECHO, "/pk/dn/user/ceshi", Qos::AtMostOnce, 1);
     assert_eq!(
         call(
             &mut k,
@@ -885,11 +893,7 @@ fn repeated_subscribes_of_one_filter_do_not_grow_the_tables() {
 fn inbound_qos1_is_taken_only_when_every_matching_queue_has_room() {
     let mut k = kernel();
     k.on_connected();
-    subscribe(&mut k, PUB, "/pk/dn/user/get", Qos::AtLeastOnce, 1);
-    let Some(Out::Subscribe { pid, .. }) = poll(&mut k) else {
-        panic!()
-    };
-    k.on_suback(pid, true);
+    subscribed(&mut k, PUB, "/pk/dn/user/get", Qos::AtLeastOnce, 1);
     // Connected + SubscribeResult + two messages fill pub's 64 bytes.
     assert_eq!(
         k.on_publish("/pk/dn/user/get", b"1", Qos::AtLeastOnce),
@@ -1046,11 +1050,7 @@ fn unanswered_unsubscribes_are_bounded_and_time_out() {
 fn a_resubscribe_goes_out_after_the_same_filters_queued_unsubscribe() {
     let mut k = kernel();
     k.on_connected();
-    subscribe(&mut k, ECHO, "/pk/dn/user/ceshi", Qos::AtMostOnce, 1);
-    let Some(Out::Subscribe { pid, .. }) = poll(&mut k) else {
-        panic!()
-    };
-    k.on_suback(pid, true);
+    subscribed(&mut k, ECHO, "/pk/dn/user/ceshi", Qos::AtMostOnce, 1);
     call(
         &mut k,
         ECHO,
@@ -1074,11 +1074,7 @@ fn a_resubscribe_goes_out_after_the_same_filters_queued_unsubscribe() {
 fn a_filter_refused_on_resubscribe_is_reported_to_every_holder() {
     let mut k = kernel();
     k.on_connected();
-    subscribe(&mut k, PUB, "/pk/dn/user/get", Qos::AtMostOnce, 7);
-    let Some(Out::Subscribe { pid, .. }) = poll(&mut k) else {
-        panic!()
-    };
-    k.on_suback(pid, true);
+    subscribed(&mut k, PUB, "/pk/dn/user/get", Qos::AtMostOnce, 7);
     drain(&mut k, PUB);
     k.on_link_down(DisconnectReason::Network);
     k.on_connected();
