@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -18,59 +15,20 @@ const STOP_WITHIN: Duration = Duration::from_secs(10);
 
 #[test]
 fn sigterm_stops_the_default_run_cleanly_and_removes_the_emulator_ca() {
-    let state = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aliot-host-under-test"))
-        .arg("--state-dir")
-        .arg(state.path())
-        .env("RUST_LOG", "info")
-        .env("ALIOT_SETTING_PUBLISH_TEST_INTERVAL_MS", "200")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = log.clone();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("  | {line}");
-            sink.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
-    let seen = |needle: &str| log.lock().unwrap().contains(needle);
-    let running = wait_until(WAIT, || seen("publishTest_2 delivered"));
+    let mut device = Device::start_builtin(&[("ALIOT_SETTING_PUBLISH_TEST_INTERVAL_MS", "200")]);
+    let running = device.wait_log("publishTest_2 delivered", WAIT);
     let app_pids: Vec<i32> = ["publish_test", "echo"]
         .iter()
-        .filter_map(|a| {
-            std::fs::read_to_string(state.path().join("apps").join(format!("{a}.pid")))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        })
+        .filter_map(|a| device.app_pid(a))
         .collect();
-    let ca_dir = {
-        let log = log.lock().unwrap();
-        log.split_once("(CA ")
-            .and_then(|(_, rest)| rest.split_once(')'))
-            .map(|(path, _)| PathBuf::from(path))
-            .and_then(|pem| pem.parent().map(PathBuf::from))
-    };
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut status = None;
-    wait_until(STOP_WITHIN, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let ca_dir = device
+        .log()
+        .split_once("(CA ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(path, _)| PathBuf::from(path))
+        .and_then(|pem| pem.parent().map(PathBuf::from));
+    device.signal(Signal::SIGTERM);
+    let status = device.wait_exit(STOP_WITHIN);
     for pid in &app_pids {
         let _ = wait_until(WAIT, || process_gone(*pid));
     }
@@ -79,11 +37,11 @@ fn sigterm_stops_the_default_run_cleanly_and_removes_the_emulator_ca() {
         .copied()
         .filter(|pid| !process_gone(*pid))
         .collect();
-    for pid in &leftover {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGKILL);
+    // Everything the board and its apps wrote, up to their exit (leftovers die on drop).
+    if leftover.is_empty() {
+        device.wait_log_closed(WAIT);
     }
-    let _ = reader.join();
-    let log = log.lock().unwrap().clone();
+    let log = device.log();
 
     assert!(running, "the demo ran before the signal");
     assert_eq!(app_pids.len(), 2, "both apps were running");

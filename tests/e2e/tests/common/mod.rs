@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,8 @@ pub struct Device {
     child: Child,
     state: tempfile::TempDir,
     log: Arc<Mutex<String>>,
+    /// The board's stderr reached its end (the board and every app closed it).
+    log_closed: Arc<AtomicBool>,
 }
 
 impl Device {
@@ -112,10 +115,31 @@ impl Device {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
+        Self::spawn(cmd, state)
+    }
+
+    /// Start the board as `cargo run -p aliot-host` does: no flags but its own state
+    /// directory, so it starts its built-in emulator; `env` adds app settings.
+    pub fn start_builtin(env: &[(&str, &str)]) -> Device {
+        let state = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aliot-host-under-test"));
+        cmd.arg("--state-dir")
+            .arg(state.path())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Self::spawn(cmd, state)
+    }
+
+    /// Spawn `cmd` (stderr piped) and collect its log on a thread.
+    fn spawn(mut cmd: Command, state: tempfile::TempDir) -> Device {
         let mut child = cmd.spawn().expect("start the host board");
         let log = Arc::new(Mutex::new(String::new()));
+        let log_closed = Arc::new(AtomicBool::new(false));
         let stderr = child.stderr.take().expect("piped stderr");
-        let sink = log.clone();
+        let (sink, closed) = (log.clone(), log_closed.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("  | {line}");
@@ -123,8 +147,20 @@ impl Device {
                 log.push_str(&line);
                 log.push('\n');
             }
+            closed.store(true, Ordering::SeqCst);
         });
-        Device { child, state, log }
+        Device {
+            child,
+            state,
+            log,
+            log_closed,
+        }
+    }
+
+    /// Wait until the board's stderr is closed (it and its apps are gone), so that
+    /// [`Device::log`] holds everything they wrote.
+    pub fn wait_log_closed(&self, timeout: Duration) -> bool {
+        wait_until(timeout, || self.log_closed.load(Ordering::SeqCst))
     }
 
     /// Everything the board and its apps logged so far.
