@@ -152,3 +152,29 @@ pub enum RestartPolicy {
     /// Always restart it.
     Always,
 }
+
+/// A device for unit tests: ProductKey `pk`, DeviceName `dn`, no apps, MQTT 3.1.1 without TLS;
+/// tests override what they need with `DeviceConfig { apps: &APPS, ..TEST_CONFIG }`.
+#[cfg(test)]
+pub(crate) const TEST_CONFIG: DeviceConfig = DeviceConfig {
+    product_key: "pk",
+    device_name: "dn",
+    client_id: "pk.dn",
+    auth: AuthMode::DeviceSecret,
+    secret: SecretSource::Provisioned,
+    endpoint: Endpoint {
+        host: "localhost",
+        port: 1883,
+        emulator: false,
+    },
+    mqtt_version: MqttVersion::V311,
+    tls: TlsConfig {
+        enabled: false,
+        ca_file: None,
+    },
+    keepalive_secs: 300,
+    sign_method: SignMethod::HmacSha256,
+    topics: &[],
+    apps: &[],
+    kernel_ram_budget: 49152,
+};

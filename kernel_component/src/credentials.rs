@@ -172,26 +172,10 @@ mod tests {
     use crate::config::*;
 
     static CONFIG: DeviceConfig = DeviceConfig {
-        product_key: "pk",
         device_name: "device",
         client_id: "12345",
-        auth: AuthMode::DeviceSecret,
-        secret: SecretSource::Provisioned,
-        endpoint: Endpoint {
-            host: "localhost",
-            port: 1883,
-            emulator: false,
-        },
-        mqtt_version: MqttVersion::V311,
-        tls: TlsConfig {
-            enabled: false,
-            ca_file: None,
-        },
-        keepalive_secs: 300,
         sign_method: SignMethod::HmacSha1,
-        topics: &[],
-        apps: &[],
-        kernel_ram_budget: 49152,
+        ..TEST_CONFIG
     };
 
     #[test]

@@ -39,26 +39,13 @@ static APPS: [AppDef; 2] = [
 ];
 
 static CONFIG: DeviceConfig = DeviceConfig {
-    product_key: "pk",
-    device_name: "dn",
-    client_id: "pk.dn",
-    auth: AuthMode::DeviceSecret,
-    secret: SecretSource::Provisioned,
     endpoint: Endpoint {
         host: "localhost",
         port: 1883,
         emulator: true,
     },
-    mqtt_version: MqttVersion::V311,
-    tls: TlsConfig {
-        enabled: false,
-        ca_file: None,
-    },
-    keepalive_secs: 300,
-    sign_method: SignMethod::HmacSha256,
-    topics: &[],
     apps: &APPS,
-    kernel_ram_budget: 49152,
+    ..TEST_CONFIG
 };
 
 const PUB: AppId = 0;

@@ -478,26 +478,14 @@ static APPS: [AppDef; 1] = [AppDef {
 }];
 
 static CONFIG: DeviceConfig = DeviceConfig {
-    product_key: "pk",
-    device_name: "dn",
-    client_id: "pk.dn",
-    auth: AuthMode::DeviceSecret,
-    secret: SecretSource::Provisioned,
     endpoint: Endpoint {
         host: "manifest.example",
         port: 1883,
         emulator: false,
     },
     mqtt_version: MqttVersion::V5,
-    tls: TlsConfig {
-        enabled: false,
-        ca_file: None,
-    },
-    keepalive_secs: 300,
-    sign_method: SignMethod::HmacSha256,
-    topics: &[],
     apps: &APPS,
-    kernel_ram_budget: 49152,
+    ..TEST_CONFIG
 };
 
 /// One scripted run.

@@ -5,26 +5,8 @@ use super::*;
 use crate::config::*;
 
 static CONFIG: DeviceConfig = DeviceConfig {
-    product_key: "pk",
-    device_name: "dn",
-    client_id: "pk.dn",
-    auth: AuthMode::DeviceSecret,
-    secret: SecretSource::Provisioned,
-    endpoint: Endpoint {
-        host: "localhost",
-        port: 1883,
-        emulator: false,
-    },
-    mqtt_version: MqttVersion::V311,
-    tls: TlsConfig {
-        enabled: false,
-        ca_file: None,
-    },
     keepalive_secs: 60,
-    sign_method: SignMethod::HmacSha256,
-    topics: &[],
-    apps: &[],
-    kernel_ram_budget: 49152,
+    ..TEST_CONFIG
 };
 
 /// A session logged in at `at` (connect at 0, CONNACK at `at`).
