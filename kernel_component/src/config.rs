@@ -17,8 +17,13 @@ pub struct DeviceConfig {
     pub client_id: &'static str,
     /// How the device proves who it is.
     pub auth: AuthMode,
-    /// Where the device secret comes from (never written in the manifest itself).
+    /// Where the secret comes from (never written in the manifest itself): the DeviceSecret
+    /// for [`AuthMode::DeviceSecret`], the ProductSecret for the 一型一密 modes.
     pub secret: SecretSource,
+    /// How a 一型一密 device registers (ignored for [`AuthMode::DeviceSecret`]).
+    pub registration: RegistrationConfig,
+    /// Where the credentials a registration returned are stored (power-fail-safe records).
+    pub credentials_partition: FlashPartition,
     /// MQTT host name and port.
     pub endpoint: Endpoint,
     /// MQTT protocol version spoken to the platform.
@@ -43,10 +48,46 @@ pub struct DeviceConfig {
 pub enum AuthMode {
     /// 一机一密: ProductKey + DeviceName + DeviceSecret.
     DeviceSecret,
-    /// 一型一密, pre-registered device (`authType=register`). Not implemented yet.
+    /// 一型一密, pre-registered device (`authType=register`): the ProductSecret buys a
+    /// DeviceSecret once, which is stored and then used like 一机一密.
     ProductSecretRegister,
-    /// 一型一密, device not pre-registered (`authType=regnwl`, then token login). Not implemented yet.
+    /// 一型一密, device not pre-registered (`authType=regnwl`): the ProductSecret buys a
+    /// clientId and a device token once, stored and then used for `authType=connwl` logins.
     ProductSecretNoPreRegister,
+}
+
+/// 一型一密 registration settings (spec §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationConfig {
+    /// Over the MQTT endpoint (both modes) or HTTPS (pre-registered devices only).
+    pub transport: RegistrationTransport,
+    /// `instanceId` for the registration client id on a new public or enterprise instance
+    /// (spec §2.1; it also selects `securemode=-2`); `None` on an old public instance.
+    pub instance_id: Option<&'static str>,
+    /// The HTTPS registration endpoint (`iot-auth.${region}.aliyuncs.com:443`), used with
+    /// [`RegistrationTransport::Https`]; `emulator` when the board's emulator serves it.
+    pub https: Endpoint,
+}
+
+/// How registration reaches the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationTransport {
+    /// A TLS MQTT connection whose CONNECT carries `authType=register|regnwl`; the platform
+    /// pushes `/ext/register` or `/ext/regnwl` (spec §2.1).
+    Mqtt,
+    /// `POST /auth/register/device` over TLS (spec §2.2; pre-registered devices only).
+    Https,
+}
+
+/// A region of the device's flash, in bytes from the start of the flash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlashPartition {
+    /// First byte; a multiple of `erase_page`.
+    pub offset: u32,
+    /// Length; a multiple of `erase_page`.
+    pub size: u32,
+    /// The flash's erase page (nRF9160 NVMC: 4096).
+    pub erase_page: u32,
 }
 
 /// Where a secret is read from at start-up.
@@ -162,6 +203,20 @@ pub(crate) const TEST_CONFIG: DeviceConfig = DeviceConfig {
     client_id: "pk.dn",
     auth: AuthMode::DeviceSecret,
     secret: SecretSource::Provisioned,
+    registration: RegistrationConfig {
+        transport: RegistrationTransport::Mqtt,
+        instance_id: None,
+        https: Endpoint {
+            host: "localhost",
+            port: 443,
+            emulator: false,
+        },
+    },
+    credentials_partition: FlashPartition {
+        offset: 0,
+        size: 8192,
+        erase_page: 4096,
+    },
     endpoint: Endpoint {
         host: "localhost",
         port: 1883,

@@ -90,6 +90,20 @@ fn config() -> &'static DeviceConfig {
         client_id: "a1NrfDemo01.nrf9160-dk-01",
         auth: AuthMode::DeviceSecret,
         secret: SecretSource::Provisioned,
+        registration: RegistrationConfig {
+            transport: RegistrationTransport::Mqtt,
+            instance_id: None,
+            https: Endpoint {
+                host: "localhost",
+                port: 443,
+                emulator: true,
+            },
+        },
+        credentials_partition: FlashPartition {
+            offset: 0,
+            size: 8192,
+            erase_page: 4096,
+        },
         endpoint: Endpoint {
             host: "localhost",
             port: 1883,

@@ -49,6 +49,16 @@ pub fn generate_kernel_config_at(m: &Manifest, config_path: &str) -> String {
         SecretSource::Provisioned => "Provisioned".to_owned(),
     };
     let _ = writeln!(s, "    secret: {p}::SecretSource::{secret},");
+    // UNFINISHED (issue 7): the manifest does not describe registration or the flash layout
+    // yet; these are the defaults until it does.
+    let _ = writeln!(
+        s,
+        "    registration: {p}::RegistrationConfig {{ transport: {p}::RegistrationTransport::Mqtt, instance_id: None, https: {p}::Endpoint {{ host: \"iot-auth.cn-shanghai.aliyuncs.com\", port: 443, emulator: false }} }},"
+    );
+    let _ = writeln!(
+        s,
+        "    credentials_partition: {p}::FlashPartition {{ offset: 0xFC000, size: 0x4000, erase_page: 4096 }},"
+    );
     let _ = writeln!(
         s,
         "    endpoint: {p}::Endpoint {{ host: {:?}, port: {}, emulator: {} }},",
