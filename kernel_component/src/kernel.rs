@@ -20,11 +20,11 @@ use alloc::vec::Vec;
 
 use aliot_abi::{
     ABI_MAJOR, ABI_MINOR, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN,
-    MAX_TOPIC_LEN, Qos, REQUEST_VARIANTS, Request, Response,
+    MAX_TOPIC_LEN, Qos, REQUEST_VARIANTS, Registration, Request, Response,
 };
 
 use crate::budget::event_record_bytes;
-use crate::config::{AppDef, DeviceConfig};
+use crate::config::{AppDef, AuthMode, DeviceConfig};
 use crate::topic::{filter_covers, filter_matches, validate_filter, validate_topic};
 
 mod grants;
@@ -273,6 +273,7 @@ pub struct Kernel {
     next_client: usize,
     ack_timeout_ms: u32,
     refused_inbound: u32,
+    registration: Registration,
 }
 
 /// Bytes of the kernel's fixed tables for `clients` clients (see [`crate::budget`]).
@@ -319,7 +320,22 @@ impl Kernel {
             next_client: 0,
             ack_timeout_ms: DEFAULT_ACK_TIMEOUT_MS,
             refused_inbound: 0,
+            registration: match config.auth {
+                AuthMode::DeviceSecret => Registration::NotNeeded,
+                _ => Registration::Registering,
+            },
         }
+    }
+
+    /// Where 一型一密 registration stands, for [`LinkStatus::registration`] (the runner
+    /// reports each change).
+    pub fn set_registration(&mut self, state: Registration) {
+        self.registration = state;
+    }
+
+    /// Where 一型一密 registration stands.
+    pub fn registration(&self) -> Registration {
+        self.registration
     }
 
     /// Sets how long an acknowledgement may take (see [`DEFAULT_ACK_TIMEOUT_MS`]).
@@ -468,6 +484,7 @@ impl Kernel {
             connected: self.connected,
             connects: self.connects,
             pending_publishes: u16::try_from(pending).unwrap_or(u16::MAX),
+            registration: self.registration,
         }
     }
 

@@ -27,7 +27,9 @@ pub mod manifest;
 mod tests;
 
 pub use aliot_abi as abi;
-pub use aliot_abi::{DisconnectReason, ErrorCode, Event, LinkStatus, Qos};
+pub use aliot_abi::{
+    DisconnectReason, ErrorCode, Event, LinkStatus, Qos, Registration, RegistrationFailure,
+};
 pub use client::{Aliot, FRAME_BUF_LEN};
 pub use error::AppError;
 pub use lossy::Lossy;

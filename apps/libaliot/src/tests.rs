@@ -229,6 +229,7 @@ fn status_returns_the_link_state() {
         connected: true,
         connects: 4,
         pending_publishes: 2,
+        registration: aliot_abi::Registration::Registered,
     };
     let mut fake = welcomed();
     fake.expect(Request::Status, Response::Status(link))

@@ -18,7 +18,11 @@
 //!   [`ErrorCode`]s, always at the end of their enum. An app built against an older minor keeps
 //!   working: the kernel never sends it an event its minor does not know ([`Event::since_minor`]),
 //!   and a request the kernel does not know (an app of a newer minor) is answered
-//!   [`ErrorCode::Unsupported`] instead of failing the app.
+//!   [`ErrorCode::Unsupported`] instead of failing the app. A minor change may also append a
+//!   field at the end of [`LinkStatus`]: it is the last thing in its response, and postcard
+//!   ignores trailing bytes, so an older app decodes the fields it knows.
+//!
+//! Minor 1 appended [`LinkStatus::registration`] (一型一密 registration state).
 #![no_std]
 #![cfg_attr(
     not(test),
@@ -37,7 +41,7 @@ use serde::{Deserialize, Serialize};
 pub const ABI_MAJOR: u16 = 2;
 
 /// Minor version: what was appended to the contract since the major changed.
-pub const ABI_MINOR: u16 = 0;
+pub const ABI_MINOR: u16 = 1;
 
 /// Number of [`Request`] variants this minor knows: a request tagged at or past it is from a
 /// newer minor and is answered [`ErrorCode::Unsupported`].
@@ -158,6 +162,43 @@ pub struct LinkStatus {
     pub connects: u32,
     /// QoS 1 publishes of this app still waiting for the platform's acknowledgement.
     pub pending_publishes: u16,
+    /// Where 一型一密 dynamic registration stands (since minor 1).
+    pub registration: Registration,
+}
+
+/// Where the device's dynamic registration (一型一密) stands, as [`LinkStatus`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Registration {
+    /// 一机一密: the device has its DeviceSecret; nothing to register.
+    NotNeeded,
+    /// No stored credentials: the kernel is registering with the ProductSecret.
+    Registering,
+    /// Credentials are stored (registered now or on an earlier boot) and used to log in.
+    Registered,
+    /// The last attempt failed for this reason; the kernel retries after a backoff.
+    Failed(RegistrationFailure),
+}
+
+/// Why the last registration attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RegistrationFailure {
+    /// The device has logged in before (activated) and the platform will not register it
+    /// again: reset its registration in the console (ResetThing).
+    AlreadyActivated,
+    /// The platform refused the signature: wrong ProductSecret.
+    BadProductSecret,
+    /// The product does not know this device (not pre-registered).
+    UnknownDevice,
+    /// Refused for another reason.
+    Refused,
+    /// The platform could not be reached, or the connection broke.
+    Network,
+    /// No answer in time.
+    Timeout,
+    /// The answer could not be understood.
+    BadReply,
+    /// The credentials could not be stored; nothing was used.
+    Storage,
 }
 
 /// Something that happened, queued for one app.

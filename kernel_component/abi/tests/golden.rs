@@ -19,7 +19,7 @@ where
 
 #[test]
 fn abi_version_is_pinned() {
-    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 0));
+    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 1));
     assert_eq!(REQUEST_VARIANTS, 6);
 }
 
@@ -95,9 +95,41 @@ fn responses() {
             connected: true,
             connects: 3,
             pending_publishes: 1,
+            registration: Registration::NotNeeded,
         }),
-        &[3, 1, 3, 1],
+        &[3, 1, 3, 1, 0],
     );
+    golden(
+        Response::Status(LinkStatus {
+            connected: false,
+            connects: 0,
+            pending_publishes: 0,
+            registration: Registration::Failed(RegistrationFailure::AlreadyActivated),
+        }),
+        &[3, 0, 0, 0, 3, 0],
+    );
+    for (state, byte) in [
+        (Registration::NotNeeded, 0),
+        (Registration::Registering, 1),
+        (Registration::Registered, 2),
+    ] {
+        golden(state, &[byte]);
+    }
+    for (i, failure) in [
+        RegistrationFailure::AlreadyActivated,
+        RegistrationFailure::BadProductSecret,
+        RegistrationFailure::UnknownDevice,
+        RegistrationFailure::Refused,
+        RegistrationFailure::Network,
+        RegistrationFailure::Timeout,
+        RegistrationFailure::BadReply,
+        RegistrationFailure::Storage,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        golden(Registration::Failed(failure), &[3, i as u8]);
+    }
     golden(Response::Event(Event::Connected), &[4, 0]);
     golden(Response::NoEvent, &[5]);
     golden(Response::Error(ErrorCode::NotPermitted), &[6, 2]);
@@ -226,4 +258,40 @@ fn garbage_is_an_error_not_a_panic() {
     assert!(postcard::from_bytes::<Request>(&[9]).is_err());
     assert!(postcard::from_bytes::<Request>(&[1, 200]).is_err());
     assert!(postcard::from_bytes::<Response>(&[]).is_err());
+}
+
+/// Minor 1 appended `LinkStatus::registration`: an app built against minor 0 (this copy of
+/// its types) still decodes a minor-1 Status answer, field for field.
+#[test]
+fn minor_0_app_decodes_a_minor_1_status() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct LinkStatusV0 {
+        connected: bool,
+        connects: u32,
+        pending_publishes: u16,
+    }
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[allow(dead_code)] // only the tags before Status matter
+    enum ResponseV0 {
+        Ok,
+        Welcome,
+        Accepted,
+        Status(LinkStatusV0),
+    }
+    let now = bytes(&Response::Status(LinkStatus {
+        connected: true,
+        connects: 7,
+        pending_publishes: 2,
+        registration: Registration::Failed(RegistrationFailure::Storage),
+    }));
+    assert_eq!(now.len(), 6, "{now:?}");
+    let old: ResponseV0 = postcard::from_bytes(&now).unwrap();
+    assert_eq!(
+        old,
+        ResponseV0::Status(LinkStatusV0 {
+            connected: true,
+            connects: 7,
+            pending_publishes: 2,
+        })
+    );
 }
