@@ -2,10 +2,10 @@
 //!
 //! The session does not hold the DeviceSecret: it asks a [`Credentials`] provider for the
 //! strings of each CONNECT ([`Credentials::login_params`]) and drops them as soon as the
-//! CONNECT has been answered. Today the only provider is [`DeviceSecretLogin`] (一机一密, the
-//! secret read by the board from the source the manifest names); the next ones (一型一密:
-//! the DeviceSecret a registration returned, or a token from a not-pre-registered
-//! registration) keep what they stored behind the same trait, so the session does not change.
+//! CONNECT has been answered. [`DeviceSecretLogin`] is 一机一密 (the secret read by the board
+//! from the source the manifest names); [`RegisteredLogin`] is 一型一密: it logs in with what a
+//! registration stored (a DeviceSecret, or a clientId and token for `connwl`), and until then
+//! hands the runner the ProductSecret to register with.
 //!
 //! Secrets live in [`Secret`]: zeroized when dropped and never printed (it implements neither
 //! `Debug` nor `Display`). The password derived from it ([`LoginCredentials::password`], an
@@ -20,6 +20,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::auth::{DeviceIdentity, LoginCredentials, device_login};
 use crate::config::{AuthMode, DeviceConfig};
+use crate::registration::mqtt::token_login;
+use crate::registration::{Issued, RegistrationError, StoredCredentials};
 
 /// A secret (DeviceSecret, ProductSecret, token). Zeroized on drop; neither `Debug` nor
 /// `Display`, so it cannot reach a log by accident:
@@ -73,23 +75,30 @@ impl ZeroizeOnDrop for Secret {}
 /// Why a provider has no login material.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialsError {
-    /// The manifest's `auth.mode` needs dynamic registration (一型一密), which this kernel
-    /// does not implement yet.
-    RegistrationNotImplemented(AuthMode),
+    /// The provider serves another `auth.mode` than the configuration's (a board wired the
+    /// wrong provider).
+    WrongMode {
+        /// What the configuration says.
+        configured: AuthMode,
+    },
     /// The secret is empty.
     EmptySecret,
+    /// A 一型一密 device was asked to log in before it registered.
+    NotRegistered,
 }
 
 impl core::fmt::Display for CredentialsError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            CredentialsError::RegistrationNotImplemented(mode) => write!(
+            CredentialsError::WrongMode { configured } => write!(
                 f,
-                "auth mode {} (一型一密): registration is not implemented yet; \
-                 use auth.mode = \"device_secret\" with the device's DeviceSecret",
-                auth_mode_name(*mode)
+                "this credentials provider cannot log in a device whose auth.mode is {}",
+                auth_mode_name(*configured)
             ),
-            CredentialsError::EmptySecret => f.write_str("the device secret is empty"),
+            CredentialsError::EmptySecret => f.write_str("the secret is empty"),
+            CredentialsError::NotRegistered => {
+                f.write_str("the device has not registered yet (一型一密)")
+            }
         }
     }
 }
@@ -103,16 +112,17 @@ pub fn auth_mode_name(mode: AuthMode) -> &'static str {
     }
 }
 
-/// Whether this kernel can log in the way `mode` says. Boards call it at start, before they
-/// look for any secret, so an unsupported manifest fails at once with a clear message.
-pub fn check_auth_mode(mode: AuthMode) -> Result<(), CredentialsError> {
-    match mode {
-        AuthMode::DeviceSecret => Ok(()),
-        other => Err(CredentialsError::RegistrationNotImplemented(other)),
-    }
+/// What a provider needs before its first login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// It can log in now.
+    Ready,
+    /// It has no login material: the runner must register (一型一密) first.
+    MustRegister,
 }
 
 /// Where the session gets what it logs in with.
+#[allow(async_fn_in_trait)] // single-threaded executors on every board
 pub trait Credentials {
     /// Whether this provider can log in the device `config` describes at all. The runner asks
     /// once, before its first connection, and stops with the error if not.
@@ -123,6 +133,29 @@ pub trait Credentials {
     /// password, as soon as the CONNECT is answered. An error stops the runner.
     fn login_params(&mut self, config: &DeviceConfig)
     -> Result<LoginCredentials, CredentialsError>;
+
+    /// Called once after [`Credentials::check`]: a registering provider looks for what it
+    /// stored (flash) and says whether the runner must register first.
+    async fn prepare(&mut self, _config: &DeviceConfig) -> Readiness {
+        Readiness::Ready
+    }
+
+    /// The ProductSecret a registration is signed with; `None` for providers that never
+    /// register. The runner signs with it and keeps no copy.
+    fn product_secret(&self) -> Option<&Secret> {
+        None
+    }
+
+    /// A registration issued `issued`: store it so that no power cut loses it, read it back,
+    /// and use it from now on. Only after `Ok` does the runner close the registration
+    /// connection and log in.
+    async fn registered(
+        &mut self,
+        _config: &DeviceConfig,
+        _issued: Issued,
+    ) -> Result<(), RegistrationError> {
+        Err(RegistrationError::Storage)
+    }
 }
 
 /// 一机一密: every login is signed with the DeviceSecret.
@@ -131,10 +164,8 @@ pub struct DeviceSecretLogin {
 }
 
 impl DeviceSecretLogin {
-    /// A provider for a device whose manifest says `auth` and whose DeviceSecret is `secret`.
-    /// Fails for the 一型一密 modes and for an empty secret.
-    pub fn new(auth: AuthMode, secret: Secret) -> Result<Self, CredentialsError> {
-        check_auth_mode(auth)?;
+    /// A provider for a device whose DeviceSecret is `secret`. Fails for an empty secret.
+    pub fn new(secret: Secret) -> Result<Self, CredentialsError> {
         if secret.is_empty() {
             return Err(CredentialsError::EmptySecret);
         }
@@ -144,7 +175,10 @@ impl DeviceSecretLogin {
 
 impl Credentials for DeviceSecretLogin {
     fn check(&self, config: &DeviceConfig) -> Result<(), CredentialsError> {
-        check_auth_mode(config.auth)
+        match config.auth {
+            AuthMode::DeviceSecret => Ok(()),
+            configured => Err(CredentialsError::WrongMode { configured }),
+        }
     }
 
     fn login_params(
@@ -163,9 +197,153 @@ impl Credentials for DeviceSecretLogin {
     }
 }
 
+/// Where a registering provider keeps what registration issued (the board's flash, through
+/// [`crate::store::CredentialStore`]).
+#[allow(async_fn_in_trait)]
+pub trait CredentialStorage {
+    /// Why storage failed (printed in logs; never carries secret bytes).
+    type Error: core::fmt::Display;
+    /// What is stored for this ProductKey and DeviceName, if anything.
+    async fn load(
+        &mut self,
+        product_key: &str,
+        device_name: &str,
+    ) -> Result<Option<StoredCredentials>, Self::Error>;
+    /// Store `creds` power-fail-safe, read them back and compare.
+    async fn save(&mut self, creds: &StoredCredentials) -> Result<(), Self::Error>;
+}
+
+/// 一型一密: logs in with what a registration stored (a DeviceSecret, or a clientId and a
+/// token); until something is stored, the runner registers with the ProductSecret.
+pub struct RegisteredLogin<S> {
+    product_secret: Secret,
+    storage: S,
+    stored: Option<StoredCredentials>,
+}
+
+impl<S: CredentialStorage> RegisteredLogin<S> {
+    /// A provider that registers with `product_secret` and keeps the result in `storage`.
+    pub fn new(product_secret: Secret, storage: S) -> Result<Self, CredentialsError> {
+        if product_secret.is_empty() {
+            return Err(CredentialsError::EmptySecret);
+        }
+        Ok(Self {
+            product_secret,
+            storage,
+            stored: None,
+        })
+    }
+
+    /// The storage, back (tests, and boards that erase it on request).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+}
+
+impl<S: CredentialStorage> Credentials for RegisteredLogin<S> {
+    fn check(&self, config: &DeviceConfig) -> Result<(), CredentialsError> {
+        match config.auth {
+            AuthMode::ProductSecretRegister | AuthMode::ProductSecretNoPreRegister => Ok(()),
+            configured => Err(CredentialsError::WrongMode { configured }),
+        }
+    }
+
+    fn login_params(
+        &mut self,
+        config: &DeviceConfig,
+    ) -> Result<LoginCredentials, CredentialsError> {
+        self.check(config)?;
+        match &self.stored {
+            None => Err(CredentialsError::NotRegistered),
+            Some(StoredCredentials {
+                issued: Issued::DeviceSecret(secret),
+                ..
+            }) => {
+                let id = DeviceIdentity {
+                    product_key: config.product_key,
+                    device_name: config.device_name,
+                    client_id: config.client_id,
+                    device_secret: secret.expose(),
+                };
+                Ok(device_login(&id, config.sign_method, config.tls.enabled))
+            }
+            Some(StoredCredentials {
+                issued: Issued::Token { client_id, token },
+                ..
+            }) => Ok(token_login(config, client_id, token)),
+        }
+    }
+
+    async fn prepare(&mut self, config: &DeviceConfig) -> Readiness {
+        if self.stored.is_some() {
+            return Readiness::Ready;
+        }
+        match self
+            .storage
+            .load(config.product_key, config.device_name)
+            .await
+        {
+            Ok(Some(stored)) => {
+                log::info!(
+                    "stored credentials found for {}/{} ({}): logging in with them",
+                    config.product_key,
+                    config.device_name,
+                    issued_kind(&stored.issued)
+                );
+                self.stored = Some(stored);
+                Readiness::Ready
+            }
+            Ok(None) => Readiness::MustRegister,
+            Err(e) => {
+                log::warn!(
+                    "the credentials partition could not be read ({e}); registering as if it were empty"
+                );
+                Readiness::MustRegister
+            }
+        }
+    }
+
+    fn product_secret(&self) -> Option<&Secret> {
+        Some(&self.product_secret)
+    }
+
+    async fn registered(
+        &mut self,
+        config: &DeviceConfig,
+        issued: Issued,
+    ) -> Result<(), RegistrationError> {
+        let creds = StoredCredentials {
+            product_key: config.product_key.into(),
+            device_name: config.device_name.into(),
+            issued,
+        };
+        match self.storage.save(&creds).await {
+            Ok(()) => {
+                self.stored = Some(creds);
+                Ok(())
+            }
+            Err(e) => {
+                log::error!(
+                    "the credentials registration issued could not be stored ({e}); they are not used, and the next attempt registers again"
+                );
+                Err(RegistrationError::Storage)
+            }
+        }
+    }
+}
+
+/// "DeviceSecret" or "device token", for logs.
+pub fn issued_kind(issued: &Issued) -> &'static str {
+    match issued {
+        Issued::DeviceSecret(_) => "DeviceSecret",
+        Issued::Token { .. } => "clientId and device token",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use alloc::borrow::ToOwned;
+    use alloc::string::String;
 
     use super::*;
     use crate::auth::device_login_at;
@@ -178,11 +356,13 @@ mod tests {
         ..TEST_CONFIG
     };
 
+    fn block_on<F: core::future::Future>(f: F) -> F::Output {
+        futures_executor::block_on(f)
+    }
+
     #[test]
     fn device_secret_login_signs_with_the_secret() {
-        let mut creds =
-            DeviceSecretLogin::new(AuthMode::DeviceSecret, Secret::from("secret".to_owned()))
-                .unwrap();
+        let mut creds = DeviceSecretLogin::new(Secret::from("secret".to_owned())).unwrap();
         let login = creds.login_params(&CONFIG).unwrap();
         // The documented vector of `auth.rs` (securemode 3: no TLS).
         let expected = device_login_at(
@@ -198,44 +378,39 @@ mod tests {
         );
         assert_eq!(login, expected);
         assert!(login.client_id.contains("securemode=3"));
+        assert!(creds.product_secret().is_none());
+        assert_eq!(block_on(creds.prepare(&CONFIG)), Readiness::Ready);
     }
 
     #[test]
-    fn registration_modes_fail_clearly_and_do_not_panic() {
-        for mode in [
-            AuthMode::ProductSecretRegister,
-            AuthMode::ProductSecretNoPreRegister,
-        ] {
-            let err = DeviceSecretLogin::new(mode, Secret::from("s".to_owned()))
-                .err()
-                .unwrap();
-            assert_eq!(err, CredentialsError::RegistrationNotImplemented(mode));
-            let text = alloc::format!("{err}");
-            assert!(
-                text.contains("registration is not implemented yet"),
-                "{text}"
-            );
-            assert!(text.contains(auth_mode_name(mode)), "{text}");
-            assert_eq!(check_auth_mode(mode), Err(err));
-        }
-        // A provider made for device_secret refuses a configuration that says otherwise.
-        let mut creds =
-            DeviceSecretLogin::new(AuthMode::DeviceSecret, Secret::from("s".to_owned())).unwrap();
+    fn providers_refuse_a_configuration_of_the_other_mode() {
+        let mut creds = DeviceSecretLogin::new(Secret::from("s".to_owned())).unwrap();
         let mut config = CONFIG;
         config.auth = AuthMode::ProductSecretNoPreRegister;
-        assert!(creds.check(&config).is_err());
+        let err = CredentialsError::WrongMode {
+            configured: AuthMode::ProductSecretNoPreRegister,
+        };
+        assert_eq!(creds.check(&config), Err(err));
+        assert_eq!(creds.login_params(&config), Err(err));
+        assert!(alloc::format!("{err}").contains("regnwl"));
+        let registering =
+            RegisteredLogin::new(Secret::from("ps".to_owned()), Memory::default()).unwrap();
         assert_eq!(
-            creds.login_params(&config),
-            Err(CredentialsError::RegistrationNotImplemented(
-                AuthMode::ProductSecretNoPreRegister
-            ))
+            registering.check(&CONFIG),
+            Err(CredentialsError::WrongMode {
+                configured: AuthMode::DeviceSecret
+            })
         );
     }
 
     #[test]
     fn empty_secret_is_refused() {
         assert!(matches!(
-            DeviceSecretLogin::new(AuthMode::DeviceSecret, Secret::new(Vec::new())),
+            DeviceSecretLogin::new(Secret::new(Vec::new())),
+            Err(CredentialsError::EmptySecret)
+        ));
+        assert!(matches!(
+            RegisteredLogin::new(Secret::new(Vec::new()), Memory::default()),
             Err(CredentialsError::EmptySecret)
         ));
     }
@@ -244,5 +419,163 @@ mod tests {
     fn secrets_zeroize_on_drop() {
         fn zeroizes_on_drop<T: ZeroizeOnDrop>() {}
         zeroizes_on_drop::<Secret>();
+    }
+
+    /// Storage in memory: what was saved, and whether the next save fails.
+    #[derive(Default)]
+    struct Memory {
+        saved: Option<(String, String, Vec<u8>, Option<String>)>,
+        fail_save: bool,
+        fail_load: bool,
+        saves: u32,
+    }
+
+    impl CredentialStorage for Memory {
+        type Error = &'static str;
+        async fn load(
+            &mut self,
+            pk: &str,
+            dn: &str,
+        ) -> Result<Option<StoredCredentials>, &'static str> {
+            if self.fail_load {
+                return Err("flash error");
+            }
+            Ok(self.saved.as_ref().and_then(|(p, d, secret, cid)| {
+                (p == pk && d == dn).then(|| StoredCredentials {
+                    product_key: p.clone(),
+                    device_name: d.clone(),
+                    issued: match cid {
+                        None => Issued::DeviceSecret(Secret::new(secret.clone())),
+                        Some(c) => Issued::Token {
+                            client_id: c.clone(),
+                            token: Secret::new(secret.clone()),
+                        },
+                    },
+                })
+            }))
+        }
+        async fn save(&mut self, creds: &StoredCredentials) -> Result<(), &'static str> {
+            self.saves += 1;
+            if self.fail_save {
+                return Err("flash full");
+            }
+            let (secret, cid) = match &creds.issued {
+                Issued::DeviceSecret(s) => (s.expose().to_vec(), None),
+                Issued::Token { client_id, token } => {
+                    (token.expose().to_vec(), Some(client_id.clone()))
+                }
+            };
+            self.saved = Some((
+                creds.product_key.clone(),
+                creds.device_name.clone(),
+                secret,
+                cid,
+            ));
+            Ok(())
+        }
+    }
+
+    const REGISTER: DeviceConfig = DeviceConfig {
+        auth: AuthMode::ProductSecretRegister,
+        tls: TlsConfig {
+            enabled: true,
+            ca_file: None,
+        },
+        ..CONFIG
+    };
+
+    #[test]
+    fn registered_login_registers_stores_then_logs_in_with_what_was_issued() {
+        let mut creds =
+            RegisteredLogin::new(Secret::from("ps".to_owned()), Memory::default()).unwrap();
+        assert_eq!(creds.product_secret().map(Secret::expose), Some(&b"ps"[..]));
+        assert_eq!(block_on(creds.prepare(&REGISTER)), Readiness::MustRegister);
+        assert_eq!(
+            creds.login_params(&REGISTER),
+            Err(CredentialsError::NotRegistered)
+        );
+        block_on(creds.registered(
+            &REGISTER,
+            Issued::DeviceSecret(Secret::from("ds".to_owned())),
+        ))
+        .unwrap();
+        let login = creds.login_params(&REGISTER).unwrap();
+        let expected = device_login(
+            &DeviceIdentity {
+                product_key: "pk",
+                device_name: "device",
+                client_id: "12345",
+                device_secret: b"ds",
+            },
+            SignMethod::HmacSha1,
+            true,
+        );
+        assert_eq!(login, expected);
+        // A new boot over the same storage finds it and does not register.
+        let storage = creds.into_storage();
+        assert_eq!(storage.saves, 1);
+        let mut again = RegisteredLogin::new(Secret::from("ps".to_owned()), storage).unwrap();
+        assert_eq!(block_on(again.prepare(&REGISTER)), Readiness::Ready);
+        assert_eq!(again.login_params(&REGISTER).unwrap(), expected);
+        // Another device name on the same storage must register.
+        let other = DeviceConfig {
+            device_name: "other",
+            ..REGISTER
+        };
+        let mut third =
+            RegisteredLogin::new(Secret::from("ps".to_owned()), again.into_storage()).unwrap();
+        assert_eq!(block_on(third.prepare(&other)), Readiness::MustRegister);
+    }
+
+    #[test]
+    fn a_token_logs_in_with_connwl() {
+        let config = DeviceConfig {
+            auth: AuthMode::ProductSecretNoPreRegister,
+            ..REGISTER
+        };
+        let mut creds =
+            RegisteredLogin::new(Secret::from("ps".to_owned()), Memory::default()).unwrap();
+        block_on(creds.registered(
+            &config,
+            Issued::Token {
+                client_id: "device.abc".to_owned(),
+                token: Secret::from("t0k".to_owned()),
+            },
+        ))
+        .unwrap();
+        let login = creds.login_params(&config).unwrap();
+        assert_eq!(login.client_id, "device.abc|securemode=-2,authType=connwl|");
+        assert_eq!(login.password, "t0k");
+    }
+
+    #[test]
+    fn nothing_is_used_that_was_not_stored() {
+        let memory = Memory {
+            fail_save: true,
+            ..Memory::default()
+        };
+        let mut creds = RegisteredLogin::new(Secret::from("ps".to_owned()), memory).unwrap();
+        assert_eq!(
+            block_on(creds.registered(
+                &REGISTER,
+                Issued::DeviceSecret(Secret::from("ds".to_owned()))
+            )),
+            Err(RegistrationError::Storage)
+        );
+        assert_eq!(
+            creds.login_params(&REGISTER),
+            Err(CredentialsError::NotRegistered)
+        );
+        assert_eq!(creds.into_storage().saves, 1);
+    }
+
+    #[test]
+    fn an_unreadable_partition_means_register() {
+        let memory = Memory {
+            fail_load: true,
+            ..Memory::default()
+        };
+        let mut creds = RegisteredLogin::new(Secret::from("ps".to_owned()), memory).unwrap();
+        assert_eq!(block_on(creds.prepare(&REGISTER)), Readiness::MustRegister);
     }
 }

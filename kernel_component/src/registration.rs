@@ -1,7 +1,7 @@
 //! 一型一密 dynamic registration (spec §2): the ProductSecret buys this device its own
 //! login material once, which is stored power-fail-safe ([`crate::store`]) before it is used.
 //!
-//! UNFINISHED (issue 7): the flows (MQTT `/ext/register|regnwl`, HTTPS) land in submodules.
+//! [`mqtt`] builds the registration CONNECT and reads the pushed answer.
 
 use alloc::string::String;
 
@@ -60,3 +60,5 @@ pub enum RegistrationError {
     /// The credentials could not be stored, or did not read back equal.
     Storage,
 }
+
+pub mod mqtt;

@@ -19,13 +19,14 @@ use core::task::Poll;
 use embassy_futures::select::{Either, Either3, Either4, select, select3, select4};
 
 use crate::board::{AppInput, AppPort, Clock, Entropy, Network};
-use crate::config::DeviceConfig;
-use crate::credentials::{Credentials, CredentialsError};
+use crate::config::{AuthMode, DeviceConfig};
+use crate::credentials::{Credentials, CredentialsError, Readiness};
 use crate::kernel::Kernel;
 use crate::link::{ConnectParams, LinkError, MqttLink, Refusal};
 use crate::session::{Action, Heard, Session, SessionEnd, Timing};
 
 mod links;
+mod register;
 
 pub use links::{AnyLink, LinkFactory, MqttLinks};
 
@@ -118,6 +119,25 @@ where
         let mut stop = StopSignal {
             signal: Some(pin!(stop)),
         };
+        if credentials.prepare(cfg).await == Readiness::MustRegister {
+            let mut phase = register::Phase {
+                kernel,
+                net: &mut *net,
+                clock: &*clock,
+                entropy: &mut *entropy,
+                port: &mut *port,
+                credentials: &mut *credentials,
+                links: &mut *links,
+                timing: &*timing,
+                stop: &mut stop,
+            };
+            if !phase.until_stored().await {
+                log::info!("stopped before registration completed");
+                return Ok(());
+            }
+        } else if cfg.auth != AuthMode::DeviceSecret {
+            kernel.set_registration(aliot_abi::Registration::Registered);
+        }
         let mut session = Session::new(*timing, cfg.keepalive_secs);
         let mut link: Option<F::Link> = None;
         let (host, tcp_port) = (cfg.endpoint.host, cfg.endpoint.port);

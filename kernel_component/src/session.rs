@@ -58,6 +58,9 @@ pub struct Timing {
     pub ack_ms: u32,
     /// Writing the DISCONNECT at the end.
     pub disconnect_ms: u32,
+    /// 一型一密: from the registration's CONNACK to the pushed answer, or the whole HTTPS
+    /// exchange after the stream is open.
+    pub register_ms: u32,
 }
 
 impl Default for Timing {
@@ -72,6 +75,7 @@ impl Default for Timing {
             ping_ms: 20_000,
             ack_ms: 20_000,
             disconnect_ms: 2_000,
+            register_ms: 20_000,
         }
     }
 }

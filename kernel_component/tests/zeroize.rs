@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use aliot_kernel::auth::{
     DeviceIdentity, FIXED_TIMESTAMP, device_login, hmac_hex, login_sign_content,
 };
-use aliot_kernel::config::{AuthMode, SignMethod};
+use aliot_kernel::config::SignMethod;
 use aliot_kernel::credentials::{DeviceSecretLogin, Secret};
 
 /// Looks for `NEEDLE` in freed blocks while `ARMED`.
@@ -83,8 +83,7 @@ fn a_dropped_secret_leaves_nothing_behind() {
         SECRET.as_bytes(),
         Secret::from(String::from(SECRET))
     ));
-    let provider =
-        DeviceSecretLogin::new(AuthMode::DeviceSecret, Secret::from(String::from(SECRET))).unwrap();
+    let provider = DeviceSecretLogin::new(Secret::from(String::from(SECRET))).unwrap();
     assert!(!leaves_behind(SECRET.as_bytes(), provider));
 }
 

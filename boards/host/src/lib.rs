@@ -22,7 +22,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use aliot_kernel::config::{DeviceConfig, MqttVersion, SecretSource};
-use aliot_kernel::credentials::{DeviceSecretLogin, check_auth_mode};
+use aliot_kernel::config::AuthMode;
+use aliot_kernel::credentials::DeviceSecretLogin;
 use aliot_kernel::kernel::Kernel;
 use aliot_kernel::runner::{Runner, RunnerOptions};
 use clap::Parser;
@@ -171,8 +172,10 @@ fn parse_addr(addr: &str) -> Result<(String, u16), String> {
 
 fn run_board(args: Args) -> Result<(), String> {
     let config: &'static DeviceConfig = Box::leak(Box::new(effective_config(&args)?));
-    // Before any secret is looked for: a manifest this kernel cannot log in with fails now.
-    check_auth_mode(config.auth).map_err(|e| e.to_string())?;
+    // UNFINISHED (issue 7): the host board does not wire 一型一密 registration yet.
+    if config.auth != AuthMode::DeviceSecret {
+        return Err("this board does not run 一型一密 registration yet".into());
+    }
     std::fs::create_dir_all(&args.state_dir).map_err(|e| {
         format!(
             "cannot create state directory {}: {e}",
@@ -180,7 +183,7 @@ fn run_board(args: Args) -> Result<(), String> {
         )
     })?;
     let secret = secret::load(config.secret, args.secret_file.as_deref(), &args.state_dir)?;
-    let credentials = DeviceSecretLogin::new(config.auth, secret).map_err(|e| e.to_string())?;
+    let credentials = DeviceSecretLogin::new(secret).map_err(|e| e.to_string())?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

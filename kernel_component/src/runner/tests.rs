@@ -526,9 +526,8 @@ impl World {
         let dials = Rc::new(RefCell::new(Vec::new()));
         let responses = Rc::new(RefCell::new(Vec::new()));
         let mut kernel = Kernel::new(self.config);
-        let credentials =
-            DeviceSecretLogin::new(AuthMode::DeviceSecret, Secret::from(String::from("s3cr3t")))
-                .expect("device secret login");
+        let credentials = DeviceSecretLogin::new(Secret::from(String::from("s3cr3t")))
+            .expect("device secret login");
         let net = Net {
             time: time.clone(),
             plan: self.dials.into(),
@@ -844,7 +843,7 @@ fn stop_during_a_write_drops_the_link_without_disconnect() {
 }
 
 #[test]
-fn a_registration_manifest_fails_before_any_connection() {
+fn a_provider_of_the_wrong_mode_fails_before_any_connection() {
     static REGISTER: DeviceConfig = {
         let mut config = CONFIG;
         config.auth = AuthMode::ProductSecretRegister;
@@ -855,9 +854,9 @@ fn a_registration_manifest_fails_before_any_connection() {
     let out = world.run(60_000);
     assert_eq!(
         out.returned,
-        Some(Err(CredentialsError::RegistrationNotImplemented(
-            AuthMode::ProductSecretRegister
-        )))
+        Some(Err(CredentialsError::WrongMode {
+            configured: AuthMode::ProductSecretRegister
+        }))
     );
     assert!(out.dials.is_empty());
 }

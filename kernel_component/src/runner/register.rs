@@ -1,0 +1,341 @@
+//! The runner's registration phase (一型一密, spec §2): before the first login of a device
+//! that has nothing stored, register with the ProductSecret until the platform's answer is
+//! stored and read back, backing off between attempts like logins do. Apps are served the
+//! whole time and see the state in `Status` ([`Registration`]).
+//!
+//! One attempt over MQTT: open a TLS stream, CONNECT with `authType=register|regnwl` and a
+//! fresh random, wait (bounded) for the pushed `/ext/register` or `/ext/regnwl` message,
+//! store what it carries ([`Credentials::registered`]), and only then DISCONNECT. A power cut
+//! before the store completes loses nothing that was used: the device was not activated, so
+//! the next boot registers again (each registration issues a new secret, and only the last
+//! is valid).
+
+use alloc::string::String;
+use core::fmt::Write;
+use core::future::{Future, pending};
+
+use aliot_abi::{Registration, RegistrationFailure};
+
+use super::{StopSignal, Waited, serving};
+use crate::backoff::Backoff;
+use crate::board::{AppPort, Clock, Entropy, Network};
+use crate::config::{DeviceConfig, MqttVersion, RegistrationTransport};
+use crate::credentials::{Credentials, auth_mode_name, issued_kind};
+use crate::kernel::Kernel;
+use crate::link::{ConnectParams, Incoming, LinkError, MqttLink};
+use crate::registration::{Issued, RegistrationError, mqtt};
+use crate::session::Timing;
+
+use super::LinkFactory;
+
+/// How one attempt ended.
+enum Attempt {
+    /// The answer is stored: log in with it.
+    Stored(&'static str),
+    /// The board asked to stop.
+    Stopped,
+    /// It failed; back off and try again.
+    Failed(RegistrationError),
+}
+
+/// Everything an attempt borrows from the runner.
+pub(super) struct Phase<'a, N, C, E, P, K, F, S> {
+    pub kernel: &'a mut Kernel,
+    pub net: &'a mut N,
+    pub clock: &'a C,
+    pub entropy: &'a mut E,
+    pub port: &'a mut P,
+    pub credentials: &'a mut K,
+    pub links: &'a mut F,
+    pub timing: &'a Timing,
+    pub stop: &'a mut StopSignal<S>,
+}
+
+impl<N, C, E, P, K, F, S> Phase<'_, N, C, E, P, K, F, S>
+where
+    N: Network,
+    C: Clock,
+    E: Entropy,
+    P: AppPort,
+    K: Credentials,
+    F: LinkFactory<N::Stream>,
+    S: Future<Output = ()> + Unpin,
+{
+    /// Registers until the answer is stored (`true`) or the board stops (`false`).
+    pub async fn until_stored(&mut self) -> bool {
+        let cfg: &'static DeviceConfig = self.kernel.config();
+        let mut backoff = Backoff::new(self.timing.backoff_base_ms, self.timing.backoff_max_ms);
+        loop {
+            self.kernel.set_registration(Registration::Registering);
+            log::info!(
+                "registering {}/{} ({}, over {}; 一型一密)",
+                cfg.product_key,
+                cfg.device_name,
+                auth_mode_name(cfg.auth),
+                transport_name(cfg.registration.transport),
+            );
+            let attempt = match cfg.registration.transport {
+                RegistrationTransport::Mqtt => self.over_mqtt(cfg).await,
+                RegistrationTransport::Https => self.over_https(cfg).await,
+            };
+            match attempt {
+                Attempt::Stored(kind) => {
+                    self.kernel.set_registration(Registration::Registered);
+                    log::info!(
+                        "registered {}/{}: {kind} stored and read back; logging in with it",
+                        cfg.product_key,
+                        cfg.device_name
+                    );
+                    return true;
+                }
+                Attempt::Stopped => return false,
+                Attempt::Failed(e) => {
+                    self.kernel
+                        .set_registration(Registration::Failed(failure(e)));
+                    let delay = backoff.next_delay_ms(self.entropy.random_u32());
+                    log_failure(cfg, e, delay);
+                    let until = self.clock.now_ms() + u64::from(delay);
+                    let paused = serving(
+                        self.kernel,
+                        self.port,
+                        self.clock,
+                        Some(&mut *self.stop),
+                        until,
+                        pending::<()>(),
+                    );
+                    if let Waited::Stopped = paused.await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fresh nonce for every attempt (LuatOS sends "123" every time; spec §5.1).
+    fn random(&mut self) -> String {
+        let mut s = String::with_capacity(16);
+        let _ = write!(
+            s,
+            "{:08x}{:08x}",
+            self.entropy.random_u32(),
+            self.entropy.random_u32()
+        );
+        s
+    }
+
+    /// Opens a TLS stream to `host:port` (registration is TLS only, spec §2.1).
+    async fn open(&mut self, host: &str, port: u16) -> Result<N::Stream, Attempt> {
+        let deadline = self.clock.now_ms() + u64::from(self.timing.connect_ms);
+        let opening = self.net.connect(host, port, true);
+        match serving(
+            self.kernel,
+            self.port,
+            self.clock,
+            Some(&mut *self.stop),
+            deadline,
+            opening,
+        )
+        .await
+        {
+            Waited::Done(Ok(stream)) => Ok(stream),
+            Waited::Done(Err(e)) => Err(Attempt::Failed(RegistrationError::Net(e))),
+            Waited::TimedOut => Err(Attempt::Failed(RegistrationError::Timeout)),
+            Waited::Stopped => Err(Attempt::Stopped),
+        }
+    }
+
+    async fn over_mqtt(&mut self, cfg: &'static DeviceConfig) -> Attempt {
+        let random = self.random();
+        let Some(login) = self
+            .credentials
+            .product_secret()
+            .and_then(|ps| mqtt::registration_login(cfg, ps.expose(), &random))
+        else {
+            return Attempt::Failed(RegistrationError::Storage);
+        };
+        let stream = match self.open(cfg.endpoint.host, cfg.endpoint.port).await {
+            Ok(s) => s,
+            Err(a) => return a,
+        };
+        // Registration is specified for MQTT 3.1.1 whatever the session speaks later.
+        let mut link = self.links.link(stream, MqttVersion::V311);
+        let params = ConnectParams {
+            client_id: &login.client_id,
+            username: &login.username,
+            password: &login.password,
+            keepalive_secs: cfg.keepalive_secs,
+        };
+        let deadline = self.clock.now_ms() + u64::from(self.timing.login_ms);
+        let answered = serving(
+            self.kernel,
+            self.port,
+            self.clock,
+            Some(&mut *self.stop),
+            deadline,
+            link.connect(&params),
+        )
+        .await;
+        drop(login);
+        match answered {
+            Waited::Done(Ok(())) => {}
+            Waited::Done(Err(LinkError::Refused(r))) => {
+                return Attempt::Failed(mqtt::classify_refusal(r));
+            }
+            Waited::Done(Err(e)) => return Attempt::Failed(RegistrationError::Link(e)),
+            Waited::TimedOut => return Attempt::Failed(RegistrationError::Timeout),
+            Waited::Stopped => return Attempt::Stopped,
+        }
+        let issued = match self.answer(cfg, &mut link).await {
+            Ok(issued) => issued,
+            Err(a) => return a,
+        };
+        let kind = issued_kind(&issued);
+        // Stored and read back before the registration connection is closed and before any
+        // login uses it (spec §2.1 "persist ... before DISCONNECT").
+        let stored = self.credentials.registered(cfg, issued).await;
+        self.close(&mut link).await;
+        match stored {
+            Ok(()) => Attempt::Stored(kind),
+            Err(e) => Attempt::Failed(e),
+        }
+    }
+
+    /// Waits for the pushed answer (acknowledging it when it is QoS 1) within
+    /// [`Timing::register_ms`]; other messages are acknowledged and ignored.
+    async fn answer<L: MqttLink>(
+        &mut self,
+        cfg: &'static DeviceConfig,
+        link: &mut L,
+    ) -> Result<Issued, Attempt> {
+        let deadline = self.clock.now_ms() + u64::from(self.timing.register_ms);
+        loop {
+            let received = serving(
+                self.kernel,
+                self.port,
+                self.clock,
+                Some(&mut *self.stop),
+                deadline,
+                link.receive(),
+            )
+            .await;
+            let (parsed, pid) = match received {
+                Waited::Done(Ok(Incoming::Publish {
+                    topic,
+                    payload,
+                    pid,
+                    ..
+                })) => {
+                    if mqtt::is_answer(cfg.auth, topic) {
+                        (Some(mqtt::parse_answer(cfg, payload)), pid)
+                    } else {
+                        log::warn!(
+                            "ignoring a message on {topic} while waiting for the registration answer"
+                        );
+                        (None, pid)
+                    }
+                }
+                Waited::Done(Ok(_)) => (None, None),
+                Waited::Done(Err(e)) => {
+                    return Err(Attempt::Failed(RegistrationError::Link(e)));
+                }
+                Waited::TimedOut => return Err(Attempt::Failed(RegistrationError::Timeout)),
+                Waited::Stopped => return Err(Attempt::Stopped),
+            };
+            if let Some(pid) = pid {
+                let deadline = self.clock.now_ms() + u64::from(self.timing.io_ms);
+                // Best effort: the answer is in hand whether or not the PUBACK goes out.
+                let _ = serving(
+                    self.kernel,
+                    self.port,
+                    self.clock,
+                    None::<&mut StopSignal<S>>,
+                    deadline,
+                    link.acknowledge(pid),
+                )
+                .await;
+            }
+            if let Some(parsed) = parsed {
+                return parsed.map_err(Attempt::Failed);
+            }
+        }
+    }
+
+    /// DISCONNECT within [`Timing::disconnect_ms`] (the platform may have closed already).
+    async fn close<L: MqttLink>(&mut self, link: &mut L) {
+        let deadline = self.clock.now_ms() + u64::from(self.timing.disconnect_ms);
+        let _ = serving(
+            self.kernel,
+            self.port,
+            self.clock,
+            None::<&mut StopSignal<S>>,
+            deadline,
+            link.disconnect(),
+        )
+        .await;
+    }
+
+    async fn over_https(&mut self, _cfg: &'static DeviceConfig) -> Attempt {
+        // UNFINISHED: lands with the HTTPS client.
+        Attempt::Failed(RegistrationError::Refused(0))
+    }
+}
+
+fn transport_name(t: RegistrationTransport) -> &'static str {
+    match t {
+        RegistrationTransport::Mqtt => "MQTT",
+        RegistrationTransport::Https => "HTTPS",
+    }
+}
+
+/// What apps are told.
+pub(super) fn failure(e: RegistrationError) -> RegistrationFailure {
+    match e {
+        RegistrationError::AlreadyActivated => RegistrationFailure::AlreadyActivated,
+        RegistrationError::BadProductSecret => RegistrationFailure::BadProductSecret,
+        RegistrationError::UnknownDevice => RegistrationFailure::UnknownDevice,
+        RegistrationError::Refused(_) => RegistrationFailure::Refused,
+        RegistrationError::Net(_) | RegistrationError::Link(_) => RegistrationFailure::Network,
+        RegistrationError::Timeout => RegistrationFailure::Timeout,
+        RegistrationError::BadReply => RegistrationFailure::BadReply,
+        RegistrationError::Storage => RegistrationFailure::Storage,
+    }
+}
+
+/// One line per failed attempt, saying what the user must do. Never a secret.
+fn log_failure(cfg: &DeviceConfig, e: RegistrationError, delay_ms: u32) {
+    let (pk, dn) = (cfg.product_key, cfg.device_name);
+    match e {
+        RegistrationError::AlreadyActivated => log::error!(
+            "registration of {pk}/{dn} refused: the device is already activated (it has logged in before) and the platform issues its credentials only once, but none are stored here. Reset the device's registration in the console (ResetThing; or, if registration is off for the product, enable it), then the device registers by itself; retrying in {delay_ms} ms"
+        ),
+        RegistrationError::BadProductSecret => log::error!(
+            "registration of {pk}/{dn} refused: bad signature — check the ProductSecret ({:?}) and the ProductKey; retrying in {delay_ms} ms",
+            cfg.secret
+        ),
+        RegistrationError::UnknownDevice => log::error!(
+            "registration of {pk}/{dn} refused: the product does not know this device — add it in the console (register: pre-register the DeviceName) or enable registration without pre-registration (regnwl); retrying in {delay_ms} ms"
+        ),
+        RegistrationError::Refused(code) => log::error!(
+            "registration of {pk}/{dn} refused (code {code}); retrying in {delay_ms} ms"
+        ),
+        RegistrationError::Net(n) => {
+            log::warn!(
+                "registration of {pk}/{dn}: cannot reach the platform ({n:?}); retrying in {delay_ms} ms"
+            )
+        }
+        RegistrationError::Link(l) => {
+            log::warn!(
+                "registration of {pk}/{dn}: connection failed ({l:?}); retrying in {delay_ms} ms"
+            )
+        }
+        RegistrationError::Timeout => log::warn!(
+            "registration of {pk}/{dn}: no answer within the deadline; retrying in {delay_ms} ms"
+        ),
+        RegistrationError::BadReply => log::error!(
+            "registration of {pk}/{dn}: the platform's answer could not be used (malformed, too long, or for another device); retrying in {delay_ms} ms"
+        ),
+        RegistrationError::Storage => log::error!(
+            "registration of {pk}/{dn}: the credentials could not be stored, so they were not used; retrying in {delay_ms} ms"
+        ),
+    }
+}
