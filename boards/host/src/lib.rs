@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aliot_kernel::config::{DeviceConfig, MqttVersion, SecretSource};
 use aliot_kernel::config::AuthMode;
+use aliot_kernel::config::{DeviceConfig, MqttVersion, SecretSource};
 use aliot_kernel::credentials::DeviceSecretLogin;
 use aliot_kernel::kernel::Kernel;
 use aliot_kernel::runner::{Runner, RunnerOptions};

@@ -276,8 +276,17 @@ pub(crate) fn https_register(
         ) {
             return Err((401, "sign check failed".to_string()));
         }
+        // The platform's HTTPS codes are UNCONFIRMED; the emulator answers 404 for a device
+        // the product does not know and 403 for one that may not register (activated, or
+        // dynamic registration off), each with a message saying which.
         crate::auth::issue_secret(&mut g.registry, pk, dn, &mut crate::state::random_secret)
-            .map_err(|r| (403, r.reason))
+            .map_err(|r| {
+                let code = match r.code {
+                    crate::auth::RefuseCode::IdentifierRejected => 404,
+                    _ => 403,
+                };
+                (code, r.reason)
+            })
     })();
     let record = LoginRecord {
         at: std::time::SystemTime::now(),

@@ -401,9 +401,11 @@ pub fn issue_secret(
             format!("dynamic registration is off for {pk}"),
         );
     }
+    // The platform's codes for registration refusals are UNCONFIRMED (spec §2.1); LINKSDK
+    // names 2 (identifier rejected) among them, which fits an unknown device best.
     let Some(device) = product.device_mut(dn) else {
         return refuse(
-            RefuseCode::BadCredentials,
+            RefuseCode::IdentifierRejected,
             format!("device {pk}/{dn} is not pre-registered"),
         );
     };
