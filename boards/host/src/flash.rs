@@ -39,6 +39,10 @@ impl NorFlashError for FlashError {
 pub struct FileFlash {
     file: File,
     len: usize,
+    /// Erases and writes so far.
+    ops: u32,
+    /// A simulated power cut: the process dies half-way through this erase or write.
+    cut_at: Option<u32>,
 }
 
 impl FileFlash {
@@ -56,7 +60,36 @@ impl FileFlash {
             file.seek(SeekFrom::Start(current as u64))?;
             file.write_all(&vec![0xFF; len - current])?;
         }
-        Ok(Self { file, len })
+        Ok(Self {
+            file,
+            len,
+            ops: 0,
+            cut_at: None,
+        })
+    }
+
+    /// Simulates a power cut (tests): the `op`th erase or write from now (0 = the next one)
+    /// changes only the first half of its bytes, then the process aborts at once, the way a
+    /// device loses power in the middle of programming.
+    pub fn cut_power_at(&mut self, op: u32) {
+        self.cut_at = Some(self.ops + op);
+    }
+
+    /// Counts one erase or write; true when the power is to fail during it.
+    fn power_fails_now(&mut self) -> bool {
+        let now = self.ops;
+        self.ops += 1;
+        self.cut_at == Some(now)
+    }
+
+    /// Writes the first half of `bytes` at `at` (whole words), then dies.
+    fn die_half_way(&mut self, at: u64, bytes: &[u8]) -> ! {
+        let half = bytes.len() / 2 / WORD_SIZE * WORD_SIZE;
+        let _ = self.file.seek(SeekFrom::Start(at));
+        let _ = self.file.write_all(&bytes[..half]);
+        let _ = self.file.sync_data();
+        log::error!("simulated power cut in a flash operation at {at:#x}: the board dies now");
+        std::process::abort()
     }
 
     fn check(&self, offset: u32, len: usize, align: usize) -> Result<u64, FlashError> {
@@ -98,6 +131,9 @@ impl NorFlash for FileFlash {
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
         let len = to.checked_sub(from).ok_or(FlashError::OutOfBounds)? as usize;
         let at = self.check(from, len, PAGE_SIZE)?;
+        if self.power_fails_now() {
+            self.die_half_way(at, &vec![0xFF; len]);
+        }
         self.file
             .seek(SeekFrom::Start(at))
             .map_err(FlashError::Io)?;
@@ -114,6 +150,9 @@ impl NorFlash for FileFlash {
         self.read(offset, &mut current)?;
         for (c, b) in current.iter_mut().zip(bytes) {
             *c &= *b;
+        }
+        if self.power_fails_now() {
+            self.die_half_way(at, &current);
         }
         self.file
             .seek(SeekFrom::Start(at))

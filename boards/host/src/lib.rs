@@ -50,7 +50,12 @@ struct Args {
     /// Override the manifest's TLS switch.
     #[arg(long, value_name = "BOOL")]
     tls: Option<bool>,
-    /// Read the DeviceSecret from this file instead of the manifest's source.
+    /// Send the HTTPS registration (一型一密 over HTTPS) here instead of the manifest's
+    /// endpoint.
+    #[arg(long, value_name = "HOST:PORT")]
+    https_addr: Option<String>,
+    /// Read the secret (the DeviceSecret, or the ProductSecret for register/regnwl) from this
+    /// file instead of the manifest's source.
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
     /// Board state (flash file, provisioned secrets, app pid files).
@@ -62,6 +67,10 @@ struct Args {
     /// Internal: run as the app process NAME.
     #[arg(long, value_name = "NAME", hide = true)]
     app: Option<String>,
+    /// Internal, for tests: simulate a power cut in the Nth flash erase or write of this run
+    /// (0 = the first): it is left half done and the board dies at once.
+    #[arg(long, value_name = "N", hide = true)]
+    cut_power_at_flash_op: Option<u32>,
     /// Internal, for tests: start every app process as the confinement probe, which reports
     /// whether it can reach the secret, instead of the app.
     #[arg(long, hide = true)]
@@ -90,6 +99,12 @@ fn init_logging(prefix: Option<String>) {
 
 /// The board's entry point (also used by the end-to-end tests' copy of the binary).
 pub fn main() -> ExitCode {
+    main_with(&generated::DEVICE)
+}
+
+/// The board running `device` instead of the manifest compiled in: the end-to-end tests
+/// build one binary per test manifest this way (same apps and topics, other auth modes).
+pub fn main_with(device: &'static DeviceConfig) -> ExitCode {
     let args = Args::parse();
     if let Some(name) = args.app.clone() {
         init_logging(Some(name.clone()));
@@ -98,16 +113,45 @@ pub fn main() -> ExitCode {
         } else {
             app_process::Role::App
         };
-        return app_process::run(&generated::DEVICE, &name, role);
+        return app_process::run(device, &name, role);
     }
     init_logging(None);
-    match run_board(args) {
+    match run_board(device, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The credentials provider the manifest's `auth.mode` asks for.
+enum HostCredentials {
+    /// 一机一密.
+    Device(DeviceSecretLogin),
+    /// 一型一密, over the flash file's credentials partition.
+    Registered(RegisteredLogin<CredentialStore<BlockingFlash<flash::FileFlash>>>),
+}
+
+/// The capsule's runner with `credentials`, until `stop`.
+async fn run<K: Credentials>(
+    kernel: &mut Kernel,
+    network: net::HostNetwork,
+    port: &mut apps::HostAppPort,
+    credentials: K,
+    options: RunnerOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), aliot_kernel::credentials::CredentialsError> {
+    let mut runner = Runner::new(
+        kernel,
+        network,
+        clock::HostClock::new(),
+        clock::HostEntropy,
+        port,
+        credentials,
+        options,
+    );
+    runner.run_until(stop).await
 }
 
 /// How long apps get to stop after their pipes close before they are killed.
@@ -141,8 +185,8 @@ impl StopSignals {
 }
 
 /// Apply the command-line redirections to the manifest's configuration.
-fn effective_config(args: &Args) -> Result<DeviceConfig, String> {
-    let mut config = generated::DEVICE;
+fn effective_config(device: &DeviceConfig, args: &Args) -> Result<DeviceConfig, String> {
+    let mut config = *device;
     if let Some(version) = &args.mqtt_version {
         config.mqtt_version = match version.as_str() {
             "3.1.1" | "3" | "4" => MqttVersion::V311,
@@ -160,30 +204,65 @@ fn effective_config(args: &Args) -> Result<DeviceConfig, String> {
     Ok(config)
 }
 
-fn parse_addr(addr: &str) -> Result<(String, u16), String> {
+fn parse_addr(flag: &str, addr: &str) -> Result<(String, u16), String> {
     let (host, port) = addr
         .rsplit_once(':')
-        .ok_or_else(|| format!("--mqtt-addr {addr}: expected HOST:PORT"))?;
+        .ok_or_else(|| format!("{flag} {addr}: expected HOST:PORT"))?;
     let port = port
         .parse()
-        .map_err(|_| format!("--mqtt-addr {addr}: bad port"))?;
+        .map_err(|_| format!("{flag} {addr}: bad port"))?;
     Ok((host.to_owned(), port))
 }
 
-fn run_board(args: Args) -> Result<(), String> {
-    let config: &'static DeviceConfig = Box::leak(Box::new(effective_config(&args)?));
-    // UNFINISHED (issue 7): the host board does not wire 一型一密 registration yet.
-    if config.auth != AuthMode::DeviceSecret {
-        return Err("this board does not run 一型一密 registration yet".into());
+/// The flash file in the state directory, covering the credentials partition.
+fn open_flash(config: &DeviceConfig, args: &Args) -> Result<flash::FileFlash, String> {
+    let partition = config.credentials_partition;
+    if partition.erase_page as usize != flash::PAGE_SIZE {
+        return Err(format!(
+            "the manifest's flash erase page is {} bytes; this board simulates the nRF9160's {}",
+            partition.erase_page,
+            flash::PAGE_SIZE
+        ));
     }
+    let end = u64::from(partition.offset) + u64::from(partition.size);
+    let pages = end.div_ceil(flash::PAGE_SIZE as u64) as usize;
+    let path = args.state_dir.join("flash.bin");
+    let mut flash = flash::FileFlash::open(&path, pages)
+        .map_err(|e| format!("cannot open the flash file {}: {e}", path.display()))?;
+    if let Some(op) = args.cut_power_at_flash_op {
+        flash.cut_power_at(op);
+    }
+    Ok(flash)
+}
+
+fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
+    let config: &'static DeviceConfig = Box::leak(Box::new(effective_config(device, &args)?));
     std::fs::create_dir_all(&args.state_dir).map_err(|e| {
         format!(
             "cannot create state directory {}: {e}",
             args.state_dir.display()
         )
     })?;
-    let secret = secret::load(config.secret, args.secret_file.as_deref(), &args.state_dir)?;
-    let credentials = DeviceSecretLogin::new(secret).map_err(|e| e.to_string())?;
+    let credentials = match config.auth {
+        AuthMode::DeviceSecret => {
+            let secret = secret::load(config.secret, args.secret_file.as_deref(), &args.state_dir)?;
+            HostCredentials::Device(DeviceSecretLogin::new(secret).map_err(|e| e.to_string())?)
+        }
+        AuthMode::ProductSecretRegister | AuthMode::ProductSecretNoPreRegister => {
+            let product_secret = secret::load_kind(
+                config.secret,
+                args.secret_file.as_deref(),
+                &args.state_dir,
+                secret::SecretKind::Product,
+            )?;
+            let flash = open_flash(config, &args)?;
+            let store = CredentialStore::new(BlockingFlash::new(flash), config.credentials_partition)
+                .map_err(|e| format!("the credentials partition: {e}"))?;
+            HostCredentials::Registered(
+                RegisteredLogin::new(product_secret, store).map_err(|e| e.to_string())?,
+            )
+        }
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -196,7 +275,16 @@ fn run_board(args: Args) -> Result<(), String> {
 
     // Kept for the whole run; dropped (and its temporary CA folder removed) at the end.
     let mut emulator = None;
-    let mut address = args.mqtt_addr.as_deref().map(parse_addr).transpose()?;
+    let mut address = args
+        .mqtt_addr
+        .as_deref()
+        .map(|a| parse_addr("--mqtt-addr", a))
+        .transpose()?;
+    let mut https_address = args
+        .https_addr
+        .as_deref()
+        .map(|a| parse_addr("--https-addr", a))
+        .transpose()?;
     let mut ca = args
         .ca
         .clone()
@@ -218,11 +306,18 @@ fn run_board(args: Args) -> Result<(), String> {
         );
         // The emulator's certificate names `localhost`.
         address = Some(("localhost".to_owned(), addr.port()));
+        if https_address.is_none() && config.registration.https.emulator {
+            https_address = Some(("localhost".to_owned(), started.https_addr().port()));
+        }
         ca = ca.or_else(|| Some(started.ca_pem_path().to_path_buf()));
         emulator = Some(started);
     }
     let tls = net::tls_config(ca.as_deref())?;
-    let network = net::HostNetwork::new(tls, address);
+    let mut network = net::HostNetwork::new(tls, address);
+    if let Some(to) = https_address {
+        let https = config.registration.https;
+        network.redirect((https.host.to_owned(), https.port), to);
+    }
 
     let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
     for app in config.apps {
@@ -251,16 +346,15 @@ fn run_board(args: Args) -> Result<(), String> {
     let mut port = apps::start(config.apps, launch, &args.state_dir);
     let ran = runtime.block_on(async {
         let mut kernel = Kernel::new(config);
-        let mut runner = Runner::new(
-            &mut kernel,
-            network,
-            clock::HostClock::new(),
-            clock::HostEntropy,
-            &mut port,
-            credentials,
-            options,
-        );
-        runner.run_until(signals.received()).await
+        let stop = signals.received();
+        match credentials {
+            HostCredentials::Device(c) => {
+                run(&mut kernel, network, &mut port, c, options, stop).await
+            }
+            HostCredentials::Registered(c) => {
+                run(&mut kernel, network, &mut port, c, options, stop).await
+            }
+        }
     });
     port.shutdown(APP_STOP_GRACE);
     if let Some(emulator) = emulator.take() {

@@ -75,6 +75,9 @@ impl AsyncWrite for HostStream {
 pub struct HostNetwork {
     tls: TlsConnector,
     address: Option<(String, u16)>,
+    /// `(host, port)` → address: endpoints dialled elsewhere (e.g. the HTTPS registration
+    /// endpoint to the emulator's HTTPS port), checked before `address`.
+    redirects: Vec<((String, u16), (String, u16))>,
 }
 
 /// Trust store: the given PEM file, else the Mozilla roots (which include Alibaba's
@@ -113,6 +116,27 @@ impl HostNetwork {
         Self {
             tls: TlsConnector::from(tls),
             address,
+            redirects: Vec::new(),
+        }
+    }
+
+    /// Dial `to` whenever the capsule asks for `from` (before the general redirect).
+    pub fn redirect(&mut self, from: (String, u16), to: (String, u16)) {
+        self.redirects.push((from, to));
+    }
+
+    /// Where a connection to `host:port` really goes.
+    fn target<'a>(&'a self, host: &'a str, port: u16) -> (&'a str, u16) {
+        if let Some((_, (h, p))) = self
+            .redirects
+            .iter()
+            .find(|((h, p), _)| h == host && *p == port)
+        {
+            return (h.as_str(), *p);
+        }
+        match &self.address {
+            Some((h, p)) => (h.as_str(), *p),
+            None => (host, port),
         }
     }
 }
@@ -126,10 +150,7 @@ impl Network for HostNetwork {
         port: u16,
         tls: bool,
     ) -> Result<Self::Stream, NetError> {
-        let (host, port) = match &self.address {
-            Some((h, p)) => (h.as_str(), *p),
-            None => (host, port),
-        };
+        let (host, port) = self.target(host, port);
         let tcp = match tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect((host, port)))
             .await
         {
@@ -161,10 +182,8 @@ impl Network for HostNetwork {
     }
 
     fn describe<'a>(&'a self, host: &'a str, port: u16) -> impl std::fmt::Display + 'a {
-        match &self.address {
-            Some((host, port)) => Address { host, port: *port },
-            None => Address { host, port },
-        }
+        let (host, port) = self.target(host, port);
+        Address { host, port }
     }
 }
 
@@ -185,6 +204,20 @@ mod tests {
         let redirected = HostNetwork::new(tls, Some(("127.0.0.1".into(), 41234)));
         assert_eq!(
             redirected.describe("emulator.invalid", 1883).to_string(),
+            "127.0.0.1:41234"
+        );
+        let mut both = redirected;
+        both.redirect(
+            ("iot-auth.cn-shanghai.aliyuncs.com".into(), 443),
+            ("localhost".into(), 41235),
+        );
+        assert_eq!(
+            both.describe("iot-auth.cn-shanghai.aliyuncs.com", 443)
+                .to_string(),
+            "localhost:41235"
+        );
+        assert_eq!(
+            both.describe("emulator.invalid", 1883).to_string(),
             "127.0.0.1:41234"
         );
     }

@@ -10,19 +10,64 @@ use aliot_kernel::config::SecretSource;
 use aliot_kernel::credentials::Secret;
 use zeroize::Zeroizing;
 
-/// Where provisioned secrets live inside the board's state directory.
-pub fn provisioned_secret_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("provisioned").join("device_secret")
+/// Which secret the manifest's source names: the DeviceSecret (一机一密, `auth.secret`) or
+/// the ProductSecret (一型一密, `auth.product_secret`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// `auth.secret`.
+    Device,
+    /// `auth.product_secret`.
+    Product,
 }
 
-/// Load the secret. `override_file` (from `--secret-file`) wins over the manifest.
+impl SecretKind {
+    fn noun(self) -> &'static str {
+        match self {
+            SecretKind::Device => "device secret",
+            SecretKind::Product => "ProductSecret",
+        }
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            SecretKind::Device => "auth.secret",
+            SecretKind::Product => "auth.product_secret",
+        }
+    }
+}
+
+/// Where provisioned secrets live inside the board's state directory.
+pub fn provisioned_secret_path(state_dir: &Path) -> PathBuf {
+    provisioned_path(state_dir, SecretKind::Device)
+}
+
+/// Where the provisioned secret of `kind` lives inside the board's state directory.
+pub fn provisioned_path(state_dir: &Path, kind: SecretKind) -> PathBuf {
+    state_dir.join("provisioned").join(match kind {
+        SecretKind::Device => "device_secret",
+        SecretKind::Product => "product_secret",
+    })
+}
+
+/// Load the DeviceSecret. `override_file` (from `--secret-file`) wins over the manifest.
 pub fn load(
     source: SecretSource,
     override_file: Option<&Path>,
     state_dir: &Path,
 ) -> Result<Secret, String> {
+    load_kind(source, override_file, state_dir, SecretKind::Device)
+}
+
+/// Load the secret of `kind`. `override_file` (from `--secret-file`) wins over the manifest.
+pub fn load_kind(
+    source: SecretSource,
+    override_file: Option<&Path>,
+    state_dir: &Path,
+    kind: SecretKind,
+) -> Result<Secret, String> {
+    let field = kind.field();
     if let Some(path) = override_file {
-        return from_file(path, "--secret-file");
+        return from_file(path, "--secret-file", kind);
     }
     match source {
         SecretSource::Env(var) => {
@@ -30,21 +75,26 @@ pub fn load(
                 std::env::var_os(var)
                     .ok_or_else(|| {
                         format!(
-                            "environment variable {var} is not set (the manifest's auth.secret says env = \"{var}\")"
+                            "environment variable {var} is not set (the manifest's {field} says env = \"{var}\")"
                         )
                     })?
                     .into_encoded_bytes(),
             );
             trimmed(&value).ok_or_else(|| {
                 format!(
-                    "environment variable {var} is empty (the manifest's auth.secret says env = \"{var}\")"
+                    "environment variable {var} is empty (the manifest's {field} says env = \"{var}\")"
                 )
             })
         }
-        SecretSource::File(path) => from_file(Path::new(path), "the manifest's auth.secret file"),
+        SecretSource::File(path) => from_file(
+            Path::new(path),
+            &format!("the manifest's {field} file"),
+            kind,
+        ),
         SecretSource::Provisioned => from_file(
-            &provisioned_secret_path(state_dir),
-            "provisioned storage (auth.secret = \"provisioned\")",
+            &provisioned_path(state_dir, kind),
+            &format!("provisioned storage ({field} = \"provisioned\")"),
+            kind,
         ),
     }
 }
@@ -56,13 +106,9 @@ fn trimmed(bytes: &[u8]) -> Option<Secret> {
     (!secret.is_empty()).then(|| Secret::new(secret.to_vec()))
 }
 
-fn from_file(path: &Path, what: &str) -> Result<Secret, String> {
-    let cannot = |e: std::io::Error| {
-        format!(
-            "cannot read the device secret from {} ({what}): {e}",
-            path.display()
-        )
-    };
+fn from_file(path: &Path, what: &str, kind: SecretKind) -> Result<Secret, String> {
+    let noun = kind.noun();
+    let cannot = |e: std::io::Error| format!("cannot read the {noun} from {} ({what}): {e}", path.display());
     let mut file = std::fs::File::open(path).map_err(cannot)?;
     // Room for any secret file (a DeviceSecret is 32 characters) without growing, so no
     // reallocation leaves a copy behind; a longer file is refused rather than grown.
@@ -74,13 +120,13 @@ fn from_file(path: &Path, what: &str) -> Result<Secret, String> {
         .map_err(cannot)?;
     if text.len() > MAX_SECRET_FILE {
         return Err(format!(
-            "the device secret file {} ({what}) is longer than {MAX_SECRET_FILE} bytes",
+            "the {noun} file {} ({what}) is longer than {MAX_SECRET_FILE} bytes",
             path.display()
         ));
     }
     trimmed(&text).ok_or_else(|| {
         format!(
-            "the device secret file {} ({what}) is empty",
+            "the {noun} file {} ({what}) is empty",
             path.display()
         )
     })

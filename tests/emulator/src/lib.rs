@@ -322,6 +322,15 @@ impl Emulator {
             .device(pk, dn)
             .and_then(|d| d.secret.clone())
     }
+    /// The `(clientId, deviceToken)` a not-pre-registered registration issued (for tests that
+    /// check what a device does with it; never logged).
+    pub fn device_token(&self, pk: &str, dn: &str) -> Option<(String, String)> {
+        self.shared
+            .lock()
+            .registry
+            .device(pk, dn)
+            .and_then(|d| d.token.clone())
+    }
     /// Kicks the device off (MQTT 5: DISCONNECT 0x8E first). False when it was offline.
     pub fn kick(&self, pk: &str, dn: &str) -> bool {
         api::end_session(&self.shared, pk, dn, false)

@@ -49,6 +49,16 @@ pub struct DeviceOptions {
     pub backoff_base_ms: u32,
     /// Dial here instead of the emulator's port.
     pub mqtt_addr: Option<SocketAddr>,
+    /// Run this board binary instead of `aliot-host-under-test` (the registration tests'
+    /// `aliot-host-<mode>`).
+    pub exe: Option<&'static str>,
+    /// Use this state directory (flash file, pid files) instead of a fresh one, so a restart
+    /// finds what the last run stored.
+    pub state_dir: Option<PathBuf>,
+    /// Send the HTTPS registration to the emulator's HTTPS port.
+    pub https: bool,
+    /// More flags for the board.
+    pub args: Vec<String>,
 }
 
 impl Default for DeviceOptions {
@@ -64,6 +74,10 @@ impl Default for DeviceOptions {
             )],
             backoff_base_ms: 300,
             mqtt_addr: None,
+            exe: None,
+            state_dir: None,
+            https: false,
+            args: Vec::new(),
         }
     }
 }
@@ -71,7 +85,9 @@ impl Default for DeviceOptions {
 /// The host board running as a child process; killed (with its apps) on drop.
 pub struct Device {
     child: Child,
-    state: tempfile::TempDir,
+    /// Removed on drop unless the test gave its own directory.
+    _state: tempfile::TempDir,
+    state: PathBuf,
     log: Arc<Mutex<String>>,
     /// The board's stderr reached its end (the board and every app closed it).
     log_closed: Arc<AtomicBool>,
@@ -86,7 +102,14 @@ impl Device {
         } else {
             emu.mqtt_addr()
         });
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aliot-host-under-test"));
+        let state_dir = opts
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| state.path().to_path_buf());
+        let mut cmd = Command::new(
+            opts.exe
+                .unwrap_or(env!("CARGO_BIN_EXE_aliot-host-under-test")),
+        );
         cmd.arg("--mqtt-addr")
             .arg(format!("127.0.0.1:{}", addr.port()))
             .arg("--ca")
@@ -100,7 +123,7 @@ impl Device {
             .arg("--tls")
             .arg(opts.tls.to_string())
             .arg("--state-dir")
-            .arg(state.path())
+            .arg(&state_dir)
             .arg("--backoff-base-ms")
             .arg(opts.backoff_base_ms.to_string())
             .env("RUST_LOG", "info")
@@ -112,10 +135,15 @@ impl Device {
             std::fs::write(&file, secret).expect("write secret");
             cmd.arg("--secret-file").arg(file);
         }
+        if opts.https {
+            cmd.arg("--https-addr")
+                .arg(format!("127.0.0.1:{}", emu.https_addr().port()));
+        }
+        cmd.args(&opts.args);
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
-        Self::spawn(cmd, state)
+        Self::spawn(cmd, state, state_dir)
     }
 
     /// Start the board as `cargo run -p aliot-host` does: no flags but its own state
@@ -123,18 +151,19 @@ impl Device {
     pub fn start_builtin(env: &[(&str, &str)]) -> Device {
         let state = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aliot-host-under-test"));
+        let state_dir = state.path().to_path_buf();
         cmd.arg("--state-dir")
-            .arg(state.path())
+            .arg(&state_dir)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        Self::spawn(cmd, state)
+        Self::spawn(cmd, state, state_dir)
     }
 
     /// Spawn `cmd` (stderr piped) and collect its log on a thread.
-    fn spawn(mut cmd: Command, state: tempfile::TempDir) -> Device {
+    fn spawn(mut cmd: Command, state: tempfile::TempDir, state_dir: PathBuf) -> Device {
         let mut child = cmd.spawn().expect("start the host board");
         let log = Arc::new(Mutex::new(String::new()));
         let log_closed = Arc::new(AtomicBool::new(false));
@@ -151,7 +180,8 @@ impl Device {
         });
         Device {
             child,
-            state,
+            _state: state,
+            state: state_dir,
             log,
             log_closed,
         }
@@ -191,7 +221,7 @@ impl Device {
     /// Process id of app `name`, from the board's pid file.
     pub fn app_pid(&self, name: &str) -> Option<i32> {
         let text =
-            std::fs::read_to_string(self.state.path().join("apps").join(format!("{name}.pid")))
+            std::fs::read_to_string(self.state.join("apps").join(format!("{name}.pid")))
                 .ok()?;
         text.trim().parse().ok()
     }

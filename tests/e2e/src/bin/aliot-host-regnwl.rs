@@ -1,0 +1,10 @@
+//! The host board with the test manifest `manifests/regnwl.toml` (一型一密), for the
+//! registration tests.
+
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/regnwl_config.rs"));
+}
+
+fn main() -> std::process::ExitCode {
+    aliot_host::main_with(&generated::DEVICE)
+}
