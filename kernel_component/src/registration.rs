@@ -3,6 +3,8 @@
 //!
 //! UNFINISHED (issue 7): the flows (MQTT `/ext/register|regnwl`, HTTPS) land in submodules.
 
+pub mod https;
+
 use alloc::string::String;
 
 use crate::board::NetError;
