@@ -82,7 +82,7 @@
 //!   inside a chunk;
 //! * even with `default-features = false` it depends unconditionally on a second crypto stack
 //!   (`p256` with ECDSA/ECDH, `pkcs8`, `rand_chacha`, older `hmac`/`sha2`/`digest`) and on
-//!   `embedded-nal-async`, about 45 crates the kernel does not otherwise need.
+//!   `embedded-nal-async`: 35 crates besides reqwless that the kernel does not otherwise use.
 //!
 //! So: the response head is parsed by `httparse` (the parser reqwless uses, already in the
 //! workspace), form values are encoded by `form_urlencoded`, JSON is read by `serde_json`
