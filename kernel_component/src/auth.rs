@@ -88,6 +88,24 @@ pub fn login_sign_content(id: &DeviceIdentity<'_>, timestamp: &str) -> String {
     s
 }
 
+/// The registration sign content: the signed parameters sorted by name, `name` + `value`
+/// concatenated, raw (not URL-encoded): `deviceName<dn>productKey<pk>random<r>` (spec §2.1,
+/// §2.2; `sign` and `signMethod` are not signed).
+pub fn register_sign_content(device_name: &str, product_key: &str, random: &str) -> String {
+    let mut s = String::with_capacity(
+        "deviceNameproductKeyrandom".len() + device_name.len() + product_key.len() + random.len(),
+    );
+    for (name, value) in [
+        ("deviceName", device_name),
+        ("productKey", product_key),
+        ("random", random),
+    ] {
+        s.push_str(name);
+        s.push_str(value);
+    }
+    s
+}
+
 /// HMAC of `message` under `key` with `method`, as uppercase hex (what every official SDK sends).
 pub fn hmac_hex(method: SignMethod, key: &[u8], message: &[u8]) -> String {
     match method {

@@ -3,6 +3,8 @@
 //!
 //! [`mqtt`] builds the registration CONNECT and reads the pushed answer.
 
+pub mod https;
+
 use alloc::string::String;
 
 use crate::board::NetError;

@@ -16,7 +16,7 @@ use core::fmt::Write;
 use serde::Deserialize;
 
 use super::{Issued, RegistrationError};
-use crate::auth::{LoginCredentials, hmac_hex, sign_method_name};
+use crate::auth::{LoginCredentials, hmac_hex, register_sign_content, sign_method_name};
 use crate::config::{AuthMode, DeviceConfig};
 use crate::credentials::Secret;
 use crate::link::Refusal;
@@ -45,21 +45,6 @@ pub fn securemode(mode: AuthMode, instance_id: Option<&str>) -> &'static str {
         (AuthMode::ProductSecretRegister, None) => "2",
         _ => "-2",
     }
-}
-
-/// Sign content of a registration: parameters sorted by name (deviceName, productKey,
-/// random), `name` + `value` concatenated (spec §2.1, §2.2).
-pub fn register_sign_content(device_name: &str, product_key: &str, random: &str) -> String {
-    let mut s = String::new();
-    for (name, value) in [
-        ("deviceName", device_name),
-        ("productKey", product_key),
-        ("random", random),
-    ] {
-        s.push_str(name);
-        s.push_str(value);
-    }
-    s
 }
 
 /// The CONNECT strings of a registration of the device `config` describes, signed with the
@@ -159,8 +144,8 @@ pub fn is_answer(mode: AuthMode, topic: &str) -> bool {
 /// `deviceToken` for `regnwl`. Tolerant on input: extra fields are ignored, and a missing
 /// `productKey`/`deviceName` is accepted; present, they must name this device.
 pub fn parse_answer(config: &DeviceConfig, payload: &[u8]) -> Result<Issued, RegistrationError> {
-    let (answer, _) = serde_json_core::from_slice::<Answer<'_>>(payload)
-        .map_err(|_| RegistrationError::BadReply)?;
+    let answer: Answer<'_> =
+        serde_json::from_slice(payload).map_err(|_| RegistrationError::BadReply)?;
     if answer
         .product_key
         .is_some_and(|pk| pk != config.product_key)
