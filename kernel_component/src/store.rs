@@ -15,9 +15,16 @@
 //! rotation that a cut interrupted (its "auto repair"). A hand-made journal would need the same
 //! three things (two slots or an append log, CRCs, a recovery rule for half-erased pages) and
 //! its own power-cut proof; the crate has those, is used in production and is tested with power
-//! cuts by its authors. This module's tests cut the power at every flash word of a save, a
-//! page rotation and a wipe, with a mock flash written here (not the crate's own), so the claim
-//! is checked against the `NorFlash` contract rather than the crate's own model of it.
+//! cuts by its authors.
+//!
+//! This module's tests cut the power at every flash word of a save (from an empty partition and
+//! through full turns of the pages), of the repair the next load makes, of a wipe, and of the
+//! save after a cut wipe, on a mock flash written here (not the crate's own, so the crate is
+//! checked against the `NorFlash` contract rather than its own model of it; a torn word gets
+//! random bits). Saves held; the crate's whole-range `erase_all` did not (an older copy came
+//! back, or the next save wrote over a half-erased page), so [`CredentialStore::wipe`] erases
+//! page by page, oldest first, and each save first erases pages left half-erased
+//! (`store/pages.rs`).
 //!
 //! The crate's in-flash layout is stable within a major version (its README); moving to
 //! another major version needs a migration of this partition.
@@ -189,7 +196,9 @@ impl<F: NorFlash> CredentialStore<F> {
 
     /// Stores `creds` in place of what was stored, then reads the partition back and compares
     /// the record byte for byte (`ReadBack` if it differs). A field over its cap fails with
-    /// `TooLarge` before anything is written.
+    /// `TooLarge` before anything is written. A power cut leaves the old record or the new one.
+    ///
+    /// Before writing, erases any page an interrupted erase left half done (see `wipe`).
     pub async fn save(&mut self, creds: &StoredCredentials) -> Result<(), StoreError> {
         let result = self.save_inner(creds).await;
         self.record.zeroize();

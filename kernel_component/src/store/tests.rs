@@ -645,9 +645,31 @@ fn partitions_that_do_not_fit_the_flash_are_refused() {
         ),
         Err(StoreError::BadPartition)
     ));
-    // The partition check on its own: a 32-byte flash word still fits the work buffer.
+    // The partition check on its own (the crate checks the page count too).
+    assert!(check_partition(&partition(0, 1, NRF), NRF, 4, 2 * NRF, 8).is_err());
+    // A 32-byte flash word still fits the work buffer.
     assert!(check_partition(&partition(0, 2, NRF), NRF, 32, 2 * NRF, 32).is_ok());
     assert!(check_partition(&partition(0, 2, NRF), NRF, 1024, 2 * NRF, 32).is_err());
+}
+
+#[test]
+fn buffers_are_zeroized_after_every_operation() {
+    let part = partition(0, 2, SMALL);
+    let mut s = store(CutFlash::<SMALL>::new(2), part);
+    let creds = token(PK, DN, "cid", &[0xEE; 64]);
+    let clear =
+        |s: &Store<SMALL>| s.record.iter().all(|b| *b == 0) && s.work.0.iter().all(|b| *b == 0);
+    block_on(s.save(&creds)).unwrap();
+    assert!(clear(&s), "after save");
+    assert!(block_on(s.load(PK, DN)).unwrap().is_some());
+    assert!(clear(&s), "after load");
+    assert!(block_on(s.load(PK, "other")).unwrap().is_none());
+    assert!(clear(&s), "after a load for another device");
+    let mut flash = flash_of(s);
+    flash.cut_after(3);
+    let mut s = store(flash, part);
+    assert!(block_on(s.save(&creds)).is_err());
+    assert!(clear(&s), "after a failed save");
 }
 
 #[test]
@@ -708,17 +730,20 @@ fn prefilled(pages: u32, prefill: usize) -> (CutFlash<SMALL>, Option<StoredCrede
 
 /// Cuts the power at every step of `save(new)` on `base`, until a save completes uncut.
 /// After each cut: reboot, and the load must give exactly the old or the new record (`None`
-/// only when there was no old one); a further save must succeed and load. Returns the number
-/// of cut points and the most in one save.
+/// only when there was no old one); a further save must succeed and load. When that first
+/// load repairs the partition (the crate writes or erases in a load that finds an interrupted
+/// operation), the power is cut at every step of the repair too, and the load after that must
+/// give the same record. Returns the number of cut points in the save and in repairs.
 fn cut_every_step_of_save(
     base: &CutFlash<SMALL>,
     pages: u32,
     old: Option<&StoredCredentials>,
-) -> u64 {
+) -> (u64, u64) {
     let part = partition(0, pages, SMALL);
     let new = token(PK, DN, "cid-new", &[0x5A; 40]);
     let newer = device_secret(PK, DN, &[0x77; 32]);
     let mut seen_new = false;
+    let mut repair_cuts = 0;
     for n in 0.. {
         let mut flash = base.clone();
         flash.cut_after(n);
@@ -728,23 +753,52 @@ fn cut_every_step_of_save(
         if !flash.was_cut {
             saved.unwrap();
             assert_eq!(flash.violations, 0);
-            return n;
+            return (n, repair_cuts);
         }
         assert_eq!(saved, Err(StoreError::Flash), "cut at {n}");
         flash.power_on();
+        let rebooted = flash.clone();
         let mut s = store(flash, part);
         let loaded = block_on(s.load(PK, DN));
+        let is_new = matches!(&loaded, Ok(Some(c)) if same(c, &new));
         let ok = match &loaded {
-            Ok(Some(c)) if same(c, &new) => {
-                seen_new = true;
-                true
-            }
+            Ok(Some(_)) if is_new => true,
             // Once the new record was seen, a later cut must not bring the old one back.
             Ok(Some(c)) => !seen_new && old.is_some_and(|old| same(c, old)),
             Ok(None) => !seen_new && old.is_none(),
             Err(_) => false,
         };
         assert!(ok, "cut at {n}: loaded {}", describe(&loaded));
+        seen_new |= is_new;
+
+        let mut after_load = flash_of(s);
+        let repair_steps = after_load.steps - rebooted.steps;
+        for m in 0..repair_steps {
+            let mut flash = rebooted.clone();
+            flash.cut_after(m);
+            let mut s = store(flash, part);
+            let _ = block_on(s.load(PK, DN));
+            let mut flash = flash_of(s);
+            assert!(flash.was_cut);
+            flash.power_on();
+            let mut s = store(flash, part);
+            let again = block_on(s.load(PK, DN));
+            let same_result = match (&again, &loaded) {
+                (Ok(Some(a)), Ok(Some(b))) => same(a, b),
+                (Ok(None), Ok(None)) => true,
+                _ => false,
+            };
+            assert!(
+                same_result,
+                "cut at {n}, repair cut at {m}: {} then {}",
+                describe(&loaded),
+                describe(&again)
+            );
+            repair_cuts += 1;
+        }
+
+        after_load.cut_at = None;
+        let mut s = store(after_load, part);
         block_on(s.save(&newer)).unwrap_or_else(|e| panic!("cut at {n}: next save: {e:?}"));
         assert_loads(&mut s, &newer);
         let mut s = store(flash_of(s), part);
@@ -758,14 +812,16 @@ fn cut_every_step_of_save(
 fn power_cut_at_any_step_of_a_save_keeps_the_old_or_the_new_record() {
     let mut total = 0;
     let mut longest = 0;
+    let mut repairs = 0;
     for pages in [2u32, 3] {
         // From an empty partition, then from 1..=30 saved records: past a full turn of the
         // pages, so cuts fall into page closes, copies of the live record and erases.
         for prefill in 0..=30 {
             let (base, old) = prefilled(pages, prefill);
-            let cuts = cut_every_step_of_save(&base, pages, old.as_ref());
+            let (cuts, repair_cuts) = cut_every_step_of_save(&base, pages, old.as_ref());
             total += cuts;
             longest = longest.max(cuts);
+            repairs += repair_cuts;
         }
     }
     // A plain append is ~20 word writes; a save that rotates also erases a 256-word page.
@@ -774,12 +830,15 @@ fn power_cut_at_any_step_of_a_save_keeps_the_old_or_the_new_record() {
         "longest save: {longest} steps"
     );
     assert!(total > 2000, "{total} cut points");
+    // Cuts in erases leave half-erased pages, which the next load repairs.
+    assert!(repairs > 10_000, "{repairs} cut points in repairs");
 }
 
 #[test]
 fn power_cut_at_any_step_of_a_wipe_leaves_the_old_record_or_none() {
     let mut total = 0;
     let mut runs = 0;
+    let mut save_cuts = 0;
     // Prefills that leave the partially written page first, in the middle and last, some
     // after the map has wrapped round (older copies in other pages).
     for (pages, prefill) in [(2, 1), (2, 12), (2, 20), (3, 1), (3, 20), (3, 30), (3, 40)] {
@@ -813,14 +872,50 @@ fn power_cut_at_any_step_of_a_wipe_leaves_the_old_record_or_none() {
                 Err(_) => false,
             };
             assert!(ok, "prefill {prefill}, cut at {n}: {}", describe(&loaded));
+
+            // The next save (which may first erase a half-erased page) cut at every step:
+            // what loads after it is what loaded before it, or the new record.
+            let before_save = flash_of(s);
+            let mut s = store(before_save.clone(), part);
             block_on(s.save(&new)).unwrap_or_else(|e| panic!("cut at {n}: next save: {e:?}"));
             assert_loads(&mut s, &new);
-            assert_eq!(flash_of(s).violations, 0);
+            let flash = flash_of(s);
+            assert_eq!(flash.violations, 0);
+            for m in 0..flash.steps - before_save.steps {
+                let mut flash = before_save.clone();
+                flash.cut_after(m);
+                let mut s = store(flash, part);
+                assert_eq!(block_on(s.save(&new)), Err(StoreError::Flash));
+                let mut flash = flash_of(s);
+                flash.power_on();
+                let mut s = store(flash, part);
+                let again = block_on(s.load(PK, DN));
+                let ok = match (&again, &loaded) {
+                    (Ok(Some(a)), _) if same(a, &new) => true,
+                    (Ok(Some(a)), Ok(Some(b))) => same(a, b),
+                    (Ok(None), Ok(None)) => true,
+                    _ => false,
+                };
+                assert!(
+                    ok,
+                    "prefill {prefill}, cut at {n}, save cut at {m}: {}",
+                    describe(&again)
+                );
+                block_on(s.save(&new)).unwrap();
+                assert_loads(&mut s, &new);
+                assert_eq!(flash_of(s).violations, 0);
+                save_cuts += 1;
+            }
         }
     }
     // Each wipe erases every page word by word (and may write one state word).
     assert!(
         total >= runs * 2 * (SMALL / WORD) as u64,
         "{total} cut points"
+    );
+    // After most cuts the next save first erases a half-erased page.
+    assert!(
+        save_cuts > 10_000,
+        "{save_cuts} cut points in the next saves"
     );
 }
