@@ -21,7 +21,8 @@ use crate::registration::Issued;
 /// Word size of the mock (nRF9160 NVMC: 4-byte words).
 const WORD: usize = 4;
 
-/// NOR flash in RAM with a power switch.
+/// NOR flash in RAM with a power switch, read in units of `READ` bytes (the nRF9160: 4; the
+/// host's file flash: 1), written in 4-byte words.
 ///
 /// Writes only clear bits; erase sets a page to 0xFF. A word may be written once between
 /// erases (the strict reading of the `NorFlash` contract; the nRF9160 allows two), and a
@@ -30,7 +31,7 @@ const WORD: usize = 4;
 /// programs only some of its zero bits, an erase sets only some bits) and every operation
 /// after it fails until [`CutFlash::power_on`].
 #[derive(Clone)]
-struct CutFlash<const PAGE: usize> {
+struct CutFlash<const PAGE: usize, const READ: usize = WORD> {
     data: Vec<u8>,
     writes: Vec<u8>,
     steps: u64,
@@ -61,7 +62,7 @@ impl NorFlashError for MockError {
     }
 }
 
-impl<const PAGE: usize> CutFlash<PAGE> {
+impl<const PAGE: usize, const READ: usize> CutFlash<PAGE, READ> {
     fn new(pages: usize) -> Self {
         Self {
             data: vec![0xFF; pages * PAGE],
@@ -121,15 +122,15 @@ impl<const PAGE: usize> CutFlash<PAGE> {
     }
 }
 
-impl<const PAGE: usize> ErrorType for CutFlash<PAGE> {
+impl<const PAGE: usize, const READ: usize> ErrorType for CutFlash<PAGE, READ> {
     type Error = MockError;
 }
 
-impl<const PAGE: usize> ReadNorFlash for CutFlash<PAGE> {
-    const READ_SIZE: usize = WORD;
+impl<const PAGE: usize, const READ: usize> ReadNorFlash for CutFlash<PAGE, READ> {
+    const READ_SIZE: usize = READ;
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MockError> {
-        let start = self.check(offset, bytes.len(), WORD)?;
+        let start = self.check(offset, bytes.len(), READ)?;
         bytes.copy_from_slice(&self.data[start..start + bytes.len()]);
         Ok(())
     }
@@ -139,7 +140,7 @@ impl<const PAGE: usize> ReadNorFlash for CutFlash<PAGE> {
     }
 }
 
-impl<const PAGE: usize> NorFlash for CutFlash<PAGE> {
+impl<const PAGE: usize, const READ: usize> NorFlash for CutFlash<PAGE, READ> {
     const WRITE_SIZE: usize = WORD;
     const ERASE_SIZE: usize = PAGE;
 
@@ -199,7 +200,8 @@ impl<const PAGE: usize> NorFlash for CutFlash<PAGE> {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-type Store<const PAGE: usize> = CredentialStore<BlockingFlash<CutFlash<PAGE>>>;
+type Store<const PAGE: usize, const READ: usize = WORD> =
+    CredentialStore<BlockingFlash<CutFlash<PAGE, READ>>>;
 
 /// A small page, so rotations come after a few saves.
 const SMALL: usize = 1024;
@@ -217,11 +219,16 @@ fn partition(first_page: u32, pages: u32, page: usize) -> FlashPartition {
     }
 }
 
-fn store<const PAGE: usize>(flash: CutFlash<PAGE>, part: FlashPartition) -> Store<PAGE> {
+fn store<const PAGE: usize, const READ: usize>(
+    flash: CutFlash<PAGE, READ>,
+    part: FlashPartition,
+) -> Store<PAGE, READ> {
     CredentialStore::new(BlockingFlash::new(flash), part).unwrap()
 }
 
-fn flash_of<const PAGE: usize>(store: Store<PAGE>) -> CutFlash<PAGE> {
+fn flash_of<const PAGE: usize, const READ: usize>(
+    store: Store<PAGE, READ>,
+) -> CutFlash<PAGE, READ> {
     store.into_flash().into_inner()
 }
 
@@ -295,7 +302,10 @@ fn describe(result: &Result<Option<StoredCredentials>, StoreError>) -> String {
     }
 }
 
-fn assert_loads<const PAGE: usize>(store: &mut Store<PAGE>, expected: &StoredCredentials) {
+fn assert_loads<const PAGE: usize, const READ: usize>(
+    store: &mut Store<PAGE, READ>,
+    expected: &StoredCredentials,
+) {
     let loaded = block_on(store.load(&expected.product_key, &expected.device_name));
     assert!(
         matches!(&loaded, Ok(Some(c)) if same(c, expected)),
@@ -670,6 +680,43 @@ fn buffers_are_zeroized_after_every_operation() {
     let mut s = store(flash, part);
     assert!(block_on(s.save(&creds)).is_err());
     assert!(clear(&s), "after a failed save");
+}
+
+#[test]
+fn works_on_a_flash_read_byte_by_byte_like_the_host_file_flash() {
+    // The host board's file flash reads single bytes and writes 4-byte words.
+    let part = partition(0, 2, SMALL);
+    let mut s = store(CutFlash::<SMALL, 1>::new(2), part);
+    for i in 0..40 {
+        block_on(s.save(&nth(i))).unwrap();
+    }
+    assert_loads(&mut s, &nth(39));
+    let base = flash_of(s);
+    assert!(base.erased_pages > 0);
+    // Power cut at every step of one more save, on pages that have already rotated.
+    let new = nth(40);
+    for n in 0.. {
+        let mut flash = base.clone();
+        flash.cut_after(n);
+        let mut s = store(flash, part);
+        let saved = block_on(s.save(&new));
+        let mut flash = flash_of(s);
+        if !flash.was_cut {
+            saved.unwrap();
+            break;
+        }
+        flash.power_on();
+        let mut s = store(flash, part);
+        let loaded = block_on(s.load(PK, DN));
+        assert!(
+            matches!(&loaded, Ok(Some(c)) if same(c, &nth(39)) || same(c, &new)),
+            "cut at {n}: {}",
+            describe(&loaded)
+        );
+    }
+    let mut s = store(base, part);
+    block_on(s.wipe()).unwrap();
+    assert!(matches!(block_on(s.load(PK, DN)), Ok(None)));
 }
 
 #[test]
