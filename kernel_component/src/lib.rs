@@ -36,4 +36,5 @@ pub mod link;
 pub mod registration;
 pub mod runner;
 pub mod session;
+pub mod store;
 pub mod topic;

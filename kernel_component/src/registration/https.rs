@@ -91,7 +91,6 @@
 //! functions ([`write_request_head`], [`write_form_body`], [`read_head`], [`read_body`],
 //! [`Dechunker`]) for the OTA download (issue 8) to reuse.
 
-use alloc::string::String;
 use core::fmt;
 
 use embedded_io_async::{Read, Write};
