@@ -7,7 +7,8 @@
 use std::fmt::Write as _;
 
 use crate::model::{
-    AuthMode, Direction, Manifest, MqttVersion, RestartPolicy, SecretSource, SignMethod,
+    AuthMode, Direction, Manifest, MqttVersion, Registration, RestartPolicy, SecretSource,
+    SignMethod,
 };
 
 /// Module path of the kernel's config types, as seen from a crate depending on `aliot-kernel`.
@@ -49,15 +50,12 @@ pub fn generate_kernel_config_at(m: &Manifest, config_path: &str) -> String {
         SecretSource::Provisioned => "Provisioned".to_owned(),
     };
     let _ = writeln!(s, "    secret: {p}::SecretSource::{secret},");
-    // UNFINISHED (issue 7): the manifest does not describe registration or the flash layout
-    // yet; these are the defaults until it does.
+    let _ = writeln!(s, "    registration: {},", registration(m, p));
+    let f = &m.flash;
     let _ = writeln!(
         s,
-        "    registration: {p}::RegistrationConfig {{ transport: {p}::RegistrationTransport::Mqtt, instance_id: None, https: {p}::Endpoint {{ host: \"iot-auth.cn-shanghai.aliyuncs.com\", port: 443, emulator: false }} }},"
-    );
-    let _ = writeln!(
-        s,
-        "    credentials_partition: {p}::FlashPartition {{ offset: 0xFC000, size: 0x4000, erase_page: 4096 }},"
+        "    credentials_partition: {p}::FlashPartition {{ offset: {:#X}, size: {:#X}, erase_page: {} }},",
+        f.credentials.offset, f.credentials.size, f.erase_page
     );
     let _ = writeln!(
         s,
@@ -131,6 +129,23 @@ pub fn generate_kernel_config_at(m: &Manifest, config_path: &str) -> String {
     let _ = writeln!(s, "    kernel_ram_budget: {},", m.kernel.ram_budget);
     let _ = writeln!(s, "}};");
     s
+}
+
+/// The `RegistrationConfig` literal. Without registration (一机一密: the kernel ignores it)
+/// and without HTTPS, the HTTPS endpoint is empty (`""`, port 0) rather than a plausible
+/// address nothing would use.
+fn registration(m: &Manifest, p: &str) -> String {
+    let (transport, host, port, emulator) = match &m.auth.registration {
+        Some(Registration::Https(h)) => ("Https", h.host.as_str(), h.port, h.emulator),
+        Some(Registration::Mqtt) | None => ("Mqtt", "", 0, false),
+    };
+    let instance_id = match (&m.auth.registration, &m.endpoint.instance_id) {
+        (Some(_), Some(id)) => format!("Some({id:?})"),
+        _ => "None".to_owned(),
+    };
+    format!(
+        "{p}::RegistrationConfig {{ transport: {p}::RegistrationTransport::{transport}, instance_id: {instance_id}, https: {p}::Endpoint {{ host: {host:?}, port: {port}, emulator: {emulator} }} }}"
+    )
 }
 
 /// Comma-separated literals of the expanded topics behind grant names.

@@ -1,5 +1,5 @@
-//! The device manifest: one TOML file decides a deployment (identity, auth, endpoint, MQTT,
-//! TLS, the kernel's RAM budget, topics, apps). This crate reads it, validates it (unknown fields rejected; every error
+//! The device manifest: one TOML file decides a deployment (identity, auth and registration,
+//! endpoint, MQTT, TLS, flash layout, the kernel's RAM budget, topics, apps). This crate reads it, validates it (unknown fields rejected; every error
 //! names the field and says what is allowed) and generates Rust constants for the kernel and
 //! the apps from build scripts.
 //!
@@ -35,8 +35,9 @@ pub use generate::{
 };
 pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
 pub use model::{
-    App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Kernel, Manifest, Mqtt,
-    MqttVersion, RestartPolicy, SecretSource, SignMethod, Tls, Topic,
+    App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Flash, HttpsEndpoint, Kernel,
+    Manifest, Mqtt, MqttVersion, Partition, Registration, RestartPolicy, SecretSource, SignMethod,
+    Tls, Topic,
 };
 pub use ram::{ram_report, ram_summary};
 pub use topic::MAX_TOPIC_LEN;
@@ -44,6 +45,10 @@ pub use validate::{
     APP_MEMORY_ALIGN, APP_MEMORY_MAX, APP_MEMORY_MIN, APP_QUEUE_MAX, DEFAULT_KERNEL_RAM_BUDGET,
     DEFAULT_MAX_PAYLOAD, DEFAULT_QUEUE_MESSAGES, KEEPALIVE_RANGE, KERNEL_RAM_BUDGET_MAX,
     MAX_APP_NAME_LEN, MAX_APP_SUBSCRIPTIONS, MAX_CLIENT_ID_LEN,
+};
+pub use validate::{
+    DEFAULT_CREDENTIALS_PAGES, DEFAULT_FLASH_ERASE_PAGE, DEFAULT_FLASH_SIZE, DEFAULT_HTTPS_PORT,
+    MIN_CREDENTIALS_PAGES, MIN_FLASH_ERASE_PAGE, REGNWL_REGION,
 };
 
 /// Reads, parses and validates the manifest at `path`; relative paths inside it are resolved

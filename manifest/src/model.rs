@@ -21,6 +21,8 @@ pub struct Manifest {
     pub mqtt: Mqtt,
     /// TLS settings.
     pub tls: Tls,
+    /// The device's flash and its partitions.
+    pub flash: Flash,
     /// The kernel's memory budget.
     pub kernel: Kernel,
     /// Named topics in manifest order, templates expanded.
@@ -45,10 +47,37 @@ pub struct Device {
 pub struct Auth {
     /// The authentication mode.
     pub mode: AuthMode,
-    /// Where the secret comes from at start-up.
+    /// Where the secret comes from at start-up: the DeviceSecret (`auth.secret`) for
+    /// [`AuthMode::DeviceSecret`], the ProductSecret (`auth.product_secret`) for the 一型一密
+    /// modes.
     pub secret: SecretSource,
     /// HMAC algorithm of the login signature.
     pub sign_method: SignMethod,
+    /// How a 一型一密 device registers; `None` for [`AuthMode::DeviceSecret`].
+    pub registration: Option<Registration>,
+}
+
+/// How a 一型一密 device obtains its own credentials (spec §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// Over a TLS connection to the MQTT endpoint (`authType=register|regnwl`, spec §2.1);
+    /// both modes.
+    Mqtt,
+    /// `POST /auth/register/device` to this HTTPS endpoint (spec §2.2); pre-registered
+    /// devices (`register`) only.
+    Https(HttpsEndpoint),
+}
+
+/// The HTTPS registration endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsEndpoint {
+    /// Host name (`iot-auth.${region}.aliyuncs.com` by default; a placeholder for the
+    /// emulator).
+    pub host: String,
+    /// TCP port (443 by default; 0 for the emulator: the board substitutes its port).
+    pub port: u16,
+    /// The host board's emulator serves it.
+    pub emulator: bool,
 }
 
 /// Authentication modes the manifest can name.
@@ -57,15 +86,16 @@ pub enum AuthMode {
     /// 一机一密: ProductKey + DeviceName + DeviceSecret.
     #[serde(rename = "device_secret")]
     DeviceSecret,
-    /// 一型一密 with a pre-registered device (parsed, not implemented by the kernel yet).
+    /// 一型一密 with a pre-registered device: the ProductSecret buys a DeviceSecret once.
     #[serde(rename = "register")]
     Register,
-    /// 一型一密 without pre-registration (parsed, not implemented by the kernel yet).
+    /// 一型一密 without pre-registration: the ProductSecret buys a client id and a device
+    /// token once.
     #[serde(rename = "regnwl")]
     Regnwl,
 }
 
-/// Where the device secret is read from; never the secret itself.
+/// Where a secret (DeviceSecret or ProductSecret) is read from; never the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
     /// A file, absolute path (resolved against the manifest's directory).
@@ -99,6 +129,11 @@ pub struct Endpoint {
     pub host: String,
     /// TCP port (0 for the emulator: the board picks a free one).
     pub port: u16,
+    /// The instance id a 一型一密 registration sends (`instanceId`, spec §2.1):
+    /// `endpoint.instance_id`, or the first label of an explicit host
+    /// `<id>.mqtt.iothub.aliyuncs.com`; `None` for an old public instance (`region`), the
+    /// emulator and other hosts.
+    pub instance_id: Option<String>,
 }
 
 /// The endpoint choice as written in the manifest.
@@ -141,6 +176,26 @@ pub struct Tls {
     pub enabled: bool,
     /// CA file (absolute); `None` = the board's default CA.
     pub ca_file: Option<PathBuf>,
+}
+
+/// `[flash]`: the device's flash and the partitions the kernel uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flash {
+    /// Total size in bytes (nRF9160: 1 MiB).
+    pub size: u32,
+    /// Erase page in bytes, a power of two (nRF9160 NVMC: 4096).
+    pub erase_page: u32,
+    /// Where the credentials a registration returned are kept (`[flash.credentials]`).
+    pub credentials: Partition,
+}
+
+/// A region of the flash, page-aligned and inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    /// First byte, from the start of the flash; a multiple of the erase page.
+    pub offset: u32,
+    /// Length in bytes; a multiple of the erase page.
+    pub size: u32,
 }
 
 /// `[kernel]`

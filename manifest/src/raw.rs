@@ -22,6 +22,8 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     pub tls: RawTls,
     #[serde(default)]
+    pub flash: RawFlash,
+    #[serde(default)]
     pub kernel: RawKernel,
     #[serde(default)]
     pub topics: IndexMap<String, RawTopic>,
@@ -43,10 +45,25 @@ pub(crate) struct RawDevice {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuth {
     pub mode: AuthMode,
-    /// Checked by hand: a string (`"provisioned"`) or a table with exactly one of `file`/`env`.
-    pub secret: toml::Value,
+    /// The DeviceSecret's source. Checked by hand: a string (`"provisioned"`) or a table with
+    /// exactly one of `file`/`env`. Required or refused depending on `mode`.
+    pub secret: Option<toml::Value>,
+    /// The ProductSecret's source (一型一密), the same forms as `secret`.
+    pub product_secret: Option<toml::Value>,
     #[serde(default = "default_sign_method")]
     pub sign_method: SignMethod,
+    /// Defaults to MQTT for the 一型一密 modes; refused with `device_secret`.
+    pub registration: Option<RawRegistration>,
+    pub https_host: Option<String>,
+    pub https_port: Option<i64>,
+}
+
+/// `auth.registration`: how a 一型一密 device registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawRegistration {
+    Mqtt,
+    Https,
 }
 
 fn default_sign_method() -> SignMethod {
@@ -111,6 +128,25 @@ impl Default for RawTls {
 
 fn default_true() -> bool {
     true
+}
+
+/// `[flash]`. Every number is optional so that validation can fill in defaults that depend
+/// on the others (the credentials default to the last pages of the flash).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFlash {
+    pub size: Option<i64>,
+    pub erase_page: Option<i64>,
+    #[serde(default)]
+    pub credentials: RawPartition,
+}
+
+/// One `[flash.<partition>]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPartition {
+    pub offset: Option<i64>,
+    pub size: Option<i64>,
 }
 
 /// `[kernel]`

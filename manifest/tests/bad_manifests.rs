@@ -1,6 +1,7 @@
 //! Every manifest in `tests/bad/` must be rejected with exactly the message in the `.expected`
-//! file beside it, and `tests/good/minimal.toml` (which every bad file is derived from) must be
-//! accepted, so each bad file fails for the one reason it was written for.
+//! file beside it, and `tests/good/minimal.toml` and `tests/good/minimal_register.toml` (which
+//! every bad file is derived from: the 一型一密 ones from the second) must be accepted, so each
+//! bad file fails for the one reason it was written for.
 //!
 //! To review message changes: `BLESS=1 cargo test -p aliot-manifest --test bad_manifests`
 //! rewrites the `.expected` files; read the diff before committing it.
@@ -29,6 +30,13 @@ fn minimal_manifest_is_valid() {
     let path = dir("good").join("minimal.toml");
     let m = aliot_manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m.apps.len(), 2);
+}
+
+#[test]
+fn minimal_register_manifest_is_valid() {
+    let path = dir("good").join("minimal_register.toml");
+    let m = aliot_manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.auth.mode, aliot_manifest::AuthMode::Register);
 }
 
 #[test]

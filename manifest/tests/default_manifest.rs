@@ -20,6 +20,8 @@ fn default_manifest_matches_the_demo_registry() {
     assert_eq!(m.device.device_name, "nrf9160-dk-01");
     assert_eq!(m.device.client_id, "a1NrfDemo01.nrf9160-dk-01");
     assert_eq!(m.endpoint.kind, EndpointKind::Emulator);
+    assert_eq!(m.auth.mode, aliot_manifest::AuthMode::DeviceSecret);
+    assert_eq!(m.auth.registration, None);
     assert_eq!(m.mqtt.version, MqttVersion::V311);
     assert_eq!(m.mqtt.keepalive_secs, 300);
     assert!(m.tls.enabled);
@@ -94,6 +96,15 @@ fn kernel_config_has_expanded_grants_and_no_secret() {
         "{src}"
     );
     assert!(src.contains("emulator: true"), "{src}");
+    // 一机一密: nothing registers; the credentials partition is the default one.
+    assert!(
+        src.contains("    registration: aliot_kernel::config::RegistrationConfig { transport: aliot_kernel::config::RegistrationTransport::Mqtt, instance_id: None, https: aliot_kernel::config::Endpoint { host: \"\", port: 0, emulator: false } },\n"),
+        "{src}"
+    );
+    assert!(
+        src.contains("    credentials_partition: aliot_kernel::config::FlashPartition { offset: 0xFC000, size: 0x4000, erase_page: 4096 },\n"),
+        "{src}"
+    );
     assert!(
         src.contains("mqtt_version: aliot_kernel::config::MqttVersion::V311,"),
         "{src}"

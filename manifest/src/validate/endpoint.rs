@@ -1,4 +1,5 @@
-//! `[endpoint]`, `[mqtt]` and `[tls]`: where and how the device connects.
+//! `[endpoint]`, `[mqtt]` and `[tls]`: where and how the device connects, and the instance
+//! id a 一型一密 registration needs (spec §1.3, §2.1).
 
 use std::path::Path;
 
@@ -73,6 +74,7 @@ pub(super) fn endpoint(raw: &RawEndpoint, product_key: &str) -> Result<Endpoint>
             kind: EndpointKind::Region(region.clone()),
             host: format!("{product_key}.iot-as-mqtt.{region}.aliyuncs.com"),
             port,
+            instance_id: None,
         });
     }
     if let Some(id) = &raw.instance_id {
@@ -91,45 +93,68 @@ pub(super) fn endpoint(raw: &RawEndpoint, product_key: &str) -> Result<Endpoint>
         }
         return Ok(Endpoint {
             kind: EndpointKind::InstanceId(id.clone()),
-            host: format!("{id}.mqtt.iothub.aliyuncs.com"),
+            host: format!("{id}{INSTANCE_HOST_SUFFIX}"),
             port,
+            instance_id: Some(id.clone()),
         });
     }
     if let Some(host) = &raw.host {
-        if host.contains(':') {
-            return err(
-                "endpoint.host",
-                format!(
-                    "`{host}` contains `:`; write the host name alone and the port in endpoint.port"
-                ),
-            );
-        }
-        let ok = !host.is_empty()
-            && host.len() <= 253
-            && host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if !ok {
-            return err(
-                "endpoint.host",
-                format!(
-                    "`{host}` is not a host name; allowed: dot-separated labels of letters, digits and `-` (an IPv4 address works too)"
-                ),
-            );
-        }
+        host_name("endpoint.host", host, "endpoint.port")?;
         return Ok(Endpoint {
             kind: EndpointKind::Host,
             host: host.clone(),
             port,
+            instance_id: instance_id_of_host(host),
         });
     }
     Ok(Endpoint {
         kind: EndpointKind::Emulator,
         host: "127.0.0.1".to_owned(),
         port: 0,
+        instance_id: None,
     })
+}
+
+/// Checks a host name written in the manifest (`field`); `port_field` is where its port goes.
+pub(super) fn host_name(field: &str, host: &str, port_field: &str) -> Result<()> {
+    if host.contains(':') {
+        return err(
+            field,
+            format!(
+                "`{host}` contains `:`; write the host name alone and the port in {port_field}"
+            ),
+        );
+    }
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !ok {
+        return err(
+            field,
+            format!(
+                "`{host}` is not a host name; allowed: dot-separated labels of letters, digits and `-` (an IPv4 address works too)"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Domain of new public and enterprise instance hosts, `${instanceId}` + this (spec §1.3).
+const INSTANCE_HOST_SUFFIX: &str = ".mqtt.iothub.aliyuncs.com";
+
+/// The instance id in an instance host `<id>.mqtt.iothub.aliyuncs.com`, as LINKSDK's
+/// dynregmq derives it (spec §1.3). Only when `<id>` is one label: a longer prefix is not an
+/// instance host the platform issues, and guessing which label is the id could send a wrong
+/// `instanceId`.
+fn instance_id_of_host(host: &str) -> Option<String> {
+    let lower = host.to_ascii_lowercase();
+    let id_len = lower.strip_suffix(INSTANCE_HOST_SUFFIX)?.len();
+    let id = host.get(..id_len)?;
+    (!id.is_empty() && !id.contains('.')).then(|| id.to_owned())
 }
 
 pub(super) fn mqtt(raw: &RawMqtt) -> Result<Mqtt> {
@@ -172,4 +197,32 @@ pub(super) fn tls(raw: &RawTls, base_dir: &Path) -> Result<Tls> {
         enabled: raw.enabled,
         ca_file,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::instance_id_of_host;
+
+    #[test]
+    fn instance_id_comes_from_an_instance_host_only() {
+        let id = |h: &str| instance_id_of_host(h);
+        assert_eq!(
+            id("iot-06z00ab.mqtt.iothub.aliyuncs.com").as_deref(),
+            Some("iot-06z00ab")
+        );
+        // Host names are case-insensitive; the id keeps the case it was written in.
+        assert_eq!(
+            id("IOT-06Z00AB.MQTT.IOTHUB.ALIYUNCS.COM").as_deref(),
+            Some("IOT-06Z00AB")
+        );
+        assert_eq!(id("mqtt.iothub.aliyuncs.com"), None);
+        assert_eq!(id(".mqtt.iothub.aliyuncs.com"), None);
+        assert_eq!(id("a.b.mqtt.iothub.aliyuncs.com"), None);
+        assert_eq!(id("a1Pk.iot-as-mqtt.cn-shanghai.aliyuncs.com"), None);
+        assert_eq!(
+            id("iot-06z00ab.mqtt.iothub.aliyuncs.com.evil.example"),
+            None
+        );
+        assert_eq!(id("10.0.0.7"), None);
+    }
 }

@@ -9,6 +9,7 @@ mod auth;
 mod budget;
 mod device;
 mod endpoint;
+mod flash;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,23 @@ pub const MAX_APP_SUBSCRIPTIONS: u16 = 32;
 pub const DEFAULT_KERNEL_RAM_BUDGET: u32 = 49_152;
 /// Largest `kernel.ram_budget`: the nRF9160's 256 KiB of RAM.
 pub const KERNEL_RAM_BUDGET_MAX: u32 = 262_144;
+/// `flash.size` when the manifest says nothing: the nRF9160's 1 MiB.
+pub const DEFAULT_FLASH_SIZE: u32 = 0x10_0000;
+/// `flash.erase_page` when the manifest says nothing: the nRF9160 NVMC's 4 KiB page.
+pub const DEFAULT_FLASH_ERASE_PAGE: u32 = 4096;
+/// Smallest `flash.erase_page` (one 32-bit word).
+pub const MIN_FLASH_ERASE_PAGE: u32 = 4;
+/// Erase pages of `[flash.credentials]` when the manifest says nothing (at the end of the
+/// flash: offset 0xFC000, size 0x4000 with the defaults).
+pub const DEFAULT_CREDENTIALS_PAGES: u32 = 4;
+/// Fewest erase pages of `[flash.credentials]`: the store writes a new record to one page
+/// before erasing the other, so a power cut never loses both.
+pub const MIN_CREDENTIALS_PAGES: u32 = 2;
+/// The one region where the platform offers registration without pre-registration
+/// (`auth.mode = "regnwl"`, spec §2.1 "Limits").
+pub const REGNWL_REGION: &str = "cn-shanghai";
+/// `auth.https_port` when the manifest says nothing.
+pub const DEFAULT_HTTPS_PORT: u16 = 443;
 
 /// Result of a validation step.
 pub(crate) type Result<T> = std::result::Result<T, ManifestError>;
@@ -65,10 +83,12 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
     })?;
     let base_dir = normalize(&base_dir);
     let device = device::device(&raw.device)?;
-    let auth = auth::auth(&raw.auth, &base_dir)?;
     let endpoint = endpoint::endpoint(&raw.endpoint, &device.product_key)?;
     let mqtt = endpoint::mqtt(&raw.mqtt)?;
     let tls = endpoint::tls(&raw.tls, &base_dir)?;
+    // After the endpoint and TLS: registration depends on both.
+    let auth = auth::auth(&raw.auth, &base_dir, &endpoint, &tls)?;
+    let flash = flash::flash(&raw.flash)?;
     let kernel = Kernel {
         ram_budget: budget::kernel(&raw.kernel)?,
     };
@@ -82,6 +102,7 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
         endpoint,
         mqtt,
         tls,
+        flash,
         kernel,
         topics,
         apps,
