@@ -21,11 +21,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aliot_kernel::config::AuthMode;
-use aliot_kernel::config::{DeviceConfig, MqttVersion, SecretSource};
-use aliot_kernel::credentials::DeviceSecretLogin;
+use aliot_kernel::config::{AuthMode, DeviceConfig, MqttVersion, SecretSource};
+use aliot_kernel::credentials::{Credentials, DeviceSecretLogin, RegisteredLogin};
 use aliot_kernel::kernel::Kernel;
 use aliot_kernel::runner::{Runner, RunnerOptions};
+use aliot_kernel::store::{BlockingFlash, CredentialStore};
 use clap::Parser;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -130,7 +130,8 @@ enum HostCredentials {
     /// 一机一密.
     Device(DeviceSecretLogin),
     /// 一型一密, over the flash file's credentials partition.
-    Registered(RegisteredLogin<CredentialStore<BlockingFlash<flash::FileFlash>>>),
+    /// (Boxed: the store's fixed record buffers make it large.)
+    Registered(Box<RegisteredLogin<CredentialStore<BlockingFlash<flash::FileFlash>>>>),
 }
 
 /// The capsule's runner with `credentials`, until `stop`.
@@ -256,11 +257,12 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
                 secret::SecretKind::Product,
             )?;
             let flash = open_flash(config, &args)?;
-            let store = CredentialStore::new(BlockingFlash::new(flash), config.credentials_partition)
-                .map_err(|e| format!("the credentials partition: {e}"))?;
-            HostCredentials::Registered(
+            let store =
+                CredentialStore::new(BlockingFlash::new(flash), config.credentials_partition)
+                    .map_err(|e| format!("the credentials partition: {e}"))?;
+            HostCredentials::Registered(Box::new(
                 RegisteredLogin::new(product_secret, store).map_err(|e| e.to_string())?,
-            )
+            ))
         }
     };
 
@@ -352,7 +354,7 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
                 run(&mut kernel, network, &mut port, c, options, stop).await
             }
             HostCredentials::Registered(c) => {
-                run(&mut kernel, network, &mut port, c, options, stop).await
+                run(&mut kernel, network, &mut port, *c, options, stop).await
             }
         }
     });

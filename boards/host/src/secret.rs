@@ -108,7 +108,12 @@ fn trimmed(bytes: &[u8]) -> Option<Secret> {
 
 fn from_file(path: &Path, what: &str, kind: SecretKind) -> Result<Secret, String> {
     let noun = kind.noun();
-    let cannot = |e: std::io::Error| format!("cannot read the {noun} from {} ({what}): {e}", path.display());
+    let cannot = |e: std::io::Error| {
+        format!(
+            "cannot read the {noun} from {} ({what}): {e}",
+            path.display()
+        )
+    };
     let mut file = std::fs::File::open(path).map_err(cannot)?;
     // Room for any secret file (a DeviceSecret is 32 characters) without growing, so no
     // reallocation leaves a copy behind; a longer file is refused rather than grown.
@@ -124,12 +129,7 @@ fn from_file(path: &Path, what: &str, kind: SecretKind) -> Result<Secret, String
             path.display()
         ));
     }
-    trimmed(&text).ok_or_else(|| {
-        format!(
-            "the {noun} file {} ({what}) is empty",
-            path.display()
-        )
-    })
+    trimmed(&text).ok_or_else(|| format!("the {noun} file {} ({what}) is empty", path.display()))
 }
 
 #[cfg(test)]

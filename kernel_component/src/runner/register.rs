@@ -23,7 +23,7 @@ use crate::config::{DeviceConfig, MqttVersion, RegistrationTransport};
 use crate::credentials::{Credentials, auth_mode_name, issued_kind};
 use crate::kernel::Kernel;
 use crate::link::{ConnectParams, Incoming, LinkError, MqttLink};
-use crate::registration::{Issued, RegistrationError, mqtt};
+use crate::registration::{Issued, RegistrationError, https, mqtt};
 use crate::session::Timing;
 
 use super::LinkFactory;
@@ -274,9 +274,50 @@ where
         .await;
     }
 
-    async fn over_https(&mut self, _cfg: &'static DeviceConfig) -> Attempt {
-        // UNFINISHED: lands with the HTTPS client.
-        Attempt::Failed(RegistrationError::Refused(0))
+    /// `POST /auth/register/device` over TLS (spec §2.2; pre-registered devices only).
+    async fn over_https(&mut self, cfg: &'static DeviceConfig) -> Attempt {
+        let random = self.random();
+        let endpoint = cfg.registration.https;
+        let mut stream = match self.open(endpoint.host, endpoint.port).await {
+            Ok(s) => s,
+            Err(a) => return a,
+        };
+        let Some(product_secret) = self.credentials.product_secret() else {
+            return Attempt::Failed(RegistrationError::Storage);
+        };
+        let request = https::HttpsRequest {
+            host: endpoint.host,
+            product_key: cfg.product_key,
+            device_name: cfg.device_name,
+            random: &random,
+            sign_method: cfg.sign_method,
+            product_secret: product_secret.expose(),
+        };
+        // Request and answer; freed (and wiped by `register`) before the session's link is
+        // made, so the phase stays inside the link's share of the RAM budget.
+        let mut buf = alloc::vec![0u8; https::RECOMMENDED_BUF_LEN];
+        let deadline = self.clock.now_ms() + u64::from(self.timing.register_ms);
+        let exchanged = serving(
+            self.kernel,
+            self.port,
+            self.clock,
+            Some(&mut *self.stop),
+            deadline,
+            https::register(&mut stream, &request, &mut buf),
+        )
+        .await;
+        drop(stream);
+        let issued = match exchanged {
+            Waited::Done(Ok(secret)) => Issued::DeviceSecret(secret),
+            Waited::Done(Err(e)) => return Attempt::Failed(e),
+            Waited::TimedOut => return Attempt::Failed(RegistrationError::Timeout),
+            Waited::Stopped => return Attempt::Stopped,
+        };
+        let kind = issued_kind(&issued);
+        match self.credentials.registered(cfg, issued).await {
+            Ok(()) => Attempt::Stored(kind),
+            Err(e) => Attempt::Failed(e),
+        }
     }
 }
 

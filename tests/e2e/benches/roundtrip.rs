@@ -182,8 +182,7 @@ fn capsule(emu: &Emulator, version: MqttVersion) -> (Duration, Duration) {
             };
             let mut kernel = Kernel::new(config);
             let clock = aliot_host::clock::HostClock::new();
-            let credentials =
-                DeviceSecretLogin::new(config.auth, Secret::from(String::from(SECRET))).unwrap();
+            let credentials = DeviceSecretLogin::new(Secret::from(String::from(SECRET))).unwrap();
             let mut runner = Runner::new(
                 &mut kernel,
                 network,

@@ -263,9 +263,8 @@ fn device(port: u16, n: u32, version: MqttVersion) {
                     phase: SETUP,
                 };
                 let mut kernel = Kernel::new(config);
-                let credentials =
-                    DeviceSecretLogin::new(config.auth, Secret::from(String::from(SECRET)))
-                        .expect("device secret login");
+                let credentials = DeviceSecretLogin::new(Secret::from(String::from(SECRET)))
+                    .expect("device secret login");
                 let mut runner = Runner::new(
                     &mut kernel,
                     network,

@@ -40,12 +40,13 @@ impl Mode {
         }
     }
 
-    /// Whether an emulator login record is one of this mode's registrations.
-    fn is_registration(self, reason: &str) -> bool {
+    /// Whether an emulator login record is one of this mode's registrations (accepted or
+    /// refused).
+    fn is_registration(self, record: &aliot_emulator::LoginRecord) -> bool {
         match self {
-            Mode::Register => reason.starts_with("registration, answered on /ext/register"),
-            Mode::Regnwl => reason.starts_with("registration, answered on /ext/regnwl"),
-            Mode::Https => reason.starts_with("HTTPS registration"),
+            Mode::Register => record.client_id.contains("authType=register,"),
+            Mode::Regnwl => record.client_id.contains("authType=regnwl,"),
+            Mode::Https => record.reason.starts_with("HTTPS registration"),
         }
     }
 }
@@ -83,7 +84,7 @@ fn options(mode: Mode, state: &Path, product_secret: &str) -> DeviceOptions {
 fn registrations(emu: &Emulator, mode: Mode) -> Vec<aliot_emulator::LoginRecord> {
     emu.logins(PK, DN)
         .into_iter()
-        .filter(|l| mode.is_registration(&l.reason))
+        .filter(|l| mode.is_registration(l))
         .collect()
 }
 
@@ -91,7 +92,7 @@ fn registrations(emu: &Emulator, mode: Mode) -> Vec<aliot_emulator::LoginRecord>
 fn logins(emu: &Emulator, mode: Mode) -> usize {
     emu.logins(PK, DN)
         .iter()
-        .filter(|l| l.accepted && !mode.is_registration(&l.reason) && !l.reason.starts_with("registration"))
+        .filter(|l| l.accepted && !mode.is_registration(l))
         .count()
 }
 
@@ -146,11 +147,15 @@ fn assert_nothing_leaked(emu: &Emulator, mode: Mode, logs: &[&str]) {
     for secret in secrets(emu, mode) {
         assert!(secret.len() >= 8, "a real secret to look for");
         for log in logs {
-            assert!(!log.contains(&secret), "a secret reached the log ({mode:?})");
+            assert!(
+                !log.contains(&secret),
+                "a secret reached the log ({mode:?})"
+            );
         }
         for u in &uplinks {
             assert!(
-                !String::from_utf8_lossy(&u.payload).contains(&secret) && !u.topic.contains(&secret),
+                !String::from_utf8_lossy(&u.payload).contains(&secret)
+                    && !u.topic.contains(&secret),
                 "a secret reached an uplink ({mode:?})"
             );
         }
@@ -170,14 +175,20 @@ fn registers_once_then_logs_in_with_stored_credentials(mode: Mode) {
     assert!(regs[0].accepted);
     // Every registration carries a fresh nonce (MQTT: in the client id).
     if mode != Mode::Https {
-        assert!(regs[0].client_id.contains("random="), "{}", regs[0].client_id);
+        assert!(
+            regs[0].client_id.contains("random="),
+            "{}",
+            regs[0].client_id
+        );
         assert!(!regs[0].client_id.contains("random=123,"));
     }
     assert!(logins(&emu, mode) >= 1);
     if mode == Mode::Regnwl {
         let connwl = emu.logins(PK, DN);
         assert!(
-            connwl.iter().any(|l| l.accepted && l.client_id.contains("authType=connwl")),
+            connwl
+                .iter()
+                .any(|l| l.accepted && l.client_id.contains("authType=connwl")),
             "logged in with the token: {connwl:?}"
         );
     }
@@ -233,7 +244,10 @@ fn power_cut_before_the_answer_is_stored(mode: Mode) {
     assert!(wait_publishing(&emu), "registered again and works");
     let log2 = stop(device);
     assert_eq!(registrations(&emu, mode).len(), 2);
-    assert!(!log2.contains("stored credentials found"), "the cut record was not used");
+    assert!(
+        !log2.contains("stored credentials found"),
+        "the cut record was not used"
+    );
 }
 
 #[test]
@@ -267,11 +281,16 @@ fn wiped_after_activation(mode: Mode) {
         "{}",
         device.log()
     );
-    assert!(device.log().contains("Reset the device's registration in the console"));
+    assert!(
+        device
+            .log()
+            .contains("Reset the device's registration in the console")
+    );
     let uplinks_before = emu.uplinks(PK, DN).len();
     emu.reset_registration(PK, DN).expect("reset");
     assert!(
-        wait_until(Duration::from_secs(30), || emu.uplinks(PK, DN).len() > uplinks_before),
+        wait_until(Duration::from_secs(30), || emu.uplinks(PK, DN).len()
+            > uplinks_before),
         "recovered by itself: {}",
         device.log()
     );
@@ -304,7 +323,11 @@ fn wrong_product_secret(mode: Mode) {
         "{}",
         device.log()
     );
-    assert!(device.log().contains("check the ProductSecret"), "{}", device.log());
+    assert!(
+        device.log().contains("check the ProductSecret"),
+        "{}",
+        device.log()
+    );
     let regs = registrations(&emu, mode);
     assert!(regs.iter().all(|r| !r.accepted));
     // Backoff from 300 ms doubling (each delay at least half its step): the gaps before the
@@ -326,4 +349,3 @@ fn wrong_product_secret_register() {
 fn wrong_product_secret_https() {
     wrong_product_secret(Mode::Https);
 }
-

@@ -221,8 +221,7 @@ impl Device {
     /// Process id of app `name`, from the board's pid file.
     pub fn app_pid(&self, name: &str) -> Option<i32> {
         let text =
-            std::fs::read_to_string(self.state.join("apps").join(format!("{name}.pid")))
-                .ok()?;
+            std::fs::read_to_string(self.state.join("apps").join(format!("{name}.pid"))).ok()?;
         text.trim().parse().ok()
     }
 
