@@ -488,6 +488,15 @@ fn log_session_end(
     dialled: impl core::fmt::Display,
 ) {
     match end {
+        SessionEnd::Link(LinkError::Refused(Refusal::BadCredentials | Refusal::NotAuthorized))
+            if cfg.auth != AuthMode::DeviceSecret =>
+        {
+            log::error!(
+                "login refused for {}/{} at {dialled}: the platform no longer accepts the credentials registration stored (was the device deleted, or its registration reset and done again elsewhere?); retrying in {delay_ms} ms",
+                cfg.product_key,
+                cfg.device_name,
+            )
+        }
         SessionEnd::Link(LinkError::Refused(Refusal::BadCredentials | Refusal::NotAuthorized)) => {
             log::error!(
                 "login refused for {}/{} at {dialled}: bad user name or password — check the DeviceSecret ({:?}) and that the device exists in this instance; retrying in {delay_ms} ms",
