@@ -187,13 +187,7 @@ impl Credentials for DeviceSecretLogin {
     ) -> Result<LoginCredentials, CredentialsError> {
         // Checked again: the provider may have been made for another configuration.
         self.check(config)?;
-        let id = DeviceIdentity {
-            product_key: config.product_key,
-            device_name: config.device_name,
-            client_id: config.client_id,
-            device_secret: self.secret.expose(),
-        };
-        Ok(device_login(&id, config.sign_method, config.tls.enabled))
+        Ok(signed_login(config, &self.secret))
     }
 }
 
@@ -258,15 +252,7 @@ impl<S: CredentialStorage> Credentials for RegisteredLogin<S> {
             Some(StoredCredentials {
                 issued: Issued::DeviceSecret(secret),
                 ..
-            }) => {
-                let id = DeviceIdentity {
-                    product_key: config.product_key,
-                    device_name: config.device_name,
-                    client_id: config.client_id,
-                    device_secret: secret.expose(),
-                };
-                Ok(device_login(&id, config.sign_method, config.tls.enabled))
-            }
+            }) => Ok(signed_login(config, secret)),
             Some(StoredCredentials {
                 issued: Issued::Token { client_id, token },
                 ..
@@ -330,6 +316,17 @@ impl<S: CredentialStorage> Credentials for RegisteredLogin<S> {
             }
         }
     }
+}
+
+/// The 一机一密 login of the device `config` describes, signed with its DeviceSecret.
+fn signed_login(config: &DeviceConfig, device_secret: &Secret) -> LoginCredentials {
+    let id = DeviceIdentity {
+        product_key: config.product_key,
+        device_name: config.device_name,
+        client_id: config.client_id,
+        device_secret: device_secret.expose(),
+    };
+    device_login(&id, config.sign_method, config.tls.enabled)
 }
 
 /// "DeviceSecret" or "device token", for logs.

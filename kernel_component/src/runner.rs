@@ -121,15 +121,17 @@ where
         };
         if credentials.prepare(cfg).await == Readiness::MustRegister {
             let mut phase = register::Phase {
-                kernel,
+                apps: register::Served {
+                    kernel,
+                    port: &mut *port,
+                    clock: &*clock,
+                    stop: &mut stop,
+                },
                 net: &mut *net,
-                clock: &*clock,
                 entropy: &mut *entropy,
-                port: &mut *port,
                 credentials: &mut *credentials,
                 links: &mut *links,
                 timing: &*timing,
-                stop: &mut stop,
             };
             if !phase.until_stored().await {
                 log::info!("stopped before registration completed");

@@ -40,15 +40,40 @@ enum Attempt {
 
 /// Everything an attempt borrows from the runner.
 pub(super) struct Phase<'a, N, C, E, P, K, F, S> {
-    pub kernel: &'a mut Kernel,
+    pub apps: Served<'a, C, P, S>,
     pub net: &'a mut N,
-    pub clock: &'a C,
     pub entropy: &'a mut E,
-    pub port: &'a mut P,
     pub credentials: &'a mut K,
     pub links: &'a mut F,
     pub timing: &'a Timing,
+}
+
+/// What serving apps during a wait takes: every wait of the phase goes through
+/// [`Served::wait`].
+pub(super) struct Served<'a, C, P, S> {
+    pub kernel: &'a mut Kernel,
+    pub port: &'a mut P,
+    pub clock: &'a C,
     pub stop: &'a mut StopSignal<S>,
+}
+
+impl<C: Clock, P: AppPort, S: Future<Output = ()> + Unpin> Served<'_, C, P, S> {
+    /// `work` raced against `ms` from now, serving apps meanwhile; cut short by the board's
+    /// stop when `stoppable`.
+    async fn wait<T>(
+        &mut self,
+        ms: u32,
+        stoppable: bool,
+        work: impl Future<Output = T>,
+    ) -> Waited<T> {
+        let deadline = self.clock.now_ms() + u64::from(ms);
+        let stop = if stoppable {
+            Some(&mut *self.stop)
+        } else {
+            None
+        };
+        serving(self.kernel, self.port, self.clock, stop, deadline, work).await
+    }
 }
 
 impl<N, C, E, P, K, F, S> Phase<'_, N, C, E, P, K, F, S>
@@ -63,10 +88,10 @@ where
 {
     /// Registers until the answer is stored (`true`) or the board stops (`false`).
     pub async fn until_stored(&mut self) -> bool {
-        let cfg: &'static DeviceConfig = self.kernel.config();
+        let cfg: &'static DeviceConfig = self.apps.kernel.config();
         let mut backoff = Backoff::new(self.timing.backoff_base_ms, self.timing.backoff_max_ms);
         loop {
-            self.kernel.set_registration(Registration::Registering);
+            self.apps.kernel.set_registration(Registration::Registering);
             log::info!(
                 "registering {}/{} ({}, over {}; 一型一密)",
                 cfg.product_key,
@@ -80,7 +105,7 @@ where
             };
             match attempt {
                 Attempt::Stored(kind) => {
-                    self.kernel.set_registration(Registration::Registered);
+                    self.apps.kernel.set_registration(Registration::Registered);
                     log::info!(
                         "registered {}/{}: {kind} stored and read back; logging in with it",
                         cfg.product_key,
@@ -90,20 +115,12 @@ where
                 }
                 Attempt::Stopped => return false,
                 Attempt::Failed(e) => {
-                    self.kernel
+                    self.apps
+                        .kernel
                         .set_registration(Registration::Failed(failure(e)));
                     let delay = backoff.next_delay_ms(self.entropy.random_u32());
                     log_failure(cfg, e, delay);
-                    let until = self.clock.now_ms() + u64::from(delay);
-                    let paused = serving(
-                        self.kernel,
-                        self.port,
-                        self.clock,
-                        Some(&mut *self.stop),
-                        until,
-                        pending::<()>(),
-                    );
-                    if let Waited::Stopped = paused.await {
+                    if let Waited::Stopped = self.apps.wait(delay, true, pending::<()>()).await {
                         return false;
                     }
                 }
@@ -125,18 +142,8 @@ where
 
     /// Opens a TLS stream to `host:port` (registration is TLS only, spec §2.1).
     async fn open(&mut self, host: &str, port: u16) -> Result<N::Stream, Attempt> {
-        let deadline = self.clock.now_ms() + u64::from(self.timing.connect_ms);
         let opening = self.net.connect(host, port, true);
-        match serving(
-            self.kernel,
-            self.port,
-            self.clock,
-            Some(&mut *self.stop),
-            deadline,
-            opening,
-        )
-        .await
-        {
+        match self.apps.wait(self.timing.connect_ms, true, opening).await {
             Waited::Done(Ok(stream)) => Ok(stream),
             Waited::Done(Err(e)) => Err(Attempt::Failed(RegistrationError::Net(e))),
             Waited::TimedOut => Err(Attempt::Failed(RegistrationError::Timeout)),
@@ -165,16 +172,10 @@ where
             password: &login.password,
             keepalive_secs: cfg.keepalive_secs,
         };
-        let deadline = self.clock.now_ms() + u64::from(self.timing.login_ms);
-        let answered = serving(
-            self.kernel,
-            self.port,
-            self.clock,
-            Some(&mut *self.stop),
-            deadline,
-            link.connect(&params),
-        )
-        .await;
+        let answered = self
+            .apps
+            .wait(self.timing.login_ms, true, link.connect(&params))
+            .await;
         drop(login);
         match answered {
             Waited::Done(Ok(())) => {}
@@ -207,17 +208,11 @@ where
         cfg: &'static DeviceConfig,
         link: &mut L,
     ) -> Result<Issued, Attempt> {
-        let deadline = self.clock.now_ms() + u64::from(self.timing.register_ms);
+        let deadline = self.apps.clock.now_ms() + u64::from(self.timing.register_ms);
         loop {
-            let received = serving(
-                self.kernel,
-                self.port,
-                self.clock,
-                Some(&mut *self.stop),
-                deadline,
-                link.receive(),
-            )
-            .await;
+            let left = deadline.saturating_sub(self.apps.clock.now_ms());
+            let left = u32::try_from(left).unwrap_or(u32::MAX);
+            let received = self.apps.wait(left, true, link.receive()).await;
             let (parsed, pid) = match received {
                 Waited::Done(Ok(Incoming::Publish {
                     topic,
@@ -242,17 +237,11 @@ where
                 Waited::Stopped => return Err(Attempt::Stopped),
             };
             if let Some(pid) = pid {
-                let deadline = self.clock.now_ms() + u64::from(self.timing.io_ms);
                 // Best effort: the answer is in hand whether or not the PUBACK goes out.
-                let _ = serving(
-                    self.kernel,
-                    self.port,
-                    self.clock,
-                    None::<&mut StopSignal<S>>,
-                    deadline,
-                    link.acknowledge(pid),
-                )
-                .await;
+                let _ = self
+                    .apps
+                    .wait(self.timing.io_ms, false, link.acknowledge(pid))
+                    .await;
             }
             if let Some(parsed) = parsed {
                 return parsed.map_err(Attempt::Failed);
@@ -262,16 +251,10 @@ where
 
     /// DISCONNECT within [`Timing::disconnect_ms`] (the platform may have closed already).
     async fn close<L: MqttLink>(&mut self, link: &mut L) {
-        let deadline = self.clock.now_ms() + u64::from(self.timing.disconnect_ms);
-        let _ = serving(
-            self.kernel,
-            self.port,
-            self.clock,
-            None::<&mut StopSignal<S>>,
-            deadline,
-            link.disconnect(),
-        )
-        .await;
+        let _ = self
+            .apps
+            .wait(self.timing.disconnect_ms, false, link.disconnect())
+            .await;
     }
 
     /// `POST /auth/register/device` over TLS (spec §2.2; pre-registered devices only).
@@ -296,16 +279,14 @@ where
         // Request and answer; freed (and wiped by `register`) before the session's link is
         // made, so the phase stays inside the link's share of the RAM budget.
         let mut buf = alloc::vec![0u8; https::RECOMMENDED_BUF_LEN];
-        let deadline = self.clock.now_ms() + u64::from(self.timing.register_ms);
-        let exchanged = serving(
-            self.kernel,
-            self.port,
-            self.clock,
-            Some(&mut *self.stop),
-            deadline,
-            https::register(&mut stream, &request, &mut buf),
-        )
-        .await;
+        let exchanged = self
+            .apps
+            .wait(
+                self.timing.register_ms,
+                true,
+                https::register(&mut stream, &request, &mut buf),
+            )
+            .await;
         drop(stream);
         let issued = match exchanged {
             Waited::Done(Ok(secret)) => Issued::DeviceSecret(secret),
