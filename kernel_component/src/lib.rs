@@ -37,4 +37,6 @@ pub mod registration;
 pub mod runner;
 pub mod session;
 pub mod store;
+#[cfg(test)]
+mod test_log;
 pub mod topic;

@@ -1,6 +1,10 @@
 //! The runner and its session machine on virtual time: a fake clock, a scripted network,
 //! scripted links and a scripted app port. Nothing sleeps: when every future waits, the test
 //! executor moves the clock to the earliest time anything waits for.
+//!
+//! Dials, links, what the client did on them and what a credential storage did go into one
+//! ordered [`Journal`], so a test can check what happened before what (the 一型一密 tests in
+//! [`registration`] check that the issued secret is stored before it is used).
 
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
@@ -100,6 +104,38 @@ fn run_until_time<F: Future>(time: &Time, limit: u64, future: F) -> Option<F::Ou
     }
 }
 
+// ---- the journal ---------------------------------------------------------------------------
+
+/// One thing the runner did, in order, across the network, the links and the storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ev {
+    /// A stream was dialled (`tls` as asked).
+    Dial { tls: bool },
+    /// The `link`th link (from 0) was made for an accepted stream.
+    Link { link: usize, version: MqttVersion },
+    /// A CONNECT on the `link`th link, with its strings.
+    Connect {
+        link: usize,
+        client_id: String,
+        username: String,
+        password: String,
+    },
+    /// Anything else the client did on the `link`th link.
+    Did { link: usize, did: Did },
+    /// A credential storage was read.
+    Load,
+    /// A credential storage was asked to save `secret` (and `client_id` for a token); `ok`
+    /// says whether it did.
+    Save {
+        secret: String,
+        client_id: Option<String>,
+        ok: bool,
+    },
+}
+
+/// Shared by everything a [`World`] makes.
+type Journal = Rc<RefCell<Vec<(u64, Ev)>>>;
+
 // ---- the scripted network -----------------------------------------------------------------
 
 /// What one dial does.
@@ -138,13 +174,17 @@ struct Net {
     plan: VecDeque<Dial>,
     /// When each dial started.
     dials: Rc<RefCell<Vec<u64>>>,
+    journal: Journal,
 }
 
 impl Network for Net {
     type Stream = NoStream;
 
-    async fn connect(&mut self, _: &str, _: u16, _: bool) -> Result<NoStream, NetError> {
+    async fn connect(&mut self, _: &str, _: u16, tls: bool) -> Result<NoStream, NetError> {
         self.dials.borrow_mut().push(self.time.now());
+        self.journal
+            .borrow_mut()
+            .push((self.time.now(), Ev::Dial { tls }));
         match self.plan.pop_front().unwrap_or(Dial::Hang) {
             Dial::Accept => Ok(NoStream),
             Dial::Refuse(e) => Err(e),
@@ -160,11 +200,19 @@ impl Network for Net {
     }
 }
 
-struct Entropy0;
+/// Random numbers `next`, `next + step`, ... (wrapping). The default, all zeros, takes no
+/// jitter from the backoff: every delay is the lowest of its step.
+#[derive(Clone, Copy, Default)]
+struct Counter {
+    next: u32,
+    step: u32,
+}
 
-impl Entropy for Entropy0 {
+impl Entropy for Counter {
     fn random_u32(&mut self) -> u32 {
-        0
+        let n = self.next;
+        self.next = n.wrapping_add(self.step);
+        n
     }
 }
 
@@ -248,11 +296,24 @@ fn times_of(script: &Script, what: &Did) -> Vec<u64> {
 struct ScriptLink {
     time: Time,
     s: Script,
+    /// Which link this is (from 0), for the journal.
+    index: usize,
+    journal: Journal,
 }
 
 impl ScriptLink {
     fn record(&self, what: Did) {
-        self.s.borrow_mut().did.push((self.time.now(), what));
+        let now = self.time.now();
+        self.s.borrow_mut().did.push((now, what.clone()));
+        if !matches!(what, Did::Connect { .. }) {
+            self.journal.borrow_mut().push((
+                now,
+                Ev::Did {
+                    link: self.index,
+                    did: what,
+                },
+            ));
+        }
     }
 
     /// The front packet, once it is due.
@@ -268,6 +329,15 @@ impl MqttLink for ScriptLink {
         self.record(Did::Connect {
             keepalive: params.keepalive_secs,
         });
+        self.journal.borrow_mut().push((
+            self.time.now(),
+            Ev::Connect {
+                link: self.index,
+                client_id: params.client_id.into(),
+                username: params.username.into(),
+                password: params.password.into(),
+            },
+        ));
         let login = self.s.borrow().login;
         match login {
             Login::Accept => Ok(()),
@@ -322,12 +392,26 @@ impl MqttLink for ScriptLink {
     }
 
     async fn receive(&mut self) -> Result<Incoming<'_>, LinkError> {
-        let (_, packet) = self
-            .s
-            .borrow_mut()
-            .incoming
-            .pop_front()
-            .expect("receive after ready");
+        // The session calls it after `ready` (a packet is due); the registration phase calls
+        // it directly and waits here for the next one.
+        let packet = poll_fn(|_| match self.due() {
+            // Stalled: nothing more ever comes, and nothing to wake for.
+            Some(In::Stall) => Poll::Pending,
+            Some(_) => Poll::Ready(self.s.borrow_mut().incoming.pop_front()),
+            None => {
+                if let Some((at, _)) = self.s.borrow().incoming.front() {
+                    self.time.wake_at(*at);
+                }
+                Poll::Pending
+            }
+        })
+        .await;
+        let Some((_, packet)) = packet else {
+            unreachable!("a due packet was there")
+        };
+        if let In::Fail(e) = packet {
+            return Err(e);
+        }
         self.s.borrow_mut().current = Some(packet.clone());
         Ok(match packet {
             In::PingResp => Incoming::PingResp,
@@ -368,18 +452,31 @@ impl MqttLink for ScriptLink {
 struct Links {
     time: Time,
     scripts: VecDeque<Script>,
+    made: usize,
+    journal: Journal,
 }
 
 impl LinkFactory<NoStream> for Links {
     type Link = ScriptLink;
 
-    fn link(&mut self, _: NoStream, _: MqttVersion) -> ScriptLink {
+    fn link(&mut self, _: NoStream, version: MqttVersion) -> ScriptLink {
+        let index = self.made;
+        self.made += 1;
+        self.journal.borrow_mut().push((
+            self.time.now(),
+            Ev::Link {
+                link: index,
+                version,
+            },
+        ));
         ScriptLink {
             time: self.time.clone(),
             s: self
                 .scripts
                 .pop_front()
                 .expect("a link script per accepted dial"),
+            index,
+            journal: self.journal.clone(),
         }
     }
 }
@@ -391,8 +488,11 @@ struct Port {
     /// Syscalls (app, request) each made at a time.
     inputs: VecDeque<(u64, AppId, Vec<u8>)>,
     buffers: Vec<Vec<u8>>,
-    /// Responses each app got, with the time.
+    /// Responses each app got, with the time. Their bytes are leaked (a few per test) so that
+    /// events, which borrow them, can be kept too.
     responses: Rc<RefCell<Vec<(u64, AppId, Response<'static>)>>>,
+    /// The raw bytes of each response, as the app got them.
+    raw: Rc<RefCell<Vec<&'static [u8]>>>,
 }
 
 impl AppPort for Port {
@@ -421,29 +521,12 @@ impl AppPort for Port {
     }
 
     fn respond(&mut self, app: AppId, len: usize) {
-        let bytes = self.buffers[usize::from(app)][..len].to_vec();
-        let response: Response<'_> = postcard::from_bytes(&bytes).expect("a response");
-        let owned = match response {
-            Response::Welcome {
-                major,
-                minor,
-                app_id,
-            } => Response::Welcome {
-                major,
-                minor,
-                app_id,
-            },
-            Response::Status(status) => Response::Status(status),
-            Response::Accepted { token } => Response::Accepted { token },
-            Response::Ok => Response::Ok,
-            Response::NoEvent => Response::NoEvent,
-            Response::Error(code) => Response::Error(code),
-            // Events are not compared by these tests.
-            Response::Event(_) => Response::NoEvent,
-        };
+        let bytes: &'static [u8] = self.buffers[usize::from(app)][..len].to_vec().leak();
+        let response: Response<'static> = postcard::from_bytes(bytes).expect("a response");
+        self.raw.borrow_mut().push(bytes);
         self.responses
             .borrow_mut()
-            .push((self.time.now(), app, owned));
+            .push((self.time.now(), app, response));
     }
 }
 
@@ -497,6 +580,8 @@ struct World {
     inputs: Vec<(u64, AppId, Vec<u8>)>,
     timing: Timing,
     stop_at: Option<u64>,
+    entropy: Counter,
+    journal: Journal,
 }
 
 /// What a run left behind.
@@ -505,6 +590,9 @@ struct Outcome {
     returned: Option<Result<(), CredentialsError>>,
     dials: Vec<u64>,
     responses: Vec<(u64, AppId, Response<'static>)>,
+    /// The bytes of each response in `responses`.
+    raw: Vec<&'static [u8]>,
+    journal: Vec<(u64, Ev)>,
     end: u64,
 }
 
@@ -518,36 +606,51 @@ impl World {
             inputs: Vec::new(),
             timing: Timing::default(),
             stop_at: None,
+            entropy: Counter::default(),
+            journal: Journal::default(),
         }
     }
 
+    /// Runs a 一机一密 device (DeviceSecret `s3cr3t`) until `limit` ms.
     fn run(self, limit: u64) -> Outcome {
+        let credentials = DeviceSecretLogin::new(Secret::from(String::from("s3cr3t")))
+            .expect("device secret login");
+        self.run_with(credentials, limit)
+    }
+
+    /// Runs with `credentials` until `limit` ms.
+    fn run_with<K: Credentials>(mut self, credentials: K, limit: u64) -> Outcome {
+        // The port takes them in order (stable: same-time syscalls keep theirs).
+        self.inputs.sort_by_key(|(at, _, _)| *at);
         let time = self.time;
         let dials = Rc::new(RefCell::new(Vec::new()));
         let responses = Rc::new(RefCell::new(Vec::new()));
+        let raw = Rc::new(RefCell::new(Vec::new()));
         let mut kernel = Kernel::new(self.config);
-        let credentials = DeviceSecretLogin::new(Secret::from(String::from("s3cr3t")))
-            .expect("device secret login");
         let net = Net {
             time: time.clone(),
             plan: self.dials.into(),
             dials: dials.clone(),
+            journal: self.journal.clone(),
         };
         let port = Port {
             time: time.clone(),
             inputs: self.inputs.into(),
             buffers: vec![vec![0; aliot_abi::MAX_FRAME_LEN]; APPS.len()],
             responses: responses.clone(),
+            raw: raw.clone(),
         };
         let links = Links {
             time: time.clone(),
             scripts: self.links.into(),
+            made: 0,
+            journal: self.journal.clone(),
         };
         let mut runner = Runner::new(
             &mut kernel,
             net,
             time.clone(),
-            Entropy0,
+            self.entropy,
             port,
             credentials,
             self.timing,
@@ -568,6 +671,8 @@ impl World {
             returned,
             dials: dials.borrow().clone(),
             responses: responses.borrow().clone(),
+            raw: raw.borrow().clone(),
+            journal: self.journal.borrow().clone(),
             end: time.now(),
         }
     }
@@ -860,3 +965,5 @@ fn a_provider_of_the_wrong_mode_fails_before_any_connection() {
     );
     assert!(out.dials.is_empty());
 }
+
+mod registration;

@@ -8,7 +8,6 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::task::{Context, Waker};
-use std::sync::Mutex;
 
 use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
 use futures_executor::block_on;
@@ -680,32 +679,10 @@ fn buf_is_wiped_when_the_future_is_dropped() {
     assert!(buf.iter().all(|&b| b == 0), "buf not zeroized on drop");
 }
 
-/// Collects every log line of every test in this binary.
-struct Capture;
-
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        LINES
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(format!("{}", record.args()));
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture;
-
 #[test]
 fn neither_the_sign_nor_the_secret_is_logged() {
-    // A logger of our own, or one another test set: either way it captures into LINES
-    // only if it is ours, which the first assertion checks.
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Trace);
+    // The binary's one capture logger (shared with the runner's tests).
+    crate::test_log::install();
     let secret = "Zq9SecretNeverLogged0000000000Zq";
     let answer = format!(r#"{{"code":200,"data":{{"deviceSecret":"{secret}"}}}}"#);
     let (result, _) = run(&http_200(&answer), 1024);
@@ -721,7 +698,7 @@ fn neither_the_sign_nor_the_secret_is_logged() {
         error_of(run(&http_200(&other), 1024).0),
         RegistrationError::BadReply
     );
-    let lines = LINES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let lines = crate::test_log::lines();
     assert!(
         lines.iter().any(|l| l.contains("DeviceSecret received")),
         "the capture logger is not installed: {lines:?}"
