@@ -188,6 +188,12 @@ where
         }
         let issued = match self.answer(cfg, &mut link).await {
             Ok(issued) => issued,
+            // The answer was read whole, so the link is between packets: say goodbye. After a
+            // timeout or a link error it may be mid-packet and is dropped without a word.
+            Err(a @ Attempt::Failed(RegistrationError::BadReply)) => {
+                self.close(&mut link).await;
+                return a;
+            }
             Err(a) => return a,
         };
         let kind = issued_kind(&issued);
