@@ -765,6 +765,12 @@ fn a_malformed_answer_is_a_bad_reply_and_nothing_is_stored() {
         summary(&out.journal).iter().all(|l| !l.contains("login")),
         "no login"
     );
+    // The answer was read whole: every registration link is closed with a DISCONNECT.
+    let disconnects = summary(&out.journal)
+        .iter()
+        .filter(|l| l.starts_with("disconnect"))
+        .count();
+    assert_eq!(disconnects, n, "{:?}", summary(&out.journal));
 }
 
 #[test]
