@@ -24,6 +24,8 @@ pub struct DeviceConfig {
     pub registration: RegistrationConfig,
     /// Where the credentials a registration returned are stored (power-fail-safe records).
     pub credentials_partition: FlashPartition,
+    /// OTA: what this image is and where the A/B slots are.
+    pub ota: OtaConfig,
     /// MQTT host name and port.
     pub endpoint: Endpoint,
     /// MQTT protocol version spoken to the platform.
@@ -77,6 +79,25 @@ pub enum RegistrationTransport {
     Mqtt,
     /// `POST /auth/register/device` over TLS (spec §2.2; pre-registered devices only).
     Https,
+}
+
+/// OTA (spec §3): the running image's version and module, and the A/B flash layout the boot
+/// stage (`embassy-boot`) swaps in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtaConfig {
+    /// The running firmware's version, reported on `/ota/device/inform` after every login.
+    pub version: &'static str,
+    /// The OTA module (`default` unless the product defines modules).
+    pub module: &'static str,
+    /// The boot stage.
+    pub bootloader: FlashPartition,
+    /// The image that runs.
+    pub active: FlashPartition,
+    /// Where a download is written (embassy-boot's DFU partition: one page larger than
+    /// `active`, for the swap).
+    pub update: FlashPartition,
+    /// The boot stage's state (swap progress).
+    pub boot_state: FlashPartition,
 }
 
 /// A region of the device's flash, in bytes from the start of the flash.
@@ -216,6 +237,30 @@ pub(crate) const TEST_CONFIG: DeviceConfig = DeviceConfig {
         offset: 0,
         size: 8192,
         erase_page: 4096,
+    },
+    ota: OtaConfig {
+        version: "1.0.0",
+        module: "default",
+        bootloader: FlashPartition {
+            offset: 0,
+            size: 0x8000,
+            erase_page: 4096,
+        },
+        active: FlashPartition {
+            offset: 0x8000,
+            size: 0x79000,
+            erase_page: 4096,
+        },
+        update: FlashPartition {
+            offset: 0x81000,
+            size: 0x7A000,
+            erase_page: 4096,
+        },
+        boot_state: FlashPartition {
+            offset: 0xFB000,
+            size: 0x1000,
+            erase_page: 4096,
+        },
     },
     endpoint: Endpoint {
         host: "localhost",
