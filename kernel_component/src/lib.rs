@@ -33,6 +33,7 @@ pub mod config;
 pub mod credentials;
 pub mod kernel;
 pub mod link;
+pub mod ota;
 pub mod registration;
 pub mod runner;
 pub mod session;

@@ -1,0 +1,270 @@
+//! OTA (spec §3), as a kernel service: the kernel, not an app, owns the OTA topics, so no app
+//! sees a download URL or a digest.
+//!
+//! What is here: the service's grants and byte budget ([`service_def`], [`SERVICE_BUDGET`]),
+//! the announcement after every login ([`OtaAgent::on_login`]: inform the running version and
+//! module, subscribe to upgrade pushes and, once per boot, ask `firmware/get` so a job created
+//! while the device was offline is found), and the check of every job before anything is
+//! downloaded ([`job`]), with the refusal reported on `/ota/device/progress`.
+//!
+//! UNFINISHED (issue 8): the download (Range, resume, digest while writing the update slot),
+//! the A/B swap with confirm and rollback, progress 1..100 and the OTA state for apps. Until
+//! they land a job that passes the checks is refused with step -1 and a `desc` that says so,
+//! and the runner does not start this service yet.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+
+use aliot_abi::{Event, Qos, Request};
+
+use crate::budget::{AppBudget, min_event_queue_bytes, outbox_record_bytes};
+use crate::config::{AppDef, DeviceConfig, RestartPolicy};
+use crate::kernel::{Kernel, ServiceId};
+
+pub mod job;
+
+/// Largest upgrade push or `firmware/get` answer taken: the URL (a few hundred bytes) and
+/// `extData` (up to 4096 characters per the console's `Udi` field; 1.5 KiB here). A longer
+/// message is dropped by the kernel as for any client, and logged.
+pub const MAX_MESSAGE: u32 = 2048;
+
+/// The service's share of kernel memory: one largest message queued, three reports (inform,
+/// progress, firmware/get) of up to 256 bytes waiting to be sent, two subscriptions.
+pub const SERVICE_BUDGET: AppBudget = AppBudget {
+    event_queue_bytes: min_event_queue_bytes(MAX_MESSAGE),
+    outbox_bytes: 3 * outbox_record_bytes(aliot_abi::MAX_TOPIC_LEN as u32, 256),
+    max_payload: MAX_MESSAGE,
+    subscriptions: 2,
+};
+
+/// The OTA topics of one device (spec §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// `/ota/device/inform/${pk}/${dn}`: the running version.
+    pub inform: String,
+    /// `/ota/device/upgrade/${pk}/${dn}`: jobs pushed by the platform.
+    pub upgrade: String,
+    /// `/ota/device/progress/${pk}/${dn}`: progress and errors.
+    pub progress: String,
+    /// `/sys/${pk}/${dn}/thing/ota/firmware/get`: ask for a pending job.
+    pub get: String,
+    /// `/sys/${pk}/${dn}/thing/ota/firmware/get_reply`: its answer.
+    pub get_reply: String,
+}
+
+impl Topics {
+    /// The topics of the device `config` describes.
+    pub fn new(config: &DeviceConfig) -> Self {
+        let (pk, dn) = (config.product_key, config.device_name);
+        Self {
+            inform: format!("/ota/device/inform/{pk}/{dn}"),
+            upgrade: format!("/ota/device/upgrade/{pk}/{dn}"),
+            progress: format!("/ota/device/progress/{pk}/{dn}"),
+            get: format!("/sys/{pk}/{dn}/thing/ota/firmware/get"),
+            get_reply: format!("/sys/{pk}/{dn}/thing/ota/firmware/get_reply"),
+        }
+    }
+}
+
+/// The OTA service's grants and budget, for [`Kernel::with_services`]. Made once at boot
+/// (the strings live as long as the kernel).
+pub fn service_def(config: &DeviceConfig) -> AppDef {
+    let t = Topics::new(config);
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let publish: &'static [&'static str] =
+        Box::leak(vec![leak(t.inform), leak(t.progress), leak(t.get)].into_boxed_slice());
+    let subscribe: &'static [&'static str] =
+        Box::leak(vec![leak(t.upgrade), leak(t.get_reply)].into_boxed_slice());
+    AppDef {
+        name: "ota",
+        memory: 0,
+        publish,
+        subscribe,
+        restart: RestartPolicy::Never,
+        settings: &[],
+        budget: SERVICE_BUDGET,
+    }
+}
+
+/// What the agent did with the last job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// No job seen since boot.
+    None,
+    /// Refused before download, for this reason (reported to the platform).
+    Refused(job::JobError),
+    /// Passed the checks; the download is not implemented yet (reported as -1).
+    NotImplemented {
+        /// The version the job offered.
+        version: String,
+    },
+}
+
+/// The OTA service's logic, driven by the runner: [`OtaAgent::on_login`] after every login,
+/// [`OtaAgent::poll`] whenever the kernel may have queued a message for it.
+pub struct OtaAgent {
+    service: ServiceId,
+    topics: Topics,
+    version: &'static str,
+    module: &'static str,
+    slot: u32,
+    subscribed: bool,
+    asked: bool,
+    next_id: u32,
+    last: JobOutcome,
+}
+
+impl OtaAgent {
+    /// The agent of kernel service `service` for the device `config` describes.
+    pub fn new(config: &'static DeviceConfig, service: ServiceId) -> Self {
+        Self {
+            service,
+            topics: Topics::new(config),
+            version: config.ota.version,
+            module: config.ota.module,
+            slot: config.ota.update.size,
+            subscribed: false,
+            asked: false,
+            next_id: 1,
+            last: JobOutcome::None,
+        }
+    }
+
+    /// What became of the last job.
+    pub fn last_job(&self) -> &JobOutcome {
+        &self.last
+    }
+
+    /// After every login: subscribe (once: the kernel restores subscriptions after a
+    /// reconnect), report the running version (QoS 1: a job succeeds only when the platform
+    /// hears the new version), and once per boot ask for a pending job.
+    pub fn on_login(&mut self, kernel: &mut Kernel) {
+        if !self.subscribed {
+            let upgrade = self.subscribe(kernel, 0, self.topics.upgrade.clone());
+            let reply = self.subscribe(kernel, 1, self.topics.get_reply.clone());
+            self.subscribed = upgrade && reply;
+        }
+        let id = self.id();
+        let inform = format!(
+            r#"{{"id":"{id}","params":{{"version":"{}","module":"{}"}}}}"#,
+            self.version, self.module
+        );
+        self.publish(kernel, self.topics.inform.clone(), inform);
+        if !self.asked {
+            let id = self.id();
+            let get = format!(
+                r#"{{"id":"{id}","version":"1.0","params":{{"module":"{}"}},"method":"thing.ota.firmware.get"}}"#,
+                self.module
+            );
+            self.asked = self.publish(kernel, self.topics.get.clone(), get);
+        }
+    }
+
+    /// Takes the service's queued events: checks every job that arrived and reports a
+    /// refusal.
+    pub fn poll(&mut self, kernel: &mut Kernel) {
+        let mut buf = vec![0u8; MAX_MESSAGE as usize + 512];
+        while let Some(event) = kernel.service_event(self.service, &mut buf) {
+            let Event::Message { topic, payload, .. } = event else {
+                continue;
+            };
+            if topic != self.topics.upgrade && topic != self.topics.get_reply {
+                continue;
+            }
+            let outcome = match job::parse(payload, self.module, self.slot) {
+                Ok(None) => continue,
+                Ok(Some(job)) => {
+                    log::warn!(
+                        "OTA job for version {} ({} bytes) passed its checks, but this firmware cannot download it yet",
+                        job.version,
+                        job.size
+                    );
+                    JobOutcome::NotImplemented {
+                        version: job.version,
+                    }
+                }
+                Err(e) => {
+                    log::warn!("OTA job refused: {}", e.desc());
+                    JobOutcome::Refused(e)
+                }
+            };
+            let (step, desc) = match &outcome {
+                JobOutcome::Refused(e) => (e.step(), e.desc()),
+                _ => (
+                    -1,
+                    String::from("OTA download is not implemented in this firmware yet"),
+                ),
+            };
+            self.report(kernel, step, &desc);
+            self.last = outcome;
+        }
+    }
+
+    /// Reports `step` with `desc` on the progress topic (spec §3: `step` is a string).
+    fn report(&mut self, kernel: &mut Kernel, step: i8, desc: &str) {
+        let id = self.id();
+        let desc = json_escape(desc);
+        let body = format!(
+            r#"{{"id":"{id}","params":{{"step":"{step}","desc":"{desc}","module":"{}"}}}}"#,
+            self.module
+        );
+        self.publish(kernel, self.topics.progress.clone(), body);
+    }
+
+    fn id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
+
+    fn subscribe(&mut self, kernel: &mut Kernel, token: u32, filter: String) -> bool {
+        let request = Request::Subscribe {
+            filter: &filter,
+            qos: Qos::AtLeastOnce,
+            token,
+        };
+        match kernel.service_call(self.service, request) {
+            Ok(_) => true,
+            Err(e) => {
+                log::error!("OTA: cannot subscribe to {filter}: {e:?}");
+                false
+            }
+        }
+    }
+
+    fn publish(&mut self, kernel: &mut Kernel, topic: String, body: String) -> bool {
+        let token = self.next_id;
+        let request = Request::Publish {
+            topic: &topic,
+            payload: body.as_bytes(),
+            qos: Qos::AtLeastOnce,
+            token,
+        };
+        match kernel.service_call(self.service, request) {
+            Ok(_) => true,
+            Err(e) => {
+                log::warn!("OTA: cannot queue a report on {topic}: {e:?}");
+                false
+            }
+        }
+    }
+}
+
+/// `text` as the inside of a JSON string.
+fn json_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
