@@ -89,14 +89,20 @@ impl RamReport {
     }
 }
 
-/// Worst-case RAM of a kernel serving `clients` (apps, then services) over an MQTT `version` link.
+/// The budgets of the kernel's own services, in the order boards start them
+/// ([`crate::ota::services`]): each costs like an app.
+pub const KERNEL_SERVICES: &[AppBudget] = &[crate::ota::SERVICE_BUDGET];
+
+/// Worst-case RAM of a kernel serving the apps `clients` and its own services
+/// ([`KERNEL_SERVICES`]) over an MQTT `version` link.
 pub fn worst_case_ram(clients: &[AppBudget], version: MqttVersion) -> RamReport {
     let mut report = RamReport {
         link: crate::link::ram_bytes(version) as u32,
-        tables: crate::kernel::fixed_bytes(clients.len()) as u32,
+        tables: crate::kernel::fixed_bytes(clients.len() + KERNEL_SERVICES.len()) as u32
+            + crate::ota::DEF_BYTES,
         ..RamReport::default()
     };
-    for client in clients {
+    for client in clients.iter().chain(KERNEL_SERVICES) {
         report.event_queues += client.event_queue_bytes;
         report.outboxes += client.outbox_bytes;
         report.subscriptions +=

@@ -7,15 +7,18 @@
 //! while the device was offline is found), and the check of every job before anything is
 //! downloaded ([`job`]), with the refusal reported on `/ota/device/progress`.
 //!
+//! The runner drives it ([`crate::runner::Runner::with_ota`]); its budget is part of the
+//! kernel's worst case ([`crate::budget::KERNEL_SERVICES`]).
+//!
 //! UNFINISHED (issue 8): the download (Range, resume, digest while writing the update slot),
 //! the A/B swap with confirm and rollback, progress 1..100 and the OTA state for apps. Until
-//! they land a job that passes the checks is refused with step -1 and a `desc` that says so,
-//! and the runner does not start this service yet.
+//! they land, a job that passes the checks is refused with step -1 and a `desc` that says so.
 
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
+use core::fmt::Write;
 
 use aliot_abi::{Event, Qos, Request};
 
@@ -30,11 +33,12 @@ pub mod job;
 /// message is dropped by the kernel as for any client, and logged.
 pub const MAX_MESSAGE: u32 = 2048;
 
-/// The service's share of kernel memory: one largest message queued, three reports (inform,
-/// progress, firmware/get) of up to 256 bytes waiting to be sent, two subscriptions.
+/// The service's share of kernel memory: one largest message queued, two reports (inform and
+/// firmware/get after a login, or a progress report) of up to 256 bytes waiting to be sent,
+/// two subscriptions. A report that finds the outbox full is logged and dropped.
 pub const SERVICE_BUDGET: AppBudget = AppBudget {
     event_queue_bytes: min_event_queue_bytes(MAX_MESSAGE),
-    outbox_bytes: 3 * outbox_record_bytes(aliot_abi::MAX_TOPIC_LEN as u32, 256),
+    outbox_bytes: 2 * outbox_record_bytes(aliot_abi::MAX_TOPIC_LEN as u32, 256),
     max_payload: MAX_MESSAGE,
     subscriptions: 2,
 };
@@ -68,8 +72,23 @@ impl Topics {
     }
 }
 
-/// The OTA service's grants and budget, for [`Kernel::with_services`]. Made once at boot
-/// (the strings live as long as the kernel).
+/// Most heap [`services`] takes for the service's definition: its five topics (each at most
+/// [`aliot_abi::MAX_TOPIC_LEN`] bytes), the two slices that list them, and the slice of
+/// definitions itself. Counted in the kernel's worst case ([`crate::budget::worst_case_ram`]).
+pub const DEF_BYTES: u32 = (5 * aliot_abi::MAX_TOPIC_LEN
+    + 5 * core::mem::size_of::<&str>()
+    + core::mem::size_of::<AppDef>()) as u32;
+
+/// The kernel services a board starts: the OTA service only, as [`OTA_SERVICE`]. Made once
+/// at boot (the strings live as long as the kernel).
+pub fn services(config: &DeviceConfig) -> &'static [AppDef] {
+    Box::leak(vec![service_def(config)].into_boxed_slice())
+}
+
+/// The OTA service's index among [`services`].
+pub const OTA_SERVICE: ServiceId = 0;
+
+/// The OTA service's grants and budget, for [`Kernel::with_services`].
 pub fn service_def(config: &DeviceConfig) -> AppDef {
     let t = Topics::new(config);
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
@@ -114,6 +133,8 @@ pub struct OtaAgent {
     asked: bool,
     next_id: u32,
     last: JobOutcome,
+    /// One message at a time is taken from the kernel into this buffer (allocated once).
+    buf: alloc::vec::Vec<u8>,
 }
 
 impl OtaAgent {
@@ -129,6 +150,7 @@ impl OtaAgent {
             asked: false,
             next_id: 1,
             last: JobOutcome::None,
+            buf: vec![0u8; MAX_MESSAGE as usize + 512],
         }
     }
 
@@ -139,33 +161,40 @@ impl OtaAgent {
 
     /// After every login: subscribe (once: the kernel restores subscriptions after a
     /// reconnect), report the running version (QoS 1: a job succeeds only when the platform
-    /// hears the new version), and once per boot ask for a pending job.
+    /// hears the new version), and once per boot ask for a pending job. Allocates nothing:
+    /// reports are formatted into a fixed buffer.
     pub fn on_login(&mut self, kernel: &mut Kernel) {
+        let service = self.service;
         if !self.subscribed {
-            let upgrade = self.subscribe(kernel, 0, self.topics.upgrade.clone());
-            let reply = self.subscribe(kernel, 1, self.topics.get_reply.clone());
+            let upgrade = subscribe(kernel, service, &self.topics.upgrade, 0);
+            let reply = subscribe(kernel, service, &self.topics.get_reply, 1);
             self.subscribed = upgrade && reply;
         }
         let id = self.id();
-        let inform = format!(
+        let mut body = Report::new();
+        let _ = write!(
+            body,
             r#"{{"id":"{id}","params":{{"version":"{}","module":"{}"}}}}"#,
             self.version, self.module
         );
-        self.publish(kernel, self.topics.inform.clone(), inform);
+        publish(kernel, service, &self.topics.inform, &body, id);
         if !self.asked {
             let id = self.id();
-            let get = format!(
+            let mut body = Report::new();
+            let _ = write!(
+                body,
                 r#"{{"id":"{id}","version":"1.0","params":{{"module":"{}"}},"method":"thing.ota.firmware.get"}}"#,
                 self.module
             );
-            self.asked = self.publish(kernel, self.topics.get.clone(), get);
+            self.asked = publish(kernel, service, &self.topics.get, &body, id);
         }
     }
 
     /// Takes the service's queued events: checks every job that arrived and reports a
-    /// refusal.
+    /// refusal. Reading a job allocates (`serde_json`), bounded by [`MAX_MESSAGE`] and freed
+    /// before this returns.
     pub fn poll(&mut self, kernel: &mut Kernel) {
-        let mut buf = vec![0u8; MAX_MESSAGE as usize + 512];
+        let mut buf = core::mem::take(&mut self.buf);
         while let Some(event) = kernel.service_event(self.service, &mut buf) {
             let Event::Message { topic, payload, .. } = event else {
                 continue;
@@ -197,20 +226,37 @@ impl OtaAgent {
                     String::from("OTA download is not implemented in this firmware yet"),
                 ),
             };
-            self.report(kernel, step, &desc);
+            // A job for another module is answered under that module, so the platform files
+            // the refusal with that job.
+            let module = match outcome {
+                JobOutcome::Refused(job::JobError::OtherModule) => job::announced_module(payload),
+                _ => None,
+            };
+            self.report(kernel, step, &desc, module.as_deref());
             self.last = outcome;
         }
+        self.buf = buf;
     }
 
     /// Reports `step` with `desc` on the progress topic (spec §3: `step` is a string).
-    fn report(&mut self, kernel: &mut Kernel, step: i8, desc: &str) {
+    fn report(&mut self, kernel: &mut Kernel, step: i8, desc: &str, module: Option<&str>) {
         let id = self.id();
-        let desc = json_escape(desc);
-        let body = format!(
-            r#"{{"id":"{id}","params":{{"step":"{step}","desc":"{desc}","module":"{}"}}}}"#,
-            self.module
+        let mut body = Report::new();
+        let _ = write!(body, r#"{{"id":"{id}","params":{{"step":"{step}","desc":""#);
+        for c in desc.chars() {
+            let _ = match c {
+                '"' => body.write_str("\\\""),
+                '\\' => body.write_str("\\\\"),
+                c if (c as u32) < 0x20 => write!(body, "\\u{:04x}", c as u32),
+                c => write!(body, "{c}"),
+            };
+        }
+        let _ = write!(
+            body,
+            r#"","module":"{}"}}}}"#,
+            module.unwrap_or(self.module)
         );
-        self.publish(kernel, self.topics.progress.clone(), body);
+        publish(kernel, self.service, &self.topics.progress, &body, id);
     }
 
     fn id(&mut self) -> u32 {
@@ -218,52 +264,41 @@ impl OtaAgent {
         self.next_id = self.next_id.wrapping_add(1);
         id
     }
+}
 
-    fn subscribe(&mut self, kernel: &mut Kernel, token: u32, filter: String) -> bool {
-        let request = Request::Subscribe {
-            filter: &filter,
-            qos: Qos::AtLeastOnce,
-            token,
-        };
-        match kernel.service_call(self.service, request) {
-            Ok(_) => true,
-            Err(e) => {
-                log::error!("OTA: cannot subscribe to {filter}: {e:?}");
-                false
-            }
-        }
-    }
+/// A report's JSON, formatted in place; one that does not fit is cut short (and then not
+/// valid JSON: the platform ignores it), never reallocated.
+type Report = heapless::String<256>;
 
-    fn publish(&mut self, kernel: &mut Kernel, topic: String, body: String) -> bool {
-        let token = self.next_id;
-        let request = Request::Publish {
-            topic: &topic,
-            payload: body.as_bytes(),
-            qos: Qos::AtLeastOnce,
-            token,
-        };
-        match kernel.service_call(self.service, request) {
-            Ok(_) => true,
-            Err(e) => {
-                log::warn!("OTA: cannot queue a report on {topic}: {e:?}");
-                false
-            }
+fn subscribe(kernel: &mut Kernel, service: ServiceId, filter: &str, token: u32) -> bool {
+    let request = Request::Subscribe {
+        filter,
+        qos: Qos::AtLeastOnce,
+        token,
+    };
+    match kernel.service_call(service, request) {
+        Ok(_) => true,
+        Err(e) => {
+            log::error!("OTA: cannot subscribe to {filter}: {e:?}");
+            false
         }
     }
 }
 
-/// `text` as the inside of a JSON string.
-fn json_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+fn publish(kernel: &mut Kernel, service: ServiceId, topic: &str, body: &str, token: u32) -> bool {
+    let request = Request::Publish {
+        topic,
+        payload: body.as_bytes(),
+        qos: Qos::AtLeastOnce,
+        token,
+    };
+    match kernel.service_call(service, request) {
+        Ok(_) => true,
+        Err(e) => {
+            log::warn!("OTA: cannot queue a report on {topic}: {e:?}");
+            false
         }
     }
-    out
 }
 
 #[cfg(test)]

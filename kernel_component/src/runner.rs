@@ -23,6 +23,7 @@ use crate::config::{AuthMode, DeviceConfig};
 use crate::credentials::{Credentials, CredentialsError, Readiness};
 use crate::kernel::Kernel;
 use crate::link::{ConnectParams, LinkError, MqttLink, Refusal};
+use crate::ota::OtaAgent;
 use crate::session::{Action, Heard, Session, SessionEnd, Timing};
 
 mod links;
@@ -43,6 +44,8 @@ pub struct Runner<'k, N, C, E, P, K, F = MqttLinks> {
     credentials: K,
     links: F,
     timing: Timing,
+    /// The OTA service's agent, when the kernel was made with [`crate::ota::services`].
+    ota: Option<OtaAgent>,
 }
 
 impl<'k, N, C, E, P, K> Runner<'k, N, C, E, P, K, MqttLinks> {
@@ -65,6 +68,7 @@ impl<'k, N, C, E, P, K> Runner<'k, N, C, E, P, K, MqttLinks> {
             credentials,
             links: MqttLinks,
             timing,
+            ota: None,
         }
     }
 }
@@ -81,7 +85,16 @@ impl<'k, N, C, E, P, K, F> Runner<'k, N, C, E, P, K, F> {
             credentials: self.credentials,
             links,
             timing: self.timing,
+            ota: self.ota,
         }
+    }
+
+    /// The same runner driving the OTA service too (its kernel must have been made with
+    /// [`crate::ota::services`]): announce after every login, check every job.
+    pub fn with_ota(mut self) -> Self {
+        let cfg: &'static DeviceConfig = self.kernel.config();
+        self.ota = Some(OtaAgent::new(cfg, crate::ota::OTA_SERVICE));
+        self
     }
 }
 
@@ -113,6 +126,7 @@ where
             credentials,
             links,
             timing,
+            ota,
         } = self;
         let cfg: &'static DeviceConfig = kernel.config();
         credentials.check(cfg)?;
@@ -145,6 +159,9 @@ where
         let (host, tcp_port) = (cfg.endpoint.host, cfg.endpoint.port);
         loop {
             deliver_ready(kernel, port, clock);
+            if let Some(agent) = ota.as_mut() {
+                agent.poll(kernel);
+            }
             let now = clock.now_ms();
             if let Some(l) = &link {
                 session.partial(now, l.partial());
@@ -213,6 +230,9 @@ where
                             cfg.tls.enabled,
                             net.describe(host, tcp_port)
                         );
+                        if let Some(agent) = ota.as_mut() {
+                            agent.on_login(kernel);
+                        }
                     }
                 }
                 Action::Send { packet, deadline } => {

@@ -217,11 +217,18 @@ fn the_heap_stays_within_the_printed_worst_case() {
     let topic = long(PK_TOPIC);
     let payloads = [vec![0xa5u8; 1024], vec![0x5au8; 4096]];
     let buf = vec![0; MAX_FRAME_LEN];
+    // The runner's OTA agent (its buffer is the runner's, allocated once).
+    let mut ota = aliot_kernel::ota::OtaAgent::new(config, aliot_kernel::ota::OTA_SERVICE);
+    let upgrade = format!(
+        "/ota/device/upgrade/{}/{}",
+        config.product_key, config.device_name
+    );
+    let push = vec![b'{'; aliot_kernel::ota::MAX_MESSAGE as usize];
     // Everything above is the test's own; from here on the heap grows only by the kernel's.
     let before = CURRENT.load(Ordering::SeqCst);
     PEAK.store(before, Ordering::SeqCst);
     let mut driver = Driver {
-        kernel: Kernel::new(config),
+        kernel: Kernel::with_services(config, aliot_kernel::ota::services(config)),
         buf,
     };
     let kernel_at_boot = CURRENT.load(Ordering::SeqCst) - before;
@@ -254,9 +261,18 @@ fn the_heap_stays_within_the_printed_worst_case() {
                 assert!(taken >= 1, "app {app} queued at least one largest message");
             }
         }
-        // Online: fill every event queue with largest messages.
+        // Online: the OTA service announces itself; fill every event queue with largest
+        // messages, the OTA service's with largest pushes.
         driver.kernel.on_connected();
+        ota.on_login(&mut driver.kernel);
         driver.write_everything();
+        let mut pushes_refused = 0;
+        for _ in 0..8 {
+            if driver.kernel.on_publish(&upgrade, &push, Qos::AtLeastOnce) == Delivery::Refused {
+                pushes_refused += 1;
+            }
+        }
+        assert!(pushes_refused > 0, "the OTA service's queue really filled");
         let mut refused = 0;
         for _ in 0..64 {
             if driver

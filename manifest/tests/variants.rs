@@ -250,7 +250,7 @@ fn mins(max_payload: u32) -> (u32, u32) {
 #[test]
 fn budgets_default_from_max_payload_and_grants() {
     let m = ok(&minimal());
-    assert_eq!(m.kernel.ram_budget, 49_152);
+    assert_eq!(m.kernel.ram_budget, 53_248);
     let (event, outbox) = mins(1024);
     assert_eq!(
         m.apps[0].budget,
@@ -388,7 +388,7 @@ fn the_summary_names_the_total_the_budget_and_the_parts() {
     let r = ram_report(&m);
     let line = ram_summary(&m);
     assert!(line.starts_with("kernel RAM worst case: "), "{line}");
-    assert!(line.contains(" of 49 152 bytes (event queues "), "{line}");
+    assert!(line.contains(" of 53 248 bytes (event queues "), "{line}");
     for part in ["outboxes ", "subscriptions ", "tables ", "link "] {
         assert!(line.contains(part), "{line}");
     }

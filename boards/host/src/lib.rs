@@ -151,7 +151,8 @@ async fn run<K: Credentials>(
         port,
         credentials,
         options,
-    );
+    )
+    .with_ota();
     runner.run_until(stop).await
 }
 
@@ -347,7 +348,7 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
     };
     let mut port = apps::start(config.apps, launch, &args.state_dir);
     let ran = runtime.block_on(async {
-        let mut kernel = Kernel::new(config);
+        let mut kernel = Kernel::with_services(config, aliot_kernel::ota::services(config));
         let stop = signals.received();
         match credentials {
             HostCredentials::Device(c) => {

@@ -148,6 +148,14 @@ pub fn parse(payload: &[u8], module: &str, slot_size: u32) -> Result<Option<Job>
     }))
 }
 
+/// The module a job names (`None` for the default module, or for a message that is not a
+/// job): a refusal is reported with it, so the platform files it under that job.
+pub fn announced_module(payload: &[u8]) -> Option<String> {
+    let envelope: Envelope = serde_json::from_slice(payload).ok()?;
+    let module = envelope.data?.get("module")?.as_str()?.to_string();
+    (!module.is_empty()).then_some(module)
+}
+
 /// `isDiff` as 1, "1" or true.
 fn is_diff(value: Option<&Value>) -> bool {
     match value {

@@ -177,5 +177,37 @@ fn an_acceptable_job_is_refused_until_download_exists() {
 
 #[test]
 fn desc_is_escaped_json() {
-    assert_eq!(json_escape("a\"b\\c\n"), "a\\\"b\\\\c\\u000a");
+    let mut k = kernel();
+    let mut agent = OtaAgent::new(&CONFIG, 0);
+    k.on_connected();
+    wire(&mut k);
+    agent.report(&mut k, -3, "a\"b\\c\n", None);
+    let sent = wire(&mut k);
+    let reports = progress(&sent);
+    assert_eq!(reports[0]["params"]["desc"], "a\"b\\c\n", "{sent:?}");
+    assert_eq!(reports[0]["params"]["step"], "-3");
+}
+
+#[test]
+fn a_job_for_another_module_is_refused_under_that_module() {
+    let mut k = kernel();
+    let mut agent = OtaAgent::new(&CONFIG, 0);
+    k.on_connected();
+    agent.on_login(&mut k);
+    wire(&mut k);
+    deliver(
+        &mut k,
+        "/ota/device/upgrade/pk/dn",
+        r#"{"code":"1000","data":{"size":10,"version":"3","url":"http://h/f","sign":"93230c3bde425a9d7984a594ac55ea1e","signMethod":"MD5","module":"MCU"},"id":1,"message":"success"}"#,
+    );
+    agent.poll(&mut k);
+    let reports = progress(&wire(&mut k));
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["params"]["module"], "MCU");
+    assert!(
+        reports[0]["params"]["desc"]
+            .as_str()
+            .unwrap()
+            .contains("another module")
+    );
 }
