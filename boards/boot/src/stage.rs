@@ -4,7 +4,7 @@
 //! # Flow
 //!
 //! Updater side (the running firmware, driven by the kernel's OTA download, spec §3):
-//! [`BootStage::write_update`] streams the download into the update (DFU) slot through
+//! [`BootStage::update_writer`] streams the download into the update (DFU) slot through
 //! `embassy-boot`'s `BlockingFirmwareUpdater::write_firmware`; [`BootStage::mark_updated`]
 //! re-reads the slot, verifies header + SHA-256 and only then sets `embassy-boot`'s swap
 //! magic; after the next login succeeds, [`BootStage::mark_booted`] confirms the running image.
@@ -364,21 +364,23 @@ impl<ACTIVE: NorFlash, DFU: NorFlash, STATE: NorFlash, const BUF: usize>
         })
     }
 
-    /// Writes downloaded bytes at `offset` of the update slot (erasing each page the first
-    /// time it is written, `embassy-boot`'s `write_firmware`). Refused while the running image
-    /// is unconfirmed. Write in order, from offset 0, in multiples of the write size.
-    pub fn write_update(&mut self, offset: usize, data: &[u8]) -> Result<(), BootStageError> {
-        let w = STATE::WRITE_SIZE;
-        let (aligned, _) = self.buf.0.split_at_mut(w);
-        let mut updater = BlockingFirmwareUpdater::new(
-            FirmwareUpdaterConfig {
-                dfu: &mut self.dfu,
-                state: &mut self.state,
-            },
-            aligned,
-        );
-        updater.write_firmware(offset, data)?;
-        Ok(())
+    /// Starts writing a download into the update slot. Refused while the running image is
+    /// unconfirmed (the next boot would revert anyway). Keep the writer for the whole
+    /// download: it remembers which page it erased last.
+    pub fn update_writer(&mut self) -> Result<UpdateWriter<'_, DFU, STATE>, BootStageError> {
+        if self.loader_state()? == State::Swap {
+            return Err(BootStageError::NotConfirmed);
+        }
+        let (aligned, _) = self.buf.0.split_at_mut(STATE::WRITE_SIZE);
+        Ok(UpdateWriter {
+            updater: BlockingFirmwareUpdater::new(
+                FirmwareUpdaterConfig {
+                    dfu: &mut self.dfu,
+                    state: &mut self.state,
+                },
+                aligned,
+            ),
+        })
     }
 
     /// After a download: verifies the update slot, then asks `embassy-boot` to swap at the
@@ -416,6 +418,24 @@ impl<ACTIVE: NorFlash, DFU: NorFlash, STATE: NorFlash, const BUF: usize>
             state: &mut self.state,
         });
         Ok(loader.prepare_boot(&mut self.buf.0)?)
+    }
+}
+
+/// Writes a download into the update slot through `embassy-boot`'s
+/// `BlockingFirmwareUpdater::write_firmware`, which erases each page the first time this
+/// writer touches it.
+pub struct UpdateWriter<'a, DFU: NorFlash, STATE: NorFlash> {
+    updater: BlockingFirmwareUpdater<'a, &'a mut DFU, &'a mut STATE>,
+}
+
+impl<DFU: NorFlash, STATE: NorFlash> UpdateWriter<'_, DFU, STATE> {
+    /// Writes `data` at `offset` of the update slot. Write in order; offsets and lengths are
+    /// multiples of the flash's write size. A writer's first write into a page erases that
+    /// page, so a download resumed after a reset (a new writer) must restart at a page
+    /// boundary.
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), BootStageError> {
+        self.updater.write_firmware(offset, data)?;
+        Ok(())
     }
 }
 
