@@ -12,6 +12,6 @@ pub mod stage;
 
 pub use image::{HEADER_LEN, ImageError, ImageHeader, ImageVerifier, parse_header, verify_image};
 pub use stage::{
-    BootKind, BootStage, BootStageError, Booted, LayoutError, Partition, UpdateWriter,
-    partitions_from_config,
+    BootKind, BootStage, BootStageError, Booted, LayoutError, Partition, SlotPartitions,
+    UpdateWriter, partitions_from_config,
 };

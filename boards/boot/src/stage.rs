@@ -186,6 +186,9 @@ impl From<FirmwareUpdaterError> for BootStageError {
     }
 }
 
+/// Active, update (DFU) and state partitions, in that order.
+pub type SlotPartitions<'a, F> = (Partition<'a, F>, Partition<'a, F>, Partition<'a, F>);
+
 /// The three partitions `OtaConfig` describes, on one flash, after checking that each is
 /// aligned to the flash's read/write/erase sizes (`BlockingPartition::new` panics
 /// otherwise), inside the flash, and that none overlap (the bootloader partition included).
@@ -193,7 +196,7 @@ pub fn partitions_from_config<'a, F: NorFlash>(
     flash: &'a Mutex<NoopRawMutex, RefCell<F>>,
     flash_capacity: u32,
     ota: &OtaConfig,
-) -> Result<(Partition<'a, F>, Partition<'a, F>, Partition<'a, F>), LayoutError> {
+) -> Result<SlotPartitions<'a, F>, LayoutError> {
     let named = [
         ("bootloader", ota.bootloader),
         ("active", ota.active),
@@ -226,7 +229,7 @@ fn check_partition<F: NorFlash>(
 ) -> Result<(), LayoutError> {
     for unit in [F::READ_SIZE, F::WRITE_SIZE, F::ERASE_SIZE] {
         let unit = unit as u32;
-        if unit == 0 || p.offset % unit != 0 || p.size % unit != 0 {
+        if unit == 0 || !p.offset.is_multiple_of(unit) || !p.size.is_multiple_of(unit) {
             return Err(LayoutError::Misaligned { partition: name });
         }
     }
@@ -291,17 +294,17 @@ impl<ACTIVE: NorFlash, DFU: NorFlash, STATE: NorFlash, const BUF: usize>
                 words: (s / w) as u32,
             });
         }
-        if s % STATE::ERASE_SIZE as u64 != 0 {
+        if !s.is_multiple_of(STATE::ERASE_SIZE as u64) {
             return Err(LayoutError::StateNotEraseMultiple);
         }
         let b = BUF as u64;
         if b == 0
             || p % b != 0
             || BUF < STATE::WRITE_SIZE
-            || BUF % ACTIVE::WRITE_SIZE != 0
-            || BUF % DFU::WRITE_SIZE != 0
-            || BUF % ACTIVE::READ_SIZE != 0
-            || BUF % DFU::READ_SIZE != 0
+            || !BUF.is_multiple_of(ACTIVE::WRITE_SIZE)
+            || !BUF.is_multiple_of(DFU::WRITE_SIZE)
+            || !BUF.is_multiple_of(ACTIVE::READ_SIZE)
+            || !BUF.is_multiple_of(DFU::READ_SIZE)
         {
             return Err(LayoutError::BadBuffer { len: BUF });
         }
