@@ -132,7 +132,10 @@ pub enum BootKind {
     /// A new image was swapped in and runs on trial: unless it calls
     /// [`BootStage::mark_booted`], the next boot reverts.
     Trial,
-    /// The last trial image was not confirmed; the previous image was put back.
+    /// The last trial image was not confirmed; the previous image was put back. (After a
+    /// power cut inside `mark_booted`, between its "progress invalid" write and its erase,
+    /// `embassy-boot` takes the revert path with nothing to copy: the confirmed trial image
+    /// stays and is reported with this kind.)
     Reverted,
     /// The image swapped in failed verification and was not run; the previous image was put
     /// back at once.
