@@ -1,0 +1,90 @@
+//! `aliot-imgtool`: makes and inspects firmware images (the role MCUboot's `imgtool` plays).
+//!
+//! ```text
+//! aliot-imgtool create --version 1.2.3 --input payload.bin --output image.bin
+//! aliot-imgtool show image.bin
+//! ```
+//! `show` exits with status 1 when the image does not verify.
+
+mod tool;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "aliot-imgtool",
+    about = "Make and inspect aliot firmware images"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Put the image header in front of a payload.
+    Create {
+        /// Firmware version the image reports (1..=32 printable ASCII bytes, no `"` or `\`).
+        #[arg(long)]
+        version: String,
+        /// The payload (the application binary, linked at active slot + 512).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the image.
+        #[arg(long)]
+        output: PathBuf,
+        /// Refuse an image larger than this slot (bytes, header included).
+        #[arg(long)]
+        slot_size: Option<u32>,
+    },
+    /// Print an image's header and whether its payload digest matches.
+    Show {
+        /// The image.
+        image: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("aliot-imgtool: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.cmd {
+        Cmd::Create {
+            version,
+            input,
+            output,
+            slot_size,
+        } => {
+            let payload = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+            let image = tool::create(&version, &payload, slot_size).map_err(|e| e.to_string())?;
+            std::fs::write(&output, &image).map_err(|e| format!("{}: {e}", output.display()))?;
+            println!(
+                "{}: version {version}, {} bytes of payload, {} bytes of image",
+                output.display(),
+                payload.len(),
+                image.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Show { image } => {
+            let bytes = std::fs::read(&image).map_err(|e| format!("{}: {e}", image.display()))?;
+            let report = tool::show(&bytes);
+            print!("{}", report.text);
+            Ok(if report.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! A/B boot for the device: the image format (a header with the firmware version and the
+//! payload's SHA-256, [`image`]), and the boot stage over `embassy-boot` ([`stage`]) that
+//! swaps, reverts and refuses to run an image that does not verify, so that a firmware
+//! update can never leave the device without a valid image (ARCHITECTURE.md "A/B boot").
+//!
+//! The host tool `aliot-imgtool` (this crate's binary) makes and inspects images.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod image;
+pub mod stage;
+
+pub use image::{HEADER_LEN, ImageError, ImageHeader, ImageVerifier, parse_header, verify_image};
+pub use stage::{
+    BootKind, BootStage, BootStageError, Booted, LayoutError, Partition, SlotPartitions,
+    UpdateWriter, partitions_from_config,
+};

@@ -1,0 +1,63 @@
+//! The `aliot-imgtool` binary, run as a process.
+
+use std::process::Command;
+
+const EXE: &str = env!("CARGO_BIN_EXE_aliot-imgtool");
+
+#[test]
+fn create_then_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("payload.bin");
+    let output = dir.path().join("image.bin");
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&input, &payload).unwrap();
+
+    let out = Command::new(EXE)
+        .args(["create", "--version", "1.2.3", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let image = std::fs::read(&output).unwrap();
+    assert_eq!(image.len(), 512 + 3000);
+    assert_eq!(&image[..4], b"ALIM");
+    assert_eq!(&image[12..18], b"1.2.3\0");
+    assert_eq!(&image[512..], &payload[..]);
+    let h = aliot_boot::verify_image(&image, u32::MAX).unwrap();
+    assert_eq!(h.version.as_str(), "1.2.3");
+
+    let out = Command::new(EXE).arg("show").arg(&output).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("firmware version: 1.2.3"), "{stdout}");
+    assert!(stdout.contains("payload length: 3000"), "{stdout}");
+    assert!(stdout.contains("digest: OK"), "{stdout}");
+
+    // A flipped payload bit: show says so and exits 1.
+    let mut bad = image.clone();
+    bad[600] ^= 0x10;
+    std::fs::write(&output, &bad).unwrap();
+    let out = Command::new(EXE).arg("show").arg(&output).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("digest: MISMATCH"), "{stdout}");
+}
+
+#[test]
+fn create_refuses_a_bad_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("payload.bin");
+    std::fs::write(&input, b"abc").unwrap();
+    let out = Command::new(EXE)
+        .args(["create", "--version", "a b", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path().join("image.bin"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad firmware version string"));
+    assert!(!dir.path().join("image.bin").exists());
+}
