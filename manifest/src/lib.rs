@@ -1,7 +1,7 @@
 //! The device manifest: one TOML file decides a deployment (identity, auth and registration,
 //! endpoint, MQTT, TLS, flash layout, the kernel's RAM budget, topics, apps). This crate reads it, validates it (unknown fields rejected; every error
 //! names the field and says what is allowed) and generates Rust constants for the kernel and
-//! the apps from build scripts.
+//! the apps, and linker regions for the flash layout, from build scripts.
 //!
 //! A build script is one line:
 //! ```no_run
@@ -15,6 +15,7 @@ mod env;
 mod error;
 mod generate;
 mod layout;
+mod linker;
 mod model;
 mod ram;
 mod raw;
@@ -34,6 +35,7 @@ pub use generate::{
     KERNEL_CONFIG_PATH, generate_app_constants, generate_kernel_config, generate_kernel_config_at,
 };
 pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
+pub use linker::{Image, generate_memory_x};
 pub use model::{
     App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Firmware, Flash, HttpsEndpoint,
     Kernel, Manifest, Mqtt, MqttVersion, Partition, Registration, RestartPolicy, SecretSource,
