@@ -272,3 +272,36 @@ __bootloader_dfu_end = ORIGIN(DFU) + LENGTH(DFU);
 "
     );
 }
+
+#[test]
+fn the_commented_defaults_in_device_toml_are_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("device.toml");
+    let text = std::fs::read_to_string(&path).expect("device.toml");
+    let start = text.find("# [firmware]\n").expect("a commented [firmware]");
+    let end = text.find("\n[kernel]").expect("[kernel]");
+    // Uncomment the table headers and `key = value` lines, keep the prose commented.
+    let uncommented: String = text[start..end]
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with('[')
+                    || rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+            {
+                format!("{rest}\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert!(
+        uncommented.contains("\n[flash.boot_state]\n"),
+        "{uncommented}"
+    );
+    let explicit = format!("{}{uncommented}{}", &text[..start], &text[end..]);
+    let base = path.parent().expect("manifest dir");
+    let explicit = parse(&explicit, base).unwrap_or_else(|e| panic!("{e}\n{explicit}"));
+    let default = parse(&text, base).expect("device.toml");
+    assert_eq!(explicit.firmware, default.firmware);
+    assert_eq!(explicit.flash, default.flash);
+}
