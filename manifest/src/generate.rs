@@ -52,16 +52,22 @@ pub fn generate_kernel_config_at(m: &Manifest, config_path: &str) -> String {
     let _ = writeln!(s, "    secret: {p}::SecretSource::{secret},");
     let _ = writeln!(s, "    registration: {},", registration(m, p));
     let f = &m.flash;
+    let part = |q: &crate::model::Partition| {
+        format!(
+            "{p}::FlashPartition {{ offset: {:#X}, size: {:#X}, erase_page: {} }}",
+            q.offset, q.size, f.erase_page
+        )
+    };
+    let _ = writeln!(s, "    credentials_partition: {},", part(&f.credentials));
     let _ = writeln!(
         s,
-        "    credentials_partition: {p}::FlashPartition {{ offset: {:#X}, size: {:#X}, erase_page: {} }},",
-        f.credentials.offset, f.credentials.size, f.erase_page
-    );
-    // UNFINISHED (issue 8): the manifest does not describe the firmware or the OTA slots yet;
-    // these are the nRF9160 defaults until it does.
-    let _ = writeln!(
-        s,
-        "    ota: {p}::OtaConfig {{ version: \"1.0.0\", module: \"default\", bootloader: {p}::FlashPartition {{ offset: 0x0, size: 0x8000, erase_page: 4096 }}, active: {p}::FlashPartition {{ offset: 0x8000, size: 0x79000, erase_page: 4096 }}, update: {p}::FlashPartition {{ offset: 0x81000, size: 0x7A000, erase_page: 4096 }}, boot_state: {p}::FlashPartition {{ offset: 0xFB000, size: 0x1000, erase_page: 4096 }} }},"
+        "    ota: {p}::OtaConfig {{ version: {:?}, module: {:?}, bootloader: {}, active: {}, update: {}, boot_state: {} }},",
+        m.firmware.version,
+        m.firmware.module,
+        part(&f.bootloader),
+        part(&f.active),
+        part(&f.update),
+        part(&f.boot_state)
     );
     let _ = writeln!(
         s,

@@ -1,7 +1,7 @@
 //! The device manifest: one TOML file decides a deployment (identity, auth and registration,
 //! endpoint, MQTT, TLS, flash layout, the kernel's RAM budget, topics, apps). This crate reads it, validates it (unknown fields rejected; every error
 //! names the field and says what is allowed) and generates Rust constants for the kernel and
-//! the apps from build scripts.
+//! the apps, and linker regions for the flash layout, from build scripts.
 //!
 //! A build script is one line:
 //! ```no_run
@@ -15,6 +15,7 @@ mod env;
 mod error;
 mod generate;
 mod layout;
+mod linker;
 mod model;
 mod ram;
 mod raw;
@@ -34,10 +35,11 @@ pub use generate::{
     KERNEL_CONFIG_PATH, generate_app_constants, generate_kernel_config, generate_kernel_config_at,
 };
 pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
+pub use linker::{Image, generate_memory_x};
 pub use model::{
-    App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Flash, HttpsEndpoint, Kernel,
-    Manifest, Mqtt, MqttVersion, Partition, Registration, RestartPolicy, SecretSource, SignMethod,
-    Tls, Topic,
+    App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Firmware, Flash, HttpsEndpoint,
+    Kernel, Manifest, Mqtt, MqttVersion, Partition, Registration, RestartPolicy, SecretSource,
+    SignMethod, Tls, Topic,
 };
 pub use ram::{ram_report, ram_summary};
 pub use topic::MAX_TOPIC_LEN;
@@ -47,8 +49,10 @@ pub use validate::{
     MAX_APP_NAME_LEN, MAX_APP_SUBSCRIPTIONS, MAX_CLIENT_ID_LEN,
 };
 pub use validate::{
-    DEFAULT_CREDENTIALS_PAGES, DEFAULT_FLASH_ERASE_PAGE, DEFAULT_FLASH_SIZE, DEFAULT_HTTPS_PORT,
-    MIN_CREDENTIALS_PAGES, MIN_FLASH_ERASE_PAGE, REGNWL_REGION,
+    DEFAULT_BOOTLOADER_SIZE, DEFAULT_CREDENTIALS_PAGES, DEFAULT_FIRMWARE_MODULE,
+    DEFAULT_FIRMWARE_VERSION, DEFAULT_FLASH_ERASE_PAGE, DEFAULT_FLASH_SIZE,
+    DEFAULT_FLASH_WRITE_SIZE, DEFAULT_HTTPS_PORT, MAX_FIRMWARE_MODULE_LEN,
+    MAX_FIRMWARE_VERSION_LEN, MIN_CREDENTIALS_PAGES, MIN_FLASH_ERASE_PAGE, REGNWL_REGION,
 };
 
 /// Reads, parses and validates the manifest at `path`; relative paths inside it are resolved

@@ -21,6 +21,8 @@ pub struct Manifest {
     pub mqtt: Mqtt,
     /// TLS settings.
     pub tls: Tls,
+    /// The firmware's identity for the platform's OTA service.
+    pub firmware: Firmware,
     /// The device's flash and its partitions.
     pub flash: Flash,
     /// The kernel's memory budget.
@@ -178,13 +180,40 @@ pub struct Tls {
     pub ca_file: Option<PathBuf>,
 }
 
-/// `[flash]`: the device's flash and the partitions the kernel uses.
+/// `[firmware]`: what the device reports on `/ota/device/inform` after every login (spec
+/// "OTA"), so the console shows it and an OTA job can target it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firmware {
+    /// The running firmware's version: 1..=64 printable ASCII characters without spaces, `"`
+    /// or `\` (default `"1.0.0"`).
+    pub version: String,
+    /// The OTA module: 1..=64 letters, digits, `_ - .` (default `"default"`, the whole
+    /// device's firmware).
+    pub module: String,
+}
+
+/// `[flash]`: the device's flash layout, checked (every partition page-aligned, inside the
+/// flash, no two sharing a page; the slots sized for embassy-boot's swap). The kernel config
+/// carries it (`credentials_partition`, `ota`), and [`crate::generate_memory_x`] turns it into
+/// linker regions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flash {
     /// Total size in bytes (nRF9160: 1 MiB).
     pub size: u32,
-    /// Erase page in bytes, a power of two (nRF9160 NVMC: 4096).
+    /// Erase page in bytes, a power of two (nRF9160 NVMC: 4096); embassy-boot's page.
     pub erase_page: u32,
+    /// Smallest write in bytes, a power of two (nRF9160 NVMC: 4, one 32-bit word); sizes the
+    /// boot state.
+    pub write_size: u32,
+    /// The boot stage, at offset 0 (`[flash.bootloader]`).
+    pub bootloader: Partition,
+    /// The image that runs (`[flash.active]`).
+    pub active: Partition,
+    /// Where a download is written (`[flash.update]`, embassy-boot's DFU partition): at least
+    /// one erase page larger than `active`.
+    pub update: Partition,
+    /// The boot stage's state: swap magic and progress (`[flash.boot_state]`).
+    pub boot_state: Partition,
     /// Where the credentials a registration returned are kept (`[flash.credentials]`).
     pub credentials: Partition,
 }
@@ -196,6 +225,14 @@ pub struct Partition {
     pub offset: u32,
     /// Length in bytes; a multiple of the erase page.
     pub size: u32,
+}
+
+impl Partition {
+    /// One past the last byte, from the start of the flash (never wraps: a checked partition
+    /// lies inside a flash below 4 GiB).
+    pub fn end(&self) -> u64 {
+        u64::from(self.offset) + u64::from(self.size)
+    }
 }
 
 /// `[kernel]`

@@ -22,6 +22,8 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     pub tls: RawTls,
     #[serde(default)]
+    pub firmware: RawFirmware,
+    #[serde(default)]
     pub flash: RawFlash,
     #[serde(default)]
     pub kernel: RawKernel,
@@ -130,13 +132,31 @@ fn default_true() -> bool {
     true
 }
 
+/// `[firmware]`: what the device reports to the platform's OTA service. Checked by hand.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFirmware {
+    pub version: Option<String>,
+    pub module: Option<String>,
+}
+
 /// `[flash]`. Every number is optional so that validation can fill in defaults that depend
-/// on the others (the credentials default to the last pages of the flash).
+/// on the others (the credentials default to the last pages of the flash, the boot state to
+/// the page below them, the slots to what lies between the bootloader and the boot state).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFlash {
     pub size: Option<i64>,
     pub erase_page: Option<i64>,
+    pub write_size: Option<i64>,
+    #[serde(default)]
+    pub bootloader: RawPartition,
+    #[serde(default)]
+    pub active: RawPartition,
+    #[serde(default)]
+    pub update: RawPartition,
+    #[serde(default)]
+    pub boot_state: RawPartition,
     #[serde(default)]
     pub credentials: RawPartition,
 }

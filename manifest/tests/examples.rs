@@ -1,8 +1,9 @@
 //! Every manifest in `examples/` is valid, and each one resolves to what its comments promise:
 //! the secret it names, how it registers (transport, HTTPS endpoint), the instance id a
-//! registration sends (which also decides `securemode`, spec §2.1), TLS, and the credentials
-//! partition, in the model and in the generated kernel config. An example without an entry
-//! here, or an entry without its file, fails the test.
+//! registration sends (which also decides `securemode`, spec §2.1), TLS, the credentials
+//! partition, the firmware identity and the OTA layout, in the model and in the generated
+//! kernel config. An example without an entry here, or an entry without its file, fails the
+//! test.
 //!
 //! The generated config of each example is also committed under `tests/generated/`, where
 //! `tests/kernel_types.rs` compiles it against the kernel's types. The last test here keeps
@@ -45,9 +46,9 @@ struct Expect {
     instance_id: Option<&'static str>,
     mqtt_host: &'static str,
     credentials: Partition,
-    /// The generated `registration:` and `credentials_partition:` lines, with `K::` for
-    /// `aliot_kernel::config::`.
-    generated: [&'static str; 2],
+    /// The generated `registration:`, `credentials_partition:` and `ota:` lines, with `K::`
+    /// for `aliot_kernel::config::`.
+    generated: [&'static str; 3],
 }
 
 /// The default credentials partition: the last 4 pages of 1 MiB.
@@ -55,6 +56,10 @@ const LAST_4_PAGES: Partition = Partition {
     offset: 0xFC000,
     size: 0x4000,
 };
+
+/// The generated `ota:` line of the defaults: version 1.0.0 of the default module, the
+/// nRF9160 layout of 1 MiB.
+const DEFAULT_OTA: &str = "ota: K::OtaConfig { version: \"1.0.0\", module: \"default\", bootloader: K::FlashPartition { offset: 0x0, size: 0x8000, erase_page: 4096 }, active: K::FlashPartition { offset: 0x8000, size: 0x79000, erase_page: 4096 }, update: K::FlashPartition { offset: 0x81000, size: 0x7A000, erase_page: 4096 }, boot_state: K::FlashPartition { offset: 0xFB000, size: 0x1000, erase_page: 4096 } },";
 
 fn expectations() -> Vec<Expect> {
     vec![
@@ -70,6 +75,7 @@ fn expectations() -> Vec<Expect> {
             generated: [
                 "registration: K::RegistrationConfig { transport: K::RegistrationTransport::Mqtt, instance_id: None, https: K::Endpoint { host: \"\", port: 0, emulator: false } },",
                 "credentials_partition: K::FlashPartition { offset: 0xFC000, size: 0x4000, erase_page: 4096 },",
+                DEFAULT_OTA,
             ],
         },
         Expect {
@@ -83,6 +89,7 @@ fn expectations() -> Vec<Expect> {
             generated: [
                 "registration: K::RegistrationConfig { transport: K::RegistrationTransport::Mqtt, instance_id: None, https: K::Endpoint { host: \"\", port: 0, emulator: false } },",
                 "credentials_partition: K::FlashPartition { offset: 0xFC000, size: 0x4000, erase_page: 4096 },",
+                DEFAULT_OTA,
             ],
         },
         Expect {
@@ -100,6 +107,7 @@ fn expectations() -> Vec<Expect> {
             generated: [
                 "registration: K::RegistrationConfig { transport: K::RegistrationTransport::Https, instance_id: None, https: K::Endpoint { host: \"iot-auth.cn-shanghai.aliyuncs.com\", port: 443, emulator: false } },",
                 "credentials_partition: K::FlashPartition { offset: 0xFC000, size: 0x4000, erase_page: 4096 },",
+                DEFAULT_OTA,
             ],
         },
         Expect {
@@ -114,6 +122,7 @@ fn expectations() -> Vec<Expect> {
             generated: [
                 "registration: K::RegistrationConfig { transport: K::RegistrationTransport::Mqtt, instance_id: None, https: K::Endpoint { host: \"\", port: 0, emulator: false } },",
                 "credentials_partition: K::FlashPartition { offset: 0xFC000, size: 0x4000, erase_page: 4096 },",
+                DEFAULT_OTA,
             ],
         },
         Expect {
@@ -130,6 +139,7 @@ fn expectations() -> Vec<Expect> {
             generated: [
                 "registration: K::RegistrationConfig { transport: K::RegistrationTransport::Mqtt, instance_id: Some(\"iot-06z00ab\"), https: K::Endpoint { host: \"\", port: 0, emulator: false } },",
                 "credentials_partition: K::FlashPartition { offset: 0xFA000, size: 0x2000, erase_page: 4096 },",
+                "ota: K::OtaConfig { version: \"2.1.0\", module: \"default\", bootloader: K::FlashPartition { offset: 0x0, size: 0x8000, erase_page: 4096 }, active: K::FlashPartition { offset: 0x8000, size: 0x78000, erase_page: 4096 }, update: K::FlashPartition { offset: 0x80000, size: 0x79000, erase_page: 4096 }, boot_state: K::FlashPartition { offset: 0xF9000, size: 0x1000, erase_page: 4096 } },",
             ],
         },
     ]

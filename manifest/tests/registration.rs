@@ -281,9 +281,9 @@ fn flash_defaults_follow_the_values_given() {
             0x4000,
         ),
         (
-            "[flash]\nsize = 0x40000\nerase_page = 2048\n\n[flash.credentials]\noffset = 0x0\nsize = 0x1000",
+            "[flash]\nsize = 0x40000\nerase_page = 2048\n\n[flash.credentials]\noffset = 0x3E800\nsize = 0x1000",
             2048,
-            0x0,
+            0x3E800,
             0x1000,
         ),
     ];
@@ -301,18 +301,20 @@ fn flash_defaults_follow_the_values_given() {
 }
 
 #[test]
-fn the_credentials_may_fill_the_whole_flash() {
+fn a_layout_may_fill_the_whole_flash() {
+    // 8 KiB of 1 KiB pages, every page used: bootloader 1, active 1, update 3 (more than the
+    // one extra page the swap needs), boot state 1, credentials 2; the boot state needs
+    // (2 + 4 x 1) x 4 = 24 bytes.
     let m = ok(&device_secret(
         "[topics]",
-        "[flash]\nsize = 0x2000\n\n[flash.credentials]\noffset = 0\nsize = 0x2000\n\n[topics]",
+        "[flash]\nsize = 0x2000\nerase_page = 1024\n\n[flash.bootloader]\nsize = 0x400\n\n[flash.active]\nsize = 0x400\n\n[flash.update]\nsize = 0xC00\n\n[flash.boot_state]\nsize = 0x400\n\n[flash.credentials]\nsize = 0x800\n\n[topics]",
     ));
-    assert_eq!(
-        m.flash.credentials,
-        Partition {
-            offset: 0,
-            size: 0x2000
-        }
-    );
+    let part = |offset, size| Partition { offset, size };
+    assert_eq!(m.flash.bootloader, part(0, 0x400));
+    assert_eq!(m.flash.active, part(0x400, 0x400));
+    assert_eq!(m.flash.update, part(0x800, 0xC00));
+    assert_eq!(m.flash.boot_state, part(0x1400, 0x400));
+    assert_eq!(m.flash.credentials, part(0x1800, 0x800));
 }
 
 #[test]
@@ -324,6 +326,14 @@ fn huge_flash_numbers_are_refused_not_wrapped() {
         "[flash]\nsize = 0x100000000",
         "[flash]\nerase_page = 0x100000000",
         "[flash.credentials]\nsize = 0x7FFFFFFFFFFFFFFF",
+        // The defaults are computed from these: no overflow, a field error.
+        "[flash.credentials]\nsize = -9223372036854775808",
+        "[flash.boot_state]\nsize = -9223372036854775808",
+        "[flash.active]\noffset = -9223372036854775808",
+        "[flash.active]\noffset = 0x7FFFFFFFFFFFFFFF",
+        "[flash.bootloader]\nsize = 0x7FFFFFFFFFFFF000",
+        "[flash.active]\nsize = 0x7FFFFFFFFFFFF000",
+        "[flash]\nwrite_size = 0x100000000",
     ] {
         let text = device_secret("[topics]", &format!("{tables}\n\n[topics]"));
         let e = parse(&text, Path::new("/srv/dev")).expect_err(tables);

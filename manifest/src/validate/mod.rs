@@ -9,6 +9,7 @@ mod auth;
 mod budget;
 mod device;
 mod endpoint;
+mod firmware;
 mod flash;
 
 use std::path::{Path, PathBuf};
@@ -54,12 +55,27 @@ pub const DEFAULT_FLASH_SIZE: u32 = 0x10_0000;
 pub const DEFAULT_FLASH_ERASE_PAGE: u32 = 4096;
 /// Smallest `flash.erase_page` (one 32-bit word).
 pub const MIN_FLASH_ERASE_PAGE: u32 = 4;
+/// `flash.write_size` when the manifest says nothing: the nRF9160 NVMC writes 32-bit words.
+pub const DEFAULT_FLASH_WRITE_SIZE: u32 = 4;
+/// `flash.bootloader.size` when the manifest says nothing (rounded up to whole erase pages):
+/// 32 KiB, room for embassy-boot (about 8 KiB, 24 KiB to debug it with probe-rs, per its
+/// README) with a margin.
+pub const DEFAULT_BOOTLOADER_SIZE: u32 = 0x8000;
 /// Erase pages of `[flash.credentials]` when the manifest says nothing (at the end of the
 /// flash: offset 0xFC000, size 0x4000 with the defaults).
 pub const DEFAULT_CREDENTIALS_PAGES: u32 = 4;
 /// Fewest erase pages of `[flash.credentials]`: the store writes a new record to one page
 /// before erasing the other, so a power cut never loses both.
 pub const MIN_CREDENTIALS_PAGES: u32 = 2;
+/// `firmware.version` when the manifest says nothing.
+pub const DEFAULT_FIRMWARE_VERSION: &str = "1.0.0";
+/// `firmware.module` when the manifest says nothing: the platform's default module, whose
+/// version is the whole device's.
+pub const DEFAULT_FIRMWARE_MODULE: &str = "default";
+/// Longest `firmware.version`.
+pub const MAX_FIRMWARE_VERSION_LEN: usize = 64;
+/// Longest `firmware.module`.
+pub const MAX_FIRMWARE_MODULE_LEN: usize = 64;
 /// The one region where the platform offers registration without pre-registration
 /// (`auth.mode = "regnwl"`, spec §2.1 "Limits").
 pub const REGNWL_REGION: &str = "cn-shanghai";
@@ -89,6 +105,7 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
     let tls = endpoint::tls(&raw.tls, &base_dir)?;
     // After the endpoint and TLS: registration depends on both.
     let auth = auth::auth(&raw.auth, &base_dir, &endpoint, &tls)?;
+    let firmware = firmware::firmware(&raw.firmware)?;
     let flash = flash::flash(&raw.flash)?;
     let kernel = Kernel {
         ram_budget: budget::kernel(&raw.kernel)?,
@@ -103,6 +120,7 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
         endpoint,
         mqtt,
         tls,
+        firmware,
         flash,
         kernel,
         topics,

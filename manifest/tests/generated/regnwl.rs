@@ -8,7 +8,7 @@ pub const DEVICE: aliot_kernel::config::DeviceConfig = aliot_kernel::config::Dev
     secret: aliot_kernel::config::SecretSource::Provisioned,
     registration: aliot_kernel::config::RegistrationConfig { transport: aliot_kernel::config::RegistrationTransport::Mqtt, instance_id: Some("iot-06z00ab"), https: aliot_kernel::config::Endpoint { host: "", port: 0, emulator: false } },
     credentials_partition: aliot_kernel::config::FlashPartition { offset: 0xFA000, size: 0x2000, erase_page: 4096 },
-    ota: aliot_kernel::config::OtaConfig { version: "1.0.0", module: "default", bootloader: aliot_kernel::config::FlashPartition { offset: 0x0, size: 0x8000, erase_page: 4096 }, active: aliot_kernel::config::FlashPartition { offset: 0x8000, size: 0x79000, erase_page: 4096 }, update: aliot_kernel::config::FlashPartition { offset: 0x81000, size: 0x7A000, erase_page: 4096 }, boot_state: aliot_kernel::config::FlashPartition { offset: 0xFB000, size: 0x1000, erase_page: 4096 } },
+    ota: aliot_kernel::config::OtaConfig { version: "2.1.0", module: "default", bootloader: aliot_kernel::config::FlashPartition { offset: 0x0, size: 0x8000, erase_page: 4096 }, active: aliot_kernel::config::FlashPartition { offset: 0x8000, size: 0x78000, erase_page: 4096 }, update: aliot_kernel::config::FlashPartition { offset: 0x80000, size: 0x79000, erase_page: 4096 }, boot_state: aliot_kernel::config::FlashPartition { offset: 0xF9000, size: 0x1000, erase_page: 4096 } },
     endpoint: aliot_kernel::config::Endpoint { host: "iot-06z00ab.mqtt.iothub.aliyuncs.com", port: 1883, emulator: false },
     mqtt_version: aliot_kernel::config::MqttVersion::V311,
     tls: aliot_kernel::config::TlsConfig { enabled: true, ca_file: None },
