@@ -22,6 +22,7 @@ pub(crate) fn devices(sh: &Shared) -> Vec<DeviceState> {
                 mqtt_version: conn.map(|c| c.version),
                 tls: conn.map(|c| c.tls),
                 subscriptions: conn.map(|c| c.subs.clone()).unwrap_or_default(),
+                auto_subscriptions: conn.map(|c| c.auto_subs.clone()).unwrap_or_default(),
                 versions: d.versions.clone(),
             });
         }
@@ -66,7 +67,8 @@ pub(crate) fn subscriptions(sh: &Shared, pk: &str, dn: &str) -> Vec<String> {
 }
 
 /// Publishes to a device the way the platform delivers: the topic must be one the device may
-/// subscribe to, the device must be online, and one of its subscriptions must match.
+/// subscribe to, the device must be online, and one of its subscriptions must match (its own,
+/// or the `/sys/{pk}/{dn}/#` the platform holds for a `_ss=1` login).
 pub(crate) fn publish_to_device(
     sh: &Shared,
     pk: &str,
@@ -96,7 +98,7 @@ pub(crate) fn publish_to_device(
     let Some(conn) = g.conns.get(&k) else {
         return Err(EmulatorError::NotOnline(format!("{pk}/{dn}")));
     };
-    if !conn.subs.iter().any(|f| topics::filter_matches(f, topic)) {
+    if !conn.delivers(topic) {
         return Err(EmulatorError::NotSubscribed(format!(
             "{pk}/{dn} has no subscription matching {topic}"
         )));
@@ -163,6 +165,13 @@ pub(crate) fn hold_pubacks(sh: &Shared, pk: &str, dn: &str, on: bool) -> bool {
         );
     }
     done
+}
+
+/// Answer every download as if it carried `x-oss-range-behavior: standard` (`on`), or as
+/// the object store does by default.
+pub(crate) fn set_strict_ranges(sh: &Shared, on: bool) {
+    sh.lock().faults.strict_ranges = on;
+    log::warn!("downloads: strict (RFC 7233) ranges {on}");
 }
 
 pub(crate) fn set_packet_latency(sh: &Shared, d: Duration) {

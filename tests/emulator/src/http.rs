@@ -27,6 +27,10 @@ pub(crate) struct HttpCtx {
 type Ctx = web::types::State<HttpCtx>;
 type DevPath = web::types::Path<(String, String)>;
 
+/// Largest `POST /api/ota/jobs` body: room for a [`crate::ota::MAX_FIRMWARE_UPLOAD`] image
+/// as base64 (4/3 of it) and the other fields; ntex's default JSON limit is 32 KiB.
+const MAX_JOB_JSON: usize = crate::ota::MAX_FIRMWARE_UPLOAD / 3 * 4 + (64 << 10);
+
 /// Registers every route (the README lists them).
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/devices", web::get().to(list_devices))
@@ -47,7 +51,16 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/products", web::get().to(list_products))
         .route("/api/products/{pk}/devices", web::post().to(post_device))
         .route("/api/ota/jobs", web::get().to(list_jobs))
-        .route("/api/ota/jobs", web::post().to(post_job))
+        .service(
+            web::resource("/api/ota/jobs")
+                .state(web::types::JsonConfig::default().limit(MAX_JOB_JSON))
+                .route(web::post().to(post_job)),
+        )
+        .service(
+            web::resource("/api/firmware/{name}")
+                .route(web::put().to(put_firmware))
+                .route(web::post().to(put_firmware)),
+        )
         .route("/api/ota/jobs/{id}", web::get().to(get_job))
         .route("/api/faults", web::post().to(post_faults))
         .route("/ota/{file}", web::get().to(download))
@@ -265,7 +278,11 @@ struct NewJob {
     version: String,
     #[serde(default)]
     module: Option<String>,
-    firmware_base64: String,
+    #[serde(default)]
+    firmware_base64: Option<String>,
+    /// Name of an image uploaded with `PUT /api/firmware/{name}` (instead of the base64).
+    #[serde(default)]
+    firmware: Option<String>,
     #[serde(default)]
     digest: Option<String>,
     #[serde(default)]
@@ -278,9 +295,26 @@ struct NewJob {
 
 async fn post_job(ctx: Ctx, body: web::types::Json<NewJob>) -> HttpResponse {
     let b = body.into_inner();
-    let firmware = match base64::engine::general_purpose::STANDARD.decode(&b.firmware_base64) {
-        Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("firmware_base64: {e}")),
+    let firmware = match (&b.firmware_base64, &b.firmware) {
+        (Some(b64), None) => match base64::engine::general_purpose::STANDARD.decode(b64) {
+            Ok(f) => f,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("firmware_base64: {e}")),
+        },
+        (None, Some(name)) => match crate::ota::upload(&ctx.shared.lock(), name) {
+            Some(f) => f.to_vec(),
+            None => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no uploaded firmware named {name:?}"),
+                );
+            }
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give firmware_base64 or firmware (an uploaded name), one of them",
+            );
+        }
     };
     let digest = match b.digest.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("md5") => OtaDigest::Md5,
@@ -307,6 +341,47 @@ async fn post_job(ctx: Ctx, body: web::types::Json<NewJob>) -> HttpResponse {
     }
 }
 
+/// `PUT` (or `POST`) `/api/firmware/{name}`: the body is the raw image (any content type, so
+/// `curl --data-binary @image.bin` works), up to [`crate::ota::MAX_FIRMWARE_UPLOAD`] bytes:
+/// 413 beyond, on the announced `Content-Length` before reading, or once the body passes it.
+/// Read by hand rather than with ntex's `Bytes` extractor, which answers an overflow with 400.
+/// Answers `{name, size, md5, sha256}`; a job then names the image as `"firmware"`.
+async fn put_firmware(
+    ctx: Ctx,
+    req: HttpRequest,
+    p: web::types::Path<String>,
+    mut body: web::types::Payload,
+) -> HttpResponse {
+    let max = crate::ota::MAX_FIRMWARE_UPLOAD;
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("firmware images are at most {max} bytes"),
+        )
+    };
+    let announced = req
+        .headers()
+        .get("content-length")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    let mut data = Vec::with_capacity(announced.map_or(0, |n| n as usize));
+    while let Some(chunk) = body.recv().await {
+        match chunk {
+            Ok(c) if data.len() + c.len() > max => return too_large(),
+            Ok(c) => data.extend_from_slice(&c),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+        }
+    }
+    let name = p.into_inner();
+    match crate::ota::store_upload(&mut ctx.shared.lock(), &name, data) {
+        Ok(info) => HttpResponse::Ok().json(&info),
+        Err(e) => from_err(e),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Faults {
@@ -322,6 +397,8 @@ struct Faults {
     hold_pubacks: Option<(String, String)>,
     #[serde(default)]
     release_pubacks: Option<(String, String)>,
+    #[serde(default)]
+    strict_ranges: Option<bool>,
 }
 
 async fn post_faults(ctx: Ctx, body: web::types::Json<Faults>) -> HttpResponse {
@@ -334,6 +411,9 @@ async fn post_faults(ctx: Ctx, body: web::types::Json<Faults>) -> HttpResponse {
     }
     if let Some(ms) = f.latency_ms {
         api::set_packet_latency(&ctx.shared, Duration::from_millis(ms));
+    }
+    if let Some(on) = f.strict_ranges {
+        api::set_strict_ranges(&ctx.shared, on);
     }
     if let Some((pk, dn)) = f.drop_connection {
         api::end_session(&ctx.shared, &pk, &dn, true);
@@ -356,31 +436,87 @@ struct DownloadQuery {
     signature: Option<String>,
 }
 
-/// Parses `bytes=a-b` / `bytes=a-` / `bytes=-n` against `len`; `Err` = unsatisfiable.
-fn parse_range(h: &str, len: u64) -> Result<(u64, u64), ()> {
-    let spec = h.trim().strip_prefix("bytes=").ok_or(())?;
-    if spec.contains(',') {
-        return Err(()); // multipart ranges are not served
-    }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().map_err(|_| ())?;
-            if n == 0 {
-                return Err(());
-            }
-            (len.saturating_sub(n), len.saturating_sub(1))
-        }
-        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
-        (s, e) => {
-            let (s, e): (u64, u64) = (s.parse().map_err(|_| ())?, e.parse().map_err(|_| ())?);
-            (s, e.min(len.saturating_sub(1)))
-        }
+/// What a download answers for its `Range` header.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeAnswer {
+    /// 200 with the whole object (no Range, or one the object store ignores).
+    Whole,
+    /// 206 with bytes `start..=end`.
+    Partial(u64, u64),
+    /// 416 `InvalidRange`.
+    Unsatisfiable,
+}
+
+/// One `bytes=` range as written; `None` = malformed.
+#[derive(Clone, Copy)]
+enum RangeSpec {
+    /// `a-b`.
+    FromTo(u64, u64),
+    /// `a-`.
+    From(u64),
+    /// `-n`: the last n bytes.
+    Suffix(u64),
+}
+
+fn parse_one(spec: &str) -> Option<RangeSpec> {
+    let (a, b) = spec.trim().split_once('-')?;
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
     };
-    if len == 0 || start > end || start >= len {
-        return Err(());
+    match (a.trim(), b.trim()) {
+        ("", n) => num(n).map(RangeSpec::Suffix),
+        (s, "") => num(s).map(RangeSpec::From),
+        (s, e) => match (num(s), num(e)) {
+            (Some(s), Some(e)) if s <= e => Some(RangeSpec::FromTo(s, e)),
+            _ => None, // `b < a` is invalid syntax (RFC 7233 2.1): ignored, as malformed
+        },
     }
-    Ok((start, end))
+}
+
+/// Decides a `Range` header against an object of `len` bytes, as the object store (OSS) does.
+///
+/// By default (OSS's documented compatibility behaviour, help.aliyun.com document 39571) a
+/// range it cannot serve exactly as written (malformed, start at or past the end, end past the
+/// end, suffix longer than the object) is ignored: 200 with the whole object. With
+/// `x-oss-range-behavior: standard` (`standard`) it follows RFC 7233: an end past the end is
+/// cut to the last byte, a suffix longer than the object is the whole object as 206, a start
+/// at or past the end (or `-0`) answers 416, and a malformed header is still ignored. Of
+/// several ranges OSS serves only the first (document 39571); under `standard` they answer
+/// 416 (document 202447 lists them among InvalidRange causes; UNCONFIRMED).
+fn decide_range(h: &str, len: u64, standard: bool) -> RangeAnswer {
+    let Some(specs) = h.trim().strip_prefix("bytes=") else {
+        return RangeAnswer::Whole;
+    };
+    let mut specs = specs.split(',');
+    let Some(spec) = specs.next().and_then(parse_one) else {
+        return RangeAnswer::Whole;
+    };
+    let more = specs.next().is_some();
+    let last = len.checked_sub(1);
+    let exact = match (spec, last) {
+        (_, None) => None,
+        (RangeSpec::FromTo(s, e), Some(l)) => (e <= l).then_some((s, e)),
+        (RangeSpec::From(s), Some(l)) => (s <= l).then_some((s, l)),
+        (RangeSpec::Suffix(n), Some(l)) => (n >= 1 && n <= len).then(|| (len - n, l)),
+    };
+    if !standard {
+        return match exact {
+            Some((s, e)) => RangeAnswer::Partial(s, e),
+            None => RangeAnswer::Whole,
+        };
+    }
+    if more {
+        return RangeAnswer::Unsatisfiable;
+    }
+    match (spec, last) {
+        (_, None) => RangeAnswer::Unsatisfiable,
+        (RangeSpec::FromTo(s, e), Some(l)) if s <= l => RangeAnswer::Partial(s, e.min(l)),
+        (RangeSpec::From(s), Some(l)) if s <= l => RangeAnswer::Partial(s, l),
+        (RangeSpec::Suffix(n), Some(l)) if n >= 1 => RangeAnswer::Partial(len.saturating_sub(n), l),
+        _ => RangeAnswer::Unsatisfiable,
+    }
 }
 
 /// Body of a cut download: the first bytes, then the connection is closed under the client,
@@ -418,10 +554,10 @@ async fn download(
     q: web::types::Query<DownloadQuery>,
 ) -> HttpResponse {
     let file = p.into_inner();
-    let (data, cut) = {
+    let (data, cut, strict) = {
         let g = ctx.shared.lock();
         let r = crate::ota::fetch_file(&g, &file, q.expires.as_deref(), q.signature.as_deref());
-        (r, g.faults.cut_downloads_after)
+        (r, g.faults.cut_downloads_after, g.faults.strict_ranges)
     };
     let data = match data {
         Ok(d) => d,
@@ -449,18 +585,27 @@ async fn download(
         }
     };
     let len = data.len() as u64;
-    let range = req
-        .headers()
-        .get("range")
-        .and_then(|h| h.to_str().ok())
-        .map(|h| parse_range(h, len));
-    let (status, start, end) = match range {
-        None => (StatusCode::OK, 0, len.saturating_sub(1)),
-        Some(Ok((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
-        Some(Err(())) => {
+    let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok());
+    let standard = strict
+        || header("x-oss-range-behavior")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("standard"));
+    let answer = header("range").map_or(RangeAnswer::Whole, |h| decide_range(h, len, standard));
+    if let Some(h) = header("range")
+        && answer == RangeAnswer::Whole
+    {
+        log::info!("download {file}: Range {h:?} ignored (whole object, as the object store)");
+    }
+    let (status, start, end) = match answer {
+        RangeAnswer::Whole => (StatusCode::OK, 0, len.saturating_sub(1)),
+        RangeAnswer::Partial(s, e) => (StatusCode::PARTIAL_CONTENT, s, e),
+        RangeAnswer::Unsatisfiable => {
             return HttpResponse::build(StatusCode::RANGE_NOT_SATISFIABLE)
                 .header("content-range", format!("bytes */{len}"))
-                .finish();
+                .content_type("application/xml")
+                .body(oss_error_xml(
+                    "InvalidRange",
+                    "The requested range cannot be satisfied",
+                ));
         }
     };
     let body_len = if len == 0 { 0 } else { end - start + 1 };
@@ -494,10 +639,16 @@ async fn download(
     }
 }
 
+fn oss_error_xml(code: &str, msg: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{msg}</Message></Error>"
+    )
+}
+
 fn oss_error(status: StatusCode, code: &str, msg: &str) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("application/xml")
-        .body(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{msg}</Message></Error>"))
+        .body(oss_error_xml(code, msg))
 }
 
 #[derive(Deserialize)]
@@ -540,5 +691,45 @@ async fn register_device(ctx: Ctx, body: web::types::Form<RegisterForm>) -> Http
             "message": "success",
         })),
         Err((code, msg)) => reg_answer(code, &msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RangeAnswer::*, decide_range};
+
+    /// OSS's documented examples (document 39571) on a 1000-byte object, both behaviours.
+    #[test]
+    fn ranges_as_the_object_store() {
+        let oss = |h| decide_range(h, 1000, false);
+        let std = |h| decide_range(h, 1000, true);
+        for (h, default, standard) in [
+            ("bytes=0-499", Partial(0, 499), Partial(0, 499)),
+            ("bytes=500-999", Partial(500, 999), Partial(500, 999)),
+            ("bytes=-500", Partial(500, 999), Partial(500, 999)),
+            ("bytes=500-", Partial(500, 999), Partial(500, 999)),
+            ("bytes=0-", Partial(0, 999), Partial(0, 999)),
+            ("bytes=999-", Partial(999, 999), Partial(999, 999)),
+            ("bytes=-1000", Partial(0, 999), Partial(0, 999)),
+            ("byte=0-499", Whole, Whole),
+            ("bytes=0-1000", Whole, Partial(0, 999)),
+            ("bytes=500-2000", Whole, Partial(500, 999)),
+            ("bytes=1000-2000", Whole, Unsatisfiable),
+            ("bytes=1000-", Whole, Unsatisfiable),
+            ("bytes=1001-", Whole, Unsatisfiable),
+            ("bytes=-2000", Whole, Partial(0, 999)),
+            ("bytes=-0", Whole, Unsatisfiable),
+            ("bytes=5-4", Whole, Whole),
+            ("bytes=x-", Whole, Whole),
+            ("bytes=-", Whole, Whole),
+            ("bytes=+1-2", Whole, Whole),
+            ("bytes=99999999999999999999-", Whole, Whole),
+            ("bytes=0-499,500-999", Partial(0, 499), Unsatisfiable),
+        ] {
+            assert_eq!(oss(h), default, "{h} default");
+            assert_eq!(std(h), standard, "{h} standard");
+        }
+        assert_eq!(decide_range("bytes=0-", 0, false), Whole);
+        assert_eq!(decide_range("bytes=0-", 0, true), Unsatisfiable);
     }
 }

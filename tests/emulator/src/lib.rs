@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-pub use ota::{DeviceOtaState, JobId, OtaDigest, OtaJob, OtaJobStatus};
+pub use ota::{DeviceOtaState, JobId, MAX_FIRMWARE_UPLOAD, OtaDigest, OtaJob, OtaJobStatus};
 pub use registry::{Device, Product, Registry, TopicCategory, TopicRights};
 pub use state::{DeviceState, Downlink, LoginRecord, Uplink};
 
@@ -78,6 +78,10 @@ pub struct EmulatorConfig {
     pub tls12_only: bool,
     /// Where `ca.pem` is written (or loaded with its key); `None` = a fresh temporary directory.
     pub ca_dir: Option<PathBuf>,
+    /// Answer firmware downloads as if every request carried `x-oss-range-behavior: standard`
+    /// (RFC 7233: 416 for a start past the end). Off = the object store's default: a range it
+    /// cannot serve as written gets 200 and the whole object.
+    pub strict_ranges: bool,
 }
 
 impl EmulatorConfig {
@@ -91,6 +95,7 @@ impl EmulatorConfig {
             https_port: 0,
             tls12_only: false,
             ca_dir: None,
+            strict_ranges: false,
         }
     }
 }
@@ -150,7 +155,7 @@ impl Emulator {
         let lst = runtime::bind(cfg.mqtt_port, cfg.tls_port, cfg.http_port, cfg.https_port)?;
         let (mqtt_addr, tls_addr) = (local(&lst.mqtt)?, local(&lst.tls)?);
         let (http_addr, https_addr) = (local(&lst.http)?, local(&lst.https)?);
-        let shared = Arc::new(state::Shared::new(cfg.registry));
+        let shared = Arc::new(state::Shared::new(cfg.registry, cfg.strict_ranges));
         shared.lock().bases = state::Bases {
             http: format!("http://{http_addr}"),
             https: format!("https://localhost:{}", https_addr.port()),
@@ -382,6 +387,11 @@ impl Emulator {
     /// Ends [`Emulator::hold_pubacks`]: the held PUBACKs go out now. False when offline.
     pub fn release_pubacks(&self, pk: &str, dn: &str) -> bool {
         api::hold_pubacks(&self.shared, pk, dn, false)
+    }
+    /// Downloads answer as if every request carried `x-oss-range-behavior: standard` (`true`),
+    /// or as the object store does by default (`false`, see [`EmulatorConfig::strict_ranges`]).
+    pub fn set_strict_ranges(&self, on: bool) {
+        api::set_strict_ranges(&self.shared, on)
     }
     /// Fault: delay every MQTT packet (both directions) by `d`.
     pub fn set_packet_latency(&self, d: Duration) {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! aliot-emulator --registry FILE --mqtt-port N --tls-port N --http-port N --https-port N
-//!                [--tls12-only] [--ca-dir DIR]
+//!                [--tls12-only] [--ca-dir DIR] [--strict-ranges]
 //! ```
 //! Ports default to 0 (a free port). Prints the ports and the CA path, then logs (set
 //! `RUST_LOG`, default `info`) until Ctrl-C.
@@ -13,8 +13,9 @@ use std::process::ExitCode;
 use aliot_emulator::{Emulator, EmulatorConfig, Registry};
 
 const USAGE: &str = "usage: aliot-emulator [--registry FILE] [--mqtt-port N] [--tls-port N] \
-[--http-port N] [--https-port N] [--tls12-only] [--ca-dir DIR]
-Without --registry the built-in demo registry (demo-registry.toml) is used; port 0 = pick a free one.";
+[--http-port N] [--https-port N] [--tls12-only] [--ca-dir DIR] [--strict-ranges]
+Without --registry the built-in demo registry (demo-registry.toml) is used; port 0 = pick a free one.
+--strict-ranges: answer firmware downloads as if each carried `x-oss-range-behavior: standard`.";
 
 /// Parses the command line into a config; the options are few, so no parser crate is needed.
 fn parse(args: &[String]) -> Result<EmulatorConfig, String> {
@@ -43,6 +44,7 @@ fn parse(args: &[String]) -> Result<EmulatorConfig, String> {
             "--https-port" => cfg.https_port = port(value()?)?,
             "--tls12-only" => cfg.tls12_only = true,
             "--ca-dir" => cfg.ca_dir = Some(PathBuf::from(value()?)),
+            "--strict-ranges" => cfg.strict_ranges = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }

@@ -121,10 +121,32 @@ pub(crate) struct Job {
     sha256: String,
 }
 
+/// Largest firmware image the cloud API takes in one upload (`PUT /api/firmware/{name}`).
+pub const MAX_FIRMWARE_UPLOAD: usize = 16 << 20;
+
+/// How many uploaded images are kept at once (re-uploading a name replaces it), so the
+/// memory an API client can claim stays bounded.
+pub(crate) const MAX_UPLOADS: usize = 16;
+
+/// An uploaded firmware image, as the upload answers it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FirmwareInfo {
+    /// Name to give as `"firmware"` when creating a job.
+    pub name: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// Lower-case hex MD5.
+    pub md5: String,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+}
+
 /// OTA jobs and firmware files.
 pub(crate) struct OtaState {
     jobs: Vec<Job>,
     files: BTreeMap<String, Arc<Vec<u8>>>,
+    /// Images uploaded through the API, by name, until a job uses them (they stay for reuse).
+    uploads: BTreeMap<String, Arc<Vec<u8>>>,
     /// Key that signs download URLs (so a tampered URL is refused, as by the object store).
     url_key: String,
     next_id: u64,
@@ -135,6 +157,7 @@ impl Default for OtaState {
         OtaState {
             jobs: Vec::new(),
             files: BTreeMap::new(),
+            uploads: BTreeMap::new(),
             url_key: crate::state::random_secret(),
             next_id: 1,
         }
@@ -326,6 +349,49 @@ pub(crate) fn create_job(
         }
     }
     Ok((id, pushes))
+}
+
+/// Stores an uploaded image under `name` (`[A-Za-z0-9._-]{1,64}`, replacing one of the same
+/// name), at most [`MAX_FIRMWARE_UPLOAD`] bytes and [`MAX_UPLOADS`] images.
+pub(crate) fn store_upload(
+    g: &mut Inner,
+    name: &str,
+    data: Vec<u8>,
+) -> Result<FirmwareInfo, EmulatorError> {
+    let name_ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !name_ok {
+        return Err(EmulatorError::InvalidRequest(format!(
+            "firmware name {name:?} must match [A-Za-z0-9._-]{{1,64}}"
+        )));
+    }
+    if data.is_empty() || data.len() > MAX_FIRMWARE_UPLOAD {
+        return Err(EmulatorError::InvalidRequest(format!(
+            "firmware of {} bytes: must be 1..={MAX_FIRMWARE_UPLOAD}",
+            data.len()
+        )));
+    }
+    if !g.ota.uploads.contains_key(name) && g.ota.uploads.len() >= MAX_UPLOADS {
+        return Err(EmulatorError::InvalidRequest(format!(
+            "already {MAX_UPLOADS} uploaded images; re-use a name"
+        )));
+    }
+    let info = FirmwareInfo {
+        name: name.to_string(),
+        size: data.len(),
+        md5: hex::encode(md5::Md5::digest(&data)),
+        sha256: hex::encode(sha2::Sha256::digest(&data)),
+    };
+    log::info!("firmware {name} uploaded: {} bytes", data.len());
+    g.ota.uploads.insert(name.to_string(), Arc::new(data));
+    Ok(info)
+}
+
+/// An uploaded image, by name.
+pub(crate) fn upload(g: &Inner, name: &str) -> Option<Arc<Vec<u8>>> {
+    g.ota.uploads.get(name).cloned()
 }
 
 /// Status of one job.

@@ -4,6 +4,15 @@
 //! condition variable wakes the blocking `wait_*` calls. Connections are reached through an
 //! unbounded channel per connection, because the MQTT sinks live on the `!Send` worker.
 //!
+//! Server-side subscription (`_ss=1`): a device whose clientId carries `_ss=1` among its
+//! extension parameters (as Link SDK 3.1+/4.x and linkkit send it) is subscribed by the
+//! platform itself, so Alibaba's SDKs never SUBSCRIBE e.g. `thing/ota/firmware/get_reply`.
+//! The platform's list (help.aliyun.com document 197770, "自动订阅Topic说明") names topics
+//! under `/sys/${pk}/${dn}/` (`thing/event/+/post_reply`, `thing/service/+`,
+//! `rrpc/request/+`, ...); the emulator grants the whole `/sys/${pk}/${dn}/#` (a superset of
+//! that list's visible part) and nothing outside it: user topics, `/ext/ntp/...` and
+//! `/broadcast/...` still need a SUBSCRIBE (the OTA upgrade push never does).
+//!
 //! Holding PUBACKs back (fault injection) is a per-session `watch` flag: a held PUBLISH handler
 //! waits on it, and wakes when the hold is released or when the session's [`Conn`] is dropped
 //! (kick, drop, replacement, disconnect), which ends every hold of that session with it.
@@ -100,6 +109,9 @@ pub struct DeviceState {
     pub tls: Option<bool>,
     /// Topic filters of the live session.
     pub subscriptions: Vec<String>,
+    /// Filters the platform subscribed the live session to itself, because it logged in with
+    /// `_ss=1` in its clientId (`/sys/{pk}/{dn}/#`); empty otherwise.
+    pub auto_subscriptions: Vec<String>,
     /// Versions reported on `/ota/device/inform`, by module (`default` when none was given).
     pub versions: std::collections::BTreeMap<String, String>,
 }
@@ -126,11 +138,34 @@ pub(crate) struct Conn {
     pub id: u64,
     pub tx: UnboundedSender<Cmd>,
     pub subs: Vec<String>,
+    /// Filters the platform added itself (`_ss=1`), see the module doc.
+    pub auto_subs: Vec<String>,
     pub version: u8,
     pub tls: bool,
     /// `true` while PUBACKs of this session are held back (fault injection). Dropping the
     /// `Conn` drops the sender, which wakes every held PUBLISH handler.
     pub hold_acks: watch::Sender<bool>,
+}
+
+impl Conn {
+    /// Would the platform deliver a message on `topic` to this session: does one of its
+    /// subscriptions, its own or the platform's (`_ss=1`), match?
+    pub fn delivers(&self, topic: &str) -> bool {
+        self.subs
+            .iter()
+            .chain(&self.auto_subs)
+            .any(|f| topics::filter_matches(f, topic))
+    }
+}
+
+/// The filter the platform subscribes a `_ss=1` device to: `/sys/{pk}/{dn}/#`.
+pub(crate) fn auto_sub_filter(pk: &str, dn: &str) -> String {
+    format!("/sys/{pk}/{dn}/#")
+}
+
+/// Does the clientId ask for server-side subscription (`_ss=1` among its parameters)?
+fn wants_server_subscription(client_id: &str) -> bool {
+    auth::parse_client_id(client_id).is_ok_and(|p| p.params.get("_ss").is_some_and(|v| v == "1"))
 }
 
 /// Per-device history.
@@ -149,6 +184,8 @@ pub(crate) struct Faults {
     pub refuse_until: Option<Instant>,
     pub cut_downloads_after: Option<u64>,
     pub latency: Duration,
+    /// Answer every download as if it carried `x-oss-range-behavior: standard`.
+    pub strict_ranges: bool,
 }
 
 pub(crate) struct Inner {
@@ -202,13 +239,16 @@ pub(crate) struct LoginOk {
 }
 
 impl Shared {
-    pub fn new(registry: Registry) -> Self {
+    pub fn new(registry: Registry, strict_ranges: bool) -> Self {
         Shared {
             inner: Mutex::new(Inner {
                 registry,
                 conns: HashMap::new(),
                 logs: HashMap::new(),
-                faults: Faults::default(),
+                faults: Faults {
+                    strict_ranges,
+                    ..Faults::default()
+                },
                 ota: OtaState::default(),
                 bases: Bases::default(),
                 next_id: 1,
@@ -318,11 +358,24 @@ impl Shared {
                     req.keep_alive,
                     if token_login { " (token)" } else { "" }
                 );
-                record.reason = if token_login {
-                    "token login".into()
+                let auto_subs = if wants_server_subscription(&req.client_id) {
+                    vec![auto_sub_filter(&pk, &dn)]
                 } else {
-                    "signed login".into()
+                    Vec::new()
                 };
+                record.reason = format!(
+                    "{}{}",
+                    if token_login {
+                        "token login"
+                    } else {
+                        "signed login"
+                    },
+                    if auto_subs.is_empty() {
+                        ""
+                    } else {
+                        ", _ss=1: /sys topics subscribed by the platform"
+                    }
+                );
                 for (topic, payload) in {
                     let bases = g.bases.clone();
                     crate::ota::pending_pushes(&mut g, &pk, &dn, &bases)
@@ -340,6 +393,7 @@ impl Shared {
                         id,
                         tx,
                         subs: Vec::new(),
+                        auto_subs,
                         version: req.mqtt_version,
                         tls: req.tls,
                         hold_acks: watch::Sender::new(false),
@@ -472,11 +526,8 @@ impl Shared {
             let replies = reactions(&mut g, k, &up);
             for (t, p) in replies {
                 // Like any cloud-to-device message, a reply reaches the device only through a
-                // matching subscription.
-                let subscribed = g
-                    .conns
-                    .get(k)
-                    .is_some_and(|c| c.subs.iter().any(|f| topics::filter_matches(f, &t)));
+                // matching subscription (its own, or the platform's for `_ss=1`).
+                let subscribed = g.conns.get(k).is_some_and(|c| c.delivers(&t));
                 if subscribed {
                     send_locked(&mut g, k, &t, p, 0);
                 } else {

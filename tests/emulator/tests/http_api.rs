@@ -26,6 +26,12 @@ fn devices_uplinks_publish_kick_over_http() {
     let (_, d) = get_json(&agent, &format!("{base}/api/devices/{PK}/{DN}"));
     assert_eq!(d["online"], true);
     assert_eq!(d["mqtt_version"], 4);
+    // sdk_creds send `_ss=1`: the platform holds the /sys subscription itself
+    assert_eq!(
+        d["auto_subscriptions"],
+        json!([format!("/sys/{PK}/{DN}/#")])
+    );
+    assert_eq!(d["subscriptions"], json!([]));
 
     c.publish(&format!("/{PK}/{DN}/user/update"), 1, b"via-http");
     assert!(
@@ -188,4 +194,200 @@ fn readme_mosquitto_password_is_right() {
         None,
     );
     assert_eq!(c.connack(), Ok(()), "README credentials must log in");
+}
+
+/// A raw PUT/POST of the image bytes (what `curl --data-binary @image.bin` sends).
+fn upload(
+    agent: &ureq::Agent,
+    url: &str,
+    put: bool,
+    ctype: &str,
+    data: &[u8],
+) -> (u16, serde_json::Value) {
+    let req = if put { agent.put(url) } else { agent.post(url) };
+    let mut r = req
+        .header("content-type", ctype)
+        .send(data)
+        .expect("upload");
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// A 4 MiB image (far over the 32 KiB JSON limit) uploaded raw, used by a job created over
+/// HTTP, pushed, and downloaded whole: digests and bytes match.
+#[test]
+fn large_firmware_raw_upload_job_and_download() {
+    use md5::Digest;
+    let emu = Emulator::start(EmulatorConfig::demo()).expect("start");
+    let base = format!("http://{}", emu.http_addr());
+    let agent = http_agent(None);
+    let fw: Vec<u8> = (0..4usize << 20).map(|i| (i * 31 % 253) as u8).collect();
+    let md5 = hex::encode(md5::Md5::digest(&fw));
+    let sha256 = hex::encode(sha2::Sha256::digest(&fw));
+
+    let (st, info) = upload(
+        &agent,
+        &format!("{base}/api/firmware/app-9.0.0.bin"),
+        true,
+        "application/octet-stream",
+        &fw,
+    );
+    assert_eq!(st, 200, "{info}");
+    assert_eq!(
+        info,
+        json!({"name": "app-9.0.0.bin", "size": fw.len(), "md5": md5, "sha256": sha256})
+    );
+    // curl --data-binary: POST with curl's default form content type; replaces the image
+    let (st, info) = upload(
+        &agent,
+        &format!("{base}/api/firmware/app-9.0.0.bin"),
+        false,
+        "application/x-www-form-urlencoded",
+        &fw,
+    );
+    assert_eq!((st, &info["sha256"]), (200, &json!(sha256)));
+
+    let c = TestClient::connect(4, emu.mqtt_addr().port(), &sdk_creds(PK, DN, DS), None);
+    assert_eq!(c.connack(), Ok(()));
+    assert!(emu.wait_online(PK, DN, WAIT));
+    let (st, job) = post_json(
+        &agent,
+        &format!("{base}/api/ota/jobs"),
+        json!({"product_key": PK, "device_names": [DN], "version": "9.0.0",
+               "firmware": "app-9.0.0.bin", "digest": "sha256"}),
+    );
+    assert_eq!(st, 200, "{job}");
+    let push = c
+        .wait_publish(&format!("/ota/device/upgrade/{PK}/{DN}"))
+        .expect("push");
+    let v: serde_json::Value = serde_json::from_slice(&push).expect("json");
+    assert_eq!(v["data"]["size"], fw.len());
+    assert_eq!(v["data"]["sign"], sha256);
+    assert_eq!(v["data"]["md5"], md5);
+    let mut r = agent
+        .get(v["data"]["url"].as_str().expect("url"))
+        .call()
+        .expect("download");
+    assert_eq!(r.status().as_u16(), 200);
+    let got = r
+        .body_mut()
+        .with_config()
+        .limit(8 << 20)
+        .read_to_vec()
+        .expect("body");
+    assert_eq!(got.len(), fw.len());
+    assert_eq!(hex::encode(sha2::Sha256::digest(&got)), sha256);
+    assert!(got == fw);
+    let (_, j) = get_json(&agent, &format!("{base}/api/ota/jobs/{}", job["id"]));
+    assert_eq!(j["size"], fw.len());
+}
+
+/// The JSON upload keeps working, now past the old 32 KiB body limit.
+#[test]
+fn json_base64_job_over_32_kib() {
+    use base64::Engine;
+    let emu = Emulator::start(EmulatorConfig::demo()).expect("start");
+    let base = format!("http://{}", emu.http_addr());
+    let fw: Vec<u8> = (0..300_000usize).map(|i| (i % 256) as u8).collect();
+    let (st, job) = post_json(
+        &http_agent(None),
+        &format!("{base}/api/ota/jobs"),
+        json!({"product_key": PK, "device_names": [DN], "version": "9.1.0",
+               "firmware_base64": base64::engine::general_purpose::STANDARD.encode(&fw)}),
+    );
+    assert_eq!(st, 200, "{job}");
+    let id = aliot_emulator::JobId(job["id"].as_u64().expect("id"));
+    assert_eq!(emu.ota_job(id).expect("job").size, fw.len());
+}
+
+/// Upload refusals: too large (413), bad name, empty, unknown or ambiguous firmware in a job.
+#[test]
+fn firmware_upload_refusals() {
+    let emu = Emulator::start(EmulatorConfig::demo()).expect("start");
+    let base = format!("http://{}", emu.http_addr());
+    let agent = http_agent(None);
+    let ct = "application/octet-stream";
+    // Over the limit: refused on the announced Content-Length, before the body (a client
+    // still writing it would see the connection reset), so the request is written by hand.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(emu.http_addr()).expect("connect");
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        write!(
+            s,
+            "PUT /api/firmware/big.bin HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+            aliot_emulator::MAX_FIRMWARE_UPLOAD + 1
+        )
+        .expect("write");
+        let mut head = [0u8; 300];
+        let n = s.read(&mut head).expect("answer");
+        assert!(
+            head.starts_with(b"HTTP/1.1 413"),
+            "{}",
+            String::from_utf8_lossy(&head[..n])
+        );
+    }
+    let max = vec![1u8; aliot_emulator::MAX_FIRMWARE_UPLOAD];
+    assert_eq!(
+        upload(
+            &agent,
+            &format!("{base}/api/firmware/max.bin"),
+            true,
+            ct,
+            &max
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        upload(
+            &agent,
+            &format!("{base}/api/firmware/a%20b"),
+            true,
+            ct,
+            b"x"
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        upload(
+            &agent,
+            &format!("{base}/api/firmware/{}", "n".repeat(65)),
+            true,
+            ct,
+            b"x"
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        upload(
+            &agent,
+            &format!("{base}/api/firmware/empty.bin"),
+            true,
+            ct,
+            b""
+        )
+        .0,
+        400
+    );
+    let job = |extra: serde_json::Value| {
+        let mut b = json!({"product_key": PK, "device_names": [DN], "version": "1"});
+        for (k, v) in extra.as_object().expect("object") {
+            b[k] = v.clone();
+        }
+        post_json(&agent, &format!("{base}/api/ota/jobs"), b).0
+    };
+    assert_eq!(job(json!({"firmware": "nope.bin"})), 404);
+    assert_eq!(
+        job(json!({"firmware": "max.bin", "firmware_base64": "AA=="})),
+        400
+    );
+    assert_eq!(job(json!({})), 400);
+    assert_eq!(job(json!({"firmware": "max.bin"})), 200);
 }

@@ -23,6 +23,21 @@ fn online(emu: &Emulator, v: u8, dn: &str, ds: &str) -> TestClient {
     c
 }
 
+/// Online without `_ss=1`: every downlink needs the device's own SUBSCRIBE.
+fn online_without_ss(emu: &Emulator, v: u8, dn: &str, ds: &str) -> TestClient {
+    let c = connect(emu, v, &without_ss(sdk_creds(PK, dn, ds)));
+    assert_eq!(c.connack(), Ok(()));
+    assert!(emu.wait_online(PK, dn, WAIT));
+    c
+}
+
+fn device(emu: &Emulator, dn: &str) -> aliot_emulator::DeviceState {
+    emu.devices()
+        .into_iter()
+        .find(|d| d.product_key == PK && d.device_name == dn)
+        .expect("device listed")
+}
+
 #[test]
 fn sdk_and_luatos_logins_accepted_on_both_versions() {
     let emu = start();
@@ -582,7 +597,7 @@ fn usable_from_inside_a_tokio_runtime() {
 #[test]
 fn property_post_is_answered_only_when_subscribed_and_acked() {
     let emu = start();
-    let c = online(&emu, 5, DN, DS);
+    let c = online_without_ss(&emu, 5, DN, DS);
     let post = format!("/sys/{PK}/{DN}/thing/event/property/post");
     let reply = format!("{post}_reply");
     c.publish(
@@ -615,7 +630,7 @@ fn property_post_is_answered_only_when_subscribed_and_acked() {
 #[test]
 fn rrpc_round_trip() {
     let emu = start();
-    let c = online(&emu, 4, DN, DS);
+    let c = online_without_ss(&emu, 4, DN, DS);
     assert!(
         emu.rrpc(PK, DN, b"ping", Duration::from_millis(200))
             .is_err(),
@@ -769,6 +784,105 @@ fn many_qos1_messages_arrive_complete_and_in_order() {
             .collect();
         let want: Vec<String> = (0..300).map(|i| format!("m{v}-{i}")).collect();
         assert_eq!(got, want);
+        c.disconnect();
+        assert!(emu.wait_offline(PK, DN, WAIT));
+    }
+}
+
+/// `_ss=1` in the clientId: the platform subscribes the session to its `/sys/pk/dn/...`
+/// topics itself (Link SDK and linkkit never SUBSCRIBE e.g. `..._reply`); nothing else.
+#[test]
+fn ss1_login_gets_sys_downlinks_without_subscribe() {
+    let emu = start();
+    for v in [4u8, 5] {
+        let c = online(&emu, v, DN, DS);
+        let d = device(&emu, DN);
+        assert_eq!(d.auto_subscriptions, vec![format!("/sys/{PK}/{DN}/#")]);
+        assert!(d.subscriptions.is_empty(), "no SUBSCRIBE was sent");
+        assert!(
+            emu.logins(PK, DN)
+                .last()
+                .is_some_and(|l| l.reason.contains("_ss=1")),
+            "the login record says so"
+        );
+        // automatic reply, no SUBSCRIBE
+        let post = format!("/sys/{PK}/{DN}/thing/event/property/post");
+        c.publish(
+            &post,
+            1,
+            format!(r#"{{"id":"{v}","params":{{}}}}"#).as_bytes(),
+        );
+        let r: serde_json::Value =
+            serde_json::from_slice(&c.wait_publish(&format!("{post}_reply")).expect("reply"))
+                .expect("json");
+        assert_eq!(r["id"], v.to_string());
+        // cloud-initiated /sys downlink (property set), no SUBSCRIBE
+        let set = format!("/sys/{PK}/{DN}/thing/service/property/set");
+        emu.publish_to_device(PK, DN, &set, b"{}", 0)
+            .expect("delivered through the platform's subscription");
+        assert_eq!(c.wait_publish(&set), Some(b"{}".to_vec()));
+        // outside /sys/pk/dn/: still only through the device's own SUBSCRIBE
+        assert!(matches!(
+            emu.publish_to_device(PK, DN, &format!("/{PK}/{DN}/user/get"), b"x", 0),
+            Err(EmulatorError::NotSubscribed(_))
+        ));
+        let ntp = format!("/ext/ntp/{PK}/{DN}/request");
+        c.publish(&ntp, 0, br#"{"deviceSendTime":"1"}"#);
+        assert!(
+            emu.wait_for_uplink(PK, DN, WAIT, |u| u.topic == ntp)
+                .is_some()
+        );
+        assert!(
+            !emu.downlinks(PK, DN)
+                .iter()
+                .any(|d| d.topic.starts_with("/ext/ntp/")),
+            "no NTP answer without a SUBSCRIBE"
+        );
+        // another device's /sys topics are not included
+        assert!(matches!(
+            emu.publish_to_device(
+                PK,
+                DN2,
+                &format!("/sys/{PK}/{DN2}/thing/service/property/set"),
+                b"x",
+                0
+            ),
+            Err(EmulatorError::NotOnline(_))
+        ));
+        c.disconnect();
+        assert!(emu.wait_offline(PK, DN, WAIT));
+        assert!(device(&emu, DN).auto_subscriptions.is_empty(), "offline");
+    }
+}
+
+/// Without `_ss=1` (or with `_ss=0`) nothing is subscribed for the device.
+#[test]
+fn without_ss1_sys_downlinks_need_a_subscribe() {
+    let emu = start();
+    for ss in ["", "_ss=0,"] {
+        let mut creds = without_ss(sdk_creds(PK, DN, DS));
+        creds.client_id = creds
+            .client_id
+            .replace("|timestamp", &format!("|{ss}timestamp"));
+        let c = connect(&emu, 4, &creds);
+        assert_eq!(c.connack(), Ok(()), "{}", creds.client_id);
+        assert!(emu.wait_online(PK, DN, WAIT));
+        assert!(device(&emu, DN).auto_subscriptions.is_empty());
+        let set = format!("/sys/{PK}/{DN}/thing/service/property/set");
+        assert!(matches!(
+            emu.publish_to_device(PK, DN, &set, b"{}", 0),
+            Err(EmulatorError::NotSubscribed(_))
+        ));
+        let post = format!("/sys/{PK}/{DN}/thing/event/property/post");
+        c.publish(&post, 1, br#"{"id":"1","params":{}}"#);
+        assert!(
+            emu.wait_for_uplink(PK, DN, WAIT, |u| u.topic == post)
+                .is_some()
+        );
+        assert!(
+            emu.downlinks(PK, DN).is_empty(),
+            "no reply without a subscription"
+        );
         c.disconnect();
         assert!(emu.wait_offline(PK, DN, WAIT));
     }

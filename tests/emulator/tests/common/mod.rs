@@ -47,6 +47,14 @@ pub fn sdk_creds(pk: &str, dn: &str, ds: &str) -> Creds {
     }
 }
 
+/// The same credentials without `_ss=1` (the platform then subscribes nothing itself). The
+/// extension parameters are not signed, so the password stays valid.
+pub fn without_ss(mut c: Creds) -> Creds {
+    assert!(c.client_id.contains("_ss=1,"), "{}", c.client_id);
+    c.client_id = c.client_id.replace("_ss=1,", "");
+    c
+}
+
 /// Credentials as LuatOS builds them (hmacmd5, its seconds-looking timestamp).
 pub fn luatos_creds(pk: &str, dn: &str, ds: &str) -> Creds {
     let cid = format!("{pk}.{dn}");
