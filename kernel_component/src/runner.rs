@@ -155,6 +155,8 @@ where
             kernel.set_registration(aliot_abi::Registration::Registered);
         }
         let mut session = Session::new(*timing, cfg.keepalive_secs);
+        // Logins refused in a row with registered credentials (see `REREGISTER_AFTER`).
+        let mut refused_in_a_row = 0u32;
         let mut link: Option<F::Link> = None;
         let (host, tcp_port) = (cfg.endpoint.host, cfg.endpoint.port);
         loop {
@@ -230,6 +232,7 @@ where
                             cfg.tls.enabled,
                             net.describe(host, tcp_port)
                         );
+                        refused_in_a_row = 0;
                         if let Some(agent) = ota.as_mut() {
                             agent.on_login(kernel);
                         }
@@ -340,6 +343,34 @@ where
                     if end != SessionEnd::Stopped {
                         log_session_end(cfg, end, delay, net.describe(host, tcp_port));
                     }
+                    let refused = matches!(
+                        end,
+                        SessionEnd::Link(LinkError::Refused(
+                            Refusal::BadCredentials | Refusal::NotAuthorized
+                        ))
+                    );
+                    if refused && credentials.product_secret().is_some() {
+                        refused_in_a_row += 1;
+                    }
+                    if refused_in_a_row >= REREGISTER_AFTER {
+                        refused_in_a_row = 0;
+                        let mut phase = register::Phase {
+                            apps: register::Served {
+                                kernel,
+                                port: &mut *port,
+                                clock: &*clock,
+                                stop: &mut stop,
+                            },
+                            net: &mut *net,
+                            entropy: &mut *entropy,
+                            credentials: &mut *credentials,
+                            links: &mut *links,
+                            timing: &*timing,
+                        };
+                        if !phase.once_more().await {
+                            session.stop(clock.now_ms());
+                        }
+                    }
                 }
                 Action::Stop => {
                     drop(link);
@@ -350,6 +381,13 @@ where
         }
     }
 }
+
+/// Logins refused in a row with registered (一型一密) credentials after which the runner
+/// tries one registration: the credentials may have been replaced by a registration
+/// elsewhere, or the device deleted and added again. Registration replaces them only when it
+/// succeeds, so trying costs nothing but one connection; two refusals keep a single
+/// platform hiccup from triggering it.
+const REREGISTER_AFTER: u32 = 2;
 
 /// How a wait ended.
 enum Waited<T> {
@@ -514,7 +552,7 @@ fn log_session_end(
             if cfg.auth != AuthMode::DeviceSecret =>
         {
             log::error!(
-                "login refused for {}/{} at {dialled}: the platform no longer accepts the credentials registration stored (was the device deleted, or its registration reset and done again elsewhere?); retrying in {delay_ms} ms",
+                "login refused for {}/{} at {dialled}: the platform no longer accepts the credentials registration stored (was the device deleted, or its registration reset and done again elsewhere?); after {REREGISTER_AFTER} refusals in a row the device registers again; retrying in {delay_ms} ms",
                 cfg.product_key,
                 cfg.device_name,
             )

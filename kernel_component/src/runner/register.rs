@@ -91,39 +91,72 @@ where
         let cfg: &'static DeviceConfig = self.apps.kernel.config();
         let mut backoff = Backoff::new(self.timing.backoff_base_ms, self.timing.backoff_max_ms);
         loop {
-            self.apps.kernel.set_registration(Registration::Registering);
-            log::info!(
-                "registering {}/{} ({}, over {}; 一型一密)",
-                cfg.product_key,
-                cfg.device_name,
-                auth_mode_name(cfg.auth),
-                transport_name(cfg.registration.transport),
-            );
-            let attempt = match cfg.registration.transport {
-                RegistrationTransport::Mqtt => self.over_mqtt(cfg).await,
-                RegistrationTransport::Https => self.over_https(cfg).await,
-            };
-            match attempt {
-                Attempt::Stored(kind) => {
-                    self.apps.kernel.set_registration(Registration::Registered);
-                    log::info!(
-                        "registered {}/{}: {kind} stored and read back; logging in with it",
-                        cfg.product_key,
-                        cfg.device_name
-                    );
-                    return true;
-                }
-                Attempt::Stopped => return false,
-                Attempt::Failed(e) => {
-                    self.apps
-                        .kernel
-                        .set_registration(Registration::Failed(failure(e)));
+            match self.attempt(cfg).await {
+                Ok(stored) => return stored,
+                Err(e) => {
                     let delay = backoff.next_delay_ms(self.entropy.random_u32());
                     log_failure(cfg, e, delay);
                     if let Waited::Stopped = self.apps.wait(delay, true, pending::<()>()).await {
                         return false;
                     }
                 }
+            }
+        }
+    }
+
+    /// One attempt after the platform refused the stored credentials (the device was
+    /// deleted and added again, or registered again elsewhere): a success replaces them; a
+    /// failure keeps them, and the session goes on trying them with its own backoff. `false`
+    /// when the board stopped.
+    pub async fn once_more(&mut self) -> bool {
+        let cfg: &'static DeviceConfig = self.apps.kernel.config();
+        log::warn!(
+            "the platform refuses the stored credentials of {}/{}: trying to register again",
+            cfg.product_key,
+            cfg.device_name
+        );
+        match self.attempt(cfg).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                log::warn!(
+                    "registering again failed ({e:?}); keeping the stored credentials and logging in with them"
+                );
+                self.apps.kernel.set_registration(Registration::Registered);
+                true
+            }
+        }
+    }
+
+    /// One attempt, with the state apps see set: `Ok(true)` stored, `Ok(false)` stopped.
+    async fn attempt(&mut self, cfg: &'static DeviceConfig) -> Result<bool, RegistrationError> {
+        self.apps.kernel.set_registration(Registration::Registering);
+        log::info!(
+            "registering {}/{} ({}, over {}; 一型一密)",
+            cfg.product_key,
+            cfg.device_name,
+            auth_mode_name(cfg.auth),
+            transport_name(cfg.registration.transport),
+        );
+        let attempt = match cfg.registration.transport {
+            RegistrationTransport::Mqtt => self.over_mqtt(cfg).await,
+            RegistrationTransport::Https => self.over_https(cfg).await,
+        };
+        match attempt {
+            Attempt::Stored(kind) => {
+                self.apps.kernel.set_registration(Registration::Registered);
+                log::info!(
+                    "registered {}/{}: {kind} stored and read back; logging in with it",
+                    cfg.product_key,
+                    cfg.device_name
+                );
+                Ok(true)
+            }
+            Attempt::Stopped => Ok(false),
+            Attempt::Failed(e) => {
+                self.apps
+                    .kernel
+                    .set_registration(Registration::Failed(failure(e)));
+                Err(e)
             }
         }
     }

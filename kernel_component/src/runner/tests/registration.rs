@@ -1057,3 +1057,73 @@ fn no_secret_reaches_an_app_or_a_log() {
         }
     }
 }
+
+#[test]
+fn refused_stored_credentials_lead_to_one_registration_that_replaces_them() {
+    // Stored DS; the platform refuses it twice (the device was registered again elsewhere),
+    // the runner registers once (DS2 issued), stores it, and logs in with it.
+    let shelf = SharedShelf::default();
+    shelf.borrow_mut().stored = Some(("pk".into(), "dn".into(), DS.into(), None));
+    let links = vec![
+        refused(Refusal::BadCredentials),
+        refused(Refusal::BadCredentials),
+        registration_link(vec![(0, register_answer(DS2))]),
+        accepting(),
+    ];
+    let mut world = registering(vec![Dial::Accept; 4], links);
+    statuses_at(&mut world, &[60_000]);
+    let out = run_registering(world, &shelf, 60_000);
+    let lines = summary(&out.journal);
+    let connects: Vec<&String> = lines.iter().filter(|l| l.starts_with("connect")).collect();
+    assert_eq!(
+        connects,
+        [
+            "connect 0 login",
+            "connect 1 login",
+            "connect 2 register",
+            "connect 3 login"
+        ],
+        "{lines:?}"
+    );
+    assert_eq!(saves(&out), [format!("save {DS2} ok")]);
+    let all = self::connects(&out);
+    check_device_login(&all[0], DS);
+    check_device_login(&all[3], DS2);
+    assert_eq!(states(&out), [(60_000, Registration::Registered, true)]);
+}
+
+#[test]
+fn a_failed_registration_after_refusals_keeps_the_stored_credentials() {
+    // The registration after two refusals is itself refused (activated): the stored
+    // credentials stay and the session goes on trying them.
+    let shelf = SharedShelf::default();
+    shelf.borrow_mut().stored = Some(("pk".into(), "dn".into(), DS.into(), None));
+    let links = vec![
+        refused(Refusal::BadCredentials),
+        refused(Refusal::BadCredentials),
+        refused(Refusal::NotAuthorized),
+        accepting(),
+    ];
+    let mut world = registering(vec![Dial::Accept; 4], links);
+    statuses_at(&mut world, &[60_000]);
+    let out = run_registering(world, &shelf, 60_000);
+    let lines = summary(&out.journal);
+    let connects: Vec<&String> = lines.iter().filter(|l| l.starts_with("connect")).collect();
+    assert_eq!(
+        connects,
+        [
+            "connect 0 login",
+            "connect 1 login",
+            "connect 2 register",
+            "connect 3 login"
+        ],
+        "{lines:?}"
+    );
+    assert!(saves(&out).is_empty());
+    check_device_login(&self::connects(&out)[3], DS);
+    assert_eq!(
+        shelf.borrow().stored,
+        Some(("pk".into(), "dn".into(), DS.into(), None))
+    );
+    assert_eq!(states(&out), [(60_000, Registration::Registered, true)]);
+}
