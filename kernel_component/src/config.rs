@@ -100,6 +100,34 @@ pub struct OtaConfig {
     pub boot_state: FlashPartition,
 }
 
+/// The manifest's default firmware identity and A/B layout for the nRF9160's 1 MiB of flash
+/// with 4 KiB pages (the credentials take the last 4 pages, 0xFC000..0x100000): boot stage
+/// 32 KiB at 0, the active slot, the update slot one page larger, and one page of boot state.
+pub const NRF9160_OTA: OtaConfig = OtaConfig {
+    version: "1.0.0",
+    module: "default",
+    bootloader: FlashPartition {
+        offset: 0,
+        size: 0x8000,
+        erase_page: 4096,
+    },
+    active: FlashPartition {
+        offset: 0x8000,
+        size: 0x79000,
+        erase_page: 4096,
+    },
+    update: FlashPartition {
+        offset: 0x81000,
+        size: 0x7A000,
+        erase_page: 4096,
+    },
+    boot_state: FlashPartition {
+        offset: 0xFB000,
+        size: 0x1000,
+        erase_page: 4096,
+    },
+};
+
 /// A region of the device's flash, in bytes from the start of the flash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlashPartition {
@@ -238,30 +266,7 @@ pub(crate) const TEST_CONFIG: DeviceConfig = DeviceConfig {
         size: 8192,
         erase_page: 4096,
     },
-    ota: OtaConfig {
-        version: "1.0.0",
-        module: "default",
-        bootloader: FlashPartition {
-            offset: 0,
-            size: 0x8000,
-            erase_page: 4096,
-        },
-        active: FlashPartition {
-            offset: 0x8000,
-            size: 0x79000,
-            erase_page: 4096,
-        },
-        update: FlashPartition {
-            offset: 0x81000,
-            size: 0x7A000,
-            erase_page: 4096,
-        },
-        boot_state: FlashPartition {
-            offset: 0xFB000,
-            size: 0x1000,
-            erase_page: 4096,
-        },
-    },
+    ota: NRF9160_OTA,
     endpoint: Endpoint {
         host: "localhost",
         port: 1883,

@@ -133,20 +133,26 @@ where
         let mut stop = StopSignal {
             signal: Some(pin!(stop)),
         };
-        if credentials.prepare(cfg).await == Readiness::MustRegister {
-            let mut phase = register::Phase {
-                apps: register::Served {
-                    kernel,
-                    port: &mut *port,
-                    clock: &*clock,
-                    stop: &mut stop,
-                },
-                net: &mut *net,
-                entropy: &mut *entropy,
-                credentials: &mut *credentials,
-                links: &mut *links,
-                timing: &*timing,
+        // The registration phase borrows what the session loop owns; built where it runs.
+        macro_rules! registration_phase {
+            () => {
+                register::Phase {
+                    apps: register::Served {
+                        kernel,
+                        port: &mut *port,
+                        clock: &*clock,
+                        stop: &mut stop,
+                    },
+                    net: &mut *net,
+                    entropy: &mut *entropy,
+                    credentials: &mut *credentials,
+                    links: &mut *links,
+                    timing: &*timing,
+                }
             };
+        }
+        if credentials.prepare(cfg).await == Readiness::MustRegister {
+            let mut phase = registration_phase!();
             if !phase.until_stored().await {
                 log::info!("stopped before registration completed");
                 return Ok(());
@@ -354,19 +360,7 @@ where
                     }
                     if refused_in_a_row >= REREGISTER_AFTER {
                         refused_in_a_row = 0;
-                        let mut phase = register::Phase {
-                            apps: register::Served {
-                                kernel,
-                                port: &mut *port,
-                                clock: &*clock,
-                                stop: &mut stop,
-                            },
-                            net: &mut *net,
-                            entropy: &mut *entropy,
-                            credentials: &mut *credentials,
-                            links: &mut *links,
-                            timing: &*timing,
-                        };
+                        let mut phase = registration_phase!();
                         if !phase.once_more().await {
                             session.stop(clock.now_ms());
                         }

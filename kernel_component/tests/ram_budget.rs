@@ -104,30 +104,7 @@ fn config() -> &'static DeviceConfig {
             size: 8192,
             erase_page: 4096,
         },
-        ota: OtaConfig {
-            version: "1.0.0",
-            module: "default",
-            bootloader: FlashPartition {
-                offset: 0,
-                size: 0x8000,
-                erase_page: 4096,
-            },
-            active: FlashPartition {
-                offset: 0x8000,
-                size: 0x79000,
-                erase_page: 4096,
-            },
-            update: FlashPartition {
-                offset: 0x81000,
-                size: 0x7A000,
-                erase_page: 4096,
-            },
-            boot_state: FlashPartition {
-                offset: 0xFB000,
-                size: 0x1000,
-                erase_page: 4096,
-            },
-        },
+        ota: NRF9160_OTA,
         endpoint: Endpoint {
             host: "localhost",
             port: 1883,

@@ -72,6 +72,11 @@ fn the_defaults_are_the_nrf9160_layout_and_version_1_0_0() {
     let src = generate_kernel_config(&m);
     assert!(src.contains(&line), "{src}");
     assert!(!src.contains("UNFINISHED"), "{src}");
+    // The kernel's named default is the same layout.
+    let d = aliot_kernel::config::NRF9160_OTA;
+    let kernel = [d.bootloader, d.active, d.update, d.boot_state].map(|p| part(p.offset, p.size));
+    assert_eq!(kernel[..], layout(&m)[..4]);
+    assert_eq!((d.version, d.module), ("1.0.0", "default"));
 }
 
 #[test]

@@ -578,34 +578,11 @@ fn partitions_from_config_checks() {
     );
 }
 
-/// The nRF9160 default layout of `aliot_kernel::config` (copied: the kernel's defaults are
-/// test-only there) meets every requirement with 4-byte writes and 4096-byte pages.
+/// The nRF9160 default layout (`aliot_kernel::config::NRF9160_OTA`, what the manifest
+/// generates by default) meets every requirement with 4-byte writes and 4096-byte pages.
 #[test]
 fn nrf9160_default_layout_is_accepted() {
-    let ota = OtaConfig {
-        version: "1.0.0",
-        module: "default",
-        bootloader: FlashPartition {
-            offset: 0,
-            size: 0x8000,
-            erase_page: 4096,
-        },
-        active: FlashPartition {
-            offset: 0x8000,
-            size: 0x79000,
-            erase_page: 4096,
-        },
-        update: FlashPartition {
-            offset: 0x81000,
-            size: 0x7A000,
-            erase_page: 4096,
-        },
-        boot_state: FlashPartition {
-            offset: 0xFB000,
-            size: 0x1000,
-            erase_page: 4096,
-        },
-    };
+    let ota = aliot_kernel::config::NRF9160_OTA;
     let flash = Mutex::<NoopRawMutex, _>::new(RefCell::new(RamFlash::new(0x100000)));
     let (a, d, s) = partitions_from_config(&flash, 0x100000, &ota).unwrap();
     assert!(Stage::new(a, d, s).is_ok());
