@@ -27,6 +27,7 @@ use crate::config::{AppDef, DeviceConfig, RestartPolicy};
 use crate::kernel::{Kernel, ServiceId};
 
 pub mod job;
+pub mod url;
 
 /// Largest upgrade push or `firmware/get` answer taken: the URL (a few hundred bytes) and
 /// `extData` (up to 4096 characters per the console's `Udi` field; 1.5 KiB here). A longer
