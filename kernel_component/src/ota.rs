@@ -26,7 +26,9 @@ use crate::budget::{AppBudget, min_event_queue_bytes, outbox_record_bytes};
 use crate::config::{AppDef, DeviceConfig, RestartPolicy};
 use crate::kernel::{Kernel, ServiceId};
 
+pub mod digest;
 pub mod job;
+pub mod progress;
 pub mod url;
 
 /// Largest upgrade push or `firmware/get` answer taken: the URL (a few hundred bytes) and
