@@ -27,6 +27,7 @@ use crate::config::{AppDef, DeviceConfig, RestartPolicy};
 use crate::kernel::{Kernel, ServiceId};
 
 pub mod digest;
+pub mod download;
 pub mod job;
 pub mod progress;
 pub mod url;
