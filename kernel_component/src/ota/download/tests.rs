@@ -97,6 +97,8 @@ struct Script {
     written: Vec<u8>,
     consumed: usize,
     reads_after_end: usize,
+    /// A server that keeps the connection open after the body: reading on would hang.
+    open_after_end: bool,
 }
 
 impl Script {
@@ -108,6 +110,7 @@ impl Script {
             written: Vec::new(),
             consumed: 0,
             reads_after_end: 0,
+            open_after_end: false,
         }
     }
 
@@ -128,6 +131,10 @@ impl Read for Script {
             None => self.reply.len(),
         };
         if left == 0 {
+            assert!(
+                !self.open_after_end,
+                "read past a complete body (would hang)"
+            );
             self.reads_after_end += 1;
             assert!(
                 self.reads_after_end < 100,
@@ -772,5 +779,26 @@ fn the_signature_is_neither_logged_nor_left_in_buf() {
     for line in &lines {
         assert!(!line.contains(SIGNATURE), "signature logged: {line}");
         assert!(!line.contains("Expires"), "query logged: {line}");
+    }
+}
+
+/// With `Content-Length` or chunking the body's end is known: nothing is read after it, so a
+/// server that keeps the connection open (despite `Connection: close`) does not hold the
+/// download up.
+#[test]
+fn nothing_is_read_after_a_framed_body() {
+    let data = file(1500);
+    for piece in [1, 100, 4096] {
+        for reply in [
+            partial(&data, 0),
+            whole(&data),
+            chunked("200 OK", "", &data, 400),
+        ] {
+            let mut script = Script::new(&reply, piece);
+            script.open_after_end = true;
+            let mut slot = Slot::new(data.len());
+            assert!(run(&mut script, 0, data.len(), 512, &mut slot).is_ok());
+            assert!(slot.data == data);
+        }
     }
 }
