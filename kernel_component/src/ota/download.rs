@@ -62,12 +62,14 @@ use crate::registration::https::{
 /// sink calls.
 pub const RECOMMENDED_BUF_LEN: usize = 2048;
 
-/// Where the downloaded bytes go (the update slot).
+/// Where the downloaded bytes go (the update slot). Async, as flash writes are on the boards
+/// (`embedded-storage-async`); `data` is never empty.
+#[allow(async_fn_in_trait)] // single-threaded executors on every board
 pub trait Sink {
     /// Forget everything written: the file is coming again from offset 0.
-    fn restart(&mut self) -> Result<(), SinkError>;
+    async fn restart(&mut self) -> Result<(), SinkError>;
     /// `data` is the file from `offset` on; offsets only grow, without gaps, between restarts.
-    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError>;
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError>;
 }
 
 /// Why a [`Sink`] failed.
@@ -89,16 +91,16 @@ pub struct Hashed<'a, K> {
 }
 
 impl<K: Sink> Sink for Hashed<'_, K> {
-    fn restart(&mut self) -> Result<(), SinkError> {
+    async fn restart(&mut self) -> Result<(), SinkError> {
         self.hasher.reset();
-        self.inner.restart()
+        self.inner.restart().await
     }
 
-    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
         self.hasher
             .update_at(offset, data)
             .map_err(|_| SinkError::OutOfOrder)?;
-        self.inner.write(offset, data)
+        self.inner.write(offset, data).await
     }
 }
 
@@ -181,15 +183,16 @@ pub async fn fetch<S: Read + Write, K: Sink>(
     }
     let interrupted = DownloadError::Interrupted { reached: from };
     let len = encode_request(url, from, buf).map_err(DownloadError::Http)?;
-    let request = buf
-        .get_mut(..len)
-        .ok_or(DownloadError::Http(HttpError::TooLarge))?;
-    let sent = match stream.write_all(request).await {
+    // The request carries the URL's signature: wiped once sent, or if the future is dropped.
+    let request = Wipe(
+        buf.get_mut(..len)
+            .ok_or(DownloadError::Http(HttpError::TooLarge))?,
+    );
+    let sent = match stream.write_all(request.0).await {
         Ok(()) => stream.flush().await,
         Err(e) => Err(e),
     };
-    // The request carries the URL's signature.
-    request.zeroize();
+    drop(request);
     sent.map_err(|_| interrupted)?;
 
     let head = read_head(stream, buf).await.map_err(|e| match e {
@@ -212,7 +215,7 @@ pub async fn fetch<S: Read + Write, K: Sink>(
             url.redacted(),
             from
         );
-        sink.restart().map_err(DownloadError::Sink)?;
+        sink.restart().await.map_err(DownloadError::Sink)?;
     }
     let mut body = Body {
         sink,
@@ -223,6 +226,15 @@ pub async fn fetch<S: Read + Write, K: Sink>(
     Ok(Fetched {
         restarted_from_zero,
     })
+}
+
+/// Zeroizes the borrowed bytes when dropped (also when the caller's deadline drops the future).
+struct Wipe<'a>(&'a mut [u8]);
+
+impl Drop for Wipe<'_> {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
 }
 
 /// Writes the request into `buf`; returns its length.
@@ -330,12 +342,13 @@ impl<K: Sink> Body<'_, K> {
 
     /// Hands `data` (the next body bytes) to the sink; past `total` is [`DownloadError::TooLong`]
     /// after what fits was handed on.
-    fn deliver(&mut self, data: &[u8]) -> Result<(), DownloadError> {
+    async fn deliver(&mut self, data: &[u8]) -> Result<(), DownloadError> {
         let room = usize::try_from(self.total - self.pos).unwrap_or(usize::MAX);
         let (fits, over) = data.split_at(data.len().min(room));
         if !fits.is_empty() {
             self.sink
                 .write(self.pos, fits)
+                .await
                 .map_err(DownloadError::Sink)?;
             // fits.len() <= total - pos, so this neither overflows nor truncates.
             self.pos += u32::try_from(fits.len()).unwrap_or(0);
@@ -362,7 +375,7 @@ impl<K: Sink> Body<'_, K> {
                 let mut piece: &[u8] = first;
                 loop {
                     let room = usize::try_from(self.total - self.pos).unwrap_or(usize::MAX);
-                    self.deliver(piece.get(..room).unwrap_or(piece))?;
+                    self.deliver(piece.get(..room).unwrap_or(piece)).await?;
                     if self.pos == self.total {
                         return Ok(());
                     }
@@ -371,7 +384,7 @@ impl<K: Sink> Body<'_, K> {
                 }
             }
             Framing::UntilClose => {
-                self.deliver(first)?;
+                self.deliver(first).await?;
                 loop {
                     let n = self.read_some(stream, buf).await?;
                     if n == 0 {
@@ -381,7 +394,7 @@ impl<K: Sink> Body<'_, K> {
                             Err(self.interrupted())
                         };
                     }
-                    self.deliver(buf.get(..n).unwrap_or_default())?;
+                    self.deliver(buf.get(..n).unwrap_or_default()).await?;
                 }
             }
             Framing::Chunked => {
@@ -389,7 +402,7 @@ impl<K: Sink> Body<'_, K> {
                 let mut piece = first;
                 loop {
                     let out = dechunker.decode(piece).map_err(DownloadError::Http)?;
-                    self.deliver(piece.get(..out).unwrap_or_default())?;
+                    self.deliver(piece.get(..out).unwrap_or_default()).await?;
                     if dechunker.is_done() {
                         return if self.pos == self.total {
                             Ok(())

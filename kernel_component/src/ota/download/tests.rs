@@ -99,6 +99,8 @@ struct Script {
     reads_after_end: usize,
     /// A server that keeps the connection open after the body: reading on would hang.
     open_after_end: bool,
+    /// Writes never complete.
+    stall_writes: bool,
 }
 
 impl Script {
@@ -111,6 +113,7 @@ impl Script {
             consumed: 0,
             reads_after_end: 0,
             open_after_end: false,
+            stall_writes: false,
         }
     }
 
@@ -156,6 +159,9 @@ impl Read for Script {
 
 impl Write for Script {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        if self.stall_writes {
+            core::future::pending::<()>().await;
+        }
         self.written.extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -187,13 +193,13 @@ impl Slot {
 }
 
 impl Sink for Slot {
-    fn restart(&mut self) -> Result<(), SinkError> {
+    async fn restart(&mut self) -> Result<(), SinkError> {
         self.data.clear();
         self.restarts += 1;
         Ok(())
     }
 
-    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
         assert!(!data.is_empty(), "empty write");
         if offset as usize != self.data.len() {
             return Err(SinkError::OutOfOrder);
@@ -801,4 +807,25 @@ fn nothing_is_read_after_a_framed_body() {
             assert!(slot.data == data);
         }
     }
+}
+
+/// The caller's deadline drops the future while the request is being sent: the signature is
+/// wiped from `buf` all the same.
+#[test]
+fn the_request_is_wiped_when_the_future_is_dropped() {
+    let url = url();
+    let mut buf = vec![0u8; 1024];
+    let mut script = Script::new(b"", 1);
+    script.stall_writes = true;
+    let mut slot = Slot::new(100);
+    {
+        let mut fut = core::pin::pin!(fetch(&mut script, &url, 0, 100, &mut buf, &mut slot));
+        let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    }
+    assert!(
+        !buf.windows(SIGNATURE.len())
+            .any(|w| w == SIGNATURE.as_bytes()),
+        "the request is still in buf"
+    );
 }
