@@ -829,3 +829,56 @@ fn the_request_is_wiped_when_the_future_is_dropped() {
         "the request is still in buf"
     );
 }
+
+/// Offsets near `u32::MAX`: the request and the range check neither overflow nor truncate.
+#[test]
+fn offsets_near_the_top_of_u32() {
+    struct Tail(Vec<(u32, Vec<u8>)>);
+    impl Sink for Tail {
+        async fn restart(&mut self) -> Result<(), SinkError> {
+            Err(SinkError::Write)
+        }
+        async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
+            self.0.push((offset, data.to_vec()));
+            Ok(())
+        }
+    }
+    let total = u32::MAX;
+    let from = total - 3;
+    let mut reply = head(
+        "206 Partial Content",
+        "Content-Length: 3\r\nContent-Range: bytes 4294967292-4294967294/4294967295\r\n",
+    )
+    .into_bytes();
+    reply.extend_from_slice(b"xyzEXTRA");
+    let mut script = Script::new(&reply, 2);
+    let mut tail = Tail(Vec::new());
+    let mut buf = vec![0u8; 1024];
+    let result = block_on(fetch(&mut script, &url(), from, total, &mut buf, &mut tail));
+    assert_eq!(
+        result,
+        Ok(Fetched {
+            restarted_from_zero: false
+        })
+    );
+    assert_eq!(script.written, request(from).as_bytes());
+    let written: Vec<u8> = tail.0.iter().flat_map(|(_, d)| d.clone()).collect();
+    assert_eq!(written, b"xyz");
+    assert_eq!(tail.0.first().map(|w| w.0), Some(from));
+    // The same range one past the end of what u32 can say is another range.
+    let mut reply = head(
+        "206 Partial Content",
+        "Content-Range: bytes 4294967292-4294967295/4294967296\r\n",
+    )
+    .into_bytes();
+    reply.extend_from_slice(b"xyzw");
+    let result = block_on(fetch(
+        &mut Script::new(&reply, 64),
+        &url(),
+        from,
+        total,
+        &mut buf,
+        &mut tail,
+    ));
+    assert_eq!(result, Err(DownloadError::BadRange));
+}
