@@ -26,7 +26,11 @@ use crate::budget::{AppBudget, min_event_queue_bytes, outbox_record_bytes};
 use crate::config::{AppDef, DeviceConfig, RestartPolicy};
 use crate::kernel::{Kernel, ServiceId};
 
+pub mod digest;
+pub mod download;
 pub mod job;
+pub mod progress;
+pub mod url;
 
 /// Largest upgrade push or `firmware/get` answer taken: the URL (a few hundred bytes) and
 /// `extData` (up to 4096 characters per the console's `Udi` field; 1.5 KiB here). A longer
