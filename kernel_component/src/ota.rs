@@ -10,9 +10,15 @@
 //! The runner drives it ([`crate::runner::Runner::with_ota`]); its budget is part of the
 //! kernel's worst case ([`crate::budget::KERNEL_SERVICES`]).
 //!
-//! UNFINISHED (issue 8): the download (Range, resume, digest while writing the update slot),
-//! the A/B swap with confirm and rollback, progress 1..100 and the OTA state for apps. Until
-//! they land, a job that passes the checks is refused with step -1 and a `desc` that says so.
+//! The download's parts are here and tested on their own: [`url`] (the job's URL), [`download`]
+//! (one `Range` request streamed into a sink, resumable after a cut, coping with OSS's 200
+//! whole-file answer), [`digest`] (MD5 or SHA-256 across resumes) and [`progress`] (the
+//! throttle of progress reports).
+//!
+//! UNFINISHED (issue 8): wiring them — a download task beside the session, the update slot as
+//! the sink (`aliot-boot`), the retries, progress 1..100 and -2/-3/-4 reports — and the A/B
+//! swap with confirm after login and rollback, and the OTA state for apps. Until then a job
+//! that passes the checks is refused with step -1 and a `desc` that says so.
 
 use alloc::boxed::Box;
 use alloc::format;
