@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 
 use aliot_abi::{
     ABI_MAJOR, ABI_MINOR, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN,
-    MAX_TOPIC_LEN, Qos, REQUEST_VARIANTS, Registration, Request, Response,
+    MAX_TOPIC_LEN, OtaStatus, Qos, REQUEST_VARIANTS, Registration, Request, Response,
 };
 
 use crate::budget::event_record_bytes;
@@ -274,6 +274,7 @@ pub struct Kernel {
     ack_timeout_ms: u32,
     refused_inbound: u32,
     registration: Registration,
+    ota: OtaStatus,
 }
 
 /// Bytes of the kernel's fixed tables for `clients` clients (see [`crate::budget`]).
@@ -324,6 +325,7 @@ impl Kernel {
                 AuthMode::DeviceSecret => Registration::NotNeeded,
                 _ => Registration::Registering,
             },
+            ota: OtaStatus::Idle,
         }
     }
 
@@ -336,6 +338,12 @@ impl Kernel {
     /// Where 一型一密 registration stands.
     pub fn registration(&self) -> Registration {
         self.registration
+    }
+
+    /// Where a firmware update stands, for [`LinkStatus::ota`] (the OTA service reports each
+    /// change).
+    pub fn set_ota_status(&mut self, status: OtaStatus) {
+        self.ota = status;
     }
 
     /// Sets how long an acknowledgement may take (see [`DEFAULT_ACK_TIMEOUT_MS`]).
@@ -485,6 +493,7 @@ impl Kernel {
             connects: self.connects,
             pending_publishes: u16::try_from(pending).unwrap_or(u16::MAX),
             registration: self.registration,
+            ota: self.ota,
         }
     }
 

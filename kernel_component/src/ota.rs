@@ -243,6 +243,7 @@ impl OtaAgent {
                 _ => None,
             };
             self.report(kernel, step, &desc, module.as_deref());
+            kernel.set_ota_status(aliot_abi::OtaStatus::Failed { step });
             self.last = outcome;
         }
         self.buf = buf;

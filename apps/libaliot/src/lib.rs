@@ -28,7 +28,8 @@ mod tests;
 
 pub use aliot_abi as abi;
 pub use aliot_abi::{
-    DisconnectReason, ErrorCode, Event, LinkStatus, Qos, Registration, RegistrationFailure,
+    DisconnectReason, ErrorCode, Event, LinkStatus, OtaStatus, Qos, Registration,
+    RegistrationFailure,
 };
 pub use client::{Aliot, FRAME_BUF_LEN};
 pub use error::AppError;

@@ -230,6 +230,7 @@ fn status_returns_the_link_state() {
         connects: 4,
         pending_publishes: 2,
         registration: aliot_abi::Registration::Registered,
+        ota: aliot_abi::OtaStatus::Downloading { percent: 30 },
     };
     let mut fake = welcomed();
     fake.expect(Request::Status, Response::Status(link))

@@ -22,7 +22,8 @@
 //!   field at the end of [`LinkStatus`]: it is the last thing in its response, and postcard
 //!   ignores trailing bytes, so an older app decodes the fields it knows.
 //!
-//! Minor 1 appended [`LinkStatus::registration`] (一型一密 registration state).
+//! Minor 1 appended [`LinkStatus::registration`] (一型一密 registration state); minor 2
+//! appended [`LinkStatus::ota`] (where a firmware update stands).
 #![no_std]
 #![cfg_attr(
     not(test),
@@ -41,7 +42,7 @@ use serde::{Deserialize, Serialize};
 pub const ABI_MAJOR: u16 = 2;
 
 /// Minor version: what was appended to the contract since the major changed.
-pub const ABI_MINOR: u16 = 1;
+pub const ABI_MINOR: u16 = 2;
 
 /// Number of [`Request`] variants this minor knows: a request tagged at or past it is from a
 /// newer minor and is answered [`ErrorCode::Unsupported`].
@@ -164,6 +165,31 @@ pub struct LinkStatus {
     pub pending_publishes: u16,
     /// Where 一型一密 dynamic registration stands (since minor 1).
     pub registration: Registration,
+    /// Where a firmware update (OTA) stands (since minor 2). Apps never see the download URL
+    /// or the digest, only this.
+    pub ota: OtaStatus,
+}
+
+/// Where a firmware update stands, as [`LinkStatus`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OtaStatus {
+    /// No update in progress.
+    Idle,
+    /// Downloading into the update slot.
+    Downloading {
+        /// Percent of the image written, 0..=100.
+        percent: u8,
+    },
+    /// The image is downloaded; its digest and header are being checked.
+    Verifying,
+    /// A verified image waits for the reboot that swaps it in.
+    PendingReboot,
+    /// The last update failed with this progress step (spec: -1 upgrade failed, -2 download
+    /// failed, -3 verification failed, -4 flash write failed); the running image is unchanged.
+    Failed {
+        /// The step reported to the platform.
+        step: i8,
+    },
 }
 
 /// Where the device's dynamic registration (一型一密) stands, as [`LinkStatus`] reports it.

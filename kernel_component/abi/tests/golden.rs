@@ -19,7 +19,7 @@ where
 
 #[test]
 fn abi_version_is_pinned() {
-    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 1));
+    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 2));
     assert_eq!(REQUEST_VARIANTS, 6);
 }
 
@@ -96,8 +96,9 @@ fn responses() {
             connects: 3,
             pending_publishes: 1,
             registration: Registration::NotNeeded,
+            ota: OtaStatus::Idle,
         }),
-        &[3, 1, 3, 1, 0],
+        &[3, 1, 3, 1, 0, 0],
     );
     golden(
         Response::Status(LinkStatus {
@@ -105,9 +106,20 @@ fn responses() {
             connects: 0,
             pending_publishes: 0,
             registration: Registration::Failed(RegistrationFailure::AlreadyActivated),
+            ota: OtaStatus::Failed { step: -3 },
         }),
-        &[3, 0, 0, 0, 3, 0],
+        // An i8 is one byte, two's complement: -3 is 0xFD.
+        &[3, 0, 0, 0, 3, 0, 4, 0xFD],
     );
+    for (state, bytes) in [
+        (OtaStatus::Idle, &[0u8][..]),
+        (OtaStatus::Downloading { percent: 42 }, &[1, 42]),
+        (OtaStatus::Verifying, &[2]),
+        (OtaStatus::PendingReboot, &[3]),
+        (OtaStatus::Failed { step: -1 }, &[4, 0xFF]),
+    ] {
+        golden(state, bytes);
+    }
     for (state, byte) in [
         (Registration::NotNeeded, 0),
         (Registration::Registering, 1),
@@ -260,10 +272,11 @@ fn garbage_is_an_error_not_a_panic() {
     assert!(postcard::from_bytes::<Response>(&[]).is_err());
 }
 
-/// Minor 1 appended `LinkStatus::registration`: an app built against minor 0 (this copy of
-/// its types) still decodes a minor-1 Status answer, field for field.
+/// Minors 1 and 2 appended `LinkStatus::registration` and `LinkStatus::ota`: an app built
+/// against minor 0 (this copy of its types) still decodes a minor-2 Status answer, field for
+/// field.
 #[test]
-fn minor_0_app_decodes_a_minor_1_status() {
+fn minor_0_app_decodes_a_minor_2_status() {
     #[derive(serde::Deserialize, Debug, PartialEq)]
     struct LinkStatusV0 {
         connected: bool,
@@ -283,8 +296,9 @@ fn minor_0_app_decodes_a_minor_1_status() {
         connects: 7,
         pending_publishes: 2,
         registration: Registration::Failed(RegistrationFailure::Storage),
+        ota: OtaStatus::Downloading { percent: 7 },
     }));
-    assert_eq!(now.len(), 6, "{now:?}");
+    assert_eq!(now.len(), 8, "{now:?}");
     let old: ResponseV0 = postcard::from_bytes(&now).unwrap();
     assert_eq!(
         old,

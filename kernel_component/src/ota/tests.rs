@@ -91,6 +91,14 @@ fn every_login_informs_the_version_and_the_first_also_subscribes_and_asks() {
     );
 }
 
+/// `LinkStatus::ota`, as any client's Status shows it.
+fn ota_status(k: &mut Kernel) -> aliot_abi::OtaStatus {
+    match k.service_call(0, Request::Status) {
+        Ok(aliot_abi::Response::Status(status)) => status.ota,
+        other => panic!("{other:?}"),
+    }
+}
+
 fn deliver(k: &mut Kernel, topic: &str, payload: &str) {
     assert_eq!(
         k.on_publish(topic, payload.as_bytes(), Qos::AtLeastOnce),
@@ -113,6 +121,7 @@ fn a_refused_job_is_reported_with_its_reason_and_never_the_url() {
     k.on_connected();
     agent.on_login(&mut k);
     wire(&mut k);
+    assert_eq!(ota_status(&mut k), aliot_abi::OtaStatus::Idle);
     deliver(
         &mut k,
         "/ota/device/upgrade/pk/dn",
@@ -133,6 +142,11 @@ fn a_refused_job_is_reported_with_its_reason_and_never_the_url() {
     assert_eq!(
         agent.last_job(),
         &JobOutcome::Refused(job::JobError::Differential)
+    );
+    // Apps see it in Status.
+    assert_eq!(
+        ota_status(&mut k),
+        aliot_abi::OtaStatus::Failed { step: -1 }
     );
 }
 
