@@ -11,8 +11,10 @@
 //! `Debug` nor `Display`). The password derived from it ([`LoginCredentials::password`], an
 //! HMAC that logs in as well as the secret does) is zeroized when the credentials are dropped.
 //!
-//! What this module cannot clear: the links encode the CONNECT into their write buffers (3.1.1
-//! `tx`, 5 the pipe), where the password stays until the next packet overwrites it.
+//! The links encode the CONNECT into their write buffers and read a registration answer into
+//! their receive buffers; those buffers are wiped when the link is dropped (`link::WipedBuf`;
+//! `tests/zeroize.rs` checks freed memory for the password and the secret). What is still not
+//! wiped: `rust-mqtt`'s own copies inside the MQTT 5 link, and the TLS stack's buffers.
 
 use alloc::vec::Vec;
 

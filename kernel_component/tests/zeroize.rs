@@ -104,3 +104,96 @@ fn dropped_login_strings_leave_no_password_behind() {
     assert_eq!(login.password, expected);
     assert!(!leaves_behind(expected.as_bytes(), login));
 }
+
+/// A transport that answers from a fixed script (not heap) and forgets what is written.
+struct Scripted {
+    input: &'static [u8],
+    at: usize,
+}
+
+impl embedded_io_async::ErrorType for Scripted {
+    type Error = embedded_io_async::ErrorKind;
+}
+
+impl embedded_io_async::Read for Scripted {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let rest = &self.input[self.at..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl embedded_io_async::Write for Scripted {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        Ok(buf.len())
+    }
+
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// CONNACK accepted, then the `/ext/register` answer carrying [`SECRET`] (QoS 0).
+static REGISTRATION_SCRIPT: std::sync::LazyLock<&'static [u8]> = std::sync::LazyLock::new(|| {
+    let topic = b"/ext/register";
+    let payload = format!(r#"{{"deviceSecret":"{SECRET}"}}"#);
+    let mut body = vec![0, topic.len() as u8];
+    body.extend_from_slice(topic);
+    body.extend_from_slice(payload.as_bytes());
+    let mut bytes = vec![0x20, 2, 0, 0, 0x30, body.len() as u8];
+    bytes.extend_from_slice(&body);
+    Box::leak(bytes.into_boxed_slice())
+});
+
+#[test]
+fn a_dropped_link_leaves_neither_the_connect_password_nor_a_registration_answer_behind() {
+    use aliot_kernel::link::v311::V311Link;
+    use aliot_kernel::link::{ConnectParams, Incoming, MqttLink};
+
+    const PASSWORD: &str = "ZeroizeMe-ConnectPassword-9876543210";
+    let mut link = V311Link::new(Scripted {
+        input: &REGISTRATION_SCRIPT,
+        at: 0,
+    });
+    futures_executor::block_on(async {
+        let params = ConnectParams {
+            client_id: "pk.dn|securemode=2,authType=register,random=1,signmethod=hmacsha256|",
+            username: "dn&pk",
+            password: PASSWORD,
+            keepalive_secs: 60,
+        };
+        link.connect(&params).await.expect("CONNACK");
+        match link.receive().await {
+            Ok(Incoming::Publish { topic, payload, .. }) => {
+                assert_eq!(topic, "/ext/register");
+                assert!(
+                    payload
+                        .windows(SECRET.len())
+                        .any(|w| w == SECRET.as_bytes())
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+    // The CONNECT (with the password) was encoded into the link's write buffer and the
+    // answer (with the secret) read into its receive buffer: both are wiped on drop.
+    let (password, secret) = (PASSWORD.as_bytes(), SECRET.as_bytes());
+    assert!(!leaves_behind(password, link), "the password stayed behind");
+    let mut again = V311Link::new(Scripted {
+        input: &REGISTRATION_SCRIPT,
+        at: 0,
+    });
+    futures_executor::block_on(async {
+        let params = ConnectParams {
+            client_id: "c",
+            username: "u",
+            password: "p",
+            keepalive_secs: 60,
+        };
+        again.connect(&params).await.expect("CONNACK");
+        again.receive().await.expect("answer");
+    });
+    assert!(!leaves_behind(secret, again), "the secret stayed behind");
+}

@@ -69,6 +69,38 @@ pub use writer::MAX_PACKET_LEN;
 /// 3.1.1 on a 64-bit host). Tests check it against `size_of`.
 pub const LINK_STATE_BYTES: usize = 1024;
 
+/// A link buffer that is wiped when dropped (and when a link lends it on and the borrower
+/// drops it): it has held a CONNECT's password, or a registration answer's DeviceSecret or
+/// token, which must not stay behind in freed memory.
+#[derive(Default)]
+pub(crate) struct WipedBuf(alloc::boxed::Box<[u8]>);
+
+impl WipedBuf {
+    /// `len` zero bytes.
+    pub(crate) fn new(len: usize) -> Self {
+        Self(alloc::vec![0; len].into_boxed_slice())
+    }
+}
+
+impl core::ops::Deref for WipedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for WipedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+impl Drop for WipedBuf {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
+    }
+}
+
 /// Worst-case RAM of a 3.1.1 link: receive and encode buffers plus its state.
 pub const V311_RAM_BYTES: usize = 2 * MAX_PACKET_LEN + LINK_STATE_BYTES;
 

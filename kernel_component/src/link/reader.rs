@@ -19,13 +19,11 @@
 //! Written by hand: the framing is a dozen lines, and neither codec offers a reader that is
 //! cancel-safe, bounded and skips oversized packets.
 
-use alloc::boxed::Box;
-use alloc::vec;
-
 use embedded_io_async::Read;
 
 use super::LinkError;
 use super::writer::MAX_PACKET_LEN;
+use crate::link::WipedBuf;
 
 /// What [`PacketReader::ready`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +140,7 @@ impl Skip {
 
 /// Reads whole packets into a buffer of [`MAX_PACKET_LEN`] bytes (see the module docs).
 pub(crate) struct PacketReader {
-    buf: Box<[u8]>,
+    buf: WipedBuf,
     /// `buf[..filled]` holds bytes read and not yet dropped.
     filled: usize,
     /// The frame [`PacketReader::ready`] found, until [`PacketReader::consume`].
@@ -160,7 +158,7 @@ impl PacketReader {
     /// first byte (anything else is [`LinkError::Protocol`] as soon as it arrives).
     pub(crate) fn new(accept: fn(u8) -> bool) -> Self {
         Self {
-            buf: vec![0; MAX_PACKET_LEN].into_boxed_slice(),
+            buf: WipedBuf::new(MAX_PACKET_LEN),
             filled: 0,
             current: None,
             consumed: 0,
@@ -257,12 +255,12 @@ impl PacketReader {
 
     /// Lends the buffer (for the MQTT 5 link to feed `rust-mqtt` from it without a copy);
     /// nothing may be read until [`PacketReader::restore`].
-    pub(crate) fn lend(&mut self) -> Box<[u8]> {
+    pub(crate) fn lend(&mut self) -> WipedBuf {
         core::mem::take(&mut self.buf)
     }
 
     /// Takes back the buffer [`PacketReader::lend`] handed out.
-    pub(crate) fn restore(&mut self, buf: Box<[u8]>) {
+    pub(crate) fn restore(&mut self, buf: WipedBuf) {
         self.buf = buf;
     }
 
@@ -295,6 +293,7 @@ impl PacketReader {
 
 #[cfg(test)]
 mod tests {
+    use alloc::vec;
     use alloc::vec::Vec;
     use core::task::Poll;
 

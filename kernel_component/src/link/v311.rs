@@ -24,9 +24,6 @@
 //! A PUBLISH larger than the receive buffer is skipped (see [`crate::link`]); one of QoS 1 is
 //! answered with PUBACK, one of QoS 2 with PUBREC.
 
-use alloc::boxed::Box;
-use alloc::vec;
-
 use aliot_abi::Qos;
 use embedded_io_async::{Read, Write};
 use mqttrs::{
@@ -38,12 +35,13 @@ use super::pids::{PidKind, PidMap};
 use super::reader::{Dropped, Frame, PacketReader};
 use super::writer::{MAX_PACKET_LEN, write_packet};
 use super::{ConnectParams, Incoming, LinkError, MqttLink, Outgoing, Refusal, Sent};
+use crate::link::WipedBuf;
 
 /// One MQTT 3.1.1 connection over transport `T` (TCP or TLS stream).
 pub struct V311Link<T> {
     io: T,
     /// Encode buffer: one outgoing packet.
-    tx: Box<[u8]>,
+    tx: WipedBuf,
     /// Whole incoming packets.
     reader: PacketReader,
     /// Kernel pids outstanding on this connection (wire pid == kernel pid here).
@@ -61,7 +59,7 @@ impl<T: Read + Write> V311Link<T> {
     pub fn new(io: T) -> Self {
         Self {
             io,
-            tx: vec![0; MAX_PACKET_LEN].into_boxed_slice(),
+            tx: WipedBuf::new(MAX_PACKET_LEN),
             reader: PacketReader::new(server_packet),
             pids: PidMap::default(),
         }
@@ -354,6 +352,7 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
 #[cfg(test)]
 mod tests {
     use alloc::string::String;
+    use alloc::vec;
     use alloc::vec::Vec;
     use core::task::Poll;
 

@@ -15,7 +15,6 @@
 //!
 //! Written by hand: it is the glue between `rust-mqtt`'s transport trait and this link.
 
-use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -25,6 +24,7 @@ use core::task::Poll;
 
 use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
 
+use crate::link::WipedBuf;
 use crate::link::writer::MAX_PACKET_LEN;
 
 /// One packet loaded for the client: `head`, then `buf[range]`.
@@ -32,7 +32,7 @@ use crate::link::writer::MAX_PACKET_LEN;
 /// `head` lets the link present a packet with a rewritten fixed header (a PUBLISH without its
 /// payload) while the rest is read straight from the receive buffer it lent.
 pub(super) struct Feed {
-    buf: Box<[u8]>,
+    buf: WipedBuf,
     head: [u8; 5],
     head_len: usize,
     range: Range<usize>,
@@ -42,7 +42,7 @@ pub(super) struct Feed {
 
 impl Feed {
     /// Serves `head` followed by `buf[range]`. `head` is at most 5 bytes (a fixed header).
-    pub(super) fn new(buf: Box<[u8]>, head: &[u8], range: Range<usize>) -> Self {
+    pub(super) fn new(buf: WipedBuf, head: &[u8], range: Range<usize>) -> Self {
         let mut array = [0; 5];
         let head_len = head.len().min(array.len());
         if let (Some(to), Some(from)) = (array.get_mut(..head_len), head.get(..head_len)) {
@@ -142,7 +142,7 @@ impl Pipe {
     }
 
     /// Takes the loaded packet's buffer back.
-    pub(super) fn unload(&self) -> Option<Box<[u8]>> {
+    pub(super) fn unload(&self) -> Option<WipedBuf> {
         self.0.borrow_mut().feed.take().map(|feed| feed.buf)
     }
 
@@ -246,7 +246,8 @@ mod tests {
     #[test]
     fn feed_serves_head_then_range_then_end_of_stream() {
         let mut pipe = Pipe::new();
-        let buf = vec![1u8, 2, 3, 4, 5].into_boxed_slice();
+        let mut buf = WipedBuf::new(5);
+        buf.copy_from_slice(&[1, 2, 3, 4, 5]);
         pipe.load(Feed::new(buf, &[9, 8], 1..4));
         block_on(async {
             let mut one = [0u8; 1];
