@@ -90,6 +90,13 @@ struct State {
     overflowed: bool,
 }
 
+/// What `rust-mqtt` wrote (its CONNECT with the password among it) is wiped with the pipe.
+impl Drop for State {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.out);
+    }
+}
+
 /// `rust-mqtt`'s transport (see the module docs). Clones share one state.
 #[derive(Clone, Default)]
 pub(super) struct Pipe(Rc<RefCell<State>>);
