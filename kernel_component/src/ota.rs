@@ -34,6 +34,7 @@ use crate::kernel::{Kernel, ServiceId};
 
 pub mod digest;
 pub mod download;
+pub mod fetcher;
 pub mod job;
 pub mod progress;
 pub mod url;
