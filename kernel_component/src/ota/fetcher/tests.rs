@@ -633,3 +633,33 @@ fn progress_reports_are_throttled() {
     }
     assert!(net.read.get() > 65_536);
 }
+
+/// Only failures in a row count: two failed connects, then an attempt that brings bytes,
+/// then two more, and so on, never reach the limit of 3.
+#[test]
+fn failures_between_attempts_that_make_progress_do_not_add_up() {
+    let data = file(3_000);
+    let (first, head_len) = partial(&data, 0);
+    let (second, head_len2) = partial(&data, 200);
+    let clock = FakeClock::default();
+    let mut net = Net::new(
+        &clock,
+        vec![
+            Answer::Refuse,
+            Answer::Refuse,
+            cut(first, head_len + 200),
+            Answer::Refuse,
+            Answer::Hang,
+            cut(second, head_len2 + 300),
+            Answer::Refuse,
+            Answer::Refuse,
+            Answer::Serve(data.clone()),
+        ],
+    );
+    let mut slot = Slot::default();
+    let run = run(&job(&data), &mut net, &clock, &mut slot);
+    assert_eq!(run.outcome, Outcome::Verified);
+    assert_eq!(slot.data, data);
+    assert_eq!(net.connects.len(), 9);
+    assert_eq!(net.ranges(), ["bytes=0-", "bytes=200-", "bytes=500-"]);
+}
