@@ -12,12 +12,13 @@
 //!
 //! The download's parts are here and tested on their own: [`url`] (the job's URL), [`download`]
 //! (one `Range` request streamed into a sink, resumable after a cut, coping with OSS's 200
-//! whole-file answer), [`digest`] (MD5 or SHA-256 across resumes) and [`progress`] (the
-//! throttle of progress reports).
+//! whole-file answer), [`digest`] (MD5 or SHA-256 across resumes), [`progress`] (the throttle
+//! of progress reports) and [`fetcher`] (one job's download with deadlines, resumes and
+//! retries, ending verified or with the step -2/-3/-4 to report).
 //!
 //! UNFINISHED (issue 8): wiring them — a download task beside the session, the update slot as
-//! the sink (`aliot-boot`), the retries, progress 1..100 and -2/-3/-4 reports — and the A/B
-//! swap with confirm after login and rollback, and the OTA state for apps. Until then a job
+//! the sink (`aliot-boot`), the reports through this service — and the A/B swap with confirm
+//! after login and rollback, and the OTA state for apps beyond a refusal. Until then a job
 //! that passes the checks is refused with step -1 and a `desc` that says so.
 
 use alloc::boxed::Box;

@@ -39,11 +39,9 @@
 //! The HTTP pieces (request head, response head, de-chunking) are the registration client's
 //! ([`crate::registration::https`]); only the body is streamed here instead of buffered.
 //!
-//! UNFINISHED (issue 8): the wiring — opening the stream from the [`Url`] with the board's
-//! `Network::connect`, the retry loop (resume on `Interrupted`, restart on
-//! `RangeNotSatisfiable`, give up with progress -2 after N tries), the update-slot sink, the
-//! final digest and length check and the progress reports ([`super::progress`]) — lands with
-//! the runner integration.
+//! The retries, deadlines, the final length and digest check and the progress reports are
+//! [`super::fetcher`]'s. UNFINISHED (issue 8): the update-slot sink and the runner's download
+//! task land with the runner integration.
 
 use core::fmt::Write as _;
 
@@ -68,7 +66,9 @@ pub const RECOMMENDED_BUF_LEN: usize = 2048;
 pub trait Sink {
     /// Forget everything written: the file is coming again from offset 0.
     async fn restart(&mut self) -> Result<(), SinkError>;
-    /// `data` is the file from `offset` on; offsets only grow, without gaps, between restarts.
+    /// `data` is the file from `offset` on; between restarts, offsets grow without gaps,
+    /// except that a write cut short (its future dropped by a deadline) may come again at the
+    /// same offset, over bytes it may have half written.
     async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError>;
 }
 
@@ -81,8 +81,10 @@ pub enum SinkError {
     OutOfOrder,
 }
 
-/// A [`Sink`] that hashes the bytes before handing them on: a restart resets the hasher, a
-/// resume (a second [`fetch`] from where the first stopped) continues it.
+/// A [`Sink`] that hashes the bytes once the inner sink took them: a restart resets the
+/// hasher, a resume (a second [`fetch`] from where the first stopped) continues it. Hashing
+/// after the write keeps the hasher from running ahead of the sink when a deadline drops a
+/// write half-way, so `hasher.seen()` is always a safe offset to resume from.
 pub struct Hashed<'a, K> {
     /// The file's digest so far.
     pub hasher: &'a mut Hasher,
@@ -97,10 +99,13 @@ impl<K: Sink> Sink for Hashed<'_, K> {
     }
 
     async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
+        if offset != self.hasher.seen() {
+            return Err(SinkError::OutOfOrder);
+        }
+        self.inner.write(offset, data).await?;
         self.hasher
             .update_at(offset, data)
-            .map_err(|_| SinkError::OutOfOrder)?;
-        self.inner.write(offset, data).await
+            .map_err(|_| SinkError::OutOfOrder)
     }
 }
 
