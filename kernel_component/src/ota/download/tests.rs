@@ -882,3 +882,46 @@ fn offsets_near_the_top_of_u32() {
     ));
     assert_eq!(result, Err(DownloadError::BadRange));
 }
+
+/// A sink whose first write fails, as a flash write cut short would.
+struct FailsOnce {
+    failed: bool,
+    took: Vec<u8>,
+}
+
+impl Sink for FailsOnce {
+    async fn restart(&mut self) -> Result<(), SinkError> {
+        self.took.clear();
+        Ok(())
+    }
+
+    async fn write(&mut self, _offset: u32, data: &[u8]) -> Result<(), SinkError> {
+        if !self.failed {
+            self.failed = true;
+            return Err(SinkError::Write);
+        }
+        self.took.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+#[test]
+fn hashed_counts_only_what_the_sink_took() {
+    let mut hasher = crate::ota::digest::Hasher::new(crate::ota::job::Digest::Md5([0; 16]));
+    let mut inner = FailsOnce {
+        failed: false,
+        took: Vec::new(),
+    };
+    let mut sink = Hashed {
+        hasher: &mut hasher,
+        inner: &mut inner,
+    };
+    block_on(async {
+        assert_eq!(sink.write(0, b"abc").await, Err(SinkError::Write));
+        // The failed bytes were not hashed: the same offset may come again.
+        assert_eq!(sink.write(0, b"abc").await, Ok(()));
+        assert_eq!(sink.write(5, b"x").await, Err(SinkError::OutOfOrder));
+    });
+    assert_eq!(hasher.seen(), 3);
+    assert_eq!(inner.took, b"abc");
+}
