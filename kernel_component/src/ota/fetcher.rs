@@ -30,7 +30,7 @@
 use embassy_futures::select::{Either, select};
 
 use super::digest::Hasher;
-use super::download::{self, DownloadError, Sink, SinkError};
+use super::download::{self, DownloadError, Hashed, Sink, SinkError};
 use super::job::Job;
 use super::progress::Throttle;
 use super::url::{Url, UrlError};
@@ -196,9 +196,11 @@ pub async fn download_job<N: Network, C: Clock, K: Sink, R: FnMut(Report)>(
             from,
             size,
             buf,
-            &mut Acked {
-                inner: sink,
-                hasher: &mut hasher,
+            &mut Progress {
+                hashed: Hashed {
+                    hasher: &mut hasher,
+                    inner: sink,
+                },
                 throttle: &mut throttle,
                 clock,
                 report: &mut *report,
@@ -300,32 +302,24 @@ async fn attempt<N: Network, C: Clock, K: Sink>(
     }
 }
 
-/// The sink layer of [`download_job`]: hands the bytes on, then (once acknowledged) hashes
-/// them and reports progress. The hasher's count is the resume offset.
-struct Acked<'a, K, C, R> {
-    inner: &'a mut K,
-    hasher: &'a mut Hasher,
+/// The sink layer of [`download_job`]: [`Hashed`] (which hashes only what the sink
+/// acknowledged, so the hasher's count is the resume offset), then a throttled progress report.
+struct Progress<'a, K, C, R> {
+    hashed: Hashed<'a, K>,
     throttle: &'a mut Throttle,
     clock: &'a C,
     report: &'a mut R,
     total: u32,
 }
 
-impl<K: Sink, C: Clock, R: FnMut(Report)> Sink for Acked<'_, K, C, R> {
+impl<K: Sink, C: Clock, R: FnMut(Report)> Sink for Progress<'_, K, C, R> {
     async fn restart(&mut self) -> Result<(), SinkError> {
-        self.hasher.reset();
-        self.inner.restart().await
+        self.hashed.restart().await
     }
 
     async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
-        if offset != self.hasher.seen() {
-            return Err(SinkError::OutOfOrder);
-        }
-        self.inner.write(offset, data).await?;
-        self.hasher
-            .update_at(offset, data)
-            .map_err(|_| SinkError::OutOfOrder)?;
-        let done = self.hasher.seen();
+        self.hashed.write(offset, data).await?;
+        let done = self.hashed.hasher.seen();
         // 100 waits for the digest.
         if done < self.total
             && let Some(p) = self.throttle.poll(done, self.total, self.clock.now_ms())
