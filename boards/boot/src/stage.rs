@@ -319,6 +319,16 @@ impl<ACTIVE: NorFlash, DFU: NorFlash, STATE: NorFlash, const BUF: usize>
         })
     }
 
+    /// The active slot's length: the largest image that can run.
+    pub(crate) fn active_capacity(&self) -> u64 {
+        self.active.capacity() as u64
+    }
+
+    /// The update partition, for [`crate::slot::SlotWriter`].
+    pub(crate) fn dfu_mut(&mut self) -> &mut DFU {
+        &mut self.dfu
+    }
+
     /// Gives the partitions back.
     pub fn into_parts(self) -> (ACTIVE, DFU, STATE) {
         (self.active, self.dfu, self.state)
@@ -464,9 +474,15 @@ fn verify_slot<F: NorFlash>(
         flash
             .read(offset as u32, buf)
             .map_err(|e| SlotError::Flash(e.kind()))?;
-        let take = v.bytes_needed().min(buf.len() as u64) as usize;
-        let (chunk, _) = buf.split_at(take);
-        v.update(chunk).map_err(SlotError::Image)?;
+        // A read may hold the header's end and the payload's start: feed all of it that
+        // the verifier still wants (it asks for the header first, then the payload).
+        let mut chunk: &[u8] = buf;
+        while v.bytes_needed() > 0 && !chunk.is_empty() {
+            let take = v.bytes_needed().min(chunk.len() as u64) as usize;
+            let (now, rest) = chunk.split_at(take);
+            v.update(now).map_err(SlotError::Image)?;
+            chunk = rest;
+        }
         offset += buf.len() as u64;
     }
     v.finish().map_err(SlotError::Image)
