@@ -99,7 +99,8 @@ pub fn worst_case_ram(clients: &[AppBudget], version: MqttVersion) -> RamReport 
     let mut report = RamReport {
         link: crate::link::ram_bytes(version) as u32,
         tables: crate::kernel::fixed_bytes(clients.len() + KERNEL_SERVICES.len()) as u32
-            + crate::ota::DEF_BYTES,
+            + crate::ota::DEF_BYTES
+            + crate::ota::JOB_BYTES,
         ..RamReport::default()
     };
     for client in clients.iter().chain(KERNEL_SERVICES) {

@@ -1,25 +1,26 @@
 //! OTA (spec §3), as a kernel service: the kernel, not an app, owns the OTA topics, so no app
 //! sees a download URL or a digest.
 //!
-//! What is here: the service's grants and byte budget ([`service_def`], [`SERVICE_BUDGET`]),
-//! the announcement after every login ([`OtaAgent::on_login`]: inform the running version and
-//! module, subscribe to upgrade pushes and, once per boot, ask `firmware/get` so a job created
-//! while the device was offline is found), and the check of every job before anything is
-//! downloaded ([`job`]), with the refusal reported on `/ota/device/progress`.
+//! Who does what:
+//! * [`OtaAgent`] (driven by the runner, beside the MQTT session): the announcement after
+//!   every login (inform the running version and module, subscribe to upgrade pushes, once
+//!   per boot ask `firmware/get` so a job created while the device was offline is found); the
+//!   check of every job ([`job`]) with refusals reported on `/ota/device/progress`; handing a
+//!   good job to the task; turning the task's news into progress reports, the OTA status apps
+//!   read, and log lines; confirming a trial image after its first login, reporting a
+//!   rollback, and stopping the runner for the reboot an update needs.
+//! * [`task::run_updates`] (run by the board beside the runner, so the session and the apps
+//!   are served during a download): the download of a job into the board's update slot
+//!   ([`slot::UpdateSlot`]) through [`fetcher`] ([`url`], [`download`], [`digest`],
+//!   [`progress`]), then the boot stage's mark.
+//! * [`updates::Updates`]: where the two meet.
 //!
-//! The runner drives it ([`crate::runner::Runner::with_ota`]); its budget is part of the
-//! kernel's worst case ([`crate::budget::KERNEL_SERVICES`]).
+//! A second job while one downloads supersedes it; the same job again (the push and the
+//! `firmware/get` answer both deliver it) is ignored; a job for the running version is not
+//! downloaded.
 //!
-//! The download's parts are here and tested on their own: [`url`] (the job's URL), [`download`]
-//! (one `Range` request streamed into a sink, resumable after a cut, coping with OSS's 200
-//! whole-file answer), [`digest`] (MD5 or SHA-256 across resumes), [`progress`] (the throttle
-//! of progress reports) and [`fetcher`] (one job's download with deadlines, resumes and
-//! retries, ending verified or with the step -2/-3/-4 to report).
-//!
-//! UNFINISHED (issue 8): wiring them — a download task beside the session, the update slot as
-//! the sink (`aliot-boot`), the reports through this service — and the A/B swap with confirm
-//! after login and rollback, and the OTA state for apps beyond a refusal. Until then a job
-//! that passes the checks is refused with step -1 and a `desc` that says so.
+//! The runner drives the agent ([`crate::runner::Runner::with_ota`]); its budget is part of
+//! the kernel's worst case ([`crate::budget::KERNEL_SERVICES`], [`DEF_BYTES`], [`JOB_BYTES`]).
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -27,7 +28,7 @@ use alloc::string::String;
 use alloc::vec;
 use core::fmt::Write;
 
-use aliot_abi::{Event, Qos, Request};
+use aliot_abi::{Event, OtaStatus, Qos, Request};
 
 use crate::budget::{AppBudget, min_event_queue_bytes, outbox_record_bytes};
 use crate::config::{AppDef, DeviceConfig, RestartPolicy};
@@ -38,7 +39,14 @@ pub mod download;
 pub mod fetcher;
 pub mod job;
 pub mod progress;
+pub mod slot;
+pub mod task;
+#[cfg(test)]
+pub(crate) mod testkit;
+pub mod updates;
 pub mod url;
+
+use updates::{BootKind, End, Updates};
 
 /// Largest upgrade push or `firmware/get` answer taken: the URL (a few hundred bytes) and
 /// `extData` (up to 4096 characters per the console's `Udi` field; 1.5 KiB here). A longer
@@ -91,6 +99,10 @@ pub const DEF_BYTES: u32 = (5 * aliot_abi::MAX_TOPIC_LEN
     + 5 * core::mem::size_of::<&str>()
     + core::mem::size_of::<AppDef>()) as u32;
 
+/// Most heap a job takes while it downloads: its strings (URL, version, module), which all
+/// come from one message of at most [`MAX_MESSAGE`] bytes. Counted in the kernel's worst case.
+pub const JOB_BYTES: u32 = MAX_MESSAGE;
+
 /// The kernel services a board starts: the OTA service only, as [`OTA_SERVICE`]. Made once
 /// at boot (the strings live as long as the kernel).
 pub fn services(config: &DeviceConfig) -> &'static [AppDef] {
@@ -126,42 +138,101 @@ pub enum JobOutcome {
     None,
     /// Refused before download, for this reason (reported to the platform).
     Refused(job::JobError),
-    /// Passed the checks; the download is not implemented yet (reported as -1).
-    NotImplemented {
+    /// Passed the checks and handed to the download task.
+    Accepted {
         /// The version the job offered.
         version: String,
     },
 }
 
+/// The agent's timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtaOptions {
+    /// A trial image (just swapped in) that has not logged in this long after boot asks
+    /// for a reboot, so the boot stage puts the previous image back (the role a watchdog
+    /// plays on the chip). Long enough for a slow network attach and the login backoff.
+    pub trial_login_ms: u64,
+    /// Longest wait, once an image is marked, for the last progress report to be sent before
+    /// the reboot.
+    pub reboot_grace_ms: u64,
+}
+
+impl Default for OtaOptions {
+    /// Ten minutes to log in on trial, five seconds for the last report.
+    fn default() -> Self {
+        Self {
+            trial_login_ms: 600_000,
+            reboot_grace_ms: 5_000,
+        }
+    }
+}
+
+/// The job being worked on: the same file (size and digest) offered again is the same job.
+struct Current {
+    /// For log lines (cut at 64 bytes).
+    version: heapless::String<64>,
+    size: u32,
+    digest: job::Digest,
+}
+
 /// The OTA service's logic, driven by the runner: [`OtaAgent::on_login`] after every login,
-/// [`OtaAgent::poll`] whenever the kernel may have queued a message for it.
-pub struct OtaAgent {
+/// [`OtaAgent::poll`] at every turn of its loop, [`OtaAgent::reboot_due`] to stop for a
+/// reboot. Jobs go to the download task through [`Updates`]; its news comes back the same way
+/// and becomes progress reports, the kernel's OTA status for apps, and log lines.
+pub struct OtaAgent<'u> {
     service: ServiceId,
     topics: Topics,
     version: &'static str,
     module: &'static str,
     slot: u32,
+    updates: &'u Updates,
+    options: OtaOptions,
     subscribed: bool,
     asked: bool,
     next_id: u32,
     last: JobOutcome,
+    current: Option<Current>,
+    /// When an image was marked (the reboot is due once its report is out).
+    ready_at: Option<u64>,
+    /// First poll: the trial clock starts here.
+    started_at: Option<u64>,
+    confirm_requested: bool,
+    confirmed: bool,
+    rollback_reported: bool,
+    reboot_requested: bool,
     /// One message at a time is taken from the kernel into this buffer (allocated once).
     buf: alloc::vec::Vec<u8>,
 }
 
-impl OtaAgent {
-    /// The agent of kernel service `service` for the device `config` describes.
-    pub fn new(config: &'static DeviceConfig, service: ServiceId) -> Self {
+impl<'u> OtaAgent<'u> {
+    /// The agent of kernel service `service` for the device `config` describes, handing jobs
+    /// to the task behind `updates`.
+    pub fn new(
+        config: &'static DeviceConfig,
+        service: ServiceId,
+        updates: &'u Updates,
+        options: OtaOptions,
+    ) -> Self {
         Self {
             service,
             topics: Topics::new(config),
             version: config.ota.version,
             module: config.ota.module,
-            slot: config.ota.update.size,
+            // The image runs from the active slot: it must fit there.
+            slot: config.ota.active.size,
+            updates,
+            options,
             subscribed: false,
             asked: false,
             next_id: 1,
             last: JobOutcome::None,
+            current: None,
+            ready_at: None,
+            started_at: None,
+            confirm_requested: false,
+            confirmed: false,
+            rollback_reported: false,
+            reboot_requested: false,
             buf: vec![0u8; MAX_MESSAGE as usize + 512],
         }
     }
@@ -171,10 +242,16 @@ impl OtaAgent {
         &self.last
     }
 
+    /// The meeting point with the download task.
+    pub fn updates(&self) -> &'u Updates {
+        self.updates
+    }
+
     /// After every login: subscribe (once: the kernel restores subscriptions after a
     /// reconnect), report the running version (QoS 1: a job succeeds only when the platform
-    /// hears the new version), and once per boot ask for a pending job. Allocates nothing:
-    /// reports are formatted into a fixed buffer.
+    /// hears the new version), and once per boot ask for a pending job. A trial image asks
+    /// to be confirmed; after a rollback, the platform is told. Allocates nothing: reports are
+    /// formatted into a fixed buffer.
     pub fn on_login(&mut self, kernel: &mut Kernel) {
         let service = self.service;
         if !self.subscribed {
@@ -200,12 +277,30 @@ impl OtaAgent {
             );
             self.asked = publish(kernel, service, &self.topics.get, &body, id);
         }
+        match self.updates.boot() {
+            BootKind::Trial if !self.confirm_requested => {
+                log::info!("image {} logged in: confirming it", self.version);
+                self.updates.request_confirm();
+                self.confirm_requested = true;
+            }
+            BootKind::Reverted | BootKind::RefusedUpdate if !self.rollback_reported => {
+                let desc = if self.updates.boot() == BootKind::Reverted {
+                    "the new image did not log in before the next reset and was rolled back"
+                } else {
+                    "the new image failed the boot stage's check and was not run"
+                };
+                log::error!("OTA: {desc}; running version {}", self.version);
+                self.rollback_reported = self.report(kernel, -1, desc, None);
+            }
+            _ => {}
+        }
     }
 
-    /// Takes the service's queued events: checks every job that arrived and reports a
-    /// refusal. Reading a job allocates (`serde_json`), bounded by [`MAX_MESSAGE`] and freed
-    /// before this returns.
-    pub fn poll(&mut self, kernel: &mut Kernel) {
+    /// Takes the service's queued events (checking every job that arrived, handing a good one
+    /// to the task, reporting a refusal) and the task's news. Reading a job allocates
+    /// (`serde_json`), bounded by [`MAX_MESSAGE`] and freed before this returns.
+    pub fn poll(&mut self, kernel: &mut Kernel, now: u64) {
+        self.started_at.get_or_insert(now);
         let mut buf = core::mem::take(&mut self.buf);
         while let Some(event) = kernel.service_event(self.service, &mut buf) {
             let Event::Message { topic, payload, .. } = event else {
@@ -214,45 +309,163 @@ impl OtaAgent {
             if topic != self.topics.upgrade && topic != self.topics.get_reply {
                 continue;
             }
-            let outcome = match job::parse(payload, self.module, self.slot) {
-                Ok(None) => continue,
-                Ok(Some(job)) => {
-                    log::warn!(
-                        "OTA job for version {} ({} bytes) passed its checks, but this firmware cannot download it yet",
-                        job.version,
-                        job.size
-                    );
-                    JobOutcome::NotImplemented {
-                        version: job.version,
-                    }
-                }
+            match job::parse(payload, self.module, self.slot) {
+                Ok(None) => {}
+                Ok(Some(job)) => self.take(kernel, job),
                 Err(e) => {
                     log::warn!("OTA job refused: {}", e.desc());
-                    JobOutcome::Refused(e)
+                    // A job for another module is answered under that module, so the
+                    // platform files the refusal with that job.
+                    let module = match e {
+                        job::JobError::OtherModule => job::announced_module(payload),
+                        _ => None,
+                    };
+                    self.report(kernel, e.step(), &e.desc(), module.as_deref());
+                    if self.current.is_none() {
+                        kernel.set_ota_status(OtaStatus::Failed { step: e.step() });
+                    }
+                    self.last = JobOutcome::Refused(e);
                 }
-            };
-            let (step, desc) = match &outcome {
-                JobOutcome::Refused(e) => (e.step(), e.desc()),
-                _ => (
-                    -1,
-                    String::from("OTA download is not implemented in this firmware yet"),
-                ),
-            };
-            // A job for another module is answered under that module, so the platform files
-            // the refusal with that job.
-            let module = match outcome {
-                JobOutcome::Refused(job::JobError::OtherModule) => job::announced_module(payload),
-                _ => None,
-            };
-            self.report(kernel, step, &desc, module.as_deref());
-            kernel.set_ota_status(aliot_abi::OtaStatus::Failed { step });
-            self.last = outcome;
+            }
         }
         self.buf = buf;
+        self.take_news(kernel, now);
+    }
+
+    /// A job that passed the checks.
+    fn take(&mut self, kernel: &mut Kernel, job: job::Job) {
+        if job.version == self.version {
+            log::info!("OTA job for version {}: already running it", job.version);
+            return;
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.size == job.size && c.digest == job.digest)
+        {
+            // The push and the firmware/get answer name the same job.
+            return;
+        }
+        if self.ready_at.is_some() {
+            log::info!(
+                "OTA job for version {} arrives while an image waits for its reboot: asked for again after the reboot",
+                job.version
+            );
+            return;
+        }
+        match &self.current {
+            Some(c) => log::warn!(
+                "OTA job for version {} supersedes the download of {}",
+                job.version,
+                c.version
+            ),
+            None => log::info!(
+                "OTA job for version {} ({} bytes): downloading",
+                job.version,
+                job.size
+            ),
+        }
+        self.current = Some(Current {
+            version: job.version.chars().take(64).collect(),
+            size: job.size,
+            digest: job.digest,
+        });
+        self.last = JobOutcome::Accepted {
+            version: job.version.clone(),
+        };
+        kernel.set_ota_status(OtaStatus::Downloading { percent: 0 });
+        self.updates.offer(job);
+    }
+
+    fn take_news(&mut self, kernel: &mut Kernel, now: u64) {
+        let news = self.updates.take_news();
+        if let Some(p) = news.progress {
+            self.report(kernel, p as i8, "", None);
+            kernel.set_ota_status(OtaStatus::Downloading { percent: p });
+        }
+        if news.verifying {
+            kernel.set_ota_status(OtaStatus::Verifying);
+        }
+        match news.end {
+            Some(End::Ready { version }) => {
+                log::info!(
+                    "OTA: image {version} downloaded, verified and marked: rebooting to run it"
+                );
+                self.report(kernel, 100, "", None);
+                kernel.set_ota_status(OtaStatus::PendingReboot);
+                self.ready_at = Some(now);
+            }
+            Some(End::Failed { step, desc }) => {
+                let version = self.current.take().map(|c| c.version).unwrap_or_default();
+                log::warn!("OTA update to {version} failed ({step}): {desc}");
+                self.report(kernel, step, desc, None);
+                kernel.set_ota_status(OtaStatus::Failed { step });
+            }
+            None => {}
+        }
+        match news.confirmed {
+            Some(Ok(())) => {
+                self.confirmed = true;
+                log::info!(
+                    "image {} confirmed: it stays after the next reset",
+                    self.version
+                );
+            }
+            Some(Err(e)) => log::error!("image {} could not be confirmed: {e:?}", self.version),
+            None => {}
+        }
+    }
+
+    /// Whether the runner must stop now so the board reboots ([`Updates::reboot_requested`]
+    /// is then set): a marked image's last report has gone out (or its grace is over), or a
+    /// trial image did not log in within [`OtaOptions::trial_login_ms`]. True once.
+    pub fn reboot_due(&mut self, kernel: &Kernel, now: u64) -> bool {
+        if self.reboot_requested {
+            return false;
+        }
+        let due = if let Some(at) = self.ready_at {
+            kernel.pending_publishes() == 0
+                || now >= at.saturating_add(self.options.reboot_grace_ms)
+        } else if self.trial_unconfirmed() && now >= self.trial_deadline().unwrap_or(u64::MAX) {
+            log::error!(
+                "image {} did not log in within {} s of boot: rebooting, so the boot stage restores the previous image",
+                self.version,
+                self.options.trial_login_ms / 1000
+            );
+            true
+        } else {
+            false
+        };
+        if due {
+            self.reboot_requested = true;
+            self.updates.request_reboot();
+        }
+        due
+    }
+
+    /// The next time [`OtaAgent::reboot_due`] may turn true without any event.
+    pub fn next_deadline(&self) -> Option<u64> {
+        if self.reboot_requested {
+            return None;
+        }
+        match self.ready_at {
+            Some(at) => Some(at.saturating_add(self.options.reboot_grace_ms)),
+            None if self.trial_unconfirmed() => self.trial_deadline(),
+            None => None,
+        }
+    }
+
+    fn trial_unconfirmed(&self) -> bool {
+        self.updates.boot() == BootKind::Trial && !self.confirmed && !self.confirm_requested
+    }
+
+    fn trial_deadline(&self) -> Option<u64> {
+        self.started_at
+            .map(|t| t.saturating_add(self.options.trial_login_ms))
     }
 
     /// Reports `step` with `desc` on the progress topic (spec §3: `step` is a string).
-    fn report(&mut self, kernel: &mut Kernel, step: i8, desc: &str, module: Option<&str>) {
+    fn report(&mut self, kernel: &mut Kernel, step: i8, desc: &str, module: Option<&str>) -> bool {
         let id = self.id();
         let mut body = Report::new();
         let _ = write!(body, r#"{{"id":"{id}","params":{{"step":"{step}","desc":""#);
@@ -269,7 +482,7 @@ impl OtaAgent {
             r#"","module":"{}"}}}}"#,
             module.unwrap_or(self.module)
         );
-        publish(kernel, self.service, &self.topics.progress, &body, id);
+        publish(kernel, self.service, &self.topics.progress, &body, id)
     }
 
     fn id(&mut self) -> u32 {

@@ -23,7 +23,8 @@ use crate::config::{AuthMode, DeviceConfig};
 use crate::credentials::{Credentials, CredentialsError, Readiness};
 use crate::kernel::Kernel;
 use crate::link::{ConnectParams, LinkError, MqttLink, Refusal};
-use crate::ota::OtaAgent;
+use crate::ota::updates::Updates;
+use crate::ota::{OtaAgent, OtaOptions};
 use crate::session::{Action, Heard, Session, SessionEnd, Timing};
 
 mod links;
@@ -45,7 +46,7 @@ pub struct Runner<'k, N, C, E, P, K, F = MqttLinks> {
     links: F,
     timing: Timing,
     /// The OTA service's agent, when the kernel was made with [`crate::ota::services`].
-    ota: Option<OtaAgent>,
+    ota: Option<OtaAgent<'k>>,
 }
 
 impl<'k, N, C, E, P, K> Runner<'k, N, C, E, P, K, MqttLinks> {
@@ -90,10 +91,18 @@ impl<'k, N, C, E, P, K, F> Runner<'k, N, C, E, P, K, F> {
     }
 
     /// The same runner driving the OTA service too (its kernel must have been made with
-    /// [`crate::ota::services`]): announce after every login, check every job.
-    pub fn with_ota(mut self) -> Self {
+    /// [`crate::ota::services`]): announce after every login, check every job and hand it to
+    /// the download task behind `updates` ([`crate::ota::task::run_updates`], which the board
+    /// runs beside the runner). The runner stops by itself when an update needs a reboot
+    /// ([`Updates::reboot_requested`]).
+    pub fn with_ota(mut self, updates: &'k Updates, options: OtaOptions) -> Self {
         let cfg: &'static DeviceConfig = self.kernel.config();
-        self.ota = Some(OtaAgent::new(cfg, crate::ota::OTA_SERVICE));
+        self.ota = Some(OtaAgent::new(
+            cfg,
+            crate::ota::OTA_SERVICE,
+            updates,
+            options,
+        ));
         self
     }
 }
@@ -107,12 +116,13 @@ where
     K: Credentials,
     F: LinkFactory<N::Stream>,
 {
-    /// Keep the session up until `stop` completes, then say DISCONNECT (when logged in and
-    /// the link is between packets, within [`Timing::disconnect_ms`]) and return `Ok`.
+    /// Keep the session up until `stop` completes (or, with [`Runner::with_ota`], until an
+    /// update needs a reboot), then say DISCONNECT (when logged in and the link is between
+    /// packets, within [`Timing::disconnect_ms`]) and return `Ok`.
     ///
     /// Returns an error, before any connection is made, when the credentials provider cannot
-    /// log this device in at all (e.g. a 一型一密 manifest: registration is not implemented
-    /// yet), or when it fails later.
+    /// log this device in at all (e.g. its manifest and its provider disagree on the auth
+    /// mode), or when it fails later.
     pub async fn run_until<S: Future<Output = ()>>(
         &mut self,
         stop: S,
@@ -165,10 +175,24 @@ where
         let mut refused_in_a_row = 0u32;
         let mut link: Option<F::Link> = None;
         let (host, tcp_port) = (cfg.endpoint.host, cfg.endpoint.port);
+        // The download task's news wakes the waits that can last (listening, backing off).
+        let updates = ota.as_ref().map(|agent| agent.updates());
+        let news = || async move {
+            match updates {
+                Some(updates) => updates.news().await,
+                None => pending().await,
+            }
+        };
         loop {
             deliver_ready(kernel, port, clock);
+            let mut ota_deadline = None;
             if let Some(agent) = ota.as_mut() {
-                agent.poll(kernel);
+                let now = clock.now_ms();
+                agent.poll(kernel, now);
+                if agent.reboot_due(kernel, now) {
+                    session.stop(now);
+                }
+                ota_deadline = agent.next_deadline();
             }
             let now = clock.now_ms();
             if let Some(l) = &link {
@@ -176,8 +200,8 @@ where
             }
             match session.next(now, kernel) {
                 Action::Pause { until } => {
-                    let idle =
-                        serving(kernel, port, clock, Some(&mut stop), until, pending::<()>());
+                    let until = ota_deadline.map_or(until, |d| d.min(until));
+                    let idle = serving(kernel, port, clock, Some(&mut stop), until, news());
                     if let Waited::Stopped = idle.await {
                         session.stop(clock.now_ms());
                     }
@@ -278,10 +302,11 @@ where
                         continue;
                     };
                     let was_partial = l.partial();
+                    let until = ota_deadline.map_or(until, |d| d.min(until));
                     let woke = select4(
                         ready_or_started(l, was_partial),
                         port.recv(),
-                        clock.sleep_until(until),
+                        select(clock.sleep_until(until), news()),
                         stop.fired(),
                     )
                     .await;
@@ -291,7 +316,8 @@ where
                         // A packet has begun: the next turn times it (`Session::partial`).
                         Either4::First(None) => {}
                         Either4::Second(input) => handle_input(kernel, port, clock, input),
-                        Either4::Third(()) => {}
+                        // A deadline, or news from the download task: the next turn sees it.
+                        Either4::Third(_) => {}
                         Either4::Fourth(()) => session.stop(now),
                     }
                 }

@@ -211,7 +211,14 @@ fn the_heap_stays_within_the_printed_worst_case() {
     let payloads = [vec![0xa5u8; 1024], vec![0x5au8; 4096]];
     let buf = vec![0; MAX_FRAME_LEN];
     // The runner's OTA agent (its buffer is the runner's, allocated once).
-    let mut ota = aliot_kernel::ota::OtaAgent::new(config, aliot_kernel::ota::OTA_SERVICE);
+    let updates =
+        aliot_kernel::ota::updates::Updates::new(aliot_kernel::ota::updates::BootKind::Normal);
+    let mut ota = aliot_kernel::ota::OtaAgent::new(
+        config,
+        aliot_kernel::ota::OTA_SERVICE,
+        &updates,
+        aliot_kernel::ota::OtaOptions::default(),
+    );
     let upgrade = format!(
         "/ota/device/upgrade/{}/{}",
         config.product_key, config.device_name

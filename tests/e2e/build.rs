@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const MODES: [&str; 3] = ["register", "regnwl", "register_https"];
+const MODES: [&str; 4] = ["register", "regnwl", "register_https", "v2"];
 
 fn main() -> ExitCode {
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());

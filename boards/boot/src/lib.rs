@@ -8,9 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod image;
+pub mod slot;
 pub mod stage;
 
 pub use image::{HEADER_LEN, ImageError, ImageHeader, ImageVerifier, parse_header, verify_image};
+pub use slot::SlotWriter;
 pub use stage::{
     BootKind, BootStage, BootStageError, Booted, LayoutError, Partition, SlotPartitions,
     UpdateWriter, partitions_from_config,

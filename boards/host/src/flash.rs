@@ -43,6 +43,8 @@ pub struct FileFlash {
     ops: u32,
     /// A simulated power cut: the process dies half-way through this erase or write.
     cut_at: Option<u32>,
+    /// A simulated worn-out flash: this erase or write and every later one fails.
+    fail_from: Option<u32>,
 }
 
 impl FileFlash {
@@ -65,6 +67,7 @@ impl FileFlash {
             len,
             ops: 0,
             cut_at: None,
+            fail_from: None,
         })
     }
 
@@ -75,11 +78,23 @@ impl FileFlash {
         self.cut_at = Some(self.ops + op);
     }
 
-    /// Counts one erase or write; true when the power is to fail during it.
-    fn power_fails_now(&mut self) -> bool {
+    /// Simulates a flash that stops working (tests): the `op`th erase or write from now and
+    /// every later one fail with an error, changing nothing; the board keeps running.
+    pub fn fail_from(&mut self, op: u32) {
+        self.fail_from = Some(self.ops + op);
+    }
+
+    /// Counts one erase or write; true when the power is to fail during it. Fails it when
+    /// the flash is to stop working.
+    fn power_fails_now(&mut self) -> Result<bool, FlashError> {
         let now = self.ops;
         self.ops += 1;
-        self.cut_at == Some(now)
+        if self.fail_from.is_some_and(|from| now >= from) {
+            return Err(FlashError::Io(std::io::Error::other(
+                "simulated flash failure",
+            )));
+        }
+        Ok(self.cut_at == Some(now))
     }
 
     /// Writes the first half of `bytes` at `at` (whole words), then dies.
@@ -131,7 +146,7 @@ impl NorFlash for FileFlash {
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
         let len = to.checked_sub(from).ok_or(FlashError::OutOfBounds)? as usize;
         let at = self.check(from, len, PAGE_SIZE)?;
-        if self.power_fails_now() {
+        if self.power_fails_now()? {
             self.die_half_way(at, &vec![0xFF; len]);
         }
         self.file
@@ -151,7 +166,7 @@ impl NorFlash for FileFlash {
         for (c, b) in current.iter_mut().zip(bytes) {
             *c &= *b;
         }
-        if self.power_fails_now() {
+        if self.power_fails_now()? {
             self.die_half_way(at, &current);
         }
         self.file

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod confine;
 pub mod flash;
 pub mod net;
+pub mod ota;
 pub mod probe;
 pub mod secret;
 
@@ -24,6 +25,7 @@ use std::time::Duration;
 use aliot_kernel::config::{AuthMode, DeviceConfig, MqttVersion, SecretSource};
 use aliot_kernel::credentials::{Credentials, DeviceSecretLogin, RegisteredLogin};
 use aliot_kernel::kernel::Kernel;
+use aliot_kernel::ota::updates::Updates;
 use aliot_kernel::runner::{Runner, RunnerOptions};
 use aliot_kernel::store::{BlockingFlash, CredentialStore};
 use clap::Parser;
@@ -75,6 +77,17 @@ struct Args {
     /// whether it can reach the secret, instead of the app.
     #[arg(long, hide = true)]
     confinement_probe: bool,
+    /// Internal, for tests: how long a trial image may take to log in before it reboots
+    /// (and the boot stage reverts it).
+    #[arg(long, value_name = "MS", hide = true)]
+    trial_login_ms: Option<u64>,
+    /// Internal, for tests: the Nth flash erase or write of this run (0 = the first) and
+    /// every later one fail with an error (a worn-out flash); the board keeps running.
+    #[arg(long, value_name = "N", hide = true)]
+    flash_fails_from_op: Option<u32>,
+    /// Internal, for tests: wait between OTA download attempts.
+    #[arg(long, value_name = "MS", hide = true)]
+    ota_retry_ms: Option<u64>,
 }
 
 fn init_logging(prefix: Option<String>) {
@@ -117,7 +130,8 @@ pub fn main_with(device: &'static DeviceConfig) -> ExitCode {
     }
     init_logging(None);
     match run_board(device, args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped::Requested) => ExitCode::SUCCESS,
+        Ok(Stopped::Reboot) => ExitCode::from(ota::REBOOT_EXIT_CODE),
         Err(message) => {
             log::error!("{message}");
             ExitCode::FAILURE
@@ -131,16 +145,32 @@ enum HostCredentials {
     Device(DeviceSecretLogin),
     /// 一型一密, over the flash file's credentials partition.
     /// (Boxed: the store's fixed record buffers make it large.)
-    Registered(Box<RegisteredLogin<CredentialStore<BlockingFlash<flash::FileFlash>>>>),
+    Registered(Box<RegisteredLogin<CredentialStore<BlockingFlash<FlashPartition>>>>),
 }
 
-/// The capsule's runner with `credentials`, until `stop`.
+/// The whole flash file, shared with the boot stage's slots.
+type FlashPartition = aliot_boot::stage::Partition<'static, flash::FileFlash>;
+
+/// What the OTA task needs besides the runner's.
+struct OtaParts<'u> {
+    /// Shared by the runner's agent and the task.
+    updates: &'u Updates,
+    stage: ota::HostStage,
+    /// Downloads go where the job's URL says (no redirect), with the board's trust store.
+    network: net::HostNetwork,
+    limits: aliot_kernel::ota::fetcher::Limits,
+    options: aliot_kernel::ota::OtaOptions,
+}
+
+/// The capsule's runner with `credentials` and the OTA download task beside it, until `stop`
+/// or until an update asks for a reboot ([`Updates::reboot_requested`]).
 async fn run<K: Credentials>(
     kernel: &mut Kernel,
     network: net::HostNetwork,
     port: &mut apps::HostAppPort,
     credentials: K,
     options: RunnerOptions,
+    ota: &mut OtaParts<'_>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), aliot_kernel::credentials::CredentialsError> {
     let mut runner = Runner::new(
@@ -152,8 +182,21 @@ async fn run<K: Credentials>(
         credentials,
         options,
     )
-    .with_ota();
-    runner.run_until(stop).await
+    .with_ota(ota.updates, ota.options);
+    let clock = clock::HostClock::new();
+    let mut buf = vec![0u8; aliot_kernel::ota::download::RECOMMENDED_BUF_LEN];
+    let downloads = aliot_kernel::ota::task::run_updates(
+        ota.updates,
+        &mut ota.network,
+        &clock,
+        &mut ota.stage,
+        &ota.limits,
+        &mut buf,
+    );
+    match embassy_futures::select::select(runner.run_until(stop), downloads).await {
+        embassy_futures::select::Either::First(ran) => ran,
+        embassy_futures::select::Either::Second(never) => match never {},
+    }
 }
 
 /// How long apps get to stop after their pipes close before they are killed.
@@ -216,7 +259,8 @@ fn parse_addr(flag: &str, addr: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
-/// The flash file in the state directory, covering the credentials partition.
+/// The flash file in the state directory, covering the manifest's whole layout (boot stage,
+/// slots, credentials).
 fn open_flash(config: &DeviceConfig, args: &Args) -> Result<flash::FileFlash, String> {
     let partition = config.credentials_partition;
     if partition.erase_page as usize != flash::PAGE_SIZE {
@@ -226,7 +270,7 @@ fn open_flash(config: &DeviceConfig, args: &Args) -> Result<flash::FileFlash, St
             flash::PAGE_SIZE
         ));
     }
-    let end = u64::from(partition.offset) + u64::from(partition.size);
+    let end = u64::from(ota::layout_end(config));
     let pages = end.div_ceil(flash::PAGE_SIZE as u64) as usize;
     let path = args.state_dir.join("flash.bin");
     let mut flash = flash::FileFlash::open(&path, pages)
@@ -234,10 +278,13 @@ fn open_flash(config: &DeviceConfig, args: &Args) -> Result<flash::FileFlash, St
     if let Some(op) = args.cut_power_at_flash_op {
         flash.cut_power_at(op);
     }
+    if let Some(op) = args.flash_fails_from_op {
+        flash.fail_from(op);
+    }
     Ok(flash)
 }
 
-fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
+fn run_board(device: &'static DeviceConfig, args: Args) -> Result<Stopped, String> {
     let config: &'static DeviceConfig = Box::leak(Box::new(effective_config(device, &args)?));
     std::fs::create_dir_all(&args.state_dir).map_err(|e| {
         format!(
@@ -245,6 +292,7 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
             args.state_dir.display()
         )
     })?;
+    let flash = ota::share(open_flash(config, &args)?);
     let credentials = match config.auth {
         AuthMode::DeviceSecret => {
             let secret = secret::load(config.secret, args.secret_file.as_deref(), &args.state_dir)?;
@@ -257,10 +305,11 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
                 &args.state_dir,
                 secret::SecretKind::Product,
             )?;
-            let flash = open_flash(config, &args)?;
-            let store =
-                CredentialStore::new(BlockingFlash::new(flash), config.credentials_partition)
-                    .map_err(|e| format!("the credentials partition: {e}"))?;
+            let store = CredentialStore::new(
+                BlockingFlash::new(ota::whole(flash)),
+                config.credentials_partition,
+            )
+            .map_err(|e| format!("the credentials partition: {e}"))?;
             HostCredentials::Registered(Box::new(
                 RegisteredLogin::new(product_secret, store).map_err(|e| e.to_string())?,
             ))
@@ -316,6 +365,20 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
         emulator = Some(started);
     }
     let tls = net::tls_config(ca.as_deref())?;
+    let updates = Updates::new(ota::boot_kind());
+    let mut ota_parts = OtaParts {
+        updates: &updates,
+        stage: ota::stage(config, flash)?,
+        network: net::HostNetwork::new(tls.clone(), None),
+        limits: aliot_kernel::ota::fetcher::Limits {
+            retry_delay_ms: args.ota_retry_ms.unwrap_or(10_000),
+            ..Default::default()
+        },
+        options: aliot_kernel::ota::OtaOptions {
+            trial_login_ms: args.trial_login_ms.unwrap_or(600_000),
+            ..Default::default()
+        },
+    };
     let mut network = net::HostNetwork::new(tls, address);
     if let Some(to) = https_address {
         let https = config.registration.https;
@@ -350,12 +413,13 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
     let ran = runtime.block_on(async {
         let mut kernel = Kernel::with_services(config, aliot_kernel::ota::services(config));
         let stop = signals.received();
+        let ota = &mut ota_parts;
         match credentials {
             HostCredentials::Device(c) => {
-                run(&mut kernel, network, &mut port, c, options, stop).await
+                run(&mut kernel, network, &mut port, c, options, ota, stop).await
             }
             HostCredentials::Registered(c) => {
-                run(&mut kernel, network, &mut port, *c, options, stop).await
+                run(&mut kernel, network, &mut port, *c, options, ota, stop).await
             }
         }
     });
@@ -365,6 +429,18 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<(), String> {
         log::info!("built-in emulator stopped");
     }
     ran.map_err(|e| e.to_string())?;
+    if updates.reboot_requested() {
+        log::info!("rebooting");
+        return Ok(Stopped::Reboot);
+    }
     log::info!("stopped");
-    Ok(())
+    Ok(Stopped::Requested)
+}
+
+/// Why the firmware stopped.
+enum Stopped {
+    /// SIGINT or SIGTERM.
+    Requested,
+    /// An update asked for a reboot (the supervisor runs the boot stage again).
+    Reboot,
 }

@@ -40,8 +40,7 @@
 //! ([`crate::registration::https`]); only the body is streamed here instead of buffered.
 //!
 //! The retries, deadlines, the final length and digest check and the progress reports are
-//! [`super::fetcher`]'s. UNFINISHED (issue 8): the update-slot sink and the runner's download
-//! task land with the runner integration.
+//! [`super::fetcher`]'s; the sink is the board's update slot ([`super::slot::UpdateSlot`]).
 
 use core::fmt::Write as _;
 

@@ -16,7 +16,7 @@
 //! | the end reached, but the length or the digest is wrong | step -3 |
 //!
 //! "Acknowledged" is what the sink's `write` returned `Ok` for: the digest is updated only
-//! then (by a layer of this module, not [`download::Hashed`], which hashes before the sink has written), so
+//! then ([`download::Hashed`] hashes after the write), so
 //! when a deadline drops an attempt in the middle of a write, the digest and the resume offset
 //! still agree with the sink. The sink must then accept that write again at the same offset
 //! (it may have written part of it).
@@ -24,8 +24,7 @@
 //! Progress goes through a [`Throttle`] on the board's clock to the caller's `report`; 100 is
 //! reported only once the digest matched.
 //!
-//! UNFINISHED (issue 8): nothing calls this yet. The runner integration (a download task beside
-//! the session, the update slot as the sink, the reports on `/ota/device/progress`) comes later.
+//! [`super::task::run_updates`] calls it with the board's update slot as the sink.
 
 use embassy_futures::select::{Either, select};
 

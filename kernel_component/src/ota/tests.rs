@@ -7,6 +7,10 @@ use crate::kernel::{Delivery, Outgoing};
 
 static CONFIG: DeviceConfig = TEST_CONFIG;
 
+fn agent(updates: &Updates) -> OtaAgent<'_> {
+    OtaAgent::new(&CONFIG, 0, updates, OtaOptions::default())
+}
+
 fn kernel() -> Kernel {
     let services: &'static [AppDef] = Box::leak(vec![service_def(&CONFIG)].into_boxed_slice());
     Kernel::with_services(&CONFIG, services)
@@ -52,7 +56,8 @@ fn wire(k: &mut Kernel) -> Vec<(String, String)> {
 #[test]
 fn every_login_informs_the_version_and_the_first_also_subscribes_and_asks() {
     let mut k = kernel();
-    let mut agent = OtaAgent::new(&CONFIG, 0);
+    let updates = Updates::new(BootKind::Normal);
+    let mut agent = agent(&updates);
     k.on_connected();
     agent.on_login(&mut k);
     let first = wire(&mut k);
@@ -117,7 +122,8 @@ fn progress(sent: &[(String, String)]) -> Vec<serde_json::Value> {
 #[test]
 fn a_refused_job_is_reported_with_its_reason_and_never_the_url() {
     let mut k = kernel();
-    let mut agent = OtaAgent::new(&CONFIG, 0);
+    let updates = Updates::new(BootKind::Normal);
+    let mut agent = agent(&updates);
     k.on_connected();
     agent.on_login(&mut k);
     wire(&mut k);
@@ -127,7 +133,7 @@ fn a_refused_job_is_reported_with_its_reason_and_never_the_url() {
         "/ota/device/upgrade/pk/dn",
         r#"{"code":"1000","data":{"size":100,"version":"2.0.0","isDiff":1,"url":"https://secret.example/x?Signature=s","md5":"93230c3bde425a9d7984a594ac55ea1e","sign":"93230c3bde425a9d7984a594ac55ea1e","signMethod":"MD5"},"id":1,"message":"success"}"#,
     );
-    agent.poll(&mut k);
+    agent.poll(&mut k, 0);
     let sent = wire(&mut k);
     let reports = progress(&sent);
     assert_eq!(reports.len(), 1, "{sent:?}");
@@ -150,49 +156,256 @@ fn a_refused_job_is_reported_with_its_reason_and_never_the_url() {
     );
 }
 
-#[test]
-fn an_acceptable_job_is_refused_until_download_exists() {
-    let mut k = kernel();
-    let mut agent = OtaAgent::new(&CONFIG, 0);
+const JOB_1_1: &str = r#"{"id":"2","code":200,"data":{"size":1024,"version":"1.1.0","url":"http://h/f?Signature=secret","sign":"93230c3bde425a9d7984a594ac55ea1e","signMethod":"Md5"},"message":"success"}"#;
+
+fn logged_in(k: &mut Kernel, agent: &mut OtaAgent<'_>) {
     k.on_connected();
-    agent.on_login(&mut k);
-    wire(&mut k);
+    agent.on_login(k);
+    wire(k);
+}
+
+/// The job the task would take now, if any.
+fn handed(updates: &Updates) -> Option<updates::Work> {
+    let mut f = core::pin::pin!(updates.next_work());
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        core::task::Poll::Ready(w) => Some(w),
+        core::task::Poll::Pending => None,
+    }
+}
+
+#[test]
+fn an_acceptable_job_goes_to_the_task_once_and_its_news_become_reports() {
+    let updates = Updates::new(BootKind::Normal);
+    let mut k = kernel();
+    let mut agent = agent(&updates);
+    logged_in(&mut k, &mut agent);
     // An empty answer to firmware/get: nothing to do, nothing reported.
     deliver(
         &mut k,
         "/sys/pk/dn/thing/ota/firmware/get_reply",
         r#"{"id":"2","code":200,"data":{},"message":"success"}"#,
     );
-    agent.poll(&mut k);
+    agent.poll(&mut k, 0);
     assert!(progress(&wire(&mut k)).is_empty());
     assert_eq!(agent.last_job(), &JobOutcome::None);
-    deliver(
-        &mut k,
-        "/sys/pk/dn/thing/ota/firmware/get_reply",
-        r#"{"id":"2","code":200,"data":{"size":1024,"version":"1.1.0","url":"http://h/f","sign":"93230c3bde425a9d7984a594ac55ea1e","signMethod":"Md5"},"message":"success"}"#,
+    assert!(handed(&updates).is_none());
+
+    deliver(&mut k, "/sys/pk/dn/thing/ota/firmware/get_reply", JOB_1_1);
+    agent.poll(&mut k, 0);
+    let Some(updates::Work::Download { job, generation }) = handed(&updates) else {
+        panic!("the job goes to the task");
+    };
+    assert_eq!((job.version.as_str(), job.size), ("1.1.0", 1024));
+    assert_eq!(ota_status(&mut k), OtaStatus::Downloading { percent: 0 });
+    // The same job pushed again (push and firmware/get both deliver it): not restarted.
+    let push = JOB_1_1.replace(r#""id":"2","code":200"#, r#""id":3,"code":"1000""#);
+    deliver(&mut k, "/ota/device/upgrade/pk/dn", &push);
+    agent.poll(&mut k, 0);
+    assert!(handed(&updates).is_none(), "a duplicate is not handed over");
+    assert!(progress(&wire(&mut k)).is_empty());
+
+    updates.post_progress(generation, 40);
+    agent.poll(&mut k, 1);
+    let sent = wire(&mut k);
+    let reports = progress(&sent);
+    assert_eq!(reports.len(), 1, "{sent:?}");
+    assert_eq!(reports[0]["params"]["step"], "40");
+    assert_eq!(reports[0]["params"]["module"], "default");
+    assert!(!sent.iter().any(|(_, p)| p.contains("secret")));
+    assert_eq!(ota_status(&mut k), OtaStatus::Downloading { percent: 40 });
+
+    updates.post_end(
+        generation,
+        End::Ready {
+            version: "1.1.0".try_into().unwrap(),
+        },
     );
-    agent.poll(&mut k);
+    agent.poll(&mut k, 2);
+    assert_eq!(ota_status(&mut k), OtaStatus::PendingReboot);
+    // Not before the 100 report is out.
+    assert!(k.pending_publishes() > 0);
+    assert!(!agent.reboot_due(&k, 2));
     let reports = progress(&wire(&mut k));
     assert_eq!(reports.len(), 1);
-    assert_eq!(reports[0]["params"]["step"], "-1");
-    assert!(
-        reports[0]["params"]["desc"]
-            .as_str()
-            .unwrap()
-            .contains("not implemented")
+    assert_eq!(reports[0]["params"]["step"], "100");
+    assert!(agent.reboot_due(&k, 3));
+    assert!(updates.reboot_requested());
+    assert!(!agent.reboot_due(&k, 4), "once");
+}
+
+#[test]
+fn a_marked_image_reboots_after_the_grace_even_if_its_report_is_stuck() {
+    let updates = Updates::new(BootKind::Normal);
+    let mut k = kernel();
+    let mut agent = agent(&updates);
+    logged_in(&mut k, &mut agent);
+    deliver(&mut k, "/ota/device/upgrade/pk/dn", JOB_1_1);
+    agent.poll(&mut k, 0);
+    let Some(updates::Work::Download { generation, .. }) = handed(&updates) else {
+        panic!("handed over");
+    };
+    updates.post_end(
+        generation,
+        End::Ready {
+            version: "1.1.0".try_into().unwrap(),
+        },
     );
+    agent.poll(&mut k, 1_000);
+    let grace = OtaOptions::default().reboot_grace_ms;
+    assert_eq!(agent.next_deadline(), Some(1_000 + grace));
+    assert!(!agent.reboot_due(&k, 1_000 + grace - 1));
+    assert!(agent.reboot_due(&k, 1_000 + grace));
+}
+
+#[test]
+fn a_failed_download_is_reported_with_its_step_and_desc() {
+    let updates = Updates::new(BootKind::Normal);
+    let mut k = kernel();
+    let mut agent = agent(&updates);
+    logged_in(&mut k, &mut agent);
+    deliver(&mut k, "/ota/device/upgrade/pk/dn", JOB_1_1);
+    agent.poll(&mut k, 0);
+    let Some(updates::Work::Download { generation, .. }) = handed(&updates) else {
+        panic!("handed over");
+    };
+    updates.post_end(
+        generation,
+        End::Failed {
+            step: -3,
+            desc: "the file's digest does not match the job's",
+        },
+    );
+    agent.poll(&mut k, 1);
+    let reports = progress(&wire(&mut k));
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["params"]["step"], "-3");
+    assert_eq!(
+        reports[0]["params"]["desc"],
+        "the file's digest does not match the job's"
+    );
+    assert_eq!(ota_status(&mut k), OtaStatus::Failed { step: -3 });
+    assert!(!agent.reboot_due(&k, 1_000_000));
+    // The same job again is taken again (a retry from the console).
+    deliver(&mut k, "/ota/device/upgrade/pk/dn", JOB_1_1);
+    agent.poll(&mut k, 2);
+    assert!(handed(&updates).is_some());
+}
+
+#[test]
+fn a_job_for_the_running_version_is_not_downloaded() {
+    let updates = Updates::new(BootKind::Normal);
+    let mut k = kernel();
+    let mut agent = agent(&updates);
+    logged_in(&mut k, &mut agent);
+    let running = JOB_1_1.replace("1.1.0", CONFIG.ota.version);
+    deliver(&mut k, "/ota/device/upgrade/pk/dn", &running);
+    agent.poll(&mut k, 0);
+    assert!(handed(&updates).is_none());
+    assert!(progress(&wire(&mut k)).is_empty());
+}
+
+#[test]
+fn another_job_supersedes_the_running_one() {
+    let updates = Updates::new(BootKind::Normal);
+    let mut k = kernel();
+    let mut agent = agent(&updates);
+    logged_in(&mut k, &mut agent);
+    deliver(&mut k, "/ota/device/upgrade/pk/dn", JOB_1_1);
+    agent.poll(&mut k, 0);
+    let Some(updates::Work::Download { generation, .. }) = handed(&updates) else {
+        panic!("handed over");
+    };
+    deliver(
+        &mut k,
+        "/ota/device/upgrade/pk/dn",
+        &JOB_1_1.replace("1.1.0", "1.2.0").replace(
+            "93230c3bde425a9d7984a594ac55ea1e",
+            "0123456789abcdef0123456789abcdef",
+        ),
+    );
+    agent.poll(&mut k, 1);
+    let Some(updates::Work::Download {
+        job,
+        generation: g2,
+    }) = handed(&updates)
+    else {
+        panic!("the new job is handed over");
+    };
+    assert_eq!(job.version, "1.2.0");
+    assert_ne!(g2, generation);
     assert_eq!(
         agent.last_job(),
-        &JobOutcome::NotImplemented {
-            version: "1.1.0".into()
+        &JobOutcome::Accepted {
+            version: "1.2.0".into()
         }
     );
 }
 
 #[test]
+fn a_trial_image_asks_for_confirmation_after_login() {
+    let updates = Updates::new(BootKind::Trial);
+    let mut k = kernel();
+    let mut agent = agent(&updates);
+    agent.poll(&mut k, 0);
+    assert!(handed(&updates).is_none(), "not before the login");
+    logged_in(&mut k, &mut agent);
+    assert!(matches!(handed(&updates), Some(updates::Work::Confirm)));
+    updates.post_confirmed(Ok(()));
+    agent.poll(&mut k, 1);
+    let trial = OtaOptions::default().trial_login_ms;
+    assert!(!agent.reboot_due(&k, trial + 1), "confirmed: no watchdog");
+    assert_eq!(agent.next_deadline(), None);
+}
+
+#[test]
+fn a_trial_image_that_cannot_log_in_asks_for_the_reboot_that_reverts_it() {
+    let updates = Updates::new(BootKind::Trial);
+    let k = kernel();
+    let mut k = k;
+    let mut agent = agent(&updates);
+    agent.poll(&mut k, 500);
+    let trial = OtaOptions::default().trial_login_ms;
+    assert_eq!(agent.next_deadline(), Some(500 + trial));
+    assert!(!agent.reboot_due(&k, 500 + trial - 1));
+    assert!(!updates.reboot_requested());
+    assert!(agent.reboot_due(&k, 500 + trial));
+    assert!(updates.reboot_requested());
+}
+
+#[test]
+fn a_rollback_is_reported_after_the_login() {
+    for (boot, says) in [
+        (BootKind::Reverted, "rolled back"),
+        (BootKind::RefusedUpdate, "not run"),
+    ] {
+        let updates = Updates::new(boot);
+        let mut k = kernel();
+        let mut agent = agent(&updates);
+        k.on_connected();
+        agent.on_login(&mut k);
+        let reports = progress(&wire(&mut k));
+        assert_eq!(reports.len(), 1, "{boot:?}");
+        assert_eq!(reports[0]["params"]["step"], "-1");
+        assert!(
+            reports[0]["params"]["desc"]
+                .as_str()
+                .unwrap()
+                .contains(says),
+            "{boot:?}: {}",
+            reports[0]
+        );
+        // Once per boot.
+        agent.on_login(&mut k);
+        assert!(progress(&wire(&mut k)).is_empty());
+    }
+}
+
+#[test]
 fn desc_is_escaped_json() {
     let mut k = kernel();
-    let mut agent = OtaAgent::new(&CONFIG, 0);
+    let updates = Updates::new(BootKind::Normal);
+    let mut agent = agent(&updates);
     k.on_connected();
     wire(&mut k);
     agent.report(&mut k, -3, "a\"b\\c\n", None);
@@ -205,7 +418,8 @@ fn desc_is_escaped_json() {
 #[test]
 fn a_job_for_another_module_is_refused_under_that_module() {
     let mut k = kernel();
-    let mut agent = OtaAgent::new(&CONFIG, 0);
+    let updates = Updates::new(BootKind::Normal);
+    let mut agent = agent(&updates);
     k.on_connected();
     agent.on_login(&mut k);
     wire(&mut k);
@@ -214,7 +428,7 @@ fn a_job_for_another_module_is_refused_under_that_module() {
         "/ota/device/upgrade/pk/dn",
         r#"{"code":"1000","data":{"size":10,"version":"3","url":"http://h/f","sign":"93230c3bde425a9d7984a594ac55ea1e","signMethod":"MD5","module":"MCU"},"id":1,"message":"success"}"#,
     );
-    agent.poll(&mut k);
+    agent.poll(&mut k, 0);
     let reports = progress(&wire(&mut k));
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0]["params"]["module"], "MCU");

@@ -1,50 +1,102 @@
-//! OTA, as far as issue 8 has come: the device reports its version after every login, finds
-//! jobs pushed while it is online and created while it was offline, and refuses with step -1
-//! and a reason every job it cannot take; the session and the apps carry on throughout.
-//! (The download, the swap and the rollback are not implemented yet: a job that passes the
-//! checks is refused as "not implemented".)
+//! OTA end to end against the emulator (issue 8 point 8): the device reports its version
+//! after every login, finds jobs pushed while it is online and created while it was offline,
+//! refuses what it cannot take, downloads what it can into the update slot (resuming after
+//! cuts), reports -2/-3/-4 with a reason, and the MQTT session and the apps carry on through
+//! every failure.
 
 mod common;
 
-use aliot_emulator::{DeviceOtaState, OtaJob};
+use aliot_emulator::{DeviceOtaState, Emulator, JobId, OtaJob};
 use common::*;
 
-fn reported_version(emu: &aliot_emulator::Emulator) -> Option<String> {
+/// A firmware image: the boot stage's header in front of `payload`.
+fn image(version: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = aliot_boot::image::ImageHeader::new(version, payload)
+        .expect("a valid header")
+        .to_bytes()
+        .to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A payload of `len` bytes that differ (so a misplaced byte changes the digest).
+fn filler(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn reported_version(emu: &Emulator) -> Option<String> {
     emu.devices()
         .into_iter()
         .find(|d| d.product_key == PK && d.device_name == DN)
         .and_then(|d| d.versions.get("default").cloned())
 }
 
-fn failed_with(emu: &aliot_emulator::Emulator, job: aliot_emulator::JobId, needle: &str) {
+/// The progress steps the device reported, in order.
+fn steps(emu: &Emulator) -> Vec<(i32, String)> {
+    accepted(emu, &format!("/ota/device/progress/{PK}/{DN}"))
+        .iter()
+        .filter_map(|u| {
+            let v: serde_json::Value = serde_json::from_slice(&u.payload).ok()?;
+            let step = v["params"]["step"].as_str()?.parse().ok()?;
+            Some((step, v["params"]["desc"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
+fn failed_with(emu: &Emulator, job: JobId, step: i32, needle: &str) {
     let state = emu.wait_ota_state(job, DN, WAIT, |s| {
         matches!(s, DeviceOtaState::Failed { .. })
     });
     match state {
-        Some(DeviceOtaState::Failed { step, desc }) => {
-            assert_eq!(step, -1);
+        Some(DeviceOtaState::Failed { step: s, desc }) => {
+            assert_eq!(s, step, "{desc}");
             assert!(desc.contains(needle), "{desc}");
         }
         other => panic!(
-            "the job did not fail with -1: {other:?}; uplinks: {:?}; job: {:?}",
-            emu.uplinks(PK, DN)
-                .iter()
-                .map(|u| (
-                    u.topic.clone(),
-                    String::from_utf8_lossy(&u.payload).into_owned(),
-                    u.refused.clone()
-                ))
-                .filter(|(t, _, _)| t.starts_with("/ota") || t.starts_with("/sys"))
-                .collect::<Vec<_>>(),
-            emu.ota_job(job)
+            "the job did not fail with {step}: {other:?}; steps: {:?}",
+            steps(emu)
         ),
+    }
+}
+
+/// The active slot of the flash file in `state` (default layout).
+fn active_slot(device: &Device) -> Vec<u8> {
+    let flash = std::fs::read(device.state_dir().join("flash.bin")).unwrap_or_default();
+    let a = aliot_kernel::config::NRF9160_OTA.active;
+    let (start, end) = (a.offset as usize, (a.offset + a.size) as usize);
+    flash
+        .get(start..end)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// The session never dropped (one login) and the apps still publish.
+fn session_and_apps_carried_on(emu: &Emulator, device: &Device) {
+    assert!(emu.is_online(PK, DN));
+    assert_eq!(
+        emu.logins(PK, DN).len(),
+        1,
+        "no reconnect: {}",
+        device.log()
+    );
+    let before = accepted(emu, &topic("update")).len();
+    assert!(wait_until(WAIT, || accepted(emu, &topic("update")).len() > before));
+    let log = device.log();
+    assert!(!log.contains("Signature="), "no download URL in the log");
+}
+
+fn options(args: &[&str]) -> DeviceOptions {
+    DeviceOptions {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        ..DeviceOptions::default()
     }
 }
 
 #[test]
 fn version_is_reported_and_jobs_are_checked_while_the_session_carries_on() {
     let emu = emulator();
-    // Created while the device is offline: found at login.
+    // Created while the device is offline: found at login. Not an image (no header): the
+    // download completes and the digest matches, but the boot stage's check refuses it.
     let offline = emu
         .create_ota_job(OtaJob::new(PK, &[DN], "2.0.0", vec![7u8; 1024]))
         .expect("job");
@@ -54,23 +106,103 @@ fn version_is_reported_and_jobs_are_checked_while_the_session_carries_on() {
         "the running version is reported: {}",
         device.log()
     );
-    failed_with(&emu, offline, "not implemented");
+    failed_with(&emu, offline, -3, "not a valid firmware image");
 
-    // Pushed while online: a job for another module, and one larger than the update slot.
+    // Pushed while online: a job for another module, and one larger than the active slot.
     let mut other = OtaJob::new(PK, &[DN], "2.0.1", vec![1u8; 64]);
     other.module = Some("MCU".into());
     let other = emu.create_ota_job(other).expect("job");
-    failed_with(&emu, other, "another module");
+    failed_with(&emu, other, -1, "another module");
     let big = emu
-        .create_ota_job(OtaJob::new(PK, &[DN], "2.0.2", vec![0u8; 0x7A000 + 1]))
+        .create_ota_job(OtaJob::new(PK, &[DN], "2.0.2", vec![0u8; 0x79000 + 1]))
         .expect("job");
-    failed_with(&emu, big, "larger than the update slot");
+    failed_with(&emu, big, -1, "larger than the update slot");
+    session_and_apps_carried_on(&emu, &device);
+    assert!(error_lines(&device.log()).is_empty(), "{}", device.log());
+}
 
-    // Throughout, the session stayed up and the apps kept publishing.
-    assert!(emu.is_online(PK, DN));
-    let before = accepted(&emu, &topic("update")).len();
-    assert!(wait_until(WAIT, || accepted(&emu, &topic("update")).len() > before));
-    let log = device.log();
-    assert!(!log.contains("http://"), "no download URL in the log");
-    assert!(error_lines(&log).is_empty(), "{log}");
+#[test]
+fn a_wrong_digest_is_minus_3_and_the_active_slot_is_untouched() {
+    let emu = emulator();
+    let device = Device::start(&emu, DeviceOptions::default());
+    assert!(emu.wait_online(PK, DN, WAIT));
+    assert!(wait_until(WAIT, || reported_version(&emu).is_some()));
+    let active = active_slot(&device);
+    let mut job = OtaJob::new(PK, &[DN], "2.0.0", image("2.0.0", &filler(50_000)));
+    job.corrupt_digest = true;
+    let job = emu.create_ota_job(job).expect("job");
+    failed_with(&emu, job, -3, "digest does not match");
+    assert!(
+        emu.downloads().iter().any(|d| d.bytes > 0),
+        "the file really was downloaded"
+    );
+    assert_eq!(active_slot(&device), active, "the active slot is untouched");
+    session_and_apps_carried_on(&emu, &device);
+}
+
+#[test]
+fn an_expired_url_is_minus_2() {
+    let emu = emulator();
+    let device = Device::start(&emu, options(&["--ota-retry-ms", "100"]));
+    assert!(emu.wait_online(PK, DN, WAIT));
+    let mut job = OtaJob::new(PK, &[DN], "2.0.0", image("2.0.0", &filler(10_000)));
+    job.url_ttl = std::time::Duration::ZERO;
+    let job = emu.create_ota_job(job).expect("job");
+    failed_with(&emu, job, -2, "expired");
+    let downloads = emu.downloads();
+    assert_eq!(downloads.len(), 1, "not retried: {downloads:?}");
+    assert_eq!(downloads[0].status, 400);
+    session_and_apps_carried_on(&emu, &device);
+}
+
+#[test]
+fn a_flash_write_failure_is_minus_4() {
+    let emu = emulator();
+    let device = Device::start(&emu, options(&["--flash-fails-from-op", "3"]));
+    assert!(emu.wait_online(PK, DN, WAIT));
+    let job = OtaJob::new(PK, &[DN], "2.0.0", image("2.0.0", &filler(30_000)));
+    let job = emu.create_ota_job(job).expect("job");
+    failed_with(&emu, job, -4, "writing the update slot failed");
+    session_and_apps_carried_on(&emu, &device);
+}
+
+#[test]
+fn cut_downloads_resume_where_they_stopped_and_complete() {
+    let emu = emulator();
+    let device = Device::start(&emu, options(&["--ota-retry-ms", "100"]));
+    assert!(emu.wait_online(PK, DN, WAIT));
+    let file = image("2.0.0", &filler(200_000));
+    let cut = 45_000;
+    emu.cut_downloads_after(Some(cut));
+    let job = emu
+        .create_ota_job(OtaJob::new(PK, &[DN], "2.0.0", file.clone()))
+        .expect("job");
+    assert!(
+        wait_until(WAIT, || steps(&emu).iter().any(|(s, _)| *s == 100)),
+        "the download completed: {:?}\n{}",
+        steps(&emu),
+        device.log()
+    );
+    let downloads = emu.downloads();
+    // Every attempt asked for the byte after the last one it had.
+    let mut next = 0;
+    for d in &downloads {
+        assert_eq!(d.status, 206, "{downloads:?}");
+        assert_eq!(d.start, next, "resumed where it stopped: {downloads:?}");
+        next += d.bytes;
+    }
+    assert_eq!(
+        next,
+        file.len() as u64,
+        "nothing fetched twice: {downloads:?}"
+    );
+    assert!(downloads.len() >= 4, "really cut: {downloads:?}");
+    // Progress rose, and no error was reported.
+    let reported: Vec<i32> = steps(&emu).iter().map(|s| s.0).collect();
+    assert!(reported.windows(2).all(|w| w[0] <= w[1]), "{reported:?}");
+    assert!(reported.iter().all(|s| *s > 0), "{reported:?}");
+    assert!(matches!(
+        emu.ota_job(job).and_then(|j| j.devices.get(DN).cloned()),
+        Some(DeviceOtaState::InProgress { step: 100 } | DeviceOtaState::Succeeded)
+    ));
 }

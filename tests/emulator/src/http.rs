@@ -554,6 +554,43 @@ async fn download(
     q: web::types::Query<DownloadQuery>,
 ) -> HttpResponse {
     let file = p.into_inner();
+    let response = answer_download(&ctx, &req, &file, &q);
+    let sent = match (
+        response.status().as_u16(),
+        ctx.shared.lock().faults.cut_downloads_after,
+    ) {
+        (200 | 206, cut) => {
+            let announced = ntex::http::body::MessageBody::size(response.body());
+            let announced = match announced {
+                ntex::http::body::BodySize::Sized(n) => n,
+                _ => 0,
+            };
+            cut.map_or(announced, |c| c.min(announced))
+        }
+        _ => 0,
+    };
+    let start = response
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    ctx.shared
+        .lock()
+        .downloads
+        .push(crate::ota::DownloadRecord {
+            file,
+            status: response.status().as_u16(),
+            start,
+            bytes: sent,
+        });
+    response
+}
+
+fn answer_download(ctx: &Ctx, req: &HttpRequest, file: &str, q: &DownloadQuery) -> HttpResponse {
+    let file = file.to_owned();
     let (data, cut, strict) = {
         let g = ctx.shared.lock();
         let r = crate::ota::fetch_file(&g, &file, q.expires.as_deref(), q.signature.as_deref());

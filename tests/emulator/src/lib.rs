@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-pub use ota::{DeviceOtaState, JobId, MAX_FIRMWARE_UPLOAD, OtaDigest, OtaJob, OtaJobStatus};
+pub use ota::{
+    DeviceOtaState, DownloadRecord, JobId, MAX_FIRMWARE_UPLOAD, OtaDigest, OtaJob, OtaJobStatus,
+};
 pub use registry::{Device, Product, Registry, TopicCategory, TopicRights};
 pub use state::{DeviceState, Downlink, LoginRecord, Uplink};
 
@@ -372,6 +374,10 @@ impl Emulator {
     /// Fault: drop the device's connection now, without DISCONNECT. False when it was offline.
     pub fn drop_connection(&self, pk: &str, dn: &str) -> bool {
         api::end_session(&self.shared, pk, dn, true)
+    }
+    /// Every firmware download the file server answered, in order.
+    pub fn downloads(&self) -> Vec<DownloadRecord> {
+        self.shared.lock().downloads.clone()
     }
     /// Fault: cut every firmware download after `bytes` bytes of body (`None` = no cut).
     pub fn cut_downloads_after(&self, bytes: Option<u64>) {

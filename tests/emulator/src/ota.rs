@@ -121,6 +121,19 @@ pub(crate) struct Job {
     sha256: String,
 }
 
+/// One firmware download the file server answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DownloadRecord {
+    /// The file's name in the URL.
+    pub file: String,
+    /// HTTP status answered (200, 206, 416, 400...).
+    pub status: u16,
+    /// First byte of the body (0 for a whole-file answer).
+    pub start: u64,
+    /// Body bytes sent (fewer than announced when a fault cut the download).
+    pub bytes: u64,
+}
+
 /// Largest firmware image the cloud API takes in one upload (`PUT /api/firmware/{name}`).
 pub const MAX_FIRMWARE_UPLOAD: usize = 16 << 20;
 

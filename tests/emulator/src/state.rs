@@ -188,11 +188,15 @@ pub(crate) struct Faults {
     pub strict_ranges: bool,
 }
 
+/// Every firmware download answered, in order (for tests: how much was fetched again).
+pub(crate) type Downloads = Vec<crate::ota::DownloadRecord>;
+
 pub(crate) struct Inner {
     pub registry: Registry,
     pub conns: HashMap<DevKey, Conn>,
     pub logs: HashMap<DevKey, DevLog>,
     pub faults: Faults,
+    pub downloads: Downloads,
     pub ota: OtaState,
     pub bases: Bases,
     next_id: u64,
@@ -249,6 +253,7 @@ impl Shared {
                     strict_ranges,
                     ..Faults::default()
                 },
+                downloads: Downloads::new(),
                 ota: OtaState::default(),
                 bases: Bases::default(),
                 next_id: 1,

@@ -193,6 +193,11 @@ impl Device {
         wait_until(timeout, || self.log_closed.load(Ordering::SeqCst))
     }
 
+    /// The board's state directory (its flash file, pid files).
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state
+    }
+
     /// Everything the board and its apps logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
