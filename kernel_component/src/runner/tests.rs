@@ -25,6 +25,7 @@ use crate::config::*;
 use crate::credentials::{DeviceSecretLogin, Secret};
 use crate::kernel::AppId;
 use crate::link::{Incoming, Outgoing, Sent};
+use crate::ota::OtaOptions;
 
 // ---- virtual time -----------------------------------------------------------------------
 
@@ -77,15 +78,32 @@ impl Clock for Time {
     }
 }
 
-/// Polls `future` until it completes, jumping the clock to the earliest wake-up whenever it
-/// waits; `None` once nothing is due before `limit` (the runner runs forever otherwise).
+/// Set when a waker is woken: something (e.g. the OTA task's news) is ready without the time
+/// moving.
+#[derive(Default)]
+struct Woken(core::sync::atomic::AtomicBool);
+
+impl alloc::task::Wake for Woken {
+    fn wake(self: alloc::sync::Arc<Self>) {
+        self.0.store(true, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Polls `future` until it completes, again at once when it was woken, else jumping the clock
+/// to the earliest wake-up it waits for; `None` once nothing is due before `limit` (the
+/// runner runs forever otherwise).
 fn run_until_time<F: Future>(time: &Time, limit: u64, future: F) -> Option<F::Output> {
     let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
+    let woken = alloc::sync::Arc::new(Woken::default());
+    let waker = Waker::from(woken.clone());
+    let mut cx = Context::from_waker(&waker);
     loop {
         time.0.wakeups.borrow_mut().clear();
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return Some(output);
+        }
+        if woken.0.swap(false, core::sync::atomic::Ordering::SeqCst) {
+            continue;
         }
         let now = time.now();
         let next = time
@@ -229,6 +247,7 @@ enum Login {
 #[derive(Clone)]
 enum In {
     PingResp,
+    PubAck(u16),
     SubAck(u16),
     Publish {
         topic: &'static str,
@@ -259,6 +278,8 @@ struct LinkState {
     pingresp: bool,
     /// Writes of packets from the kernel never complete.
     sends_hang: bool,
+    /// Answer each PUBLISH (QoS 1) and SUBSCRIBE at once, as a broker does.
+    acks: bool,
     incoming: VecDeque<(u64, In)>,
     did: Vec<(u64, Did)>,
     current: Option<In>,
@@ -271,6 +292,7 @@ impl LinkState {
             negotiated: None,
             pingresp: true,
             sends_hang: false,
+            acks: false,
             incoming: VecDeque::new(),
             did: Vec::new(),
             current: None,
@@ -350,6 +372,18 @@ impl MqttLink for ScriptLink {
         if self.s.borrow().sends_hang {
             return pending().await;
         }
+        if self.s.borrow().acks {
+            let now = self.time.now();
+            let answer = match *packet {
+                Outgoing::Publish { pid, .. } => Some(In::PubAck(pid)),
+                Outgoing::Subscribe { pid, .. } => Some(In::SubAck(pid)),
+                Outgoing::Unsubscribe { .. } => None,
+            };
+            self.s
+                .borrow_mut()
+                .incoming
+                .extend(answer.map(|a| (now, a)));
+        }
         self.record(match *packet {
             Outgoing::Publish { pid, .. } => Did::Publish { pid },
             Outgoing::Subscribe { pid, filter, .. } => Did::Subscribe {
@@ -415,6 +449,7 @@ impl MqttLink for ScriptLink {
         self.s.borrow_mut().current = Some(packet.clone());
         Ok(match packet {
             In::PingResp => Incoming::PingResp,
+            In::PubAck(pid) => Incoming::PubAck(pid),
             In::SubAck(pid) => Incoming::SubAck { pid, granted: true },
             In::Publish {
                 topic,
@@ -619,14 +654,41 @@ impl World {
     }
 
     /// Runs with `credentials` until `limit` ms.
-    fn run_with<K: Credentials>(mut self, credentials: K, limit: u64) -> Outcome {
+    fn run_with<K: Credentials>(self, credentials: K, limit: u64) -> Outcome {
+        self.run_full(credentials, limit, None, pending())
+    }
+
+    /// Runs a 一机一密 device with the OTA service until `limit` ms, `task` standing in for
+    /// the download task beside the runner.
+    fn run_with_ota(
+        self,
+        limit: u64,
+        updates: &Updates,
+        options: OtaOptions,
+        task: impl Future<Output = ()>,
+    ) -> Outcome {
+        let credentials = DeviceSecretLogin::new(Secret::from(String::from("s3cr3t")))
+            .expect("device secret login");
+        self.run_full(credentials, limit, Some((updates, options)), task)
+    }
+
+    fn run_full<K: Credentials>(
+        mut self,
+        credentials: K,
+        limit: u64,
+        ota: Option<(&Updates, OtaOptions)>,
+        task: impl Future<Output = ()>,
+    ) -> Outcome {
         // The port takes them in order (stable: same-time syscalls keep theirs).
         self.inputs.sort_by_key(|(at, _, _)| *at);
         let time = self.time;
         let dials = Rc::new(RefCell::new(Vec::new()));
         let responses = Rc::new(RefCell::new(Vec::new()));
         let raw = Rc::new(RefCell::new(Vec::new()));
-        let mut kernel = Kernel::new(self.config);
+        let mut kernel = match ota {
+            Some(_) => Kernel::with_services(self.config, crate::ota::services(self.config)),
+            None => Kernel::new(self.config),
+        };
         let net = Net {
             time: time.clone(),
             plan: self.dials.into(),
@@ -656,6 +718,9 @@ impl World {
             self.timing,
         )
         .with_links(links);
+        if let Some((updates, options)) = ota {
+            runner = runner.with_ota(updates, options);
+        }
         let stop_at = self.stop_at;
         let stop = {
             let time = time.clone();
@@ -666,7 +731,13 @@ impl World {
                 }
             }
         };
-        let returned = run_until_time(&time, limit, runner.run_until(stop));
+        let both = async {
+            match select(runner.run_until(stop), task).await {
+                Either::First(returned) => returned,
+                Either::Second(()) => pending().await,
+            }
+        };
+        let returned = run_until_time(&time, limit, both);
         Outcome {
             returned,
             dials: dials.borrow().clone(),
@@ -967,3 +1038,66 @@ fn a_provider_of_the_wrong_mode_fails_before_any_connection() {
 }
 
 mod registration;
+
+// ---- OTA ----------------------------------------------------------------------------------
+
+#[test]
+fn news_from_the_download_task_wakes_the_listening_runner_which_stops_for_the_reboot() {
+    let link = accepting();
+    link.borrow_mut().acks = true;
+    let updates = Updates::new(crate::ota::updates::BootKind::Normal);
+    let time = Time::default();
+    let mut world = World::new(vec![Dial::Accept], vec![link.clone()]);
+    world.time = time.clone();
+    // The task: a job's image is ready at 42 s (the agent reports 100 and asks to reboot).
+    let task = async {
+        time.until(42_000).await;
+        let generation = updates.offer(crate::ota::testkit::job(b"image"));
+        updates.post_end(
+            generation,
+            crate::ota::updates::End::Ready {
+                version: "2.0.0".try_into().unwrap(),
+            },
+        );
+        pending::<()>().await
+    };
+    let out = world.run_with_ota(600_000, &updates, OtaOptions::default(), task);
+    assert_eq!(out.returned, Some(Ok(())), "the runner stopped by itself");
+    assert!(updates.reboot_requested());
+    let grace = OtaOptions::default().reboot_grace_ms;
+    let disconnects = times_of(&link, &Did::Disconnect);
+    assert_eq!(disconnects.len(), 1, "{:?}", did(&link));
+    assert!(
+        (42_000..=42_000 + grace).contains(&disconnects[0]),
+        "woken at once, not at the next keep-alive: {disconnects:?}"
+    );
+    let reported_at: Vec<u64> = did(&link)
+        .iter()
+        .filter(|(at, d)| *at >= 42_000 && matches!(d, Did::Publish { .. }))
+        .map(|(at, _)| *at)
+        .collect();
+    assert!(
+        reported_at.iter().any(|at| *at <= disconnects[0]),
+        "the 100 report went out before the DISCONNECT: {:?}",
+        did(&link)
+    );
+}
+
+#[test]
+fn a_trial_image_that_cannot_log_in_stops_the_runner_for_the_reverting_reboot() {
+    let refused = LinkState::new(Login::Refuse(LinkError::Refused(Refusal::BadCredentials)));
+    let updates = Updates::new(crate::ota::updates::BootKind::Trial);
+    let options = OtaOptions {
+        trial_login_ms: 120_000,
+        ..OtaOptions::default()
+    };
+    let world = World::new(vec![Dial::Accept; 64], vec![refused.clone(); 64]);
+    let out = world.run_with_ota(600_000, &updates, options, pending());
+    assert_eq!(out.returned, Some(Ok(())));
+    assert!(updates.reboot_requested());
+    assert!(
+        (120_000..125_000).contains(&out.end),
+        "at the trial deadline: {}",
+        out.end
+    );
+}
