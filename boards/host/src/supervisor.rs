@@ -717,7 +717,7 @@ mod tests {
     }
 
     #[test]
-    fn factory_image_verifies_and_is_reinstalled_after_a_cut_before_its_magic() {
+    fn factory_image_verifies_and_its_magic_is_written_last() {
         let dir = tempfile::tempdir().unwrap();
         let mut flash = FileFlash::open(&dir.path().join("f"), 4).unwrap();
         let exe = Path::new("/opt/board bin");

@@ -144,6 +144,35 @@ fn a_power_cut_at_every_step_of_the_swap_still_boots_a_valid_image() {
     assert_eq!(booted(&reverted), (FACTORY.into(), "reverted".into()));
 }
 
+#[test]
+fn a_power_cut_while_the_factory_image_is_written_installs_it_again() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let dir = state.path();
+    let flash = dir.join("flash.bin");
+    let mut cuts = 0u32;
+    loop {
+        assert!(cuts < 100, "the factory install never completed");
+        let _ = std::fs::remove_file(&flash);
+        let cut = board(
+            dir,
+            &["--boot-only", "--cut-power-at-boot-op", &cuts.to_string()],
+        );
+        if cut.status.success() {
+            break;
+        }
+        assert_eq!(cut.status.signal(), Some(Signal::SIGABRT as i32));
+        let again = board(dir, &["--boot-only"]);
+        assert_eq!(booted(&again), (FACTORY.into(), "normal".into()));
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("factory image 1.0.0 installed"),
+            "after a cut at op {cuts}"
+        );
+        cuts += 1;
+    }
+    // Erase, payload, header, magic.
+    assert_eq!(cuts, 4);
+}
+
 /// The secret of the emulator's demo device (manifest/secrets/demo-device.secret).
 fn demo_secret() -> String {
     let path =
