@@ -247,6 +247,45 @@ fn the_firmware_reboots_with_exit_75_and_an_unconfirmed_update_is_reverted() {
     assert_eq!(error_lines(&log), Vec::<&str>::new());
 }
 
+/// Parent process id of `pid`, from `/proc/PID/stat` (`pid (comm) state ppid ...`).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after) = stat.rsplit_once(')')?;
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn the_firmware_and_its_apps_die_with_the_supervisor() {
+    let emu = emulator();
+    let state = tempfile::tempdir().expect("temp dir");
+    let mut device = Device::start(
+        &emu,
+        DeviceOptions {
+            exe: Some(BOARD),
+            state_dir: Some(state.path().to_path_buf()),
+            secret: Some(demo_secret()),
+            ..DeviceOptions::default()
+        },
+    );
+    assert!(wait_until(WAIT, || device
+        .app_pid("publish_test")
+        .is_some()));
+    let app = device.app_pid("publish_test").expect("app pid");
+    let firmware = parent_of(app).expect("the app's parent");
+    assert!(!process_gone(firmware));
+    // The supervisor dies at once, with no chance to stop anything.
+    device.signal(Signal::SIGKILL);
+    assert!(device.wait_exit(WAIT).is_some());
+    assert!(
+        wait_until(WAIT, || process_gone(firmware)),
+        "the firmware outlived the supervisor"
+    );
+    assert!(
+        wait_until(WAIT, || process_gone(app)),
+        "the app outlived the firmware"
+    );
+}
+
 #[test]
 fn a_firmware_that_dies_ends_the_supervisor_with_a_failure() {
     let state = tempfile::tempdir().expect("temp dir");
