@@ -483,6 +483,7 @@ fn boot(
             .read(HEADER_LEN as u32, &mut payload)
             .map_err(|e| format!("cannot read the active slot: {e:?}"))?;
         log_boot(&booted);
+        warn_if_stale_factory(config, &booted, &payload);
         Ok((booted, payload))
     })
 }
@@ -502,6 +503,24 @@ fn log_boot(booted: &Booted) {
                 "update refused: the image swapped in does not verify ({why}); booted image {version}"
             )
         }
+    }
+}
+
+/// The factory image is written once and runs the binary that wrote it: after a switch of
+/// build (say, to `--release`) the old binary would go on running unnoticed. Says so when the
+/// image carries this manifest's version but launches another binary than this one.
+fn warn_if_stale_factory(config: &DeviceConfig, booted: &Booted, payload: &[u8]) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    if booted.image.version.as_str() == config.ota.version
+        && payload != launcher_payload(exe.as_os_str()).as_slice()
+    {
+        log::warn!(
+            "image {} does not launch this binary ({}): it was installed by another build; remove the flash file to install this one",
+            booted.image.version,
+            exe.display()
+        );
     }
 }
 
