@@ -301,13 +301,26 @@ fn supervise(config: &'static DeviceConfig, args: Args) -> Result<ExitCode, Stri
         firmware.extend(redirect.iter().cloned());
         first_boot = false;
         let boot = HostBoot::from_kind(booted.kind);
-        match runtime.block_on(run_firmware(&image, &firmware, boot, &mut signals)) {
+        let ran = if runnable(&payload) {
+            runtime.block_on(run_firmware(&image, &firmware, boot, &mut signals))
+        } else {
+            Ok(Ran::CannotStart(format!(
+                "image {} is no program for this board (its payload starts with neither #! nor an ELF header)",
+                booted.image.version
+            )))
+        };
+        match ran {
             Ok(Ran::Exited(status)) if status.code() == Some(i32::from(REBOOT_EXIT_CODE)) => {
                 log::info!("the firmware asked for a reboot: rebooting");
             }
             Ok(Ran::Exited(status)) => break Ok(exit_code(status)),
             Ok(Ran::Stopped) => break Ok(ExitCode::SUCCESS),
-            Err(e) => break Err(e),
+            Ok(Ran::CannotStart(e)) if boot == HostBoot::Trial => {
+                // A device jumping into an image that does not run faults and resets; the
+                // unconfirmed image is then reverted by the boot stage.
+                log::error!("{e}: rebooting (the boot stage reverts an unconfirmed image)");
+            }
+            Ok(Ran::CannotStart(e)) | Err(e) => break Err(e),
         }
     };
     if let Some(emulator) = emulator.take() {
@@ -315,6 +328,13 @@ fn supervise(config: &'static DeviceConfig, args: Args) -> Result<ExitCode, Stri
         log::info!("built-in emulator stopped");
     }
     outcome
+}
+
+/// Whether `payload` can be run by `execve` itself: a `#!` script (what host images hold) or
+/// an ELF executable. Anything else is refused before it is started: `execvp`, which the
+/// standard library uses, would hand a file without either to `/bin/sh` as a script.
+fn runnable(payload: &[u8]) -> bool {
+    payload.starts_with(b"#!") || payload.starts_with(b"\x7fELF")
 }
 
 /// The supervisor's exit for the firmware's `status` (a death by signal is a failure).
@@ -338,6 +358,8 @@ enum Ran {
     Exited(ExitStatus),
     /// Stopped by the supervisor after SIGINT/SIGTERM.
     Stopped,
+    /// The payload could not be executed (why).
+    CannotStart(String),
 }
 
 /// Runs `image` as the firmware with `args` until it exits or the supervisor is told to
@@ -357,9 +379,15 @@ async fn run_firmware(
         .process_group(0)
         .kill_on_drop(true);
     die_with_parent(&mut command);
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start the firmware {}: {e}", image.display()))?;
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return Ok(Ran::CannotStart(format!(
+                "cannot start the firmware {}: {e}",
+                image.display()
+            )));
+        }
+    };
     tokio::select! {
         status = child.wait() => {
             let status = status.map_err(|e| format!("cannot wait for the firmware: {e}"))?;
@@ -703,6 +731,15 @@ mod tests {
             ),
             os(&["--", "--boot-only"])
         );
+    }
+
+    #[test]
+    fn only_scripts_and_elf_files_are_run() {
+        assert!(runnable(b"#!/bin/sh\nexec '/b' \"$@\"\n"));
+        assert!(runnable(b"\x7fELF\x02\x01\x01"));
+        assert!(!runnable(&[0xA5; 100]));
+        assert!(!runnable(b"echo hi\n"));
+        assert!(!runnable(b""));
     }
 
     #[test]

@@ -254,6 +254,42 @@ fn the_firmware_reboots_with_exit_75_and_an_unconfirmed_update_is_reverted() {
     );
 }
 
+#[test]
+fn an_update_that_cannot_run_is_reverted_at_the_reset() {
+    let emu = emulator();
+    let state = tempfile::tempdir().expect("temp dir");
+    let dir = state.path();
+    // A valid image whose payload is no program (as an OTA test's filler image).
+    let payload = vec![0xA5u8; 3000];
+    let mut image = ImageHeader::new("2.0.0", &payload)
+        .expect("a valid version")
+        .to_bytes()
+        .to_vec();
+    image.extend_from_slice(&payload);
+    stage(dir, &image);
+    let device = Device::start(
+        &emu,
+        DeviceOptions {
+            exe: Some(BOARD),
+            state_dir: Some(dir.to_path_buf()),
+            secret: Some(demo_secret()),
+            ..DeviceOptions::default()
+        },
+    );
+    assert!(
+        wait_until(WAIT, || emu.is_online(PK, DN)),
+        "{}",
+        device.log()
+    );
+    let log = device.log();
+    assert!(log.contains("booted image 2.0.0 (trial"), "{log}");
+    assert!(
+        log.contains("image 2.0.0 is no program for this board"),
+        "{log}"
+    );
+    assert!(log.contains("reverted to image 1.0.0"), "{log}");
+}
+
 /// Parent process id of `pid`, from `/proc/PID/stat` (`pid (comm) state ppid ...`).
 fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
