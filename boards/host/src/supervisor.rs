@@ -8,7 +8,9 @@
 //!   verify), copy the booted image's payload to `state_dir/active-image`, run it as the
 //!   firmware process and wait. Exit code [`REBOOT_EXIT_CODE`] means "reboot me": the loop
 //!   boots again (this is where an update is swapped in or reverted). Any other exit ends
-//!   the supervisor with the same outcome.
+//!   the supervisor with the same outcome. A trial image that cannot even be started (its
+//!   payload is no program) counts as a fault and reset, as on a device: the next boot
+//!   reverts it.
 //! * **firmware** (env [`FIRMWARE_ENV`] = `1`, set by the supervisor): the kernel's runner,
 //!   told how it was booted in env [`BOOT_ENV`] ([`HostBoot`]).
 //! * **app** (`--app NAME`, started by the firmware).
