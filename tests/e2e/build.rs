@@ -1,12 +1,13 @@
 //! Generates one kernel configuration per test manifest in `manifests/` (one 一型一密 mode
-//! each), for the `aliot-host-<mode>` binaries the registration tests start. Each test
-//! manifest must keep the default manifest's device, topics and apps: the apps inside those
-//! binaries are compiled against the default manifest's constants.
+//! each, firmware version 2.0.0, and small A/B slots), for the `aliot-host-<name>` binaries
+//! the registration, OTA and boot tests start. Each test manifest must keep the default
+//! manifest's device, topics and apps: the apps inside those binaries are compiled against
+//! the default manifest's constants.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const MODES: [&str; 4] = ["register", "regnwl", "register_https", "v2"];
+const MODES: [&str; 5] = ["register", "regnwl", "register_https", "v2", "ota_small"];
 
 fn main() -> ExitCode {
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());

@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 
 pub mod image;
+pub mod launcher;
 pub mod slot;
 pub mod stage;
 
 pub use image::{HEADER_LEN, ImageError, ImageHeader, ImageVerifier, parse_header, verify_image};
+pub use launcher::write_host_launcher;
 pub use slot::SlotWriter;
 pub use stage::{
     BootKind, BootStage, BootStageError, Booted, LayoutError, Partition, SlotPartitions,

@@ -61,3 +61,34 @@ fn create_refuses_a_bad_version() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad firmware version string"));
     assert!(!dir.path().join("image.bin").exists());
 }
+
+#[test]
+fn host_launcher_writes_an_executable_padded_script() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("payload.sh");
+    let out = Command::new(EXE)
+        .current_dir(dir.path())
+        .args(["host-launcher", "--exec", "board", "--pad-to", "1048576"])
+        .arg("--output")
+        .arg(&output)
+        .args(["--", "--state-dir", "it's here"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let script = std::fs::read(&output).unwrap();
+    assert_eq!(script.len(), 1 << 20);
+    // --exec is made absolute (the launcher runs from the board's state directory).
+    let board = dir.path().join("board");
+    let line = format!(
+        "#!/bin/sh\nexec '{}' \"$@\" '--state-dir' 'it'\\''s here'\nexit 127\n",
+        board.display()
+    );
+    assert!(
+        script.starts_with(line.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&script[..200])
+    );
+    let mode = std::fs::metadata(&output).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+}

@@ -4,9 +4,14 @@
 //! The behaviour comes from the manifest compiled in (see `manifest/device.toml`). The flags
 //! below only redirect a simulator run (tests, experiments); they never change the manifest.
 //!
-//! SIGINT and SIGTERM stop the board cleanly: the session says DISCONNECT (when logged in),
-//! the apps are told to stop (their syscall pipes close), the built-in emulator is dropped
-//! (its temporary CA folder with it), and the process exits with 0.
+//! The binary has three roles ([`supervisor`]): the supervisor (the default) boots the flash
+//! file's active image and runs it as the firmware process, across reboots; the firmware runs
+//! the capsule; the apps run in their own processes.
+//!
+//! SIGINT and SIGTERM stop the board cleanly: the supervisor passes SIGTERM to the firmware,
+//! whose session says DISCONNECT (when logged in) and whose apps are told to stop (their
+//! syscall pipes close); then the built-in emulator is dropped (its temporary CA folder with
+//! it), and the process exits with 0.
 
 pub mod app_process;
 pub mod apps;
@@ -17,6 +22,9 @@ pub mod net;
 pub mod ota;
 pub mod probe;
 pub mod secret;
+pub mod supervisor;
+
+pub use supervisor::HostBoot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +96,17 @@ struct Args {
     /// Internal, for tests: wait between OTA download attempts.
     #[arg(long, value_name = "MS", hide = true)]
     ota_retry_ms: Option<u64>,
+    /// Internal, for tests: simulate a power cut in the Nth flash erase or write of the boot
+    /// stage, in the first boot of this run.
+    #[arg(long, value_name = "N", hide = true)]
+    cut_power_at_boot_op: Option<u32>,
+    /// Internal, for tests: run the boot stage once, print `booted VERSION KIND`, and exit.
+    #[arg(long, hide = true)]
+    boot_only: bool,
+    /// Internal, for tests: write IMAGE into the update slot, mark it for the next boot, and
+    /// exit.
+    #[arg(long, value_name = "IMAGE", hide = true)]
+    stage_update: Option<PathBuf>,
 }
 
 fn init_logging(prefix: Option<String>) {
@@ -129,6 +148,16 @@ pub fn main_with(device: &'static DeviceConfig) -> ExitCode {
         return app_process::run(device, &name, role);
     }
     init_logging(None);
+    if !supervisor::is_firmware() {
+        let config: &'static DeviceConfig = match effective_config(device, &args) {
+            Ok(config) => Box::leak(Box::new(config)),
+            Err(message) => {
+                log::error!("{message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return supervisor::run(config, args);
+    }
     match run_board(device, args) {
         Ok(Stopped::Requested) => ExitCode::SUCCESS,
         Ok(Stopped::Reboot) => ExitCode::from(ota::REBOOT_EXIT_CODE),
@@ -325,45 +354,21 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<Stopped, Strin
         StopSignals::catch()?
     };
 
-    // Kept for the whole run; dropped (and its temporary CA folder removed) at the end.
-    let mut emulator = None;
-    let mut address = args
+    // The supervisor points these at its built-in emulator.
+    let address = args
         .mqtt_addr
         .as_deref()
         .map(|a| parse_addr("--mqtt-addr", a))
         .transpose()?;
-    let mut https_address = args
+    let https_address = args
         .https_addr
         .as_deref()
         .map(|a| parse_addr("--https-addr", a))
         .transpose()?;
-    let mut ca = args
+    let ca = args
         .ca
         .clone()
         .or_else(|| config.tls.ca_file.map(PathBuf::from));
-    if address.is_none() && config.endpoint.emulator {
-        let started = aliot_emulator::Emulator::start(aliot_emulator::EmulatorConfig::demo())
-            .map_err(|e| format!("cannot start the built-in emulator: {e}"))?;
-        let addr = if config.tls.enabled {
-            started.tls_addr()
-        } else {
-            started.mqtt_addr()
-        };
-        log::info!(
-            "built-in Alibaba IoT emulator: MQTT {} TLS {} HTTP {} (CA {})",
-            started.mqtt_addr(),
-            started.tls_addr(),
-            started.http_addr(),
-            started.ca_pem_path().display()
-        );
-        // The emulator's certificate names `localhost`.
-        address = Some(("localhost".to_owned(), addr.port()));
-        if https_address.is_none() && config.registration.https.emulator {
-            https_address = Some(("localhost".to_owned(), started.https_addr().port()));
-        }
-        ca = ca.or_else(|| Some(started.ca_pem_path().to_path_buf()));
-        emulator = Some(started);
-    }
     let tls = net::tls_config(ca.as_deref())?;
     let updates = Updates::new(ota::boot_kind());
     let mut ota_parts = OtaParts {
@@ -424,10 +429,6 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<Stopped, Strin
         }
     });
     port.shutdown(APP_STOP_GRACE);
-    if let Some(emulator) = emulator.take() {
-        drop(emulator);
-        log::info!("built-in emulator stopped");
-    }
     ran.map_err(|e| e.to_string())?;
     if updates.reboot_requested() {
         log::info!("rebooting");

@@ -3,7 +3,10 @@
 //! ```text
 //! aliot-imgtool create --version 1.2.3 --input payload.bin --output image.bin
 //! aliot-imgtool show image.bin
+//! aliot-imgtool host-launcher --exec target/debug/aliot-host --output payload.sh [--pad-to N] [-- ARGS...]
 //! ```
+//! `host-launcher` writes the payload of a host-board image: a `#!/bin/sh` script that execs
+//! a board binary (the simulator's stand-in for firmware, see `aliot_boot::launcher`).
 //! `show` exits with status 1 when the image does not verify.
 
 mod tool;
@@ -40,6 +43,22 @@ enum Cmd {
         #[arg(long)]
         slot_size: Option<u32>,
     },
+    /// Write a host-board image payload: a `#!/bin/sh` launcher that execs EXEC with the
+    /// board's arguments, then ARGS (then `create` makes it an image).
+    HostLauncher {
+        /// The board binary the launcher runs (made absolute).
+        #[arg(long)]
+        exec: PathBuf,
+        /// Pad the script with comment lines after an `exit` line up to this many bytes.
+        #[arg(long, value_name = "BYTES")]
+        pad_to: Option<usize>,
+        /// Where to write the script (mode 0755).
+        #[arg(long)]
+        output: PathBuf,
+        /// Arguments appended after the board's own.
+        #[arg(last = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Print an image's header and whether its payload digest matches.
     Show {
         /// The image.
@@ -73,6 +92,25 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 output.display(),
                 payload.len(),
                 image.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::HostLauncher {
+            exec,
+            pad_to,
+            output,
+            args,
+        } => {
+            let exec =
+                std::path::absolute(&exec).map_err(|e| format!("{}: {e}", exec.display()))?;
+            let script = tool::host_launcher(&exec, &args, pad_to.unwrap_or(0))?;
+            tool::write_executable(&output, &script)
+                .map_err(|e| format!("{}: {e}", output.display()))?;
+            println!(
+                "{}: launcher for {}, {} bytes",
+                output.display(),
+                exec.display(),
+                script.len()
             );
             Ok(ExitCode::SUCCESS)
         }

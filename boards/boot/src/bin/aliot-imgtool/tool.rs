@@ -1,6 +1,9 @@
 //! What the commands do, on bytes (the binary only reads and writes the files).
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use aliot_boot::image::{HEADER_LEN, ImageError, ImageHeader, parse_header, verify_image};
 
@@ -18,6 +21,42 @@ pub fn create(
     out.extend_from_slice(&header.to_bytes());
     out.extend_from_slice(payload);
     Ok(out)
+}
+
+/// Most bytes `host-launcher --pad-to` makes (the largest slot of a 4 GiB flash is far more
+/// than any test needs; this only bounds the allocation).
+pub const MAX_PAD: usize = 64 << 20;
+
+/// The launcher script that execs `exec` with the board's arguments, then `args`, padded to
+/// `pad_to` bytes. NUL bytes cannot be passed through a shell and are refused.
+pub fn host_launcher(exec: &Path, args: &[OsString], pad_to: usize) -> Result<Vec<u8>, String> {
+    if pad_to > MAX_PAD {
+        return Err(format!("--pad-to {pad_to}: at most {MAX_PAD} bytes"));
+    }
+    let extra: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    if exec.as_os_str().as_bytes().contains(&0) || extra.iter().any(|a| a.contains(&0)) {
+        return Err("a path or argument holds a NUL byte".into());
+    }
+    let mut out = Vec::new();
+    aliot_boot::write_host_launcher(exec.as_os_str().as_bytes(), &extra, pad_to, &mut |b| {
+        out.extend_from_slice(b)
+    });
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` with mode 0755.
+pub fn write_executable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o755)
+        .open(path)?;
+    file.write_all(bytes)?;
+    // `mode` applies to a new file only.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
 }
 
 /// What `show` prints, and whether the image verifies.
@@ -66,6 +105,30 @@ pub fn show(image: &[u8]) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_launcher_runs_under_sh_with_every_argument_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        // A "board" that prints its arguments one per line.
+        let board = dir.path().join("it's a board");
+        write_executable(&board, b"#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+        let extra: Vec<OsString> = ["--x", "a 'b' $c", "`d`"].map(OsString::from).to_vec();
+        let script = host_launcher(&board, &extra, 3000).unwrap();
+        assert_eq!(script.len(), 3000);
+        let launcher = dir.path().join("launcher");
+        write_executable(&launcher, &script).unwrap();
+        let out = std::process::Command::new(&launcher)
+            .args(["first", "\"q\""])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "first\n\"q\"\n--x\na 'b' $c\n`d`\n"
+        );
+        assert!(host_launcher(Path::new("/a\0b"), &[], 0).is_err());
+        assert!(host_launcher(&board, &[], MAX_PAD + 1).is_err());
+    }
 
     #[test]
     fn round_trip() {
