@@ -250,10 +250,29 @@ impl<'u> OtaAgent<'u> {
     /// After every login: subscribe (once: the kernel restores subscriptions after a
     /// reconnect), report the running version (QoS 1: a job succeeds only when the platform
     /// hears the new version), and once per boot ask for a pending job. A trial image asks
-    /// to be confirmed; after a rollback, the platform is told. Allocates nothing: reports are
+    /// to be confirmed; after a rollback, the platform is told (before anything else). Allocates nothing: reports are
     /// formatted into a fixed buffer.
     pub fn on_login(&mut self, kernel: &mut Kernel) {
         let service = self.service;
+        // A rollback is reported first, so the platform fails the job before this login's
+        // `firmware/get` could hand the same job out again.
+        match self.updates.boot() {
+            BootKind::Trial if !self.confirm_requested => {
+                log::info!("image {} logged in: confirming it", self.version);
+                self.updates.request_confirm();
+                self.confirm_requested = true;
+            }
+            BootKind::Reverted | BootKind::RefusedUpdate if !self.rollback_reported => {
+                let desc = if self.updates.boot() == BootKind::Reverted {
+                    "the new image did not log in before the next reset and was rolled back"
+                } else {
+                    "the new image failed the boot stage's check and was not run"
+                };
+                log::error!("OTA: {desc}; running version {}", self.version);
+                self.rollback_reported = self.report(kernel, -1, desc, None);
+            }
+            _ => {}
+        }
         if !self.subscribed {
             let upgrade = subscribe(kernel, service, &self.topics.upgrade, 0);
             let reply = subscribe(kernel, service, &self.topics.get_reply, 1);
@@ -276,23 +295,6 @@ impl<'u> OtaAgent<'u> {
                 self.module
             );
             self.asked = publish(kernel, service, &self.topics.get, &body, id);
-        }
-        match self.updates.boot() {
-            BootKind::Trial if !self.confirm_requested => {
-                log::info!("image {} logged in: confirming it", self.version);
-                self.updates.request_confirm();
-                self.confirm_requested = true;
-            }
-            BootKind::Reverted | BootKind::RefusedUpdate if !self.rollback_reported => {
-                let desc = if self.updates.boot() == BootKind::Reverted {
-                    "the new image did not log in before the next reset and was rolled back"
-                } else {
-                    "the new image failed the boot stage's check and was not run"
-                };
-                log::error!("OTA: {desc}; running version {}", self.version);
-                self.rollback_reported = self.report(kernel, -1, desc, None);
-            }
-            _ => {}
         }
     }
 

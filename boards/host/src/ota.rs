@@ -67,13 +67,15 @@ pub fn stage(config: &DeviceConfig, flash: &'static SharedFlash) -> Result<HostS
         .map_err(|e| format!("the manifest's flash layout does not suit the boot stage: {e:?}"))
 }
 
-/// How the supervisor booted this image (`ALIOT_HOST_BOOT`); `Normal` when run directly.
+/// How the supervisor booted this image ([`crate::supervisor::HostBoot`] from the
+/// environment); `Normal` when run directly.
 pub fn boot_kind() -> BootKind {
-    match std::env::var("ALIOT_HOST_BOOT").as_deref() {
-        Ok("trial") => BootKind::Trial,
-        Ok("reverted") => BootKind::Reverted,
-        Ok("refused-update") => BootKind::RefusedUpdate,
-        _ => BootKind::Normal,
+    use crate::supervisor::HostBoot;
+    match HostBoot::from_env() {
+        Some(HostBoot::Trial) => BootKind::Trial,
+        Some(HostBoot::Reverted) => BootKind::Reverted,
+        Some(HostBoot::RefusedUpdate) => BootKind::RefusedUpdate,
+        Some(HostBoot::Normal) | None => BootKind::Normal,
     }
 }
 

@@ -384,7 +384,17 @@ fn a_rollback_is_reported_after_the_login() {
         let mut agent = agent(&updates);
         k.on_connected();
         agent.on_login(&mut k);
-        let reports = progress(&wire(&mut k));
+        let sent = wire(&mut k);
+        let order: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+        let report_at = order
+            .iter()
+            .position(|t| t.starts_with("/ota/device/progress"));
+        let get_at = order.iter().position(|t| t.ends_with("firmware/get"));
+        assert!(
+            report_at < get_at,
+            "reported before the job is asked for: {order:?}"
+        );
+        let reports = progress(&sent);
         assert_eq!(reports.len(), 1, "{boot:?}");
         assert_eq!(reports[0]["params"]["step"], "-1");
         assert!(

@@ -12,27 +12,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use aliot_boot::image::ImageHeader;
 use common::*;
 use nix::sys::signal::Signal;
 
 const BOARD: &str = env!("CARGO_BIN_EXE_aliot-host-ota-small");
 /// `[firmware] version` of manifests/ota_small.toml: the factory image's version.
 const FACTORY: &str = "1.0.0";
-
-/// An image (version `version`) whose payload is a launcher of `exec`.
-fn launcher_image(version: &str, exec: &Path) -> Vec<u8> {
-    let mut payload = Vec::new();
-    aliot_boot::write_host_launcher(exec.as_os_str().as_encoded_bytes(), &[], 0, &mut |b| {
-        payload.extend_from_slice(b)
-    });
-    let mut image = ImageHeader::new(version, &payload)
-        .expect("a valid version")
-        .to_bytes()
-        .to_vec();
-    image.extend_from_slice(&payload);
-    image
-}
 
 /// Runs the board binary with `args` on `state` to the end (the boot-only and staging
 /// modes return at once: no network, no firmware).
@@ -97,7 +82,7 @@ fn a_power_cut_at_every_step_of_the_swap_still_boots_a_valid_image() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    stage(dir, &launcher_image("9.9.9", Path::new(BOARD)));
+    stage(dir, &launcher_image("9.9.9", Path::new(BOARD), &[]));
     let flash = dir.join("flash.bin");
     let staged = std::fs::read(&flash).expect("read the flash");
 
@@ -201,7 +186,7 @@ fn the_firmware_reboots_with_exit_75_and_an_unconfirmed_update_is_reverted() {
     .expect("write the fake firmware");
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    stage(dir, &launcher_image("2.0.0", &fake));
+    stage(dir, &launcher_image("2.0.0", &fake, &[]));
 
     let mut device = Device::start(
         &emu,
@@ -260,13 +245,7 @@ fn an_update_that_cannot_run_is_reverted_at_the_reset() {
     let state = tempfile::tempdir().expect("temp dir");
     let dir = state.path();
     // A valid image whose payload is no program (as an OTA test's filler image).
-    let payload = vec![0xA5u8; 3000];
-    let mut image = ImageHeader::new("2.0.0", &payload)
-        .expect("a valid version")
-        .to_bytes()
-        .to_vec();
-    image.extend_from_slice(&payload);
-    stage(dir, &image);
+    stage(dir, &image("2.0.0", &[0xA5u8; 3000]));
     let device = Device::start(
         &emu,
         DeviceOptions {
@@ -337,7 +316,7 @@ fn a_firmware_that_dies_ends_the_supervisor_with_a_failure() {
     std::fs::write(&fake, "#!/bin/sh\nkill -KILL $$\n").expect("write the fake firmware");
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    stage(dir, &launcher_image("2.0.0", &fake));
+    stage(dir, &launcher_image("2.0.0", &fake, &[]));
     // No emulator: nothing is dialled before the firmware dies.
     let out = board(dir, &["--mqtt-addr", "127.0.0.1:9"]);
     let log = String::from_utf8_lossy(&out.stderr);

@@ -8,16 +8,7 @@ mod common;
 
 use aliot_emulator::{DeviceOtaState, Emulator, JobId, OtaJob};
 use common::*;
-
-/// A firmware image: the boot stage's header in front of `payload`.
-fn image(version: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = aliot_boot::image::ImageHeader::new(version, payload)
-        .expect("a valid header")
-        .to_bytes()
-        .to_vec();
-    out.extend_from_slice(payload);
-    out
-}
+use nix::sys::signal::Signal;
 
 /// A payload of `len` bytes that differ (so a misplaced byte changes the digest).
 fn filler(len: usize) -> Vec<u8> {
@@ -205,4 +196,136 @@ fn cut_downloads_resume_where_they_stopped_and_complete() {
         emu.ota_job(job).and_then(|j| j.devices.get(DN).cloned()),
         Some(DeviceOtaState::InProgress { step: 100 } | DeviceOtaState::Succeeded)
     ));
+}
+
+/// The new image of the update tests: the default device as version 2.0.0.
+const V2: &str = env!("CARGO_BIN_EXE_aliot-host-v2");
+
+fn job_state(emu: &Emulator, job: JobId) -> Option<DeviceOtaState> {
+    emu.ota_job(job).and_then(|j| j.devices.get(DN).cloned())
+}
+
+#[test]
+fn an_update_is_downloaded_swapped_in_confirmed_and_succeeds() {
+    let emu = emulator();
+    let mut device = Device::start(&emu, options(&["--ota-retry-ms", "100"]));
+    assert!(wait_until(WAIT, || reported_version(&emu).as_deref() == Some("1.0.0")));
+    let job = emu
+        .create_ota_job(OtaJob::new(
+            PK,
+            &[DN],
+            "2.0.0",
+            launcher_image("2.0.0", std::path::Path::new(V2), &[]),
+        ))
+        .expect("job");
+    let state = emu.wait_ota_state(job, DN, 2 * WAIT, |s| {
+        matches!(s, DeviceOtaState::Succeeded | DeviceOtaState::Failed { .. })
+    });
+    assert_eq!(
+        state,
+        Some(DeviceOtaState::Succeeded),
+        "steps {:?}\n{}",
+        steps(&emu),
+        device.log()
+    );
+    assert_eq!(reported_version(&emu).as_deref(), Some("2.0.0"));
+    assert_eq!(steps(&emu).last().map(|s| s.0), Some(100));
+    // The new image confirmed itself after its login: the next boot keeps it.
+    assert!(
+        wait_until(WAIT, || device.log().contains("image 2.0.0 confirmed")),
+        "{}",
+        device.log()
+    );
+    assert!(device.log().contains("trial"), "{}", device.log());
+    device.signal(Signal::SIGTERM);
+    assert!(device.wait_exit(WAIT).is_some_and(|s| s.success()));
+    let state_dir = device.state_dir().to_path_buf();
+    let again = Device::start(
+        &emu,
+        DeviceOptions {
+            state_dir: Some(state_dir),
+            ..options(&[])
+        },
+    );
+    assert!(
+        wait_until(WAIT, || again.log().contains("logged in")),
+        "{}",
+        again.log()
+    );
+    assert!(
+        !again.log().contains("revert"),
+        "a confirmed image stays: {}",
+        again.log()
+    );
+    assert_eq!(job_state(&emu, job), Some(DeviceOtaState::Succeeded));
+    assert!(error_lines(&again.log()).is_empty(), "{}", again.log());
+}
+
+#[test]
+fn a_new_image_that_cannot_log_in_is_rolled_back_and_reported() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wrong = dir.path().join("wrong.secret");
+    std::fs::write(&wrong, "not-the-device-secret").expect("write");
+    let wrong = wrong.to_str().expect("utf-8 path");
+    let device = Device::start(
+        &emu,
+        options(&["--ota-retry-ms", "100", "--trial-login-ms", "3000"]),
+    );
+    assert!(wait_until(WAIT, || reported_version(&emu).as_deref() == Some("1.0.0")));
+    let image = launcher_image("2.0.0", std::path::Path::new(V2), &["--secret-file", wrong]);
+    let job = emu
+        .create_ota_job(OtaJob::new(PK, &[DN], "2.0.0", image))
+        .expect("job");
+    failed_with(&emu, job, -1, "rolled back");
+    // The old image runs again, logged in, and says so.
+    assert!(wait_until(WAIT, || emu.is_online(PK, DN)));
+    assert_eq!(reported_version(&emu).as_deref(), Some("1.0.0"));
+    let log = device.log();
+    assert!(log.contains("did not log in within 3 s"), "{log}");
+    assert!(log.contains("reverted"), "{log}");
+    // The job is not taken again.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(matches!(
+        job_state(&emu, job),
+        Some(DeviceOtaState::Failed { step: -1, .. })
+    ));
+}
+
+#[test]
+fn a_power_cut_during_the_download_leaves_a_device_that_boots_and_finishes_the_job() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = || DeviceOptions {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..options(&["--ota-retry-ms", "100"])
+    };
+    // 100 KB: 25 page erases and about 50 writes in the update slot.
+    let file = padded_launcher_image("2.0.0", std::path::Path::new(V2), &[], 100_000);
+    let job = emu
+        .create_ota_job(OtaJob::new(PK, &[DN], "2.0.0", file))
+        .expect("job");
+    // The firmware's flash operations are the download's (device_secret stores nothing
+    // else): the first erase, a write, and erases and writes further in.
+    for op in [0u32, 1, 30, 61] {
+        let mut opts = state();
+        opts.args
+            .extend(["--cut-power-at-flash-op".to_string(), op.to_string()]);
+        let mut cut = Device::start(&emu, opts);
+        let status = cut.wait_exit(2 * WAIT).expect("the power cut ends the run");
+        assert!(!status.success(), "op {op}: {}", cut.log());
+        assert!(
+            cut.log().contains("simulated power cut"),
+            "op {op}: {}",
+            cut.log()
+        );
+        assert!(emu.wait_offline(PK, DN, WAIT));
+    }
+    // Power back: the old image boots, finds the job again and finishes it.
+    let device = Device::start(&emu, state());
+    let done = emu.wait_ota_state(job, DN, 2 * WAIT, |s| {
+        matches!(s, DeviceOtaState::Succeeded | DeviceOtaState::Failed { .. })
+    });
+    assert_eq!(done, Some(DeviceOtaState::Succeeded), "{}", device.log());
+    assert_eq!(reported_version(&emu).as_deref(), Some("2.0.0"));
 }

@@ -552,7 +552,15 @@ pub(crate) fn on_uplink(
                 && j.status
                     .devices
                     .get(dn)
-                    .is_some_and(|s| !matches!(s, DeviceOtaState::Succeeded))
+                    // A finished job (succeeded or failed) is not handed out again.
+                    .is_some_and(|s| {
+                        matches!(
+                            s,
+                            DeviceOtaState::Pending
+                                | DeviceOtaState::Pushed
+                                | DeviceOtaState::InProgress { .. }
+                        )
+                    })
         });
         let reply = match found {
             Some(rev_idx) => {

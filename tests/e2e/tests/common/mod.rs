@@ -308,3 +308,37 @@ pub fn wait_subscribed(emu: &Emulator, filters: &[String]) -> bool {
         filters.iter().all(|f| subs.contains(f))
     })
 }
+
+/// A firmware image: the boot stage's header (version `version`) in front of `payload`.
+pub fn image(version: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = aliot_boot::image::ImageHeader::new(version, payload)
+        .expect("a valid version")
+        .to_bytes()
+        .to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An image (version `version`) whose payload is a launcher of `exec` with `extra` arguments.
+pub fn launcher_image(version: &str, exec: &std::path::Path, extra: &[&str]) -> Vec<u8> {
+    padded_launcher_image(version, exec, extra, 0)
+}
+
+/// [`launcher_image`] with its payload padded to `pad_to` bytes (a download of a realistic
+/// size).
+pub fn padded_launcher_image(
+    version: &str,
+    exec: &std::path::Path,
+    extra: &[&str],
+    pad_to: usize,
+) -> Vec<u8> {
+    let mut payload = Vec::new();
+    let extra: Vec<&[u8]> = extra.iter().map(|a| a.as_bytes()).collect();
+    aliot_boot::write_host_launcher(
+        exec.as_os_str().as_encoded_bytes(),
+        &extra,
+        pad_to,
+        &mut |b| payload.extend_from_slice(b),
+    );
+    image(version, &payload)
+}
