@@ -7,7 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const MODES: [&str; 5] = ["register", "regnwl", "register_https", "v2", "ota_small"];
+const MODES: [&str; 6] = [
+    "register",
+    "regnwl",
+    "register_https",
+    "v2",
+    "ota_small",
+    "ota_big",
+];
 
 fn main() -> ExitCode {
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
