@@ -239,6 +239,19 @@ struct StopSignals {
 }
 
 impl StopSignals {
+    /// A single-threaded runtime, and the signals caught inside it.
+    fn with_runtime() -> Result<(tokio::runtime::Runtime, Self), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let signals = {
+            let _inside = runtime.enter();
+            Self::catch()?
+        };
+        Ok((runtime, signals))
+    }
+
     /// Must be called inside the runtime.
     fn catch() -> Result<Self, String> {
         let catch = |kind| signal(kind).map_err(|e| format!("cannot catch signals: {e}"));
@@ -345,14 +358,7 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<Stopped, Strin
         }
     };
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let mut signals = {
-        let _inside = runtime.enter();
-        StopSignals::catch()?
-    };
+    let (runtime, mut signals) = StopSignals::with_runtime()?;
 
     // The supervisor points these at its built-in emulator.
     let address = args

@@ -259,14 +259,7 @@ fn supervise(config: &'static DeviceConfig, args: Args) -> Result<ExitCode, Stri
         return Ok(ExitCode::SUCCESS);
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let mut signals = {
-        let _inside = runtime.enter();
-        StopSignals::catch()?
-    };
+    let (runtime, mut signals) = StopSignals::with_runtime()?;
     // Kept across reboots; dropped (and its temporary CA folder removed) at the end.
     let mut emulator = None;
     let mut redirect = Vec::new();

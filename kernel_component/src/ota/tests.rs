@@ -174,6 +174,17 @@ fn handed(updates: &Updates) -> Option<updates::Work> {
     }
 }
 
+/// Logs in, pushes [`JOB_1_1`] and returns the generation the task got it as.
+fn pushed_and_handed(k: &mut Kernel, agent: &mut OtaAgent<'_>, updates: &Updates) -> u32 {
+    logged_in(k, agent);
+    deliver(k, "/ota/device/upgrade/pk/dn", JOB_1_1);
+    agent.poll(k, 0);
+    match handed(updates) {
+        Some(updates::Work::Download { generation, .. }) => generation,
+        other => panic!("the job goes to the task: {other:?}"),
+    }
+}
+
 #[test]
 fn an_acceptable_job_goes_to_the_task_once_and_its_news_become_reports() {
     let updates = Updates::new(BootKind::Normal);
@@ -239,12 +250,7 @@ fn a_marked_image_reboots_after_the_grace_even_if_its_report_is_stuck() {
     let updates = Updates::new(BootKind::Normal);
     let mut k = kernel();
     let mut agent = agent(&updates);
-    logged_in(&mut k, &mut agent);
-    deliver(&mut k, "/ota/device/upgrade/pk/dn", JOB_1_1);
-    agent.poll(&mut k, 0);
-    let Some(updates::Work::Download { generation, .. }) = handed(&updates) else {
-        panic!("handed over");
-    };
+    let generation = pushed_and_handed(&mut k, &mut agent, &updates);
     updates.post_end(
         generation,
         End::Ready {
@@ -263,12 +269,7 @@ fn a_failed_download_is_reported_with_its_step_and_desc() {
     let updates = Updates::new(BootKind::Normal);
     let mut k = kernel();
     let mut agent = agent(&updates);
-    logged_in(&mut k, &mut agent);
-    deliver(&mut k, "/ota/device/upgrade/pk/dn", JOB_1_1);
-    agent.poll(&mut k, 0);
-    let Some(updates::Work::Download { generation, .. }) = handed(&updates) else {
-        panic!("handed over");
-    };
+    let generation = pushed_and_handed(&mut k, &mut agent, &updates);
     updates.post_end(
         generation,
         End::Failed {
@@ -310,12 +311,7 @@ fn another_job_supersedes_the_running_one() {
     let updates = Updates::new(BootKind::Normal);
     let mut k = kernel();
     let mut agent = agent(&updates);
-    logged_in(&mut k, &mut agent);
-    deliver(&mut k, "/ota/device/upgrade/pk/dn", JOB_1_1);
-    agent.poll(&mut k, 0);
-    let Some(updates::Work::Download { generation, .. }) = handed(&updates) else {
-        panic!("handed over");
-    };
+    let generation = pushed_and_handed(&mut k, &mut agent, &updates);
     deliver(
         &mut k,
         "/ota/device/upgrade/pk/dn",

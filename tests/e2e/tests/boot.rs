@@ -188,22 +188,10 @@ fn the_firmware_reboots_with_exit_75_and_an_unconfirmed_update_is_reverted() {
         .expect("chmod");
     stage(dir, &launcher_image("2.0.0", &fake, &[]));
 
-    let mut device = Device::start(
-        &emu,
-        DeviceOptions {
-            exe: Some(BOARD),
-            state_dir: Some(dir.to_path_buf()),
-            secret: Some(demo_secret()),
-            ..DeviceOptions::default()
-        },
-    );
+    let mut device = Device::start(&emu, small_board(dir));
     // Boot 1: the update, on trial; it exits 75. Boot 2: it was not confirmed, so the
     // factory image (the real firmware) is put back, and it logs in.
-    assert!(
-        wait_until(WAIT, || emu.is_online(PK, DN)),
-        "{}",
-        device.log()
-    );
+    wait_online(&emu, &device);
     let log = device.log();
     assert!(
         log.contains("booted image 2.0.0 (trial: confirms after the first login)"),
@@ -239,6 +227,24 @@ fn the_firmware_reboots_with_exit_75_and_an_unconfirmed_update_is_reverted() {
     );
 }
 
+/// The small-slot board on the state directory `dir`.
+fn small_board(dir: &Path) -> DeviceOptions {
+    DeviceOptions {
+        exe: Some(BOARD),
+        state_dir: Some(dir.to_path_buf()),
+        secret: Some(demo_secret()),
+        ..DeviceOptions::default()
+    }
+}
+
+fn wait_online(emu: &aliot_emulator::Emulator, device: &Device) {
+    assert!(
+        wait_until(WAIT, || emu.is_online(PK, DN)),
+        "{}",
+        device.log()
+    );
+}
+
 #[test]
 fn an_update_that_cannot_run_is_reverted_at_the_reset() {
     let emu = emulator();
@@ -246,20 +252,8 @@ fn an_update_that_cannot_run_is_reverted_at_the_reset() {
     let dir = state.path();
     // A valid image whose payload is no program (as an OTA test's filler image).
     stage(dir, &image("2.0.0", &[0xA5u8; 3000]));
-    let device = Device::start(
-        &emu,
-        DeviceOptions {
-            exe: Some(BOARD),
-            state_dir: Some(dir.to_path_buf()),
-            secret: Some(demo_secret()),
-            ..DeviceOptions::default()
-        },
-    );
-    assert!(
-        wait_until(WAIT, || emu.is_online(PK, DN)),
-        "{}",
-        device.log()
-    );
+    let device = Device::start(&emu, small_board(dir));
+    wait_online(&emu, &device);
     let log = device.log();
     assert!(log.contains("booted image 2.0.0 (trial"), "{log}");
     assert!(
@@ -280,15 +274,7 @@ fn parent_of(pid: i32) -> Option<i32> {
 fn the_firmware_and_its_apps_die_with_the_supervisor() {
     let emu = emulator();
     let state = tempfile::tempdir().expect("temp dir");
-    let mut device = Device::start(
-        &emu,
-        DeviceOptions {
-            exe: Some(BOARD),
-            state_dir: Some(state.path().to_path_buf()),
-            secret: Some(demo_secret()),
-            ..DeviceOptions::default()
-        },
-    );
+    let mut device = Device::start(&emu, small_board(state.path()));
     assert!(wait_until(WAIT, || device
         .app_pid("publish_test")
         .is_some()));
