@@ -158,16 +158,17 @@ fn a_flash_write_failure_is_minus_4() {
 }
 
 #[test]
-fn cut_downloads_resume_where_they_stopped_and_complete() {
+fn cut_https_downloads_resume_where_they_stopped_and_complete() {
     let emu = emulator();
     let device = Device::start(&emu, options(&["--ota-retry-ms", "100"]));
     assert!(emu.wait_online(PK, DN, WAIT));
     let file = image("2.0.0", &filler(200_000));
     let cut = 45_000;
     emu.cut_downloads_after(Some(cut));
-    let job = emu
-        .create_ota_job(OtaJob::new(PK, &[DN], "2.0.0", file.clone()))
-        .expect("job");
+    // Over HTTPS (the object store's usual scheme): each resume is a new TLS connection.
+    let mut job = OtaJob::new(PK, &[DN], "2.0.0", file.clone());
+    job.https = true;
+    let job = emu.create_ota_job(job).expect("job");
     assert!(
         wait_until(WAIT, || steps(&emu).iter().any(|(s, _)| *s == 100)),
         "the download completed: {:?}\n{}",
