@@ -189,6 +189,11 @@ fn cut_https_downloads_resume_where_they_stopped_and_complete() {
         "nothing fetched twice: {downloads:?}"
     );
     assert!(downloads.len() >= 4, "really cut: {downloads:?}");
+    assert!(
+        device.log().contains("OTA download from https://"),
+        "over HTTPS: {}",
+        device.log()
+    );
     // Progress rose, and no error was reported.
     let reported: Vec<i32> = steps(&emu).iter().map(|s| s.0).collect();
     assert!(reported.windows(2).all(|w| w[0] <= w[1]), "{reported:?}");
