@@ -34,6 +34,7 @@ use crate::budget::{AppBudget, min_event_queue_bytes, outbox_record_bytes};
 use crate::config::{AppDef, DeviceConfig, RestartPolicy};
 use crate::kernel::{Kernel, ServiceId};
 
+pub mod delta;
 pub mod digest;
 pub mod download;
 pub mod fetcher;
