@@ -12,6 +12,7 @@
 //!
 //! Writes are synchronous inside the `async` sink: a deadline can never drop one half done.
 
+use aliot_kernel::ota::delta::{NewImage, OldImage, PatchError, Patcher};
 use aliot_kernel::ota::download::{Sink, SinkError};
 use aliot_kernel::ota::slot::{SlotError, UpdateSlot};
 use embassy_boot::State;
@@ -27,6 +28,8 @@ pub struct SlotWriter<'a, DFU: NorFlash> {
     dfu: &'a mut DFU,
     /// The download's length.
     len: u32,
+    /// The longest image the slot takes (a patch's new image is checked against it).
+    max_len: u32,
     /// Bytes programmed (a multiple of the write word).
     programmed: u32,
     /// Pages `0..erased` (in bytes) are erased since the last start.
@@ -59,6 +62,17 @@ impl<DFU: NorFlash> SlotWriter<'_, DFU> {
         Ok(())
     }
 
+    /// Every byte of the download was handed over: it must be whole (the tail is flushed as
+    /// soon as the last byte comes).
+    fn finish_now(&mut self) -> Result<(), SinkError> {
+        // Programmed includes the last word's padding.
+        if self.tail_len == 0 && u64::from(self.programmed) >= u64::from(self.len) {
+            Ok(())
+        } else {
+            Err(SinkError::Write)
+        }
+    }
+
     /// The tail, padded with the erased value, once the download is complete.
     fn flush_tail(&mut self) -> Result<(), SinkError> {
         let word = Self::word();
@@ -80,7 +94,18 @@ impl<DFU: NorFlash> Sink for SlotWriter<'_, DFU> {
         Ok(())
     }
 
-    async fn write(&mut self, offset: u32, mut data: &[u8]) -> Result<(), SinkError> {
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
+        self.put(offset, data)
+    }
+
+    async fn finish(&mut self) -> Result<(), SinkError> {
+        self.finish_now()
+    }
+}
+
+impl<DFU: NorFlash> SlotWriter<'_, DFU> {
+    /// [`Sink::write`], synchronously.
+    fn put(&mut self, offset: u32, mut data: &[u8]) -> Result<(), SinkError> {
         let at = u64::from(self.programmed) + self.tail_len as u64;
         if u64::from(offset) != at {
             return Err(SinkError::OutOfOrder);
@@ -122,6 +147,78 @@ impl<DFU: NorFlash> Sink for SlotWriter<'_, DFU> {
     }
 }
 
+/// The running image, read by random access for a patch.
+pub struct ActiveImage<'a, A: NorFlash> {
+    active: &'a mut A,
+}
+
+impl<A: NorFlash> OldImage for ActiveImage<'_, A> {
+    fn capacity(&self) -> u32 {
+        u32::try_from(self.active.capacity()).unwrap_or(u32::MAX)
+    }
+
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), PatchError> {
+        self.active
+            .read(offset, buf)
+            .map_err(|_| PatchError::OldRead)
+    }
+}
+
+/// The patched image goes into the update slot like a download: [`NewImage::begin`] learns
+/// its length from the patch header.
+impl<DFU: NorFlash> NewImage for SlotWriter<'_, DFU> {
+    fn begin(&mut self, len: u32) -> Result<(), PatchError> {
+        if len > self.max_len {
+            return Err(PatchError::NewTooLarge);
+        }
+        self.len = len;
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), PatchError> {
+        let at = self.programmed.saturating_add(self.tail_len as u32);
+        self.put(at, data).map_err(|e| match e {
+            SinkError::Patch(p) => p,
+            _ => PatchError::Write,
+        })
+    }
+}
+
+/// A differential package applied as it downloads ([`aliot_kernel::ota::delta`]): the
+/// patcher reads the active slot and writes the update slot. Its state stays in RAM across
+/// the download's resumes within one job (a resume feeds the rest of the patch).
+pub struct PatchSink<'a, A: NorFlash, DFU: NorFlash> {
+    patcher: Patcher,
+    old: ActiveImage<'a, A>,
+    new: SlotWriter<'a, DFU>,
+    /// Patch bytes taken.
+    fed: u32,
+}
+
+impl<A: NorFlash, DFU: NorFlash> Sink for PatchSink<'_, A, DFU> {
+    async fn restart(&mut self) -> Result<(), SinkError> {
+        self.patcher = Patcher::new();
+        self.fed = 0;
+        self.new.restart().await
+    }
+
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
+        if offset != self.fed {
+            return Err(SinkError::OutOfOrder);
+        }
+        self.patcher
+            .feed(data, &mut self.old, &mut self.new)
+            .map_err(SinkError::Patch)?;
+        self.fed = self.fed.saturating_add(data.len() as u32);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), SinkError> {
+        self.patcher.finish().map_err(SinkError::Patch)?;
+        self.new.finish_now()
+    }
+}
+
 fn slot_error(e: BootStageError) -> SlotError {
     match e {
         BootStageError::NotConfirmed => SlotError::NotConfirmed,
@@ -140,6 +237,33 @@ impl<ACTIVE: NorFlash, DFU: NorFlash, STATE: NorFlash, const BUF: usize> UpdateS
     where
         Self: 'a;
 
+    type Patcher<'a>
+        = PatchSink<'a, ACTIVE, DFU>
+    where
+        Self: 'a;
+
+    fn patcher(&mut self) -> Result<PatchSink<'_, ACTIVE, DFU>, SlotError> {
+        if self.loader_state().map_err(slot_error)? == State::Swap {
+            return Err(SlotError::NotConfirmed);
+        }
+        let max_len = u32::try_from(self.active_capacity()).unwrap_or(u32::MAX);
+        let (active, dfu) = self.active_and_dfu_mut();
+        Ok(PatchSink {
+            patcher: Patcher::new(),
+            old: ActiveImage { active },
+            new: SlotWriter {
+                dfu,
+                len: 0,
+                max_len,
+                programmed: 0,
+                erased: 0,
+                tail: [0; MAX_WORD],
+                tail_len: 0,
+            },
+            fed: 0,
+        })
+    }
+
     fn writer(&mut self, len: u32) -> Result<SlotWriter<'_, DFU>, SlotError> {
         if self.loader_state().map_err(slot_error)? == State::Swap {
             return Err(SlotError::NotConfirmed);
@@ -151,6 +275,7 @@ impl<ACTIVE: NorFlash, DFU: NorFlash, STATE: NorFlash, const BUF: usize> UpdateS
         Ok(SlotWriter {
             dfu: self.dfu_mut(),
             len,
+            max_len: len,
             programmed: 0,
             erased: 0,
             tail: [0; MAX_WORD],

@@ -329,6 +329,11 @@ impl<ACTIVE: NorFlash, DFU: NorFlash, STATE: NorFlash, const BUF: usize>
         &mut self.dfu
     }
 
+    /// The active partition (read) and the update partition (written), for a patch.
+    pub(crate) fn active_and_dfu_mut(&mut self) -> (&mut ACTIVE, &mut DFU) {
+        (&mut self.active, &mut self.dfu)
+    }
+
     /// Gives the partitions back.
     pub fn into_parts(self) -> (ACTIVE, DFU, STATE) {
         (self.active, self.dfu, self.state)

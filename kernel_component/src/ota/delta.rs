@@ -104,3 +104,6 @@ impl PatchError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -69,6 +69,11 @@ pub trait Sink {
     /// except that a write cut short (its future dropped by a deadline) may come again at the
     /// same offset, over bytes it may have half written.
     async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError>;
+    /// The whole file was written and its digest matched: anything the sink still checks
+    /// (a differential package's rebuilt image) or still holds.
+    async fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Why a [`Sink`] failed.
@@ -78,6 +83,8 @@ pub enum SinkError {
     Write,
     /// Bytes came out of order (a bug: [`fetch`] hands each byte once, in order).
     OutOfOrder,
+    /// A differential package was refused ([`super::delta`]): -3, or -4 for the flash.
+    Patch(super::delta::PatchError),
 }
 
 /// A [`Sink`] that hashes the bytes once the inner sink took them: a restart resets the
@@ -151,6 +158,7 @@ impl DownloadError {
     pub fn step(self) -> i8 {
         match self {
             DownloadError::Sink(SinkError::Write) => -4,
+            DownloadError::Sink(SinkError::Patch(e)) => e.step(),
             _ => -2,
         }
     }

@@ -146,6 +146,7 @@ impl Failure {
             Failure::Download(DownloadError::Sink(SinkError::Write)) => {
                 "writing the update slot failed"
             }
+            Failure::Download(DownloadError::Sink(SinkError::Patch(e))) => e.desc(),
             Failure::Download(_) => "the server's answer could not be used",
             Failure::Length { .. } => "the file's length is not the job's size",
             Failure::Digest => "the file's digest does not match the job's",

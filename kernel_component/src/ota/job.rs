@@ -7,6 +7,7 @@
 //! are optional and ignored, a missing `module` means the default module, and `sign` falls
 //! back to `md5` when only that is given. What is refused is refused with the progress code
 //! the platform expects (-1 upgrade failed, -2 download failed, -3 verification failed).
+//! `isDiff` 1 (as 1, "1" or true) marks a differential package ([`super::delta`]).
 
 use alloc::string::{String, ToString};
 
@@ -35,6 +36,9 @@ pub struct Job {
     pub digest: Digest,
     /// The module the job is for.
     pub module: String,
+    /// `isDiff` 1: the file is a differential package ([`super::delta`]) to apply to the
+    /// running image, not an image.
+    pub diff: bool,
 }
 
 /// Why a job is refused: each maps to the progress `step` the platform expects and a `desc`.
@@ -42,8 +46,6 @@ pub struct Job {
 pub enum JobError {
     /// Not JSON, or a field of the wrong type, or `url`/`version`/`size` missing.
     Malformed,
-    /// `isDiff` 1: a differential (差分) package, which this firmware cannot apply yet.
-    Differential,
     /// Larger than the update slot.
     TooLarge {
         /// The file's size.
@@ -70,15 +72,12 @@ impl JobError {
     pub fn desc(self) -> String {
         match self {
             JobError::Malformed => "the upgrade message could not be read".into(),
-            JobError::Differential => {
-                "differential (isDiff=1) packages are not supported by this firmware yet; upload a full image".into()
-            }
             JobError::TooLarge { size, slot } => {
-                alloc::format!("the image ({size} bytes) is larger than the update slot ({slot} bytes)")
+                alloc::format!(
+                    "the image ({size} bytes) is larger than the update slot ({slot} bytes)"
+                )
             }
-            JobError::UnknownSignMethod => {
-                "unsupported signMethod; allowed: MD5 or SHA256".into()
-            }
+            JobError::UnknownSignMethod => "unsupported signMethod; allowed: MD5 or SHA256".into(),
             JobError::BadSign => "the sign is not a hex digest of the signMethod's length".into(),
             JobError::OtherModule => "the job is for another module".into(),
         }
@@ -108,9 +107,7 @@ pub fn parse(payload: &[u8], module: &str, slot_size: u32) -> Result<Option<Job>
     if job_module != module {
         return Err(JobError::OtherModule);
     }
-    if is_diff(data.get("isDiff")) {
-        return Err(JobError::Differential);
-    }
+    let diff = is_diff(data.get("isDiff"));
     let size = data
         .get("size")
         .and_then(number)
@@ -145,6 +142,7 @@ pub fn parse(payload: &[u8], module: &str, slot_size: u32) -> Result<Option<Job>
         url: url.to_string(),
         digest,
         module: job_module.to_string(),
+        diff,
     }))
 }
 

@@ -14,6 +14,14 @@ pub trait UpdateSlot {
     /// A writer for a new download of `len` bytes, from offset 0. Refused while the running
     /// image is unconfirmed: the next boot would revert, so a download would be lost.
     fn writer(&mut self, len: u32) -> Result<Self::Writer<'_>, SlotError>;
+    /// Applies a differential package ([`super::delta`]) as it downloads: reads the running
+    /// image from the active slot and writes the new one into the update slot. Refused while
+    /// the running image is unconfirmed, like [`UpdateSlot::writer`].
+    type Patcher<'a>: Sink
+    where
+        Self: 'a;
+    /// A patcher for a new download.
+    fn patcher(&mut self) -> Result<Self::Patcher<'_>, SlotError>;
     /// The slot holds a whole download whose digest matched the job's: check the image
     /// (header, its own digest, that it fits) and ask the boot stage to swap it in at the
     /// next boot. Returns the image's version.

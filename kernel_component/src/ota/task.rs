@@ -12,7 +12,9 @@
 
 use embassy_futures::select::{Either, select};
 
-use super::fetcher::{Limits, Outcome, Report, download_job};
+use super::download::{DownloadError, Sink};
+use super::fetcher::{Failure, Limits, Outcome, Report, download_job};
+use super::job::Job;
 use super::slot::UpdateSlot;
 use super::updates::{End, Updates, Work};
 use crate::board::{Clock, Network};
@@ -34,40 +36,57 @@ pub async fn run_updates<N: Network, C: Clock, U: UpdateSlot>(
                 updates.post_confirmed(confirmed);
             }
             Work::Download { job, generation } => {
-                let end = {
-                    let mut writer = match slot.writer(job.size) {
-                        Ok(writer) => writer,
-                        Err(e) => {
-                            updates.post_end(
+                let downloaded = if job.diff {
+                    match slot.patcher() {
+                        Ok(mut patcher) => {
+                            download_into(
+                                updates,
                                 generation,
-                                End::Failed {
-                                    step: e.step(),
-                                    desc: e.desc(),
-                                },
-                            );
-                            continue;
+                                &job,
+                                net,
+                                clock,
+                                &mut patcher,
+                                limits,
+                                buf,
+                            )
+                            .await
                         }
-                    };
-                    let mut report = |Report::Progress(p): Report| {
-                        if p < 100 {
-                            updates.post_progress(generation, p);
+                        Err(e) => Downloaded::Failed(End::Failed {
+                            step: e.step(),
+                            desc: e.desc(),
+                        }),
+                    }
+                } else {
+                    match slot.writer(job.size) {
+                        Ok(mut writer) => {
+                            download_into(
+                                updates,
+                                generation,
+                                &job,
+                                net,
+                                clock,
+                                &mut writer,
+                                limits,
+                                buf,
+                            )
+                            .await
                         }
-                    };
-                    let downloading =
-                        download_job(&job, net, clock, &mut writer, limits, buf, &mut report);
-                    match select(downloading, updates.superseded(generation)).await {
-                        Either::First(outcome) => outcome,
-                        Either::Second(()) => {
-                            log::warn!(
-                                "OTA download of version {} superseded by a newer job",
-                                job.version
-                            );
-                            continue;
-                        }
+                        Err(e) => Downloaded::Failed(End::Failed {
+                            step: e.step(),
+                            desc: e.desc(),
+                        }),
                     }
                 };
-                let end = match end {
-                    Outcome::Verified => {
+                let end = match downloaded {
+                    Downloaded::Superseded => {
+                        log::warn!(
+                            "OTA download of version {} superseded by a newer job",
+                            job.version
+                        );
+                        continue;
+                    }
+                    Downloaded::Failed(end) => end,
+                    Downloaded::Verified => {
                         updates.post_verifying(generation);
                         match slot.mark_updated() {
                             Ok(version) => End::Ready { version },
@@ -77,14 +96,58 @@ pub async fn run_updates<N: Network, C: Clock, U: UpdateSlot>(
                             },
                         }
                     }
-                    Outcome::Failed { step, why } => End::Failed {
-                        step,
-                        desc: why.desc(),
-                    },
                 };
                 updates.post_end(generation, end);
             }
         }
+    }
+}
+
+/// How one job's download into its sink ended.
+enum Downloaded {
+    /// The file is whole, its digest matched, and the sink finished (a differential
+    /// package's rebuilt image matched its own digest).
+    Verified,
+    /// Given up: the end to report.
+    Failed(End),
+    /// A newer job was offered meanwhile.
+    Superseded,
+}
+
+/// [`download_job`] into `sink`, raced against a newer job, then the sink's own last check.
+#[allow(clippy::too_many_arguments)]
+async fn download_into<N: Network, C: Clock, K: Sink>(
+    updates: &Updates,
+    generation: u32,
+    job: &Job,
+    net: &mut N,
+    clock: &C,
+    sink: &mut K,
+    limits: &Limits,
+    buf: &mut [u8],
+) -> Downloaded {
+    let mut report = |Report::Progress(p): Report| {
+        if p < 100 {
+            updates.post_progress(generation, p);
+        }
+    };
+    let downloading = download_job(job, net, clock, sink, limits, buf, &mut report);
+    match select(downloading, updates.superseded(generation)).await {
+        Either::Second(()) => Downloaded::Superseded,
+        Either::First(Outcome::Failed { step, why }) => Downloaded::Failed(End::Failed {
+            step,
+            desc: why.desc(),
+        }),
+        Either::First(Outcome::Verified) => match sink.finish().await {
+            Ok(()) => Downloaded::Verified,
+            Err(e) => {
+                let why = Failure::Download(DownloadError::Sink(e));
+                Downloaded::Failed(End::Failed {
+                    step: why.step(),
+                    desc: why.desc(),
+                })
+            }
+        },
     }
 }
 

@@ -32,6 +32,7 @@ pub(crate) fn job(data: &[u8]) -> Job {
         url: URL.into(),
         digest: Digest::Md5(Md5::digest(data).into()),
         module: "default".into(),
+        diff: false,
     }
 }
 
@@ -281,6 +282,10 @@ pub(crate) struct Slot {
     pub(crate) fail_at: Option<usize>,
     /// This write (counted from 1) writes half its bytes, then never completes.
     pub(crate) stall_write: Option<usize>,
+    /// What [`Sink::finish`] answers.
+    pub(crate) finish_error: Option<SinkError>,
+    /// [`Sink::finish`] calls.
+    pub(crate) finished: usize,
 }
 
 impl Sink for Slot {
@@ -307,5 +312,9 @@ impl Sink for Slot {
         self.data.extend_from_slice(data);
         self.received += data.len();
         Ok(())
+    }
+    async fn finish(&mut self) -> Result<(), SinkError> {
+        self.finished += 1;
+        self.finish_error.map_or(Ok(()), Err)
     }
 }

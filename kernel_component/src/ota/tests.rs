@@ -131,7 +131,7 @@ fn a_refused_job_is_reported_with_its_reason_and_never_the_url() {
     deliver(
         &mut k,
         "/ota/device/upgrade/pk/dn",
-        r#"{"code":"1000","data":{"size":100,"version":"2.0.0","isDiff":1,"url":"https://secret.example/x?Signature=s","md5":"93230c3bde425a9d7984a594ac55ea1e","sign":"93230c3bde425a9d7984a594ac55ea1e","signMethod":"MD5"},"id":1,"message":"success"}"#,
+        r#"{"code":"1000","data":{"size":100,"version":"2.0.0","isDiff":0,"url":"https://secret.example/x?Signature=s","md5":"93230c3bde425a9d7984a594ac55ea1e","sign":"93230c3bde425a9d7984a594ac55ea1e","signMethod":"CRC32"},"id":1,"message":"success"}"#,
     );
     agent.poll(&mut k, 0);
     let sent = wire(&mut k);
@@ -142,12 +142,12 @@ fn a_refused_job_is_reported_with_its_reason_and_never_the_url() {
         reports[0]["params"]["desc"]
             .as_str()
             .unwrap()
-            .contains("differential")
+            .contains("signMethod")
     );
     assert!(!sent.iter().any(|(_, p)| p.contains("secret.example")));
     assert_eq!(
         agent.last_job(),
-        &JobOutcome::Refused(job::JobError::Differential)
+        &JobOutcome::Refused(job::JobError::UnknownSignMethod)
     );
     // Apps see it in Status.
     assert_eq!(

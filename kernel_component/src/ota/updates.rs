@@ -254,6 +254,7 @@ mod tests {
             url: "http://h/f".into(),
             digest: super::super::job::Digest::Md5([0; 16]),
             module: "default".into(),
+            diff: false,
         }
     }
 

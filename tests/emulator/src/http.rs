@@ -291,6 +291,9 @@ struct NewJob {
     url_ttl_secs: Option<u64>,
     #[serde(default)]
     ext_data: Option<serde_json::Value>,
+    /// A differential package (`isDiff` 1).
+    #[serde(default)]
+    is_diff: bool,
 }
 
 async fn post_job(ctx: Ctx, body: web::types::Json<NewJob>) -> HttpResponse {
@@ -332,6 +335,7 @@ async fn post_job(ctx: Ctx, body: web::types::Json<NewJob>) -> HttpResponse {
     job.digest = digest;
     job.https = b.https;
     job.ext_data = b.ext_data;
+    job.diff = b.is_diff;
     if let Some(t) = b.url_ttl_secs {
         job.url_ttl = Duration::from_secs(t);
     }

@@ -47,6 +47,9 @@ pub struct OtaJob {
     pub ext_data: Option<serde_json::Value>,
     /// Replace the announced digest with a wrong one (tests the device's verification).
     pub corrupt_digest: bool,
+    /// The file is a differential package (`isDiff` 1): the console's "差分" upload. The
+    /// platform takes the vendor's package as it is; so does the emulator.
+    pub diff: bool,
 }
 
 impl OtaJob {
@@ -64,6 +67,7 @@ impl OtaJob {
             url_ttl: Duration::from_secs(3600),
             ext_data: None,
             corrupt_digest: false,
+            diff: false,
         }
     }
 }
@@ -257,7 +261,7 @@ fn job_data(ota: &OtaState, j: &Job, bases: &crate::state::Bases) -> serde_json:
         "sign": sign,
         "signMethod": j.job.sign_method_name.clone().unwrap_or_else(|| method.to_string()),
         "md5": md5,
-        "isDiff": 0,
+        "isDiff": i32::from(j.job.diff),
         "extData": j.job.ext_data.clone().unwrap_or_else(|| serde_json::json!({})),
     });
     if let Some(m) = &j.job.module {

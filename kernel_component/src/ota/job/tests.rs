@@ -92,16 +92,6 @@ fn sign_methods_are_compared_without_case_and_need_the_right_length() {
 
 #[test]
 fn jobs_this_device_cannot_take_are_refused_with_a_reason() {
-    let diff = FULL.replace(r#""isDiff":0"#, r#""isDiff":1"#);
-    assert_eq!(
-        parse(&push(&diff), "default", u32::MAX),
-        Err(JobError::Differential)
-    );
-    let diff = FULL.replace(r#""isDiff":0"#, r#""isDiff":"1""#);
-    assert_eq!(
-        parse(&push(&diff), "default", u32::MAX),
-        Err(JobError::Differential)
-    );
     assert_eq!(
         parse(&push(FULL), "default", 400_000),
         Err(JobError::TooLarge {
@@ -136,11 +126,7 @@ fn jobs_this_device_cannot_take_are_refused_with_a_reason() {
         parse(br#"{"data":[1]}"#, "default", u32::MAX),
         Err(JobError::Malformed)
     );
-    for e in [
-        JobError::Differential,
-        JobError::TooLarge { size: 5, slot: 4 },
-        JobError::BadSign,
-    ] {
+    for e in [JobError::TooLarge { size: 5, slot: 4 }, JobError::BadSign] {
         assert_eq!(e.step(), -1);
         assert!(!e.desc().contains("https://"));
     }
@@ -162,4 +148,15 @@ fn no_job_is_not_an_error_and_tolerant_forms_are_taken() {
     assert_eq!(job.size, 1024);
     assert_eq!(job.module, "default");
     assert!(matches!(job.digest, Digest::Md5(d) if d[0] == 0x93));
+}
+
+#[test]
+fn a_differential_package_is_a_job_marked_diff() {
+    let full = parse(&push(FULL), "default", u32::MAX).unwrap().unwrap();
+    assert!(!full.diff);
+    for flag in [r#""isDiff":1"#, r#""isDiff":"1""#, r#""isDiff":true"#] {
+        let diff = FULL.replace(r#""isDiff":0"#, flag);
+        let job = parse(&push(&diff), "default", u32::MAX).unwrap().unwrap();
+        assert!(job.diff, "{flag}");
+    }
 }

@@ -35,10 +35,22 @@ struct Board {
     refuse_mark: Option<SlotError>,
     marked: usize,
     confirmed: usize,
+    /// Downloads that went to [`UpdateSlot::patcher`].
+    patched: usize,
 }
 
 impl UpdateSlot for Board {
     type Writer<'a> = &'a mut Slot;
+    type Patcher<'a> = &'a mut Slot;
+
+    fn patcher(&mut self) -> Result<&mut Slot, SlotError> {
+        if let Some(e) = self.refuse_writer {
+            return Err(e);
+        }
+        self.patched += 1;
+        self.slot.data.clear();
+        Ok(&mut self.slot)
+    }
 
     fn writer(&mut self, len: u32) -> Result<&mut Slot, SlotError> {
         if let Some(e) = self.refuse_writer {
@@ -70,6 +82,10 @@ impl Sink for &mut Slot {
 
     async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError> {
         (**self).write(offset, data).await
+    }
+
+    async fn finish(&mut self) -> Result<(), SinkError> {
+        (**self).finish().await
     }
 }
 
@@ -238,4 +254,39 @@ fn a_confirm_request_is_carried_out() {
     let (_, news) = run_until_news(&updates, net, &clock, &mut board);
     assert_eq!(news.confirmed, Some(Ok(())));
     assert_eq!(board.confirmed, 1);
+}
+
+#[test]
+fn a_differential_job_goes_through_the_patcher_whose_last_check_can_refuse_it() {
+    let data = file(3_000);
+    for (refusal, expected) in [
+        (None, None),
+        (Some(crate::ota::delta::PatchError::WrongBase), Some(-3)),
+        (Some(crate::ota::delta::PatchError::Write), Some(-4)),
+    ] {
+        let updates = Updates::new(BootKind::Normal);
+        let mut job = testkit::job(&data);
+        job.diff = true;
+        updates.offer(job);
+        let clock = FakeClock::default();
+        let net = Net::new(&clock, vec![answer(partial(&data, 0).0)]);
+        let mut board = Board::default();
+        board.slot.finish_error = refusal.map(SinkError::Patch);
+        let (_, news) = run_until_news(&updates, net, &clock, &mut board);
+        assert_eq!(
+            (board.patched, board.opened.len()),
+            (1, 0),
+            "the patcher, not the writer"
+        );
+        assert_eq!(board.slot.finished, 1);
+        match (expected, news.end) {
+            (None, Some(End::Ready { .. })) => assert_eq!(board.marked, 1),
+            (Some(step), Some(End::Failed { step: s, desc })) => {
+                assert_eq!(s, step);
+                assert_eq!(Some(desc), refusal.map(|e| e.desc()));
+                assert_eq!(board.marked, 0);
+            }
+            (e, other) => panic!("{e:?}: {other:?}"),
+        }
+    }
 }
