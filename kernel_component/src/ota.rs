@@ -12,7 +12,8 @@
 //! * [`task::run_updates`] (run by the board beside the runner, so the session and the apps
 //!   are served during a download): the download of a job into the board's update slot
 //!   ([`slot::UpdateSlot`]) through [`fetcher`] ([`url`], [`download`], [`digest`],
-//!   [`progress`]), then the boot stage's mark.
+//!   [`progress`]) — a differential package through the patcher of [`delta`] — then the boot
+//!   stage's mark.
 //! * [`updates::Updates`]: where the two meet.
 //!
 //! A second job while one downloads supersedes it; the same job again (the push and the

@@ -1,7 +1,9 @@
 //! The OTA download task: runs beside the runner (the board joins both on its executor), so
 //! the MQTT session and the apps are served while an image downloads (issue 8 point 4). It
 //! takes work from [`Updates`]: a confirm request (done first), or a job, downloaded by
-//! [`download_job`] into the board's [`UpdateSlot`], then marked for the boot stage. A later
+//! [`download_job`] into the board's [`UpdateSlot`] — an image through its writer, a
+//! differential package (`isDiff` 1) through its patcher, which rebuilds the image from the
+//! running one as the package arrives ([`super::delta`]) — then marked for the boot stage. A later
 //! job supersedes the one running (the platform pushes a second job to a device mid-upgrade
 //! only when the new job overwrites the old one, `OverwriteMode` of `CreateOTA*UpgradeJob`):
 //! the download is dropped where it is and the new one starts from zero.

@@ -335,3 +335,83 @@ fn a_power_cut_during_the_download_leaves_a_device_that_boots_and_finishes_the_j
     assert_eq!(done, Some(DeviceOtaState::Succeeded), "{}", device.log());
     assert_eq!(reported_version(&emu).as_deref(), Some("2.0.0"));
 }
+
+/// The image in the active slot (header and payload), as the device runs it.
+fn active_image(device: &Device) -> Vec<u8> {
+    let slot = active_slot(device);
+    let header = aliot_boot::parse_header(&slot[..aliot_boot::HEADER_LEN]).expect("an image");
+    slot[..aliot_boot::HEADER_LEN + header.payload_len as usize].to_vec()
+}
+
+/// The update slot of the flash file (default layout).
+fn update_slot(device: &Device) -> Vec<u8> {
+    let flash = std::fs::read(device.state_dir().join("flash.bin")).unwrap_or_default();
+    let u = aliot_kernel::config::NRF9160_OTA.update;
+    let (start, end) = (u.offset as usize, (u.offset + u.size) as usize);
+    flash.get(start..end).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+fn diff_job(version: &str, patch: Vec<u8>) -> OtaJob {
+    let mut job = OtaJob::new(PK, &[DN], version, patch);
+    job.diff = true;
+    job
+}
+
+#[test]
+fn a_differential_update_cut_in_the_middle_resumes_and_succeeds() {
+    let emu = emulator();
+    let device = Device::start(&emu, options(&["--ota-retry-ms", "100"]));
+    assert!(wait_until(WAIT, || reported_version(&emu).as_deref() == Some("1.0.0")));
+    // The running (factory) image and a new one that launches version 2.0.0.
+    let old = active_image(&device);
+    let new = padded_launcher_image("2.0.0", std::path::Path::new(V2), &[], 40_000);
+    let patch = aliot_boot::delta_maker::make_patch(
+        &old,
+        &new,
+        aliot_boot::delta_maker::DEFAULT_WINDOW_BITS,
+        aliot_boot::delta_maker::DEFAULT_LOOKAHEAD_BITS,
+    )
+    .expect("a patch");
+    assert!(patch.len() < new.len() / 4, "{} of {}", patch.len(), new.len());
+    // Cut twice: the patcher resumes mid-stream from the last byte it took.
+    let cut = patch.len() as u64 / 3;
+    emu.cut_downloads_after(Some(cut));
+    let job = emu.create_ota_job(diff_job("2.0.0", patch.clone())).expect("job");
+    let state = emu.wait_ota_state(job, DN, 2 * WAIT, |s| {
+        matches!(s, DeviceOtaState::Succeeded | DeviceOtaState::Failed { .. })
+    });
+    assert_eq!(
+        state,
+        Some(DeviceOtaState::Succeeded),
+        "steps {:?}\n{}",
+        steps(&emu),
+        device.log()
+    );
+    assert_eq!(reported_version(&emu).as_deref(), Some("2.0.0"));
+    let downloads = emu.downloads();
+    assert!(downloads.len() >= 3, "really cut: {downloads:?}");
+    let mut next = 0;
+    for d in &downloads {
+        assert_eq!(d.start, next, "resumed where it stopped: {downloads:?}");
+        next += d.bytes;
+    }
+    assert_eq!(next, patch.len() as u64, "nothing fetched twice");
+    // The rebuilt image is what now runs.
+    assert_eq!(active_image(&device), new);
+}
+
+#[test]
+fn a_differential_package_for_another_base_is_minus_3_and_writes_nothing() {
+    let emu = emulator();
+    let device = Device::start(&emu, DeviceOptions::default());
+    assert!(wait_until(WAIT, || reported_version(&emu).is_some()));
+    let (active, update) = (active_slot(&device), update_slot(&device));
+    let other_base = launcher_image("1.0.0", std::path::Path::new("/usr/bin/true"), &[]);
+    let new = launcher_image("2.0.0", std::path::Path::new(V2), &[]);
+    let patch = aliot_boot::delta_maker::make_patch(&other_base, &new, 10, 8).expect("patch");
+    let job = emu.create_ota_job(diff_job("2.0.0", patch)).expect("job");
+    failed_with(&emu, job, -3, "another base image");
+    assert_eq!(active_slot(&device), active, "the active slot is untouched");
+    assert_eq!(update_slot(&device), update, "nothing was written to the update slot");
+    session_and_apps_carried_on(&emu, &device);
+}
