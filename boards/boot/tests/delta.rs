@@ -295,6 +295,15 @@ fn hand_encoded_backreferences_decode_as_heatshrink_defines_them() {
     assert_eq!(delta_maker::apply_patch(b"", &patch), Ok(new.to_vec()));
 }
 
+#[test]
+fn the_patcher_state_is_a_fixed_budget() {
+    // On thumbv8m.main-none-eabihf it is 1368 bytes (tests/fixtures/src/build.sh measures it);
+    // here on the host, with 8-byte usize, a little more. The 1 KB heatshrink window is most.
+    let size = core::mem::size_of::<Patcher>();
+    println!("size_of::<Patcher>() on this host: {size} bytes");
+    assert!(size <= 1024 + 512, "{size}");
+}
+
 // ---- the header ---------------------------------------------------------------------------
 
 #[test]
