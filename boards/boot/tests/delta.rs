@@ -304,6 +304,82 @@ fn the_patcher_state_is_a_fixed_budget() {
     assert!(size <= 1024 + 512, "{size}");
 }
 
+/// Decodes `stream` with heatshrink-lib's own decoder (the reference implementation's port).
+fn reference_decode<const W: usize, const L: usize, const WIN: usize>(stream: &[u8]) -> Vec<u8> {
+    use heatshrink::decoder::HeatshrinkDecoder;
+    use heatshrink::{Poll, SinkError};
+    let mut decoder = Box::new(HeatshrinkDecoder::<W, L, 64, WIN>::new());
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    let mut input = stream;
+    loop {
+        if !input.is_empty() {
+            match decoder.sink(input) {
+                Ok(n) => input = &input[n..],
+                Err(SinkError::Full) => {}
+                Err(SinkError::Misuse) => panic!("decoder misuse"),
+            }
+        }
+        loop {
+            match decoder.poll(&mut buf).unwrap() {
+                Poll::More(n) => out.extend_from_slice(&buf[..n]),
+                Poll::Empty(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    break;
+                }
+            }
+        }
+        if input.is_empty() {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn the_kernel_decoder_agrees_with_heatshrink_lib_on_any_stream() {
+    use aliot_kernel::ota::delta::inflate::Inflate;
+    let mut rng = Rng(0x5eed_0000_0000_0001);
+    for round in 0..600 {
+        let (w, l) = [(10u8, 8u8), (8, 4), (4, 3), (10, 9)][round % 4];
+        let stream = if round % 2 == 0 {
+            rng.some_bytes(400)
+        } else {
+            // Mostly back-references, reaching before the first byte too.
+            let mut bits = Bits::default();
+            for _ in 0..rng.below(200) {
+                if rng.below(3) == 0 {
+                    bits.literal(rng.next() as u8);
+                } else {
+                    let offset = 1 + rng.below(1 << w) as u32;
+                    let count = 1 + rng.below(1 << l) as u32;
+                    bits.backref(offset, count, w, l);
+                }
+            }
+            bits.finish()
+        };
+        let reference = match (w, l) {
+            (10, 8) => reference_decode::<10, 8, 1024>(&stream),
+            (8, 4) => reference_decode::<8, 4, 256>(&stream),
+            (4, 3) => reference_decode::<4, 3, 16>(&stream),
+            _ => reference_decode::<10, 9, 1024>(&stream),
+        };
+        let mut ours = Vec::new();
+        let mut inflate = Inflate::new(w, l);
+        let mut rest = &stream[..];
+        while !rest.is_empty() {
+            let (piece, tail) = rest.split_at((1 + rng.below(50)).min(rest.len()));
+            inflate
+                .feed(piece, &mut |bytes: &[u8]| -> Result<(), ()> {
+                    ours.extend_from_slice(bytes);
+                    Ok(())
+                })
+                .unwrap();
+            rest = tail;
+        }
+        assert_eq!(ours, reference, "round {round}: W {w} L {l}");
+    }
+}
+
 // ---- the header ---------------------------------------------------------------------------
 
 #[test]
