@@ -3,9 +3,17 @@
 //! swaps, reverts and refuses to run an image that does not verify, so that a firmware
 //! update can never leave the device without a valid image (ARCHITECTURE.md "A/B boot").
 //!
-//! The host tool `aliot-imgtool` (this crate's binary) makes and inspects images.
+//! The host tool `aliot-imgtool` (this crate's binary) makes and inspects images, and makes
+//! differential packages with [`delta_maker`] (host only: the library stays `no_std` for the
+//! chip).
 #![no_std]
 #![forbid(unsafe_code)]
+
+#[cfg(not(target_os = "none"))]
+extern crate std;
+
+#[cfg(not(target_os = "none"))]
+pub mod delta_maker;
 
 pub mod image;
 pub mod launcher;

@@ -92,3 +92,84 @@ fn host_launcher_writes_an_executable_padded_script() {
     let mode = std::fs::metadata(&output).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
 }
+
+#[test]
+fn diff_then_patch() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (old, new) = (
+        fixtures.join("board-1.0.0.bin"),
+        fixtures.join("board-1.0.1.bin"),
+    );
+    let patch = dir.path().join("patch.bin");
+    let out = Command::new(EXE)
+        .args(["diff", "--old"])
+        .arg(&old)
+        .arg("--new")
+        .arg(&new)
+        .arg("--output")
+        .arg(&patch)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let patch_len = std::fs::metadata(&patch).unwrap().len();
+    assert!(
+        line.contains(&format!("patch {patch_len} bytes, new image 19136 bytes")),
+        "{line}"
+    );
+    assert!(line.contains("new image compressed alone"), "{line}");
+    assert_eq!(
+        &std::fs::read(&patch).unwrap()[..8],
+        b"ALDP\x01\x00\x0a\x08"
+    );
+
+    let rebuilt = dir.path().join("new.bin");
+    let out = Command::new(EXE)
+        .args(["patch", "--old"])
+        .arg(&old)
+        .arg("--patch")
+        .arg(&patch)
+        .arg("--output")
+        .arg(&rebuilt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read(&rebuilt).unwrap(),
+        std::fs::read(&new).unwrap()
+    );
+
+    // Applied to another image: refused, with the reason, and nothing written.
+    let wrong = dir.path().join("wrong.bin");
+    let out = Command::new(EXE)
+        .args(["patch", "--old"])
+        .arg(fixtures.join("board-1.1.0.bin"))
+        .arg("--patch")
+        .arg(&patch)
+        .arg("--output")
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("another base image"), "{err}");
+    assert!(!wrong.exists());
+
+    // Parameters the device cannot decode.
+    let out = Command::new(EXE)
+        .args(["diff", "--window", "12", "--old"])
+        .arg(&old)
+        .arg("--new")
+        .arg(&new)
+        .arg("--output")
+        .arg(dir.path().join("p2"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("window bits 12")
+    );
+}
