@@ -364,8 +364,13 @@ impl<'u> OtaAgent<'u> {
                 c.version
             ),
             None => log::info!(
-                "OTA job for version {} ({} bytes): downloading",
+                "OTA job for version {} ({}{} bytes): downloading",
                 job.version,
+                if job.diff {
+                    "differential package, "
+                } else {
+                    ""
+                },
                 job.size
             ),
         }

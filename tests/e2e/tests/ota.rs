@@ -348,7 +348,10 @@ fn update_slot(device: &Device) -> Vec<u8> {
     let flash = std::fs::read(device.state_dir().join("flash.bin")).unwrap_or_default();
     let u = aliot_kernel::config::NRF9160_OTA.update;
     let (start, end) = (u.offset as usize, (u.offset + u.size) as usize);
-    flash.get(start..end).map(<[u8]>::to_vec).unwrap_or_default()
+    flash
+        .get(start..end)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
 }
 
 fn diff_job(version: &str, patch: Vec<u8>) -> OtaJob {
@@ -372,11 +375,18 @@ fn a_differential_update_cut_in_the_middle_resumes_and_succeeds() {
         aliot_boot::delta_maker::DEFAULT_LOOKAHEAD_BITS,
     )
     .expect("a patch");
-    assert!(patch.len() < new.len() / 4, "{} of {}", patch.len(), new.len());
+    assert!(
+        patch.len() < new.len() / 4,
+        "{} of {}",
+        patch.len(),
+        new.len()
+    );
     // Cut twice: the patcher resumes mid-stream from the last byte it took.
     let cut = patch.len() as u64 / 3;
     emu.cut_downloads_after(Some(cut));
-    let job = emu.create_ota_job(diff_job("2.0.0", patch.clone())).expect("job");
+    let job = emu
+        .create_ota_job(diff_job("2.0.0", patch.clone()))
+        .expect("job");
     let state = emu.wait_ota_state(job, DN, 2 * WAIT, |s| {
         matches!(s, DeviceOtaState::Succeeded | DeviceOtaState::Failed { .. })
     });
@@ -412,6 +422,10 @@ fn a_differential_package_for_another_base_is_minus_3_and_writes_nothing() {
     let job = emu.create_ota_job(diff_job("2.0.0", patch)).expect("job");
     failed_with(&emu, job, -3, "another base image");
     assert_eq!(active_slot(&device), active, "the active slot is untouched");
-    assert_eq!(update_slot(&device), update, "nothing was written to the update slot");
+    assert_eq!(
+        update_slot(&device),
+        update,
+        "nothing was written to the update slot"
+    );
     session_and_apps_carried_on(&emu, &device);
 }

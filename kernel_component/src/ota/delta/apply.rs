@@ -46,6 +46,12 @@ pub struct Patcher {
     header_got: usize,
     header: Option<PatchHeader>,
     inflate: Inflate,
+    body: Body,
+}
+
+/// Where the new image stands (apart from the decoder, so both can be borrowed at once).
+#[derive(Clone)]
+struct Body {
     record: Record,
     /// Position in the old image.
     old_pos: u64,
@@ -70,14 +76,16 @@ impl Patcher {
             header_got: 0,
             header: None,
             inflate: Inflate::new(4, 3),
-            record: Record::Control {
-                got: 0,
-                buf: [0; 24],
+            body: Body {
+                record: Record::Control {
+                    got: 0,
+                    buf: [0; 24],
+                },
+                old_pos: 0,
+                written: 0,
+                hasher: Sha256::new(),
+                done: false,
             },
-            old_pos: 0,
-            written: 0,
-            hasher: Sha256::new(),
-            done: false,
         }
     }
 
@@ -88,7 +96,7 @@ impl Patcher {
 
     /// Bytes of the new image written so far.
     pub fn written(&self) -> u64 {
-        self.written
+        self.body.written
     }
 
     /// Feeds the next bytes of the patch. The first [`HEADER_LEN`] bytes are the header: once
@@ -120,29 +128,38 @@ impl Patcher {
             self.inflate = Inflate::new(header.window_bits, header.lookahead_bits);
             self.header = Some(header);
             if header.new_len == 0 {
-                self.finish_image()?;
+                self.body.finish_image(&header)?;
             }
         }
         let Some(header) = self.header else {
             return Ok(());
         };
-        let mut inflate = core::mem::replace(&mut self.inflate, Inflate::new(4, 3));
-        let result = inflate.feed(data, &mut |bytes: &[u8]| {
-            self.records(bytes, &header, old, new)
-        });
-        self.inflate = inflate;
-        result
+        if self.body.done && !data.is_empty() {
+            return Err(PatchError::TrailingData);
+        }
+        let body = &mut self.body;
+        self.inflate.feed(data, &mut |bytes: &[u8]| {
+            body.records(bytes, &header, old, new)
+        })?;
+        // Once the image is complete only the last byte's padding may follow: a whole byte
+        // more, even one that decodes to nothing, is trailing data.
+        if self.body.done && self.inflate.bits_since_token() >= 8 {
+            return Err(PatchError::TrailingData);
+        }
+        Ok(())
     }
 
     /// After the whole patch was fed: the new image must be complete (its digest matched).
     pub fn finish(&self) -> Result<(), PatchError> {
-        if self.done {
+        if self.body.done {
             Ok(())
         } else {
             Err(PatchError::Truncated)
         }
     }
+}
 
+impl Body {
     /// Runs decoded bytes through the bsdiff records.
     fn records<O: OldImage, N: NewImage>(
         &mut self,
@@ -283,15 +300,12 @@ impl Patcher {
         self.hasher.update(bytes);
         self.written += bytes.len() as u64;
         if self.written == u64::from(header.new_len) {
-            self.finish_image()?;
+            self.finish_image(header)?;
         }
         Ok(())
     }
 
-    fn finish_image(&mut self) -> Result<(), PatchError> {
-        let Some(header) = self.header else {
-            return Err(PatchError::Truncated);
-        };
+    fn finish_image(&mut self, header: &PatchHeader) -> Result<(), PatchError> {
         let digest: [u8; 32] = core::mem::take(&mut self.hasher).finalize().into();
         if digest != header.new_sha256 {
             return Err(PatchError::NewDigest);

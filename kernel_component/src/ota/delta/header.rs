@@ -48,7 +48,10 @@ impl PatchHeader {
         let (old_len, rest) = rest.split_at(4);
         let (old_sha256, rest) = rest.split_at(32);
         let (new_len, rest) = rest.split_at(4);
-        let (new_sha256, _reserved) = rest.split_at(32);
+        let (new_sha256, reserved) = rest.split_at(32);
+        if reserved.iter().any(|b| *b != 0) {
+            return Err(PatchError::BadMagic);
+        }
         Ok(Self {
             window_bits: w,
             lookahead_bits: l,

@@ -43,6 +43,8 @@ pub struct Inflate {
     bits: u32,
     nbits: u8,
     token: Token,
+    /// Input bits read since the last token was complete (its padding at the very end).
+    since_token: u32,
 }
 
 impl Inflate {
@@ -58,7 +60,14 @@ impl Inflate {
             bits: 0,
             nbits: 0,
             token: Token::Tag,
+            since_token: 0,
         }
+    }
+
+    /// Input bits read since the last complete token: at the end of a stream, the encoder's
+    /// padding (fewer than 8).
+    pub fn bits_since_token(&self) -> u32 {
+        self.since_token
     }
 
     /// Decodes `input`, handing the output to `out` in pieces; stops at `out`'s first error.
@@ -104,22 +113,27 @@ impl Inflate {
                 };
                 self.bits = (self.bits << 8) | u32::from(*byte);
                 self.nbits += 8;
+                self.since_token = self.since_token.saturating_add(8);
             }
             let value = self.take(need);
             self.token = match self.token {
                 Token::Tag if value == 1 => Token::Literal,
                 Token::Tag => Token::Index,
                 Token::Literal => {
+                    self.since_token = u32::from(self.nbits);
                     self.push(value as u8, &mut pending, &mut n, out)?;
                     Token::Tag
                 }
                 Token::Index => Token::Count {
                     index: value as u16,
                 },
-                Token::Count { index } => Token::Copy {
-                    offset: index + 1,
-                    left: value as u16 + 1,
-                },
+                Token::Count { index } => {
+                    self.since_token = u32::from(self.nbits);
+                    Token::Copy {
+                        offset: index + 1,
+                        left: value as u16 + 1,
+                    }
+                }
                 Token::Copy { .. } => Token::Tag,
             };
         }
