@@ -148,8 +148,19 @@ pub fn apply_patch_in_pieces(
     patch: &[u8],
     pieces: &[usize],
 ) -> Result<Vec<u8>, PatchError> {
-    let mut old = MemOld::new(old);
     let mut new = MemNew::new(u32::MAX);
+    feed_in_pieces(patch, pieces, &mut MemOld::new(old), &mut new)?;
+    Ok(new.data)
+}
+
+/// Runs a fresh patcher over `patch` fed in pieces of the `pieces` sizes in turn (0 counts as
+/// 1), then finishes it: the first error.
+pub fn feed_in_pieces<O: OldImage, N: NewImage>(
+    patch: &[u8],
+    pieces: &[usize],
+    old: &mut O,
+    new: &mut N,
+) -> Result<(), PatchError> {
     let mut patcher = Patcher::new();
     let mut rest = patch;
     for size in pieces.iter().copied().cycle() {
@@ -157,11 +168,10 @@ pub fn apply_patch_in_pieces(
             break;
         }
         let (piece, tail) = rest.split_at(size.clamp(1, rest.len()));
-        patcher.feed(piece, &mut old, &mut new)?;
+        patcher.feed(piece, old, new)?;
         rest = tail;
     }
-    patcher.finish()?;
-    Ok(new.data)
+    patcher.finish()
 }
 
 /// The sizes `aliot-imgtool diff` reports: what a differential package saves.

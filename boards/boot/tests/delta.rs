@@ -141,20 +141,8 @@ fn run_into(
     pieces: &[usize],
     mut new: MemNew,
 ) -> (Result<(), PatchError>, MemNew) {
-    let mut old = MemOld::new(old);
-    let mut patcher = Patcher::new();
-    let mut rest = patch;
-    for size in pieces.iter().copied().cycle() {
-        if rest.is_empty() {
-            break;
-        }
-        let (piece, tail) = rest.split_at(size.clamp(1, rest.len()));
-        if let Err(e) = patcher.feed(piece, &mut old, &mut new) {
-            return (Err(e), new);
-        }
-        rest = tail;
-    }
-    (patcher.finish(), new)
+    let result = delta_maker::feed_in_pieces(patch, pieces, &mut MemOld::new(old), &mut new);
+    (result, new)
 }
 
 // ---- round trips --------------------------------------------------------------------------

@@ -12,7 +12,8 @@ use aliot_kernel::ota::delta::{NewImage, OldImage, PatchError, PatchHeader, Patc
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 
-const OLD: &[u8] = b"the running firmware image: some code, some data, some zeros \0\0\0\0\0\0\0\0 and the end";
+const OLD: &[u8] =
+    b"the running firmware image: some code, some data, some zeros \0\0\0\0\0\0\0\0 and the end";
 
 struct Old;
 

@@ -17,7 +17,7 @@ use embassy_futures::select::{Either, select};
 use super::download::{DownloadError, Sink};
 use super::fetcher::{Failure, Limits, Outcome, Report, download_job};
 use super::job::Job;
-use super::slot::UpdateSlot;
+use super::slot::{SlotError, UpdateSlot};
 use super::updates::{End, Updates, Work};
 use crate::board::{Clock, Network};
 
@@ -38,45 +38,24 @@ pub async fn run_updates<N: Network, C: Clock, U: UpdateSlot>(
                 updates.post_confirmed(confirmed);
             }
             Work::Download { job, generation } => {
+                let mut download = Download {
+                    updates,
+                    generation,
+                    job: &job,
+                    net: &mut *net,
+                    clock,
+                    limits,
+                    buf: &mut *buf,
+                };
                 let downloaded = if job.diff {
                     match slot.patcher() {
-                        Ok(mut patcher) => {
-                            download_into(
-                                updates,
-                                generation,
-                                &job,
-                                net,
-                                clock,
-                                &mut patcher,
-                                limits,
-                                buf,
-                            )
-                            .await
-                        }
-                        Err(e) => Downloaded::Failed(End::Failed {
-                            step: e.step(),
-                            desc: e.desc(),
-                        }),
+                        Ok(mut patcher) => download.run_into(&mut patcher).await,
+                        Err(e) => refused(e),
                     }
                 } else {
                     match slot.writer(job.size) {
-                        Ok(mut writer) => {
-                            download_into(
-                                updates,
-                                generation,
-                                &job,
-                                net,
-                                clock,
-                                &mut writer,
-                                limits,
-                                buf,
-                            )
-                            .await
-                        }
-                        Err(e) => Downloaded::Failed(End::Failed {
-                            step: e.step(),
-                            desc: e.desc(),
-                        }),
+                        Ok(mut writer) => download.run_into(&mut writer).await,
+                        Err(e) => refused(e),
                     }
                 };
                 let end = match downloaded {
@@ -116,40 +95,61 @@ enum Downloaded {
     Superseded,
 }
 
-/// [`download_job`] into `sink`, raced against a newer job, then the sink's own last check.
-#[allow(clippy::too_many_arguments)]
-async fn download_into<N: Network, C: Clock, K: Sink>(
-    updates: &Updates,
+/// The slot refused to take a download.
+fn refused(e: SlotError) -> Downloaded {
+    Downloaded::Failed(End::Failed {
+        step: e.step(),
+        desc: e.desc(),
+    })
+}
+
+/// One job's download, whatever sink it goes into.
+struct Download<'a, N, C> {
+    updates: &'a Updates,
     generation: u32,
-    job: &Job,
-    net: &mut N,
-    clock: &C,
-    sink: &mut K,
-    limits: &Limits,
-    buf: &mut [u8],
-) -> Downloaded {
-    let mut report = |Report::Progress(p): Report| {
-        if p < 100 {
-            updates.post_progress(generation, p);
-        }
-    };
-    let downloading = download_job(job, net, clock, sink, limits, buf, &mut report);
-    match select(downloading, updates.superseded(generation)).await {
-        Either::Second(()) => Downloaded::Superseded,
-        Either::First(Outcome::Failed { step, why }) => Downloaded::Failed(End::Failed {
-            step,
-            desc: why.desc(),
-        }),
-        Either::First(Outcome::Verified) => match sink.finish().await {
-            Ok(()) => Downloaded::Verified,
-            Err(e) => {
-                let why = Failure::Download(DownloadError::Sink(e));
-                Downloaded::Failed(End::Failed {
-                    step: why.step(),
-                    desc: why.desc(),
-                })
+    job: &'a Job,
+    net: &'a mut N,
+    clock: &'a C,
+    limits: &'a Limits,
+    buf: &'a mut [u8],
+}
+
+impl<N: Network, C: Clock> Download<'_, N, C> {
+    /// [`download_job`] into `sink`, raced against a newer job, then the sink's own last
+    /// check.
+    async fn run_into<K: Sink>(&mut self, sink: &mut K) -> Downloaded {
+        let (updates, generation) = (self.updates, self.generation);
+        let mut report = |Report::Progress(p): Report| {
+            if p < 100 {
+                updates.post_progress(generation, p);
             }
-        },
+        };
+        let downloading = download_job(
+            self.job,
+            self.net,
+            self.clock,
+            sink,
+            self.limits,
+            self.buf,
+            &mut report,
+        );
+        match select(downloading, updates.superseded(generation)).await {
+            Either::Second(()) => Downloaded::Superseded,
+            Either::First(Outcome::Failed { step, why }) => Downloaded::Failed(End::Failed {
+                step,
+                desc: why.desc(),
+            }),
+            Either::First(Outcome::Verified) => match sink.finish().await {
+                Ok(()) => Downloaded::Verified,
+                Err(e) => {
+                    let why = Failure::Download(DownloadError::Sink(e));
+                    Downloaded::Failed(End::Failed {
+                        step: why.step(),
+                        desc: why.desc(),
+                    })
+                }
+            },
+        }
     }
 }
 

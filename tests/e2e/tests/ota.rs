@@ -204,6 +204,21 @@ fn cut_https_downloads_resume_where_they_stopped_and_complete() {
     ));
 }
 
+/// The job ends succeeded: the device reported `version`.
+fn succeeded_with(emu: &Emulator, job: JobId, device: &Device, version: &str) {
+    let state = emu.wait_ota_state(job, DN, 2 * WAIT, |s| {
+        matches!(s, DeviceOtaState::Succeeded | DeviceOtaState::Failed { .. })
+    });
+    assert_eq!(
+        state,
+        Some(DeviceOtaState::Succeeded),
+        "steps {:?}\n{}",
+        steps(emu),
+        device.log()
+    );
+    assert_eq!(reported_version(emu).as_deref(), Some(version));
+}
+
 /// The new image of the update tests: the default device as version 2.0.0.
 const V2: &str = env!("CARGO_BIN_EXE_aliot-host-v2");
 
@@ -224,17 +239,7 @@ fn an_update_is_downloaded_swapped_in_confirmed_and_succeeds() {
             launcher_image("2.0.0", std::path::Path::new(V2), &[]),
         ))
         .expect("job");
-    let state = emu.wait_ota_state(job, DN, 2 * WAIT, |s| {
-        matches!(s, DeviceOtaState::Succeeded | DeviceOtaState::Failed { .. })
-    });
-    assert_eq!(
-        state,
-        Some(DeviceOtaState::Succeeded),
-        "steps {:?}\n{}",
-        steps(&emu),
-        device.log()
-    );
-    assert_eq!(reported_version(&emu).as_deref(), Some("2.0.0"));
+    succeeded_with(&emu, job, &device, "2.0.0");
     assert_eq!(steps(&emu).last().map(|s| s.0), Some(100));
     // The new image confirmed itself after its login: the next boot keeps it.
     assert!(
@@ -387,17 +392,7 @@ fn a_differential_update_cut_in_the_middle_resumes_and_succeeds() {
     let job = emu
         .create_ota_job(diff_job("2.0.0", patch.clone()))
         .expect("job");
-    let state = emu.wait_ota_state(job, DN, 2 * WAIT, |s| {
-        matches!(s, DeviceOtaState::Succeeded | DeviceOtaState::Failed { .. })
-    });
-    assert_eq!(
-        state,
-        Some(DeviceOtaState::Succeeded),
-        "steps {:?}\n{}",
-        steps(&emu),
-        device.log()
-    );
-    assert_eq!(reported_version(&emu).as_deref(), Some("2.0.0"));
+    succeeded_with(&emu, job, &device, "2.0.0");
     let downloads = emu.downloads();
     assert!(downloads.len() >= 3, "really cut: {downloads:?}");
     let mut next = 0;
