@@ -21,6 +21,12 @@ static NEEDLE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 static NEEDLE_LEN: AtomicUsize = AtomicUsize::new(0);
 static FOUND: AtomicBool = AtomicBool::new(false);
 
+std::thread_local! {
+    /// This thread is the one scanning: frees on the other test threads (which may hold the
+    /// same bytes, e.g. a plain `String` a test builds before locking) do not count.
+    static SCANNING_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 #[global_allocator]
 static ALLOCATOR: Scanning = Scanning;
 
@@ -34,7 +40,10 @@ unsafe impl GlobalAlloc for Scanning {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if ARMED.load(Ordering::SeqCst) {
+        let here = SCANNING_HERE
+            .try_with(std::cell::Cell::get)
+            .unwrap_or(false);
+        if here && ARMED.load(Ordering::SeqCst) {
             let needle = NEEDLE.load(Ordering::SeqCst);
             let len = NEEDLE_LEN.load(Ordering::SeqCst);
             // SAFETY: `ptr` is a live block of `layout.size()` bytes until it is freed below;
@@ -63,9 +72,11 @@ fn leaves_behind<T>(needle: &[u8], value: T) -> bool {
     NEEDLE.store(needle.as_ptr().cast_mut(), Ordering::SeqCst);
     NEEDLE_LEN.store(needle.len(), Ordering::SeqCst);
     FOUND.store(false, Ordering::SeqCst);
+    SCANNING_HERE.with(|c| c.set(true));
     ARMED.store(true, Ordering::SeqCst);
     drop(value);
     ARMED.store(false, Ordering::SeqCst);
+    SCANNING_HERE.with(|c| c.set(false));
     FOUND.load(Ordering::SeqCst)
 }
 
