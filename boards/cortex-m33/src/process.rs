@@ -109,9 +109,14 @@ impl Runtime {
         self.mpu.regions()
     }
 
-    /// Run `app` from its entry with zeroed RAM until it exits or faults; `on_syscall` sees
-    /// every command it makes.
-    pub fn run(&mut self, app: &App, on_syscall: &mut dyn FnMut(&SyscallRecord)) -> Stop {
+    /// Run `app` from its entry with zeroed RAM until it exits or faults; `argument` is its
+    /// entry function's first argument (r0); `on_syscall` sees every command it makes.
+    pub fn run(
+        &mut self,
+        app: &App,
+        argument: u32,
+        on_syscall: &mut dyn FnMut(&SyscallRecord),
+    ) -> Stop {
         if app.ram.overlaps(&self.kernel_ram) || app.flash.overlaps(&self.kernel_ram) {
             return Stop::OverlapsKernel;
         }
@@ -128,7 +133,7 @@ impl Runtime {
         unsafe {
             core::ptr::write_bytes(app.ram.start as *mut u8, 0, app.ram.len as usize);
             let frame = psp as *mut u32;
-            for (i, word) in [0, 0, 0, 0, 0, NO_RETURN, app.entry & !1, XPSR_THUMB]
+            for (i, word) in [argument, 0, 0, 0, 0, NO_RETURN, app.entry & !1, XPSR_THUMB]
                 .into_iter()
                 .enumerate()
             {

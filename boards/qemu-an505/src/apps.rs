@@ -17,7 +17,7 @@ pub struct RawHeader {
     magic: u32,
     abi_major: u16,
     abi_minor: u16,
-    entry: unsafe extern "C" fn() -> !,
+    entry: unsafe extern "C" fn(u32) -> !,
     stack_size: u32,
     ram_size: u32,
 }
@@ -34,7 +34,18 @@ pub mod greeter_exit {
     pub const BAD_STATUS: u32 = 2;
 }
 
-/// Exit codes of the hostile app (it should never exit: its kernel write must fault).
+/// What the hostile app tries, chosen by its entry argument: one run per act, since a fault
+/// ends the run.
+pub mod hostile_act {
+    /// Kernel-address syscall buffer, over-long request, then a write to kernel RAM.
+    pub const ATTACK_KERNEL: u32 = 0;
+    /// Read the greeter's RAM.
+    pub const READ_OTHER_APP: u32 = 1;
+    /// Execute code written to its own RAM.
+    pub const EXECUTE_RAM: u32 = 2;
+}
+
+/// Exit codes of the hostile app (it should never exit: each act must end in a fault).
 pub mod hostile_exit {
     /// A kernel address was accepted as a syscall buffer.
     pub const KERNEL_BUFFER_ACCEPTED: u32 = 10;
@@ -42,6 +53,12 @@ pub mod hostile_exit {
     pub const LONG_REQUEST_ACCEPTED: u32 = 11;
     /// The write to kernel RAM went through.
     pub const KERNEL_WRITE_SUCCEEDED: u32 = 12;
+    /// The read of the greeter's RAM went through.
+    pub const OTHER_APP_READ_SUCCEEDED: u32 = 13;
+    /// Code in its RAM ran.
+    pub const RAM_EXECUTED: u32 = 14;
+    /// Unknown act.
+    pub const UNKNOWN_ACT: u32 = 15;
 }
 
 #[used]
@@ -124,7 +141,7 @@ unsafe fn matches<const N: usize>(buf: *const u8, bytes: [u8; N]) -> bool {
 
 /// The well-behaved app: `Hello`, then `Status`, each answer checked byte by byte.
 #[unsafe(link_section = ".greeter_text")]
-unsafe extern "C" fn greeter_main() -> ! {
+unsafe extern "C" fn greeter_main(_: u32) -> ! {
     let mut buf = core::mem::MaybeUninit::<[u8; 64]>::uninit();
     let p = buf.as_mut_ptr().cast::<u8>();
     // SAFETY: `buf` is 64 bytes on this app's stack, in its RAM.
@@ -148,30 +165,47 @@ unsafe extern "C" fn greeter_main() -> ! {
     }
 }
 
-/// The hostile app: hands the kernel a kernel address, lies about a length, then writes to
-/// kernel RAM. The first two must be refused, the write must fault.
+/// The hostile app: `act` (a [`hostile_act`]) picks what it tries. Syscall abuse must be
+/// refused; every memory access outside its own regions, and executing its RAM, must fault.
 #[unsafe(link_section = ".hostile_text")]
-unsafe extern "C" fn hostile_main() -> ! {
-    let target = crate::KERNEL_SECRET.as_ptr();
+unsafe extern "C" fn hostile_main(act: u32) -> ! {
     let mut buf = core::mem::MaybeUninit::<[u8; 16]>::uninit();
     let p = buf.as_mut_ptr().cast::<u8>();
     // SAFETY: deliberately hostile; the kernel and the MPU must contain every step.
     unsafe {
-        if command(target.cast::<u8>(), 3, 16) != 0xFFFF_FFFF {
-            exit(hostile_exit::KERNEL_BUFFER_ACCEPTED);
+        match act {
+            hostile_act::ATTACK_KERNEL => {
+                let target = crate::KERNEL_SECRET.as_ptr();
+                if command(target.cast::<u8>(), 3, 16) != 0xFFFF_FFFF {
+                    exit(hostile_exit::KERNEL_BUFFER_ACCEPTED);
+                }
+                put(p, [0x02, 0x04, 0x00]);
+                if command(p, 40, 16) != 0xFFFF_FFFE {
+                    exit(hostile_exit::LONG_REQUEST_ACCEPTED);
+                }
+                target.write_volatile(0xBAD0_BAD0);
+                exit(hostile_exit::KERNEL_WRITE_SUCCEEDED)
+            }
+            hostile_act::READ_OTHER_APP => {
+                let other = (&raw const crate::__greeter_ram_start).cast::<u32>();
+                let _stolen = other.read_volatile();
+                exit(hostile_exit::OTHER_APP_READ_SUCCEEDED)
+            }
+            hostile_act::EXECUTE_RAM => {
+                // `bx lr` (0x4770) written to its own stack, then called.
+                put(p, [0x70, 0x47]);
+                let code: extern "C" fn() = core::mem::transmute(p as usize | 1);
+                code();
+                exit(hostile_exit::RAM_EXECUTED)
+            }
+            _ => exit(hostile_exit::UNKNOWN_ACT),
         }
-        put(p, [0x02, 0x04, 0x00]);
-        if command(p, 40, 16) != 0xFFFF_FFFE {
-            exit(hostile_exit::LONG_REQUEST_ACCEPTED);
-        }
-        target.write_volatile(0xBAD0_BAD0);
-        exit(hostile_exit::KERNEL_WRITE_SUCCEEDED)
     }
 }
 
 /// Never runs: its header names an ABI major the kernel does not speak.
 #[unsafe(link_section = ".stale_text")]
-unsafe extern "C" fn stale_main() -> ! {
+unsafe extern "C" fn stale_main(_: u32) -> ! {
     // SAFETY: exit never returns.
     unsafe { exit(0) }
 }

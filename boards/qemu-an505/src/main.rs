@@ -4,7 +4,8 @@
 //! and the others still start), runs the well-behaved greeter, then the hostile app (its
 //! kernel-address buffer and over-long request must be refused, its write to kernel RAM must
 //! MemManage-fault with the exact address and end only that app, the kernel's secret intact),
-//! then the greeter again to show the system survived. One log line per event through
+//! the hostile app again reading the greeter's RAM and executing its own RAM (each must
+//! MemManage-fault), then the greeter again to show the system survived. One log line per event through
 //! semihosting; the exit status is 0 only if every expectation held. Run with
 //! `cargo run --release` in this directory (see README "Under QEMU").
 #![no_std]
@@ -21,7 +22,7 @@ use aliot_cortex_m33::syscall::SyscallError;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 
-use crate::apps::greeter_exit;
+use crate::apps::{greeter_exit, hostile_act};
 
 /// Kernel data the hostile app tries to overwrite.
 pub(crate) static KERNEL_SECRET: AtomicU32 = AtomicU32::new(SECRET);
@@ -31,13 +32,15 @@ const SECRET: u32 = 0x5EC2_E700;
 const MEMMANAGE: u32 = 4;
 /// MMFSR.DACCVIOL | MMFSR.MMARVALID: a data access violation with a valid address.
 const DACCVIOL_MMARVALID: u32 = 0x82;
+/// MMFSR.IACCVIOL: an instruction fetch from a region the app may not execute.
+const IACCVIOL: u32 = 0x01;
 
 unsafe extern "C" {
     static __kernel_ram_start: u8;
     static __kernel_ram_end: u8;
     static __greeter_flash_start: u8;
     static __greeter_flash_end: u8;
-    static __greeter_ram_start: u8;
+    pub(crate) static __greeter_ram_start: u8;
     static __greeter_ram_end: u8;
     static __hostile_flash_start: u8;
     static __hostile_flash_end: u8;
@@ -160,7 +163,7 @@ impl core::fmt::Debug for Hex {
 fn run_greeter(rt: &mut Runtime, greeter: &App, verdict: &mut Verdict, round: &str) {
     hprintln!("running app {} ({})", greeter.name, round);
     let mut answered = 0;
-    let stop = rt.run(greeter, &mut |r| {
+    let stop = rt.run(greeter, 0, &mut |r| {
         log_syscall(greeter.name, r);
         answered += u32::from(r.result.is_ok());
     });
@@ -223,10 +226,10 @@ fn main() -> ! {
 
     run_greeter(&mut rt, &greeter, &mut verdict, "first run");
 
-    hprintln!("running app {}", hostile.name);
+    hprintln!("running app {} (act: attack the kernel)", hostile.name);
     let mut refusals = [None; 2];
     let mut calls = 0;
-    let stop = rt.run(&hostile, &mut |r| {
+    let stop = rt.run(&hostile, hostile_act::ATTACK_KERNEL, &mut |r| {
         log_syscall(hostile.name, r);
         if let Some(slot) = refusals.get_mut(calls) {
             *slot = r.result.err();
@@ -252,6 +255,30 @@ fn main() -> ! {
     verdict.expect(
         KERNEL_SECRET.load(Ordering::SeqCst) == SECRET,
         "kernel secret unchanged",
+    );
+
+    hprintln!("running app {} (act: read the greeter's RAM)", hostile.name);
+    let stop = rt.run(&hostile, hostile_act::READ_OTHER_APP, &mut |r| {
+        log_syscall(hostile.name, r)
+    });
+    log_stop(&hostile, &stop);
+    verdict.expect(
+        matches!(stop, Stop::Faulted(f) if f.exception == MEMMANAGE
+            && f.status.cfsr & 0xFF == DACCVIOL_MMARVALID
+            && f.status.mmfar == Some(greeter.ram.start)),
+        "read of another app's RAM raised MemManage (DACCVIOL) at that address and ended the app",
+    );
+
+    hprintln!("running app {} (act: execute its own RAM)", hostile.name);
+    let stop = rt.run(&hostile, hostile_act::EXECUTE_RAM, &mut |r| {
+        log_syscall(hostile.name, r)
+    });
+    log_stop(&hostile, &stop);
+    verdict.expect(
+        matches!(stop, Stop::Faulted(f) if f.exception == MEMMANAGE
+            && f.status.cfsr & 0xFF == IACCVIOL
+            && f.pc.is_some_and(|pc| hostile.ram.contains_range(pc, 2))),
+        "executing its own RAM raised MemManage (IACCVIOL: RAM is never executable) and ended the app",
     );
 
     run_greeter(
