@@ -1,0 +1,211 @@
+//! The three apps linked into this image, each in its own flash section (see `memory.x`).
+//!
+//! They stand in for separately built apps until the image builder exists: each is one
+//! function placed in its app's flash section, using only its own stack (in its own RAM) and
+//! `svc`. They must not call into kernel code (the MPU would stop them: only their own flash
+//! is executable for them), so they use volatile accesses and inline helpers only, and no
+//! constants that would land in the kernel's `.rodata`. Requests and expected answers are
+//! aliot-abi COBS frames written out byte by byte.
+
+use core::arch::asm;
+
+use aliot_cortex_m33::header::MAGIC;
+
+/// The app header as laid out in flash (see `aliot_cortex_m33::header`).
+#[repr(C)]
+pub struct RawHeader {
+    magic: u32,
+    abi_major: u16,
+    abi_minor: u16,
+    entry: unsafe extern "C" fn(u32) -> !,
+    stack_size: u32,
+    ram_size: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<RawHeader>() == aliot_cortex_m33::header::HEADER_LEN);
+
+/// Exit codes of the greeter.
+pub mod greeter_exit {
+    /// Both answers were as expected.
+    pub const OK: u32 = 0;
+    /// `Hello` was not answered `Welcome { 2, 2, 0 }`.
+    pub const BAD_WELCOME: u32 = 1;
+    /// `Status` was not answered with the offline link status.
+    pub const BAD_STATUS: u32 = 2;
+}
+
+/// What the hostile app tries, chosen by its entry argument: one run per act, since a fault
+/// ends the run.
+pub mod hostile_act {
+    /// Kernel-address syscall buffer, over-long request, then a write to kernel RAM.
+    pub const ATTACK_KERNEL: u32 = 0;
+    /// Read the greeter's RAM.
+    pub const READ_OTHER_APP: u32 = 1;
+    /// Execute code written to its own RAM.
+    pub const EXECUTE_RAM: u32 = 2;
+}
+
+/// Exit codes of the hostile app (it should never exit: each act must end in a fault).
+pub mod hostile_exit {
+    /// A kernel address was accepted as a syscall buffer.
+    pub const KERNEL_BUFFER_ACCEPTED: u32 = 10;
+    /// A request longer than its buffer was accepted.
+    pub const LONG_REQUEST_ACCEPTED: u32 = 11;
+    /// The write to kernel RAM went through.
+    pub const KERNEL_WRITE_SUCCEEDED: u32 = 12;
+    /// The read of the greeter's RAM went through.
+    pub const OTHER_APP_READ_SUCCEEDED: u32 = 13;
+    /// Code in its RAM ran.
+    pub const RAM_EXECUTED: u32 = 14;
+    /// Unknown act.
+    pub const UNKNOWN_ACT: u32 = 15;
+}
+
+#[used]
+#[unsafe(link_section = ".greeter_header")]
+static GREETER_HEADER: RawHeader = RawHeader {
+    magic: MAGIC,
+    abi_major: aliot_abi::ABI_MAJOR,
+    abi_minor: aliot_abi::ABI_MINOR,
+    entry: greeter_main,
+    stack_size: 1024,
+    ram_size: 2048,
+};
+
+#[used]
+#[unsafe(link_section = ".hostile_header")]
+static HOSTILE_HEADER: RawHeader = RawHeader {
+    magic: MAGIC,
+    abi_major: aliot_abi::ABI_MAJOR,
+    abi_minor: aliot_abi::ABI_MINOR,
+    entry: hostile_main,
+    stack_size: 1024,
+    ram_size: 1024,
+};
+
+/// An app built against an older ABI major: the kernel must refuse to start it.
+#[used]
+#[unsafe(link_section = ".stale_header")]
+static STALE_HEADER: RawHeader = RawHeader {
+    magic: MAGIC,
+    abi_major: aliot_abi::ABI_MAJOR - 1,
+    abi_minor: 0,
+    entry: stale_main,
+    stack_size: 1024,
+    ram_size: 1024,
+};
+
+/// `svc 0`: send the request frame `buf[..len]`, get the answer in `buf`; returns r0.
+#[inline(always)]
+unsafe fn command(buf: *mut u8, len: u32, capacity: u32) -> u32 {
+    let r0: u32;
+    // SAFETY: the kernel reads and writes at most `capacity` bytes at `buf`, and only after
+    // checking they lie in this app's RAM; it preserves every register but r0.
+    unsafe {
+        asm!("svc 0", inlateout("r0") buf as u32 => r0, in("r1") len, in("r2") capacity,
+             options(nostack));
+    }
+    r0
+}
+
+/// `svc 1`: end this app with `code`.
+#[inline(always)]
+unsafe fn exit(code: u32) -> ! {
+    // SAFETY: the kernel never returns to an app that exited.
+    unsafe { asm!("svc 1", in("r0") code, options(noreturn, nostack)) }
+}
+
+/// Write `bytes` at `buf` (volatile, so no `memcpy` from kernel code is emitted).
+#[inline(always)]
+unsafe fn put<const N: usize>(buf: *mut u8, bytes: [u8; N]) {
+    let mut i = 0;
+    while i < N {
+        // SAFETY: the caller's buffer holds at least N bytes. `bytes` is an immediate array.
+        unsafe { buf.add(i).write_volatile(bytes[i]) };
+        i += 1;
+    }
+}
+
+/// `buf[..N] == bytes`, read volatile.
+#[inline(always)]
+unsafe fn matches<const N: usize>(buf: *const u8, bytes: [u8; N]) -> bool {
+    let mut i = 0;
+    let mut same = true;
+    while i < N {
+        // SAFETY: the caller's buffer holds at least N bytes.
+        same &= unsafe { buf.add(i).read_volatile() } == bytes[i];
+        i += 1;
+    }
+    same
+}
+
+/// The well-behaved app: `Hello`, then `Status`, each answer checked byte by byte.
+#[unsafe(link_section = ".greeter_text")]
+unsafe extern "C" fn greeter_main(_: u32) -> ! {
+    let mut buf = core::mem::MaybeUninit::<[u8; 64]>::uninit();
+    let p = buf.as_mut_ptr().cast::<u8>();
+    // SAFETY: `buf` is 64 bytes on this app's stack, in its RAM.
+    unsafe {
+        // Hello { major: 2, minor: 2 } = postcard [00 02 02] = COBS [01 03 02 02 00].
+        put(p, [0x01, 0x03, 0x02, 0x02, 0x00]);
+        let n = command(p, 5, 64);
+        // Welcome { major: 2, minor: 2, app_id: 0 } = [01 02 02 00] = COBS [04 01 02 02 01 00].
+        if n != 6 || !matches(p, [0x04, 0x01, 0x02, 0x02, 0x01, 0x00]) {
+            exit(greeter_exit::BAD_WELCOME);
+        }
+        // Status = [04] = COBS [02 04 00].
+        put(p, [0x02, 0x04, 0x00]);
+        let n = command(p, 3, 64);
+        // Status(LinkStatus { false, 0, 0, NotNeeded, Idle }) = [03 00 00 00 00 00]
+        // = COBS [02 03 01 01 01 01 01 00].
+        if n != 8 || !matches(p, [0x02, 0x03, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00]) {
+            exit(greeter_exit::BAD_STATUS);
+        }
+        exit(greeter_exit::OK)
+    }
+}
+
+/// The hostile app: `act` (a [`hostile_act`]) picks what it tries. Syscall abuse must be
+/// refused; every memory access outside its own regions, and executing its RAM, must fault.
+#[unsafe(link_section = ".hostile_text")]
+unsafe extern "C" fn hostile_main(act: u32) -> ! {
+    let mut buf = core::mem::MaybeUninit::<[u8; 16]>::uninit();
+    let p = buf.as_mut_ptr().cast::<u8>();
+    // SAFETY: deliberately hostile; the kernel and the MPU must contain every step.
+    unsafe {
+        match act {
+            hostile_act::ATTACK_KERNEL => {
+                let target = crate::KERNEL_SECRET.as_ptr();
+                if command(target.cast::<u8>(), 3, 16) != 0xFFFF_FFFF {
+                    exit(hostile_exit::KERNEL_BUFFER_ACCEPTED);
+                }
+                put(p, [0x02, 0x04, 0x00]);
+                if command(p, 40, 16) != 0xFFFF_FFFE {
+                    exit(hostile_exit::LONG_REQUEST_ACCEPTED);
+                }
+                target.write_volatile(0xBAD0_BAD0);
+                exit(hostile_exit::KERNEL_WRITE_SUCCEEDED)
+            }
+            hostile_act::READ_OTHER_APP => {
+                let other = (&raw const crate::__greeter_ram_start).cast::<u32>();
+                let _stolen = other.read_volatile();
+                exit(hostile_exit::OTHER_APP_READ_SUCCEEDED)
+            }
+            hostile_act::EXECUTE_RAM => {
+                // `bx lr` (0x4770) written to its own stack, then called.
+                put(p, [0x70, 0x47]);
+                let code: extern "C" fn() = core::mem::transmute(p as usize | 1);
+                code();
+                exit(hostile_exit::RAM_EXECUTED)
+            }
+            _ => exit(hostile_exit::UNKNOWN_ACT),
+        }
+    }
+}
+
+/// Never runs: its header names an ABI major the kernel does not speak.
+#[unsafe(link_section = ".stale_text")]
+unsafe extern "C" fn stale_main(_: u32) -> ! {
+    // SAFETY: exit never returns.
+    unsafe { exit(0) }
+}
