@@ -8,7 +8,9 @@
 //! PSP: an app), records why in [`SWITCH_REASON`] (the IPSR exception number), clears nPRIV
 //! and returns to the kernel just after its `svc`, where [`switch_to_user`] saves the app's
 //! r4-r11. A fault with SPSEL = 0 is the kernel's own: it goes to the board's
-//! `aliot_kernel_fault`. This is the Tock kernel's design (arch/cortex-m), written for this
+//! `aliot_kernel_fault`. SysTick takes the same trap path when it interrupts an app (reason
+//! 15: preempted), so a preempted app's context is saved exactly like at a syscall and it is
+//! resumed the same way; when it interrupts the kernel it only counts the tick. This is the Tock kernel's design (arch/cortex-m), written for this
 //! crate because no maintained crate offers it on its own.
 //!
 //! EXC_RETURN values are saved as the hardware produced them (not hard-coded), so the Secure
@@ -16,8 +18,8 @@
 
 use core::sync::atomic::AtomicU32;
 
-/// Exception number that made the last app return to the kernel (11 = SVCall, 3 = HardFault,
-/// 4 = MemManage, 5 = BusFault, 6 = UsageFault).
+/// Exception number that made the last app return to the kernel (11 = SVCall, 15 = SysTick:
+/// preempted, 3 = HardFault, 4 = MemManage, 5 = BusFault, 6 = UsageFault).
 pub(crate) static SWITCH_REASON: AtomicU32 = AtomicU32::new(0);
 /// EXC_RETURN to resume the app with (thread mode, PSP); written by the kernel before a
 /// switch and by the trap handler after it.
@@ -25,8 +27,13 @@ pub(crate) static APP_EXC_RETURN: AtomicU32 = AtomicU32::new(0);
 /// EXC_RETURN to resume the kernel with (thread mode, MSP).
 static KERNEL_EXC_RETURN: AtomicU32 = AtomicU32::new(0);
 
+/// SysTick interrupts taken since boot (wraps after 2^32).
+pub(crate) static TICKS: AtomicU32 = AtomicU32::new(0);
+
 /// Exception number of SVCall.
 pub(crate) const SVCALL: u32 = 11;
+/// Exception number of SysTick.
+pub(crate) const SYSTICK: u32 = 15;
 
 unsafe extern "C" {
     /// Provided by the board: a fault in the kernel itself (not an app). Must not return.
@@ -101,6 +108,36 @@ unsafe extern "C" fn app_trap() {
         reason = sym SWITCH_REASON,
         kernel_exc = sym KERNEL_EXC_RETURN,
     )
+}
+
+/// SysTick: count the tick; if it interrupted an app, preempt it (trap to the kernel exactly
+/// like an SVC would, so its context is saved and it can be resumed); if it interrupted the
+/// kernel, just return. r0-r3 are free: the hardware stacked them.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+unsafe extern "C" fn SysTick() {
+    core::arch::naked_asm!(
+        "movw r0, :lower16:{ticks}",
+        "movt r0, :upper16:{ticks}",
+        "ldr r1, [r0]",
+        "adds r1, r1, #1",
+        "str r1, [r0]",
+        "tst lr, #4",
+        "bne {trap}",
+        "bx lr",
+        ticks = sym TICKS,
+        trap = sym app_trap,
+    )
+}
+
+/// Set PSPLIM: a push by the app below `limit` raises UsageFault (UFSR.STKOF) instead of
+/// writing under its stack (ARMv8-M ARM B3.5.2, stack limit checks).
+///
+/// # Safety
+/// Call from privileged thread mode before switching to the app whose stack bottom `limit` is.
+pub(crate) unsafe fn set_psplim(limit: u32) {
+    // SAFETY: PSPLIM only bounds the process stack, which the kernel does not use.
+    unsafe { core::arch::asm!("msr psplim, {}", "isb", in(reg) limit, options(nostack)) };
 }
 
 /// Body shared by the fault handlers: an app's fault ends the app, the kernel's goes to the board.

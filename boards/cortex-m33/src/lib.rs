@@ -9,10 +9,11 @@
 //! through `tock-registers`).
 //!
 //! Layout:
-//! - [`region`], [`header`], [`mpu`] (encoding), [`syscall`] are pure and unit-tested on the
+//! - [`region`], [`header`], [`mpu`] (encoding), [`syscall`], [`policy`] (time slice and
+//!   restart budgets) are pure and unit-tested on the
 //!   host: address ranges, the app header checked at boot, the RBAR/RLAR words, and the
 //!   syscall boundary (buffer bounds check, decode once, answer in place).
-//! - `mpu` (register access), `scb`, `process` and the private `arch` module hold the
+//! - `mpu` (register access), `scb`, `systick`, `process` and the private `arch` module hold the
 //!   hardware side; they build only for `target_arch = "arm"`. All `unsafe` of the runtime is
 //!   there, each block with its `// SAFETY:` reason.
 //!
@@ -33,6 +34,7 @@
 
 pub mod header;
 pub mod mpu;
+pub mod policy;
 pub mod region;
 pub mod syscall;
 
@@ -42,3 +44,5 @@ mod arch;
 pub mod process;
 #[cfg(target_arch = "arm")]
 pub mod scb;
+#[cfg(target_arch = "arm")]
+pub mod systick;

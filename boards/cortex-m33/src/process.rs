@@ -1,20 +1,29 @@
-//! Running one app to completion: MPU set up for it alone, a fresh stack in its RAM, its
-//! syscalls served, and its end (exit or fault) reported to the kernel.
+//! Running apps: MPU set up for one app at a time, a fresh stack in its zeroed RAM, its
+//! syscalls served, its time slice enforced, and its end (exit, fault, spun too long) reported
+//! to the kernel.
 //!
-//! Apps run one at a time until they exit or fault (no time slice yet): this is the first
-//! slice of the process runtime, enough to prove isolation and the syscall boundary.
+//! [`Runtime::start`] makes a [`Process`] (RAM zeroed, so nothing of an earlier run leaks into
+//! the next); [`Runtime::resume`] runs it until its slice ends ([`Event::Preempted`]: its
+//! context is kept in the `Process` and on its own stack, so it can be resumed after other
+//! apps ran) or it stops ([`Event::Stopped`]). An app preempted more than the slice budget
+//! allows without a syscall in between is ended ([`Stop::SpunTooLong`], see
+//! [`crate::policy::SliceBudget`]). PSPLIM is set to the bottom of the app's stack, so a stack
+//! overflow raises UsageFault (STKOF) and ends the app instead of running into whatever lies
+//! below its stack.
 //!
 //! Not yet handled: an app's floating-point registers are not saved across a switch (s16-s31
 //! would be the kernel's to preserve; the kernel does not use FP and the apps here do not
-//! either), and there is no SysTick time slice, so a spinning app would starve the kernel.
+//! either).
 
 use core::sync::atomic::Ordering;
 
-use crate::arch::{self, APP_EXC_RETURN, SVCALL, SWITCH_REASON};
+use crate::arch::{self, APP_EXC_RETURN, SVCALL, SWITCH_REASON, SYSTICK};
 use crate::mpu::{Mpu, MpuError};
+use crate::policy::{AfterPreempt, SliceBudget};
 use crate::region::Region;
 use crate::scb::{FaultStatus, Scb};
 use crate::syscall::{self, SVC_COMMAND, SVC_EXIT, SyscallError};
+use crate::systick::SysTick;
 
 /// EXC_RETURN for a fresh app: Secure, standard frame (no FP state), thread mode, PSP.
 const FRESH_APP_EXC_RETURN: u32 = 0xFFFF_FFFD;
@@ -23,6 +32,8 @@ const FRAME_WORDS: u32 = 8;
 const FRAME_BYTES: u32 = FRAME_WORDS * 4;
 /// xPSR with only the Thumb bit set.
 const XPSR_THUMB: u32 = 1 << 24;
+/// CFSR.UFSR.STKOF: a stack limit violation (ARMv8-M ARM D1.2 CFSR).
+const CFSR_STKOF: u32 = 1 << 20;
 /// Link register of a fresh app: returning from its entry function faults (never executable).
 const NO_RETURN: u32 = 0xFFFF_FFFF;
 
@@ -39,6 +50,18 @@ pub struct App {
     pub ram: Region,
     /// Thumb entry address.
     pub entry: u32,
+    /// Stack bytes at the top of `ram` (from its checked header); PSPLIM is set to its bottom.
+    pub stack_size: u32,
+}
+
+impl App {
+    /// The stack's lowest address, if the stack fits the app's RAM.
+    fn stack_bottom(&self) -> Option<u32> {
+        let bottom = self.ram.end().checked_sub(u64::from(self.stack_size))?;
+        (bottom >= u64::from(self.ram.start))
+            .then(|| u32::try_from(bottom).ok())
+            .flatten()
+    }
 }
 
 /// One command an app made, for the kernel's log.
@@ -78,29 +101,83 @@ pub enum Stop {
     OverlapsKernel,
     /// The app's stack pointer left its RAM at a syscall: ended like a fault.
     BadStack(u32),
+    /// The app was preempted this many slices in a row without making a syscall: ended.
+    SpunTooLong(u32),
 }
 
-/// The privileged side of the runtime: MPU and fault registers.
+impl Stop {
+    /// The app ended normally: it exited with code 0. Anything else is a failure, which a
+    /// restart policy may answer with a restart.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Stop::Exited(0))
+    }
+}
+
+/// What happened when the kernel resumed a process.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    /// Its time slice ran out; it can be resumed. `spent`: slices in a row without a syscall.
+    Preempted {
+        /// Slices used up since its last syscall.
+        spent: u32,
+    },
+    /// It stopped and will not run again.
+    Stopped(Stop),
+}
+
+/// An app that was started: its saved context between slices.
+#[derive(Debug)]
+pub struct Process {
+    app: App,
+    psp: u32,
+    regs: [u32; 8],
+    exc_return: u32,
+    stack_bottom: u32,
+    budget: SliceBudget,
+    syscalls: u32,
+    stopped: Option<Stop>,
+}
+
+impl Process {
+    /// The app it runs.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Syscalls it made in this run (saturating).
+    pub fn syscalls(&self) -> u32 {
+        self.syscalls
+    }
+}
+
+/// The privileged side of the runtime: MPU, fault registers and SysTick.
 pub struct Runtime {
     mpu: Mpu,
     scb: Scb,
+    systick: SysTick,
     kernel_ram: Region,
+    slice_budget: u32,
 }
 
 impl Runtime {
-    /// Take the MPU and the SCB fault registers and enable MemManage, BusFault and UsageFault.
-    /// `kernel_ram` is the kernel's RAM: no app region may overlap it.
+    /// Take the MPU, the SCB fault registers and SysTick; enable MemManage, BusFault and
+    /// UsageFault; start SysTick with `slice_reload` (see [`crate::policy::slice_reload`]).
+    /// `kernel_ram` is the kernel's RAM: no app region may overlap it. An app may be
+    /// preempted `slice_budget` times in a row without a syscall; the next preemption ends it.
     ///
     /// # Safety
     /// Call once, from privileged thread mode on MSP (the reset state).
-    pub unsafe fn take(kernel_ram: Region) -> Runtime {
+    pub unsafe fn take(kernel_ram: Region, slice_reload: u32, slice_budget: u32) -> Runtime {
         // SAFETY: the caller calls this once, so these are the only handles.
-        let (mpu, scb) = unsafe { (Mpu::take(), Scb::take()) };
+        let (mpu, scb, systick) = unsafe { (Mpu::take(), Scb::take(), SysTick::take()) };
         scb.enable_faults();
+        systick.start(slice_reload);
         Runtime {
             mpu,
             scb,
+            systick,
             kernel_ram,
+            slice_budget,
         }
     }
 
@@ -109,27 +186,31 @@ impl Runtime {
         self.mpu.regions()
     }
 
-    /// Run `app` from its entry with zeroed RAM until it exits or faults; `argument` is its
-    /// entry function's first argument (r0); `on_syscall` sees every command it makes.
-    pub fn run(
-        &mut self,
-        app: &App,
-        argument: u32,
-        on_syscall: &mut dyn FnMut(&SyscallRecord),
-    ) -> Stop {
+    /// SYST_CALIB as the implementation reports it.
+    pub fn systick_calibration(&self) -> u32 {
+        self.systick.calibration()
+    }
+
+    /// Prepare `app` to run from its entry with zeroed RAM and a fresh stack; `argument` is
+    /// its entry function's first argument (r0). Nothing runs until [`Runtime::resume`].
+    pub fn start(&mut self, app: &App, argument: u32) -> Result<Process, Stop> {
         if app.ram.overlaps(&self.kernel_ram) || app.flash.overlaps(&self.kernel_ram) {
-            return Stop::OverlapsKernel;
+            return Err(Stop::OverlapsKernel);
         }
-        if let Err(e) = self.mpu.configure_app(app.flash, app.ram) {
-            return Stop::NotStarted(e);
-        }
-        let Some(stack_top) = u32::try_from(app.ram.end()).ok() else {
-            return Stop::NotStarted(MpuError::NotAligned(app.ram));
+        // Checked here once; `resume` maps the same regions again before each slice.
+        self.mpu
+            .configure_app(app.flash, app.ram)
+            .map_err(Stop::NotStarted)?;
+        let (Some(stack_top), Some(stack_bottom)) =
+            (u32::try_from(app.ram.end()).ok(), app.stack_bottom())
+        else {
+            return Err(Stop::NotStarted(MpuError::NotAligned(app.ram)));
         };
-        let mut psp = stack_top - FRAME_BYTES;
+        let psp = stack_top - FRAME_BYTES;
         // SAFETY: `app.ram` passed the header check (inside the app's linker region, which the
         // board checked to be disjoint from kernel RAM, and tested again above); no kernel
-        // reference points into it; the app is not running.
+        // reference points into it; the app is not running (a `Process` of an earlier run of
+        // it is never resumed again by the board, and zeroing is what it must not see anyway).
         unsafe {
             core::ptr::write_bytes(app.ram.start as *mut u8, 0, app.ram.len as usize);
             let frame = psp as *mut u32;
@@ -140,37 +221,103 @@ impl Runtime {
                 frame.add(i).write_volatile(word);
             }
         }
-        let mut regs = [0u32; 8];
-        let mut exc_return = FRESH_APP_EXC_RETURN;
         // A fault status left over from before must not be blamed on this app.
         let _ = self.scb.take_fault_status();
+        Ok(Process {
+            app: *app,
+            psp,
+            regs: [0; 8],
+            exc_return: FRESH_APP_EXC_RETURN,
+            stack_bottom,
+            budget: SliceBudget::new(self.slice_budget),
+            syscalls: 0,
+            stopped: None,
+        })
+    }
+
+    /// Run `process` for one time slice (serving its syscalls, which do not end the slice)
+    /// until SysTick preempts it or it stops; `on_syscall` sees every command it makes.
+    pub fn resume(
+        &mut self,
+        process: &mut Process,
+        on_syscall: &mut dyn FnMut(&SyscallRecord),
+    ) -> Event {
+        if let Some(stop) = process.stopped {
+            return Event::Stopped(stop);
+        }
+        let event = self.slice(process, on_syscall);
+        if let Event::Stopped(stop) = event {
+            process.stopped = Some(stop);
+        }
+        event
+    }
+
+    /// Start `app` and resume it until it stops; preemptions are resumed at once.
+    pub fn run(
+        &mut self,
+        app: &App,
+        argument: u32,
+        on_syscall: &mut dyn FnMut(&SyscallRecord),
+    ) -> Stop {
+        let mut process = match self.start(app, argument) {
+            Ok(p) => p,
+            Err(stop) => return stop,
+        };
         loop {
-            APP_EXC_RETURN.store(exc_return, Ordering::SeqCst);
-            // SAFETY: `psp` points at an exception frame inside the app's RAM (built above,
-            // or pushed by the hardware at its last trap and checked below); the MPU maps this
-            // app only; APP_EXC_RETURN holds its EXC_RETURN.
-            psp = unsafe { arch::switch_to_user(psp, &mut regs) };
-            exc_return = APP_EXC_RETURN.load(Ordering::SeqCst);
+            if let Event::Stopped(stop) = self.resume(&mut process, on_syscall) {
+                return stop;
+            }
+        }
+    }
+
+    fn slice(&mut self, p: &mut Process, on_syscall: &mut dyn FnMut(&SyscallRecord)) -> Event {
+        let app = p.app;
+        if let Err(e) = self.mpu.configure_app(app.flash, app.ram) {
+            return Event::Stopped(Stop::NotStarted(e));
+        }
+        // SAFETY: privileged thread mode; `stack_bottom` is this app's stack bottom.
+        unsafe { arch::set_psplim(p.stack_bottom) };
+        self.systick.restart_slice();
+        loop {
+            APP_EXC_RETURN.store(p.exc_return, Ordering::SeqCst);
+            // SAFETY: `p.psp` points at an exception frame inside the app's RAM (built by
+            // `start`, or pushed by the hardware at its last trap and checked below); the MPU
+            // maps this app only; APP_EXC_RETURN holds its EXC_RETURN.
+            p.psp = unsafe { arch::switch_to_user(p.psp, &mut p.regs) };
+            p.exc_return = APP_EXC_RETURN.load(Ordering::SeqCst);
             let reason = SWITCH_REASON.load(Ordering::SeqCst);
-            let frame_ok = app.ram.contains_range(psp, FRAME_BYTES);
-            if reason != SVCALL {
-                return Stop::Faulted(AppFault {
+            let frame_ok = app.ram.contains_range(p.psp, FRAME_BYTES);
+            if reason == SYSTICK && frame_ok {
+                return match p.budget.on_preempt() {
+                    AfterPreempt::Resume { spent } => Event::Preempted { spent },
+                    AfterPreempt::SpunTooLong { spent } => Event::Stopped(Stop::SpunTooLong(spent)),
+                };
+            }
+            if reason != SVCALL && reason != SYSTICK {
+                let status = self.scb.take_fault_status();
+                // After a stack limit violation the hardware may not have written the frame
+                // (it stops at PSPLIM), so there is no pc to report.
+                let frame_written = frame_ok && status.cfsr & CFSR_STKOF == 0;
+                return Event::Stopped(Stop::Faulted(AppFault {
                     exception: reason,
-                    status: self.scb.take_fault_status(),
+                    status,
                     // SAFETY: the frame lies in the app's RAM (checked), which is readable.
-                    pc: frame_ok.then(|| unsafe { (psp as *const u32).add(6).read_volatile() }),
-                });
+                    pc: frame_written
+                        .then(|| unsafe { (p.psp as *const u32).add(6).read_volatile() }),
+                }));
             }
             if !frame_ok {
-                return Stop::BadStack(psp);
+                return Event::Stopped(Stop::BadStack(p.psp));
             }
-            let frame = psp as *mut u32;
+            p.budget.on_syscall();
+            p.syscalls = p.syscalls.saturating_add(1);
+            let frame = p.psp as *mut u32;
             // SAFETY: the 8-word frame lies in the app's RAM (checked); the app is stopped.
             let [r0, r1, r2, pc] = unsafe { [0, 1, 2, 6].map(|i| frame.add(i).read_volatile()) };
-            let r0_out = match svc_number(app, pc) {
-                Some(SVC_EXIT) => return Stop::Exited(r0),
+            let r0_out = match svc_number(&app, pc) {
+                Some(SVC_EXIT) => return Event::Stopped(Stop::Exited(r0)),
                 Some(SVC_COMMAND) => {
-                    let result = command(app, r0, r1, r2);
+                    let result = command(&app, r0, r1, r2);
                     on_syscall(&SyscallRecord {
                         ptr: r0,
                         len: r1,

@@ -34,8 +34,8 @@ pub mod greeter_exit {
     pub const BAD_STATUS: u32 = 2;
 }
 
-/// What the hostile app tries, chosen by its entry argument: one run per act, since a fault
-/// ends the run.
+/// What the hostile app tries, chosen by its entry argument: one run per act, since each act
+/// ends the run (the kernel restarts it for the next act, see the board's restart policy).
 pub mod hostile_act {
     /// Kernel-address syscall buffer, over-long request, then a write to kernel RAM.
     pub const ATTACK_KERNEL: u32 = 0;
@@ -43,7 +43,21 @@ pub mod hostile_act {
     pub const READ_OTHER_APP: u32 = 1;
     /// Execute code written to its own RAM.
     pub const EXECUTE_RAM: u32 = 2;
+    /// Spin forever without a syscall: SysTick must preempt it and the kernel end it.
+    pub const SPIN: u32 = 3;
+    /// Recurse until the stack overflows: PSPLIM must stop it (UsageFault STKOF).
+    pub const OVERFLOW: u32 = 4;
+    /// [`FLOOD_CALLS`] syscalls in a row, every 100th with a kernel-address buffer.
+    pub const FLOOD: u32 = 5;
+    /// Syscalls the flood makes.
+    pub const FLOOD_CALLS: u32 = 10_000;
+    /// Every this many-th flood call uses a kernel-address buffer (must be refused).
+    pub const FLOOD_BAD_EVERY: u32 = 100;
 }
+
+/// Word the hostile app leaves at the bottom of its RAM (below its stack) in every run: it
+/// must read 0 there at the start of the next run, or the kernel leaked RAM between runs.
+pub const HOSTILE_MARKER: u32 = 0x4C45_414B;
 
 /// Exit codes of the hostile app (it should never exit: each act must end in a fault).
 pub mod hostile_exit {
@@ -59,6 +73,17 @@ pub mod hostile_exit {
     pub const RAM_EXECUTED: u32 = 14;
     /// Unknown act.
     pub const UNKNOWN_ACT: u32 = 15;
+    /// It found its previous run's marker in its RAM.
+    pub const LEAKED: u32 = 16;
+    /// The recursion came back (no stack limit stopped it).
+    pub const OVERFLOW_SURVIVED: u32 = 17;
+    /// The spin loop ended (it cannot).
+    pub const SPIN_ENDED: u32 = 18;
+    /// The flood got every answer it expected (a non-zero code: the run still counts as
+    /// ended abnormally, so the restart limit is reached with the flood as the last act).
+    pub const FLOOD_DONE: u32 = 20;
+    /// A flood call got a wrong answer.
+    pub const FLOOD_WRONG_ANSWER: u32 = 21;
 }
 
 #[used]
@@ -80,7 +105,8 @@ static HOSTILE_HEADER: RawHeader = RawHeader {
     abi_minor: aliot_abi::ABI_MINOR,
     entry: hostile_main,
     stack_size: 1024,
-    ram_size: 1024,
+    // The lower 1 KiB holds its marker (see HOSTILE_MARKER), below the stack's limit.
+    ram_size: 2048,
 };
 
 /// An app built against an older ABI major: the kernel must refuse to start it.
@@ -173,6 +199,13 @@ unsafe extern "C" fn hostile_main(act: u32) -> ! {
     let p = buf.as_mut_ptr().cast::<u8>();
     // SAFETY: deliberately hostile; the kernel and the MPU must contain every step.
     unsafe {
+        let marker = (&raw const crate::__hostile_ram_start)
+            .cast::<u32>()
+            .cast_mut();
+        if marker.read_volatile() != 0 {
+            exit(hostile_exit::LEAKED);
+        }
+        marker.write_volatile(HOSTILE_MARKER);
         match act {
             hostile_act::ATTACK_KERNEL => {
                 let target = crate::KERNEL_SECRET.as_ptr();
@@ -198,9 +231,57 @@ unsafe extern "C" fn hostile_main(act: u32) -> ! {
                 code();
                 exit(hostile_exit::RAM_EXECUTED)
             }
+            hostile_act::SPIN => loop {
+                asm!("nop", options(nomem, nostack));
+                if (&raw const crate::__hostile_ram_start).read_volatile() == 0 {
+                    exit(hostile_exit::SPIN_ENDED);
+                }
+            },
+            hostile_act::OVERFLOW => {
+                dive(0);
+                exit(hostile_exit::OVERFLOW_SURVIVED)
+            }
+            hostile_act::FLOOD => {
+                let kernel = crate::KERNEL_SECRET.as_ptr().cast::<u8>();
+                let mut i = 0;
+                let mut until_bad = hostile_act::FLOOD_BAD_EVERY;
+                while i < hostile_act::FLOOD_CALLS {
+                    until_bad -= 1;
+                    let ok = if until_bad == 0 {
+                        until_bad = hostile_act::FLOOD_BAD_EVERY;
+                        command(kernel, 3, 16) == 0xFFFF_FFFF
+                    } else {
+                        put(p, [0x02, 0x04, 0x00]);
+                        command(p, 3, 16) == 8
+                            && matches(p, [0x02, 0x03, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00])
+                    };
+                    if !ok {
+                        exit(hostile_exit::FLOOD_WRONG_ANSWER);
+                    }
+                    i += 1;
+                }
+                exit(hostile_exit::FLOOD_DONE)
+            }
             _ => exit(hostile_exit::UNKNOWN_ACT),
         }
     }
+}
+
+/// Recurse with a 64-byte frame of stack each level until something stops it.
+#[inline(never)]
+#[unsafe(link_section = ".hostile_text")]
+unsafe fn dive(depth: u32) -> u32 {
+    let mut pad = core::mem::MaybeUninit::<[u32; 16]>::uninit();
+    let p = pad.as_mut_ptr().cast::<u32>();
+    // SAFETY: `pad` is this frame's own stack memory.
+    unsafe { p.write_volatile(depth) };
+    if depth == u32::MAX {
+        return 0;
+    }
+    // SAFETY: deliberately unbounded; PSPLIM must stop it.
+    let below = unsafe { dive(depth + 1) };
+    // SAFETY: as above.
+    below.wrapping_add(unsafe { p.read_volatile() })
 }
 
 /// Never runs: its header names an ABI major the kernel does not speak.

@@ -1,13 +1,19 @@
 //! QEMU `mps2-an505` board: the Cortex-M33 process runtime proven end to end.
 //!
 //! Boots, checks the three app headers linked into the image (the stale one must be refused
-//! and the others still start), runs the well-behaved greeter, then the hostile app (its
-//! kernel-address buffer and over-long request must be refused, its write to kernel RAM must
-//! MemManage-fault with the exact address and end only that app, the kernel's secret intact),
-//! the hostile app again reading the greeter's RAM and executing its own RAM (each must
-//! MemManage-fault), then the greeter again to show the system survived. One log line per event through
-//! semihosting; the exit status is 0 only if every expectation held. Run with
-//! `cargo run --release` in this directory (see README "Under QEMU").
+//! and the others still start), runs the well-behaved greeter, then supervises the hostile
+//! app: each run does one act, and each act must end that run (and only it) the expected way:
+//! kernel-address buffer and over-long request refused, then a write to kernel RAM
+//! MemManage-faults at the exact address with the kernel's secret intact; a read of the
+//! greeter's RAM and executing its own RAM MemManage-fault; spinning forever is preempted by
+//! SysTick (the greeter runs while the spinner is suspended) and ended after its slice budget;
+//! recursing until the stack overflows raises UsageFault STKOF at PSPLIM; 10 000 syscalls in a
+//! row are each answered or refused. After each abnormal end the kernel restarts it with fresh,
+//! zeroed RAM (the app checks it finds no trace of its last run) after a doubling delay in
+//! ticks, up to a limit; at the limit it says so and leaves it stopped. Then the greeter runs
+//! again to show the system survived. One log line per event through semihosting; the exit
+//! status is 0 only if every expectation held. Run with `cargo run --release` in this
+//! directory (see README "Under QEMU").
 #![no_std]
 #![no_main]
 
@@ -16,13 +22,15 @@ mod apps;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use aliot_cortex_m33::header::{AppHeader, HEADER_LEN, HeaderError};
-use aliot_cortex_m33::process::{App, Runtime, Stop, SyscallRecord};
+use aliot_cortex_m33::policy::{AfterFailure, RestartPolicy, Restarts, slice_reload};
+use aliot_cortex_m33::process::{App, Event, Runtime, Stop, SyscallRecord};
 use aliot_cortex_m33::region::Region;
 use aliot_cortex_m33::syscall::SyscallError;
+use aliot_cortex_m33::systick;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 
-use crate::apps::{greeter_exit, hostile_act};
+use crate::apps::{HOSTILE_MARKER, greeter_exit, hostile_act, hostile_exit};
 
 /// Kernel data the hostile app tries to overwrite.
 pub(crate) static KERNEL_SECRET: AtomicU32 = AtomicU32::new(SECRET);
@@ -30,6 +38,25 @@ const SECRET: u32 = 0x5EC2_E700;
 
 /// MemManage's exception number.
 const MEMMANAGE: u32 = 4;
+/// UsageFault's exception number.
+const USAGEFAULT: u32 = 6;
+/// CFSR.UFSR.STKOF: a stack limit (PSPLIM) violation.
+const STKOF: u32 = 1 << 20;
+
+/// QEMU's mps2-an505 runs the Cortex-M33 (and so SysTick's processor clock) at 20 MHz
+/// (AN505 SYSCLK; QEMU hw/arm/mps2-tz.c `sysclk_frq`).
+const CPU_HZ: u32 = 20_000_000;
+/// Length of an app's time slice.
+const SLICE_MS: u32 = 10;
+/// Slices an app may be preempted in a row without a syscall; the next preemption ends it.
+const SLICE_BUDGET: u32 = 3;
+/// The hostile app is restarted after each act until it has done them all (5 restarts after
+/// its first run), waiting 1, 2, 4, 8, 16 ticks before the restarts.
+const RESTARTS: RestartPolicy = RestartPolicy {
+    limit: 5,
+    first_delay_ticks: 1,
+    max_delay_ticks: 64,
+};
 /// MMFSR.DACCVIOL | MMFSR.MMARVALID: a data access violation with a valid address.
 const DACCVIOL_MMARVALID: u32 = 0x82;
 /// MMFSR.IACCVIOL: an instruction fetch from a region the app may not execute.
@@ -44,7 +71,7 @@ unsafe extern "C" {
     static __greeter_ram_end: u8;
     static __hostile_flash_start: u8;
     static __hostile_flash_end: u8;
-    static __hostile_ram_start: u8;
+    pub(crate) static __hostile_ram_start: u8;
     static __hostile_ram_end: u8;
     static __stale_flash_start: u8;
     static __stale_flash_end: u8;
@@ -99,6 +126,7 @@ fn load(name: &'static str, id: u8, flash: Region, ram: Region) -> Result<App, H
                 flash,
                 ram,
                 entry: h.entry,
+                stack_size: h.stack_size,
             })
         }
         Err(e) => {
@@ -148,6 +176,11 @@ fn log_stop(app: &App, stop: &Stop) {
             "app {}: stack pointer {:#010x} outside its RAM: ended",
             app.name,
             sp
+        ),
+        Stop::SpunTooLong(slices) => hprintln!(
+            "app {}: preempted {} slices in a row without a syscall: spun too long, ended",
+            app.name,
+            slices
         ),
     }
 }
@@ -201,13 +234,25 @@ fn main() -> ! {
             ],
         )
     };
+    let Some(reload) = slice_reload(CPU_HZ, SLICE_MS) else {
+        hprintln!("KERNEL: a {} ms slice does not fit SysTick", SLICE_MS);
+        finish(&Verdict { failed: 1 });
+    };
     // SAFETY: called once, at reset, privileged on MSP.
-    let mut rt = unsafe { Runtime::take(kernel_ram) };
+    let mut rt = unsafe { Runtime::take(kernel_ram, reload, SLICE_BUDGET) };
     hprintln!(
         "MPU: {} regions; kernel RAM {:#010x}+{:#x}",
         rt.mpu_regions(),
         kernel_ram.start,
         kernel_ram.len
+    );
+    hprintln!(
+        "SysTick: {} ms slices (reload {} at {} Hz, SYST_CALIB {:#010x}); {} slices without a syscall allowed",
+        SLICE_MS,
+        reload,
+        CPU_HZ,
+        rt.systick_calibration(),
+        SLICE_BUDGET
     );
     let mut verdict = Verdict { failed: 0 };
 
@@ -226,68 +271,235 @@ fn main() -> ! {
 
     run_greeter(&mut rt, &greeter, &mut verdict, "first run");
 
-    hprintln!("running app {} (act: attack the kernel)", hostile.name);
-    let mut refusals = [None; 2];
-    let mut calls = 0;
-    let stop = rt.run(&hostile, hostile_act::ATTACK_KERNEL, &mut |r| {
-        log_syscall(hostile.name, r);
-        if let Some(slot) = refusals.get_mut(calls) {
-            *slot = r.result.err();
-        }
-        calls += 1;
-    });
-    log_stop(&hostile, &stop);
-    verdict.expect(
-        refusals[0] == Some(SyscallError::BufferOutsideApp),
-        "syscall with a kernel-RAM buffer refused (BufferOutsideApp)",
-    );
-    verdict.expect(
-        refusals[1] == Some(SyscallError::LengthExceedsCapacity),
-        "syscall with length > capacity refused (LengthExceedsCapacity)",
-    );
-    let secret_addr = KERNEL_SECRET.as_ptr() as u32;
-    verdict.expect(
-        matches!(stop, Stop::Faulted(f) if f.exception == MEMMANAGE
-            && f.status.cfsr & 0xFF == DACCVIOL_MMARVALID
-            && f.status.mmfar == Some(secret_addr)),
-        "write to kernel RAM raised MemManage (DACCVIOL) at the secret's address and ended the app",
-    );
-    verdict.expect(
-        KERNEL_SECRET.load(Ordering::SeqCst) == SECRET,
-        "kernel secret unchanged",
-    );
-
-    hprintln!("running app {} (act: read the greeter's RAM)", hostile.name);
-    let stop = rt.run(&hostile, hostile_act::READ_OTHER_APP, &mut |r| {
-        log_syscall(hostile.name, r)
-    });
-    log_stop(&hostile, &stop);
-    verdict.expect(
-        matches!(stop, Stop::Faulted(f) if f.exception == MEMMANAGE
-            && f.status.cfsr & 0xFF == DACCVIOL_MMARVALID
-            && f.status.mmfar == Some(greeter.ram.start)),
-        "read of another app's RAM raised MemManage (DACCVIOL) at that address and ended the app",
-    );
-
-    hprintln!("running app {} (act: execute its own RAM)", hostile.name);
-    let stop = rt.run(&hostile, hostile_act::EXECUTE_RAM, &mut |r| {
-        log_syscall(hostile.name, r)
-    });
-    log_stop(&hostile, &stop);
-    verdict.expect(
-        matches!(stop, Stop::Faulted(f) if f.exception == MEMMANAGE
-            && f.status.cfsr & 0xFF == IACCVIOL
-            && f.pc.is_some_and(|pc| hostile.ram.contains_range(pc, 2))),
-        "executing its own RAM raised MemManage (IACCVIOL: RAM is never executable) and ended the app",
-    );
+    supervise_hostile(&mut rt, &hostile, &greeter, &mut verdict);
 
     run_greeter(
         &mut rt,
         &greeter,
         &mut verdict,
-        "after the hostile app was ended",
+        "after the hostile app was left stopped",
     );
     finish(&verdict)
+}
+
+/// Wait until `n` more SysTick ticks have passed (the kernel has nothing else to do).
+fn wait_ticks(n: u32) -> u32 {
+    let start = systick::ticks();
+    while systick::ticks().wrapping_sub(start) < n {
+        cortex_m::asm::wfi();
+    }
+    systick::ticks().wrapping_sub(start)
+}
+
+/// The name of a hostile act, for the log.
+fn act_name(act: u32) -> &'static str {
+    match act {
+        hostile_act::ATTACK_KERNEL => "attack the kernel",
+        hostile_act::READ_OTHER_APP => "read the greeter's RAM",
+        hostile_act::EXECUTE_RAM => "execute its own RAM",
+        hostile_act::SPIN => "spin forever",
+        hostile_act::OVERFLOW => "overflow its stack",
+        hostile_act::FLOOD => "flood the kernel with syscalls",
+        _ => "unknown",
+    }
+}
+
+/// What one run of the hostile app showed.
+#[derive(Default)]
+struct RunLog {
+    calls: u32,
+    answered: u32,
+    refusals: [Option<SyscallError>; 2],
+    refused_outside: u32,
+    preemptions: u32,
+    greeter_ran_meanwhile: bool,
+}
+
+/// Run the hostile app under the restart policy: run `k` does act `k`; each run must end
+/// the way its act says, and after the last act the kernel must stop restarting it.
+fn supervise_hostile(rt: &mut Runtime, hostile: &App, greeter: &App, verdict: &mut Verdict) {
+    let mut restarts = Restarts::new(RESTARTS);
+    let mut act = 0;
+    let mut runs = 0;
+    let gave_up = loop {
+        hprintln!(
+            "running app {} (run {}, act: {})",
+            hostile.name,
+            runs + 1,
+            act_name(act)
+        );
+        runs += 1;
+        let mut log = RunLog::default();
+        let stop = match rt.start(hostile, act) {
+            Err(stop) => stop,
+            Ok(mut process) => loop {
+                let event = rt.resume(&mut process, &mut |r| {
+                    // The flood makes 10 000 calls: log the first few, count them all.
+                    if log.calls < 3 {
+                        log_syscall(hostile.name, r);
+                    }
+                    if let Some(slot) = log.refusals.get_mut(log.calls as usize) {
+                        *slot = r.result.err();
+                    }
+                    log.calls = log.calls.saturating_add(1);
+                    match r.result {
+                        Ok(_) => log.answered = log.answered.saturating_add(1),
+                        Err(SyscallError::BufferOutsideApp) => {
+                            log.refused_outside = log.refused_outside.saturating_add(1)
+                        }
+                        Err(_) => {}
+                    }
+                });
+                match event {
+                    Event::Stopped(stop) => break stop,
+                    Event::Preempted { spent } => {
+                        log.preemptions += 1;
+                        hprintln!(
+                            "app {}: preempted by SysTick (preemption {} since its last syscall), context saved",
+                            hostile.name,
+                            spent
+                        );
+                        if act == hostile_act::SPIN && !log.greeter_ran_meanwhile {
+                            log.greeter_ran_meanwhile = true;
+                            run_greeter(rt, greeter, verdict, "while the spinner is preempted");
+                        }
+                    }
+                }
+            },
+        };
+        log_stop(hostile, &stop);
+        if log.calls > 3 {
+            hprintln!(
+                "app {}: {} syscalls this run: {} answered, {} refused (buffer outside the app)",
+                hostile.name,
+                log.calls,
+                log.answered,
+                log.refused_outside
+            );
+        }
+        check_act(act, &stop, &log, hostile, greeter, verdict);
+        if stop.is_success() {
+            break false;
+        }
+        match restarts.on_failure() {
+            AfterFailure::Restart {
+                attempt,
+                delay_ticks,
+            } => {
+                hprintln!(
+                    "app {}: ended abnormally; restart {}/{} in {} tick(s)",
+                    hostile.name,
+                    attempt,
+                    RESTARTS.limit,
+                    delay_ticks
+                );
+                let waited = wait_ticks(delay_ticks);
+                verdict.expect(
+                    waited >= delay_ticks
+                        && delay_ticks == RESTARTS.first_delay_ticks << (attempt - 1),
+                    "restart delayed by the backoff (doubling ticks)",
+                );
+                act += 1;
+            }
+            AfterFailure::GiveUp { restarts } => {
+                hprintln!(
+                    "app {}: ended abnormally after {} restart(s): restart limit reached, left stopped",
+                    hostile.name,
+                    restarts
+                );
+                break true;
+            }
+        }
+    };
+    verdict.expect(
+        gave_up && runs == RESTARTS.limit + 1 && act == hostile_act::FLOOD,
+        "restarts stopped at the limit (6 runs: the first and 5 restarts), after the last act",
+    );
+}
+
+/// Check that run `act` of the hostile app ended the way that act must.
+fn check_act(
+    act: u32,
+    stop: &Stop,
+    log: &RunLog,
+    hostile: &App,
+    greeter: &App,
+    verdict: &mut Verdict,
+) {
+    match act {
+        hostile_act::ATTACK_KERNEL => {
+            verdict.expect(
+                log.refusals[0] == Some(SyscallError::BufferOutsideApp),
+                "syscall with a kernel-RAM buffer refused (BufferOutsideApp)",
+            );
+            verdict.expect(
+                log.refusals[1] == Some(SyscallError::LengthExceedsCapacity),
+                "syscall with length > capacity refused (LengthExceedsCapacity)",
+            );
+            let secret_addr = KERNEL_SECRET.as_ptr() as u32;
+            verdict.expect(
+                matches!(stop, Stop::Faulted(f) if f.exception == MEMMANAGE
+                    && f.status.cfsr & 0xFF == DACCVIOL_MMARVALID
+                    && f.status.mmfar == Some(secret_addr)),
+                "write to kernel RAM raised MemManage (DACCVIOL) at the secret's address and ended the app",
+            );
+            verdict.expect(
+                KERNEL_SECRET.load(Ordering::SeqCst) == SECRET,
+                "kernel secret unchanged",
+            );
+        }
+        hostile_act::READ_OTHER_APP => verdict.expect(
+            matches!(stop, Stop::Faulted(f) if f.exception == MEMMANAGE
+                && f.status.cfsr & 0xFF == DACCVIOL_MMARVALID
+                && f.status.mmfar == Some(greeter.ram.start)),
+            "read of another app's RAM raised MemManage (DACCVIOL) at that address and ended the app \
+             (and it found its RAM zeroed after the restart)",
+        ),
+        hostile_act::EXECUTE_RAM => verdict.expect(
+            matches!(stop, Stop::Faulted(f) if f.exception == MEMMANAGE
+                && f.status.cfsr & 0xFF == IACCVIOL
+                && f.pc.is_some_and(|pc| hostile.ram.contains_range(pc, 2))),
+            "executing its own RAM raised MemManage (IACCVIOL: RAM is never executable) and ended the app",
+        ),
+        hostile_act::SPIN => {
+            verdict.expect(
+                log.preemptions == SLICE_BUDGET
+                    && matches!(stop, Stop::SpunTooLong(n) if *n == SLICE_BUDGET + 1),
+                "spinner preempted by SysTick, resumed, and ended after its slice budget (spun too long)",
+            );
+            verdict.expect(
+                log.greeter_ran_meanwhile,
+                "greeter ran (and answered) while the spinner was preempted",
+            );
+        }
+        hostile_act::OVERFLOW => {
+            // SAFETY: the app is stopped; its RAM is readable by the kernel (privileged).
+            let bottom = unsafe { (hostile.ram.start as *const u32).read_volatile() };
+            verdict.expect(
+                matches!(stop, Stop::Faulted(f) if f.exception == USAGEFAULT
+                    && f.status.cfsr & STKOF != 0),
+                "stack overflow raised UsageFault (STKOF, PSPLIM) and ended the app",
+            );
+            verdict.expect(
+                bottom == HOSTILE_MARKER,
+                "the overflow stopped at its stack's bottom (its data below untouched)",
+            );
+        }
+        hostile_act::FLOOD => {
+            let bad = hostile_act::FLOOD_CALLS / hostile_act::FLOOD_BAD_EVERY;
+            verdict.expect(
+                log.calls == hostile_act::FLOOD_CALLS
+                    && log.refused_outside == bad
+                    && log.answered == hostile_act::FLOOD_CALLS - bad,
+                "flood of 10000 syscalls: each answered (or refused, kernel-address buffers)",
+            );
+            verdict.expect(
+                matches!(stop, Stop::Exited(hostile_exit::FLOOD_DONE)),
+                "flooding app saw the right answer to every call",
+            );
+        }
+        _ => verdict.expect(false, "known hostile act"),
+    }
 }
 
 fn finish(verdict: &Verdict) -> ! {
