@@ -77,8 +77,8 @@ pub mod hostile_exit {
     pub const LEAKED: u32 = 16;
     /// The recursion came back (no stack limit stopped it).
     pub const OVERFLOW_SURVIVED: u32 = 17;
-    /// The spin loop ended (it cannot).
-    pub const SPIN_ENDED: u32 = 18;
+    /// A register of the spinner changed across a preemption.
+    pub const CONTEXT_LOST: u32 = 19;
     /// The flood got every answer it expected (a non-zero code: the run still counts as
     /// ended abnormally, so the restart limit is reached with the flood as the last act).
     pub const FLOOD_DONE: u32 = 20;
@@ -231,12 +231,57 @@ unsafe extern "C" fn hostile_main(act: u32) -> ! {
                 code();
                 exit(hostile_exit::RAM_EXECUTED)
             }
-            hostile_act::SPIN => loop {
-                asm!("nop", options(nomem, nostack));
-                if (&raw const crate::__hostile_ram_start).read_volatile() == 0 {
-                    exit(hostile_exit::SPIN_ENDED);
-                }
-            },
+            hostile_act::SPIN => {
+                // Fill r1-r12 with known words and check them forever: a preemption that does
+                // not restore the app's whole context (the frame's r1-r3 and r12, the kernel's
+                // copy of r4-r11) makes it exit CONTEXT_LOST. r6 and r7 cannot be asm
+                // operands, so the loop is one block that never returns.
+                asm!(
+                    "mov.w r1, #0x11111111",
+                    "mov.w r2, #0x22222222",
+                    "mov.w r3, #0x33333333",
+                    "mov.w r4, #0x44444444",
+                    "mov.w r5, #0x55555555",
+                    "mov.w r6, #0x66666666",
+                    "mov.w r7, #0x77777777",
+                    "mov.w r8, #0x88888888",
+                    "mov.w r9, #0x99999999",
+                    "mov.w r10, #0xAAAAAAAA",
+                    "mov.w r11, #0xBBBBBBBB",
+                    "mov.w r12, #0xCCCCCCCC",
+                    "2:",
+                    "cmp.w r1, #0x11111111",
+                    "bne 3f",
+                    "cmp.w r2, #0x22222222",
+                    "bne 3f",
+                    "cmp.w r3, #0x33333333",
+                    "bne 3f",
+                    "cmp.w r4, #0x44444444",
+                    "bne 3f",
+                    "cmp.w r5, #0x55555555",
+                    "bne 3f",
+                    "cmp.w r6, #0x66666666",
+                    "bne 3f",
+                    "cmp.w r7, #0x77777777",
+                    "bne 3f",
+                    "cmp.w r8, #0x88888888",
+                    "bne 3f",
+                    "cmp.w r9, #0x99999999",
+                    "bne 3f",
+                    "cmp.w r10, #0xAAAAAAAA",
+                    "bne 3f",
+                    "cmp.w r11, #0xBBBBBBBB",
+                    "bne 3f",
+                    "cmp.w r12, #0xCCCCCCCC",
+                    "bne 3f",
+                    "b 2b",
+                    "3:",
+                    "mov.w r0, #{lost}",
+                    "svc 1",
+                    lost = const hostile_exit::CONTEXT_LOST,
+                    options(noreturn, nostack),
+                )
+            }
             hostile_act::OVERFLOW => {
                 dive(0);
                 exit(hostile_exit::OVERFLOW_SURVIVED)

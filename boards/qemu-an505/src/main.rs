@@ -465,7 +465,7 @@ fn check_act(
             verdict.expect(
                 log.preemptions == SLICE_BUDGET
                     && matches!(stop, Stop::SpunTooLong(n) if *n == SLICE_BUDGET + 1),
-                "spinner preempted by SysTick, resumed, and ended after its slice budget (spun too long)",
+                "spinner preempted by SysTick, resumed with r1-r12 intact, and ended after its slice budget (spun too long)",
             );
             verdict.expect(
                 log.greeter_ran_meanwhile,
