@@ -138,12 +138,8 @@ pub fn serve_command(
     let frame = buffer
         .get_mut(..len)
         .ok_or(SyscallError::LengthExceedsCapacity)?;
-    // The terminating zero is optional (as for libaliot's pipe framing).
-    let body = match frame.split_last_mut() {
-        Some((0, body)) => body,
-        _ => frame,
-    };
-    let request_len = cobs::decode_in_place(body).unwrap_or(0);
+    // The decoder stops at the first zero, so the terminator is optional.
+    let request_len = cobs::decode_in_place(frame).unwrap_or(0);
     match capsule.serve(app_id, buffer, request_len) {
         0 => Err(SyscallError::ResponseTooLarge),
         n => encode_in_place(buffer, n).ok_or(SyscallError::ResponseTooLarge),
