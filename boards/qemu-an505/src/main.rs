@@ -6,8 +6,10 @@
 //! `Kernel::syscall` in the app's own buffer. Checks the three app headers linked into the
 //! image (the stale one must be refused and the others still start), runs the well-behaved
 //! greeter (subscribes to its granted topic, is refused one it is not granted, publishes QoS 1,
-//! which the kernel queues with no network, and sees it pending in `Status`), then supervises
-//! the hostile app: each run does one act, and each act must end that run (and only it) the expected way:
+//! which the kernel queues with no network, and sees it pending in `Status`), then the
+//! publisher (an app built on its own against aliot-app's SVC backend, loaded by QEMU next to
+//! this image) making the same calls through `aliot_app::Aliot`, then supervises the hostile
+//! app: each run does one act, and each act must end that run (and only it) the expected way:
 //! kernel-address buffer and over-long request refused, then a write to kernel RAM
 //! MemManage-faults at the exact address with the kernel's secret intact; a read of the
 //! greeter's RAM and executing its own RAM MemManage-fault; spinning forever is preempted by
@@ -114,6 +116,10 @@ unsafe extern "C" {
     static __stale_flash_end: u8;
     static __stale_ram_start: u8;
     static __stale_ram_end: u8;
+    static __publisher_flash_start: u8;
+    static __publisher_flash_end: u8;
+    static __publisher_ram_start: u8;
+    static __publisher_ram_end: u8;
 }
 
 /// A linker-script region from its start and end symbols.
@@ -286,6 +292,40 @@ fn run_greeter(
     capsule.kernel.app_exited(greeter.id);
 }
 
+/// Load and run the publisher, the app built on its own against aliot-app (slot 0 like the
+/// greeter, `publish_test` in the manifest; never running at the same time as it): it must
+/// find every kernel answer right and exit 0, and the kernel must hold its publish.
+fn run_publisher(
+    rt: &mut Runtime,
+    capsule: &mut KernelCapsule,
+    (flash, ram): (Region, Region),
+    verdict: &mut Verdict,
+) {
+    let loaded = load("publisher", 0, flash, ram);
+    verdict.expect(
+        loaded.is_ok(),
+        "publisher (built on its own, loaded by QEMU next to the kernel) has a valid header",
+    );
+    let Ok(publisher) = loaded else { return };
+    hprintln!("running app {} (aliot-app over svc)", publisher.name);
+    let pending_before = capsule.kernel.pending_publishes();
+    let mut answered = 0;
+    let stop = rt.run(&publisher, 0, capsule, &mut |r| {
+        log_syscall(publisher.name, r);
+        answered += u32::from(r.result.is_ok());
+    });
+    log_stop(&publisher, &stop);
+    verdict.expect(
+        matches!(stop, Stop::Exited(0)),
+        "publisher (aliot-app over svc) found every answer right (Welcome; get Accepted; ceshi NotPermitted; publish Accepted; Status 1 pending; no event) and exited 0",
+    );
+    verdict.expect(
+        answered == 6 && capsule.kernel.pending_publishes() == pending_before + 1,
+        "kernel answered its 6 calls and queued its QoS 1 publish",
+    );
+    capsule.kernel.app_exited(publisher.id);
+}
+
 #[entry]
 fn main() -> ! {
     hprintln!("aliot kernel on QEMU mps2-an505 (Cortex-M33): booting");
@@ -303,9 +343,13 @@ fn main() -> ! {
         HEAP.used()
     );
     // SAFETY: the linker script defines these symbols; only their addresses are used.
-    let (kernel_ram, apps) = unsafe {
+    let (kernel_ram, publisher_regions, apps) = unsafe {
         (
             region(&__kernel_ram_start, &__kernel_ram_end),
+            (
+                region(&__publisher_flash_start, &__publisher_flash_end),
+                region(&__publisher_ram_start, &__publisher_ram_end),
+            ),
             [
                 (
                     "greeter",
@@ -361,6 +405,8 @@ fn main() -> ! {
     };
 
     run_greeter(&mut rt, &mut capsule, &greeter, &mut verdict, "first run");
+
+    run_publisher(&mut rt, &mut capsule, publisher_regions, &mut verdict);
 
     supervise_hostile(&mut rt, &mut capsule, &hostile, &greeter, &mut verdict);
 
