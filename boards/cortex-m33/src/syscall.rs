@@ -129,6 +129,7 @@ impl Capsule for Offline {
 /// `buffer[..len]` in place, let `capsule` answer the postcard bytes in place, and wrap the
 /// answer in a COBS frame (terminating zero included) over the buffer; returns its length.
 /// A frame that is not valid COBS reaches the capsule as an empty request (which it refuses).
+/// The capsule is lent the buffer less the COBS overhead of a buffer-sized answer.
 pub fn serve_command(
     buffer: &mut [u8],
     len: usize,
@@ -140,7 +141,11 @@ pub fn serve_command(
         .ok_or(SyscallError::LengthExceedsCapacity)?;
     // The decoder stops at the first zero, so the terminator is optional.
     let request_len = cobs::decode_in_place(frame).unwrap_or(0);
-    match capsule.serve(app_id, buffer, request_len) {
+    // The capsule answers into the buffer less the framing's worst-case overhead, so whatever
+    // it writes can be framed: it never consumes an event that then could not be delivered.
+    let room = buffer.len().saturating_sub(2 + buffer.len() / 254);
+    let answer_room = buffer.get_mut(..room).unwrap_or_default();
+    match capsule.serve(app_id, answer_room, request_len) {
         0 => Err(SyscallError::ResponseTooLarge),
         n => encode_in_place(buffer, n).ok_or(SyscallError::ResponseTooLarge),
     }
@@ -366,5 +371,32 @@ mod tests {
         let mut buf = [0x05, 0x04, 0x00, 0xAA, 0xAA, 0xAA];
         serve_command(&mut buf, 3, 0, &mut capsule).unwrap();
         assert!(capsule.seen.is_empty());
+    }
+
+    /// Fills whatever buffer it is lent and answers with all of it.
+    struct Fill {
+        lent: usize,
+    }
+
+    impl Capsule for Fill {
+        fn serve(&mut self, _app: u8, buf: &mut [u8], _len: usize) -> usize {
+            self.lent = buf.len();
+            buf.fill(0x11);
+            buf.len()
+        }
+    }
+
+    #[test]
+    fn the_capsule_is_lent_only_what_can_still_be_framed() {
+        let mut capsule = Fill { lent: 0 };
+        let mut buf = [0u8; 64];
+        buf[..3].copy_from_slice(&[0x02, 0x04, 0x00]);
+        // 64 bytes: one code byte and the terminator of a frame of 62 bytes.
+        let n = serve_command(&mut buf, 3, 0, &mut capsule).unwrap();
+        assert_eq!(capsule.lent, 62);
+        assert_eq!(n, 64);
+        assert_eq!(buf[0], 63);
+        assert!(buf[1..63].iter().all(|&b| b == 0x11));
+        assert_eq!(buf[63], 0);
     }
 }
