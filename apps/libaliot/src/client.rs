@@ -153,7 +153,8 @@ impl<S: Syscalls> Aliot<S> {
     }
 
     /// One round trip: encode `request` at the front of the buffer, let the backend write the
-    /// response behind it, decode the response in place. A kernel `Error` becomes
+    /// response behind it (or over it: [`Syscalls::exchange_in_place`]), decode the response
+    /// in place. A kernel `Error` becomes
     /// [`AppError::Kernel`] here, for every request alike.
     fn call(&mut self, request: &Request<'_>) -> Result<Response<'_>, AppError<S::Error>> {
         Self::round_trip(&mut self.sys, &mut self.buf, request)
@@ -169,14 +170,11 @@ impl<S: Syscalls> Aliot<S> {
         let request_len = encode_frame(request, buf)
             .map_err(|_| AppError::Encode)?
             .len();
-        let (request_frame, response_buf) = buf.split_at_mut(request_len);
-        let response_len = sys
-            .exchange(request_frame, response_buf)
+        let response = sys
+            .exchange_in_place(buf, request_len)
             .map_err(AppError::Transport)?;
-        // A backend claiming more bytes than the buffer holds is as broken as a garbage frame.
-        let response_frame = response_buf
-            .get_mut(..response_len)
-            .ok_or(AppError::Decode)?;
+        // A backend claiming bytes outside the buffer is as broken as a garbage frame.
+        let response_frame = buf.get_mut(response).ok_or(AppError::Decode)?;
         match decode_frame::<Response<'_>>(response_frame) {
             Ok(Response::Error(code)) => Err(AppError::Kernel(code)),
             Ok(response) => Ok(response),

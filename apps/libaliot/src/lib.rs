@@ -16,6 +16,7 @@ mod client;
 mod error;
 mod lossy;
 pub mod settings;
+pub mod svc;
 mod syscalls;
 
 #[cfg(any(test, feature = "fake"))]
@@ -34,4 +35,6 @@ pub use aliot_abi::{
 pub use client::{Aliot, FRAME_BUF_LEN};
 pub use error::AppError;
 pub use lossy::Lossy;
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+pub use svc::Svc;
 pub use syscalls::Syscalls;

@@ -469,3 +469,57 @@ fn manifest_topics_are_expanded_for_this_device() {
     assert_eq!(apps::publish_test::NAME, "publish_test");
     assert_eq!(apps::echo::NAME, "echo");
 }
+
+/// A backend that answers over the request in the same buffer, like the Cortex-M SVC: it
+/// checks the request frame and writes a fixed answer frame at the buffer's front.
+struct InPlace {
+    expect: &'static [u8],
+    answer: &'static [u8],
+    /// Claim this many bytes more than written (a broken kernel).
+    overclaim: usize,
+}
+
+impl Syscalls for InPlace {
+    type Error = ();
+
+    fn exchange(&mut self, _: &[u8], _: &mut [u8]) -> Result<usize, ()> {
+        panic!("Aliot must use exchange_in_place");
+    }
+
+    fn exchange_in_place(
+        &mut self,
+        buf: &mut [u8],
+        request_len: usize,
+    ) -> Result<core::ops::Range<usize>, ()> {
+        assert_eq!(&buf[..request_len], self.expect);
+        buf[..self.answer.len()].copy_from_slice(self.answer);
+        Ok(0..self.answer.len() + self.overclaim)
+    }
+}
+
+#[test]
+fn a_backend_may_answer_over_the_request() {
+    // Hello { 2, 2 } = postcard [00 02 02] = COBS [01 03 02 02 00];
+    // Welcome { 2, 2, app_id: 5 } = [01 02 02 05] = COBS [05 01 02 02 05 00].
+    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 2));
+    let mut backend = InPlace {
+        expect: &[0x01, 0x03, 0x02, 0x02, 0x00],
+        answer: &[0x05, 0x01, 0x02, 0x02, 0x05, 0x00],
+        overclaim: 0,
+    };
+    // Through `&mut`, which must forward the in-place exchange too.
+    let app = Aliot::new(&mut backend).expect("welcomed");
+    assert_eq!(app.app_id(), 5);
+}
+
+#[test]
+fn an_answer_claimed_past_the_buffer_is_a_decode_error() {
+    let err = Aliot::new(InPlace {
+        expect: &[0x01, 0x03, 0x02, 0x02, 0x00],
+        answer: &[0x05, 0x01, 0x02, 0x02, 0x05, 0x00],
+        overclaim: FRAME_BUF_LEN,
+    })
+    .err()
+    .expect("broken backend");
+    assert_eq!(err, AppError::Decode);
+}

@@ -22,7 +22,7 @@ use crate::mpu::{Mpu, MpuError};
 use crate::policy::{AfterPreempt, SliceBudget};
 use crate::region::Region;
 use crate::scb::{FaultStatus, Scb};
-use crate::syscall::{self, SVC_COMMAND, SVC_EXIT, SyscallError};
+use crate::syscall::{self, Capsule, SVC_COMMAND, SVC_EXIT, SyscallError};
 use crate::systick::SysTick;
 
 /// EXC_RETURN for a fresh app: Secure, standard frame (no FP state), thread mode, PSP.
@@ -236,16 +236,18 @@ impl Runtime {
     }
 
     /// Run `process` for one time slice (serving its syscalls, which do not end the slice)
-    /// until SysTick preempts it or it stops; `on_syscall` sees every command it makes.
+    /// until SysTick preempts it or it stops; `capsule` answers its commands (after their
+    /// buffers passed the bounds check) and `on_syscall` sees every command it makes.
     pub fn resume(
         &mut self,
         process: &mut Process,
+        capsule: &mut dyn Capsule,
         on_syscall: &mut dyn FnMut(&SyscallRecord),
     ) -> Event {
         if let Some(stop) = process.stopped {
             return Event::Stopped(stop);
         }
-        let event = self.slice(process, on_syscall);
+        let event = self.slice(process, capsule, on_syscall);
         if let Event::Stopped(stop) = event {
             process.stopped = Some(stop);
         }
@@ -257,6 +259,7 @@ impl Runtime {
         &mut self,
         app: &App,
         argument: u32,
+        capsule: &mut dyn Capsule,
         on_syscall: &mut dyn FnMut(&SyscallRecord),
     ) -> Stop {
         let mut process = match self.start(app, argument) {
@@ -264,13 +267,18 @@ impl Runtime {
             Err(stop) => return stop,
         };
         loop {
-            if let Event::Stopped(stop) = self.resume(&mut process, on_syscall) {
+            if let Event::Stopped(stop) = self.resume(&mut process, capsule, on_syscall) {
                 return stop;
             }
         }
     }
 
-    fn slice(&mut self, p: &mut Process, on_syscall: &mut dyn FnMut(&SyscallRecord)) -> Event {
+    fn slice(
+        &mut self,
+        p: &mut Process,
+        capsule: &mut dyn Capsule,
+        on_syscall: &mut dyn FnMut(&SyscallRecord),
+    ) -> Event {
         let app = p.app;
         if let Err(e) = self.mpu.configure_app(app.flash, app.ram) {
             return Event::Stopped(Stop::NotStarted(e));
@@ -317,7 +325,7 @@ impl Runtime {
             let r0_out = match svc_number(&app, pc) {
                 Some(SVC_EXIT) => return Event::Stopped(Stop::Exited(r0)),
                 Some(SVC_COMMAND) => {
-                    let result = command(&app, r0, r1, r2);
+                    let result = command(&app, r0, r1, r2, capsule);
                     on_syscall(&SyscallRecord {
                         ptr: r0,
                         len: r1,
@@ -349,12 +357,19 @@ fn svc_number(app: &App, pc: u32) -> Option<u8> {
     (insn >> 8 == 0xDF).then_some(insn as u8)
 }
 
-/// Serve one command: bounds-check the buffer against this app's RAM, then decode and answer.
-fn command(app: &App, ptr: u32, len: u32, capacity: u32) -> Result<usize, SyscallError> {
+/// Serve one command: bounds-check the buffer against this app's RAM, then let `capsule`
+/// answer it in that buffer.
+fn command(
+    app: &App,
+    ptr: u32,
+    len: u32,
+    capacity: u32,
+    capsule: &mut dyn Capsule,
+) -> Result<usize, SyscallError> {
     syscall::check_buffer(ptr, len, capacity, app.ram)?;
     // SAFETY: `[ptr, ptr + capacity)` lies inside this app's RAM (checked just above), which
     // is disjoint from kernel memory; the app is stopped, and no other reference to that memory
     // exists while this slice lives.
     let buffer = unsafe { core::slice::from_raw_parts_mut(ptr as *mut u8, capacity as usize) };
-    syscall::serve_command(buffer, len as usize, app.id)
+    syscall::serve_command(buffer, len as usize, app.id, capsule)
 }

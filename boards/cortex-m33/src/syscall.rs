@@ -10,8 +10,11 @@
 //!
 //! `svc 1` ([`SVC_EXIT`]): the app is done; r0 = its exit code.
 //!
-//! This slice answers only what needs no network: `Hello`, `Status` and `WaitEvent`; requests
-//! that need the MQTT session are answered `Error(Unsupported)` until the capsule is wired in.
+//! What a request *means* is not decided here: the board hands a [`Capsule`] (on the QEMU
+//! board, aliot-kernel's `Kernel`) the request's postcard bytes, unwrapped from their COBS frame
+//! in place, and the capsule writes its answer's postcard bytes over them; [`serve_command`]
+//! then wraps that answer in a COBS frame, again in place, so the app's buffer is the only
+//! buffer. [`Offline`] is a stand-in capsule that needs no kernel (host tests, bring-up).
 
 use aliot_abi::{
     ABI_MAJOR, ABI_MINOR, ErrorCode, LinkStatus, OtaStatus, Registration, Request, Response,
@@ -74,49 +77,128 @@ pub fn check_buffer(
     Ok(())
 }
 
-/// The answer to one decoded request, for the app in slot `app_id`.
-fn answer(request: &Request<'_>, app_id: u8) -> Response<'static> {
-    match request {
-        Request::Hello { major, .. } if *major == ABI_MAJOR => Response::Welcome {
-            major: ABI_MAJOR,
-            minor: ABI_MINOR,
-            app_id,
-        },
-        Request::Hello { .. } => Response::Error(ErrorCode::AbiMismatch),
-        Request::Status => Response::Status(LinkStatus {
-            connected: false,
-            connects: 0,
-            pending_publishes: 0,
-            registration: Registration::NotNeeded,
-            ota: OtaStatus::Idle,
-        }),
-        Request::WaitEvent { .. } => Response::NoEvent,
-        Request::Publish { .. } | Request::Subscribe { .. } | Request::Unsubscribe { .. } => {
-            Response::Error(ErrorCode::Unsupported)
+/// The service behind the SVC: answers one request's postcard bytes in place.
+pub trait Capsule {
+    /// Answer the request `buf[..len]` (postcard bytes) from the app in slot `app_id`: write
+    /// the response's postcard bytes at the front of `buf` (the app's own buffer) and return
+    /// their length; 0 when the response does not fit `buf`.
+    fn serve(&mut self, app_id: u8, buf: &mut [u8], len: usize) -> usize;
+}
+
+/// A capsule that needs no kernel: answers `Hello`, `Status` (offline, nothing pending) and
+/// `WaitEvent` (no event), and `Error(Unsupported)` to what needs the MQTT session.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Offline;
+
+impl Offline {
+    fn answer(request: &Request<'_>, app_id: u8) -> Response<'static> {
+        match request {
+            Request::Hello { major, .. } if *major == ABI_MAJOR => Response::Welcome {
+                major: ABI_MAJOR,
+                minor: ABI_MINOR,
+                app_id,
+            },
+            Request::Hello { .. } => Response::Error(ErrorCode::AbiMismatch),
+            Request::Status => Response::Status(LinkStatus {
+                connected: false,
+                connects: 0,
+                pending_publishes: 0,
+                registration: Registration::NotNeeded,
+                ota: OtaStatus::Idle,
+            }),
+            Request::WaitEvent { .. } => Response::NoEvent,
+            Request::Publish { .. } | Request::Subscribe { .. } | Request::Unsubscribe { .. } => {
+                Response::Error(ErrorCode::Unsupported)
+            }
         }
     }
 }
 
-/// Serve one command whose buffer already passed [`check_buffer`]: decode the request frame in
-/// `buffer[..len]` once, then write the response frame over the buffer and return its length.
-/// A request that does not decode is answered `Error(Malformed)`.
-pub fn serve_command(buffer: &mut [u8], len: usize, app_id: u8) -> Result<usize, SyscallError> {
+impl Capsule for Offline {
+    fn serve(&mut self, app_id: u8, buf: &mut [u8], len: usize) -> usize {
+        let response = match buf.get(..len).map(postcard::from_bytes::<Request<'_>>) {
+            Some(Ok(request)) => Self::answer(&request, app_id),
+            _ => Response::Error(ErrorCode::Malformed),
+        };
+        // The request (which borrowed the buffer) is gone; the buffer now takes the answer.
+        postcard::to_slice(&response, buf).map_or(0, |s| s.len())
+    }
+}
+
+/// Serve one command whose buffer already passed [`check_buffer`]: unwrap the COBS frame in
+/// `buffer[..len]` in place, let `capsule` answer the postcard bytes in place, and wrap the
+/// answer in a COBS frame (terminating zero included) over the buffer; returns its length.
+/// A frame that is not valid COBS reaches the capsule as an empty request (which it refuses).
+/// The capsule is lent the buffer less the COBS overhead of a buffer-sized answer.
+pub fn serve_command(
+    buffer: &mut [u8],
+    len: usize,
+    app_id: u8,
+    capsule: &mut dyn Capsule,
+) -> Result<usize, SyscallError> {
     let frame = buffer
         .get_mut(..len)
         .ok_or(SyscallError::LengthExceedsCapacity)?;
-    let response = match aliot_abi::decode_frame::<Request<'_>>(frame) {
-        Ok(request) => answer(&request, app_id),
-        Err(_) => Response::Error(ErrorCode::Malformed),
-    };
-    // The request (which borrowed the buffer) is gone; the buffer now takes the answer.
-    aliot_abi::encode_frame(&response, buffer)
-        .map(|frame| frame.len())
-        .map_err(|_| SyscallError::ResponseTooLarge)
+    // The decoder stops at the first zero, so the terminator is optional.
+    let request_len = cobs::decode_in_place(frame).unwrap_or(0);
+    // The capsule answers into the buffer less the framing's worst-case overhead, so whatever
+    // it writes can be framed: it never consumes an event that then could not be delivered.
+    let room = buffer.len().saturating_sub(2 + buffer.len() / 254);
+    let answer_room = buffer.get_mut(..room).unwrap_or_default();
+    match capsule.serve(app_id, answer_room, request_len) {
+        0 => Err(SyscallError::ResponseTooLarge),
+        n => encode_in_place(buffer, n).ok_or(SyscallError::ResponseTooLarge),
+    }
+}
+
+/// COBS-encode `buf[..len]` in place, terminating zero included; returns the frame's length,
+/// `None` when it does not fit `buf`.
+///
+/// Written by hand because the `cobs` crate (and postcard) encode from one slice into another:
+/// here the bytes are first moved right by the encoding's worst-case overhead, then encoded
+/// towards the front; the write position never passes the next byte still to be read (each
+/// input byte takes one output byte, and at most one extra code byte per 254, all counted in
+/// the shift).
+pub fn encode_in_place(buf: &mut [u8], len: usize) -> Option<usize> {
+    let shift = 1 + len / 254;
+    let end = len.checked_add(shift)?;
+    // The frame: at most `shift` code bytes, the data, the terminating zero.
+    if end.checked_add(1)? > buf.len() {
+        return None;
+    }
+    buf.copy_within(..len, shift);
+    let mut code_at = 0;
+    let mut out = 1;
+    let mut code: u8 = 1;
+    for read in shift..end {
+        let byte = *buf.get(read)?;
+        if byte == 0 {
+            *buf.get_mut(code_at)? = code;
+            code_at = out;
+            out += 1;
+            code = 1;
+        } else {
+            *buf.get_mut(out)? = byte;
+            out += 1;
+            code += 1;
+            if code == 0xFF {
+                *buf.get_mut(code_at)? = code;
+                code_at = out;
+                out += 1;
+                code = 1;
+            }
+        }
+    }
+    *buf.get_mut(code_at)? = code;
+    *buf.get_mut(out)? = 0;
+    Some(out + 1)
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::{vec, vec::Vec};
 
     const RAM: Region = Region {
         start: 0x3820_0000,
@@ -173,7 +255,7 @@ mod tests {
         let mut buf = [0xAAu8; 32];
         // Hello { major: 2, minor: 2 } = postcard [00 02 02], COBS [01 03 02 02 00].
         buf[..5].copy_from_slice(&[0x01, 0x03, 0x02, 0x02, 0x00]);
-        let n = serve_command(&mut buf, 5, 7).unwrap();
+        let n = serve_command(&mut buf, 5, 7, &mut Offline).unwrap();
         // Welcome { 2, 2, app_id 7 } = postcard [01 02 02 07], COBS [05 01 02 02 07 00].
         assert_eq!(&buf[..n], &[0x05, 0x01, 0x02, 0x02, 0x07, 0x00]);
     }
@@ -183,7 +265,7 @@ mod tests {
         let mut buf = [0u8; 16];
         // Hello { major: 1, minor: 0 } = [00 01 00] -> COBS [01 02 01 01 00].
         buf[..5].copy_from_slice(&[0x01, 0x02, 0x01, 0x01, 0x00]);
-        let n = serve_command(&mut buf, 5, 0).unwrap();
+        let n = serve_command(&mut buf, 5, 0, &mut Offline).unwrap();
         // Error(AbiMismatch) = [06 01] -> COBS [03 06 01 00].
         assert_eq!(&buf[..n], &[0x03, 0x06, 0x01, 0x00]);
     }
@@ -193,7 +275,7 @@ mod tests {
         let mut buf = [0u8; 32];
         // Status = [04] -> COBS [02 04 00].
         buf[..3].copy_from_slice(&[0x02, 0x04, 0x00]);
-        let n = serve_command(&mut buf, 3, 0).unwrap();
+        let n = serve_command(&mut buf, 3, 0, &mut Offline).unwrap();
         // Status(LinkStatus{false, 0, 0, NotNeeded, Idle}) = [03 00 00 00 00 00] -> COBS
         // [02 03 01 01 01 01 01 00].
         assert_eq!(&buf[..n], &[0x02, 0x03, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00]);
@@ -203,7 +285,7 @@ mod tests {
     fn garbage_is_answered_malformed() {
         let mut buf = [0u8; 16];
         buf[..3].copy_from_slice(&[0x02, 0x63, 0x00]); // variant 99
-        let n = serve_command(&mut buf, 3, 0).unwrap();
+        let n = serve_command(&mut buf, 3, 0, &mut Offline).unwrap();
         // Error(Malformed) = [06 00] -> COBS [02 06 01 00].
         assert_eq!(&buf[..n], &[0x02, 0x06, 0x01, 0x00]);
     }
@@ -212,8 +294,109 @@ mod tests {
     fn answer_that_does_not_fit_is_refused() {
         let mut buf = [0x01, 0x03, 0x02, 0x02, 0x00];
         assert_eq!(
-            serve_command(&mut buf, 5, 0),
+            serve_command(&mut buf, 5, 0, &mut Offline),
             Err(SyscallError::ResponseTooLarge)
         );
+    }
+
+    #[test]
+    fn encode_in_place_matches_hand_built_frames() {
+        // [11 00 22 33] -> COBS [02 11 03 22 33] + terminator.
+        let mut buf = [0x11, 0x00, 0x22, 0x33, 0xEE, 0xEE];
+        assert_eq!(encode_in_place(&mut buf, 4), Some(6));
+        assert_eq!(buf, [0x02, 0x11, 0x03, 0x22, 0x33, 0x00]);
+        // [00] -> [01 01 00].
+        let mut buf = [0x00, 0xEE, 0xEE];
+        assert_eq!(encode_in_place(&mut buf, 1), Some(3));
+        assert_eq!(buf, [0x01, 0x01, 0x00]);
+        // One byte short of room for the terminator.
+        let mut buf = [0x11, 0x00, 0x22, 0x33, 0xEE];
+        assert_eq!(encode_in_place(&mut buf, 4), None);
+    }
+
+    #[test]
+    fn encode_in_place_splits_runs_of_254() {
+        // 300 non-zero bytes: [FF, 254 bytes, 2F, 46 bytes, 00].
+        let mut buf = [0u8; 303];
+        for (i, b) in buf.iter_mut().take(300).enumerate() {
+            *b = (i % 255 + 1) as u8;
+        }
+        let data: Vec<u8> = buf[..300].to_vec();
+        assert_eq!(encode_in_place(&mut buf, 300), Some(303));
+        assert_eq!(buf[0], 0xFF);
+        assert_eq!(&buf[1..255], &data[..254]);
+        assert_eq!(buf[255], 47);
+        assert_eq!(&buf[256..302], &data[254..]);
+        assert_eq!(buf[302], 0);
+        let mut copy = buf;
+        assert_eq!(cobs::decode_in_place(&mut copy[..302]), Ok(300));
+        assert_eq!(&copy[..300], &data[..]);
+    }
+
+    /// Records the postcard bytes it was handed and answers with fixed bytes.
+    struct Echo {
+        seen: Vec<u8>,
+        answer: &'static [u8],
+    }
+
+    impl Capsule for Echo {
+        fn serve(&mut self, _app: u8, buf: &mut [u8], len: usize) -> usize {
+            self.seen = buf[..len].to_vec();
+            buf[..self.answer.len()].copy_from_slice(self.answer);
+            self.answer.len()
+        }
+    }
+
+    #[test]
+    fn capsule_sees_unframed_bytes_and_its_answer_is_framed() {
+        let mut capsule = Echo {
+            seen: Vec::new(),
+            answer: &[0x05, 0x00, 0x07],
+        };
+        // Frame of [04 00 09] without its terminator: [02 04 02 09].
+        let mut buf = [0x02, 0x04, 0x02, 0x09, 0xAA, 0xAA];
+        let n = serve_command(&mut buf, 4, 0, &mut capsule).unwrap();
+        assert_eq!(capsule.seen, [0x04, 0x00, 0x09]);
+        // [05 00 07] -> [02 05 02 07 00].
+        assert_eq!(&buf[..n], &[0x02, 0x05, 0x02, 0x07, 0x00]);
+    }
+
+    #[test]
+    fn broken_cobs_reaches_the_capsule_empty() {
+        let mut capsule = Echo {
+            seen: vec![1],
+            answer: &[0x06, 0x00],
+        };
+        // Code byte 05 promises four more bytes; only one follows.
+        let mut buf = [0x05, 0x04, 0x00, 0xAA, 0xAA, 0xAA];
+        serve_command(&mut buf, 3, 0, &mut capsule).unwrap();
+        assert!(capsule.seen.is_empty());
+    }
+
+    /// Fills whatever buffer it is lent and answers with all of it.
+    struct Fill {
+        lent: usize,
+    }
+
+    impl Capsule for Fill {
+        fn serve(&mut self, _app: u8, buf: &mut [u8], _len: usize) -> usize {
+            self.lent = buf.len();
+            buf.fill(0x11);
+            buf.len()
+        }
+    }
+
+    #[test]
+    fn the_capsule_is_lent_only_what_can_still_be_framed() {
+        let mut capsule = Fill { lent: 0 };
+        let mut buf = [0u8; 64];
+        buf[..3].copy_from_slice(&[0x02, 0x04, 0x00]);
+        // 64 bytes: one code byte and the terminator of a frame of 62 bytes.
+        let n = serve_command(&mut buf, 3, 0, &mut capsule).unwrap();
+        assert_eq!(capsule.lent, 62);
+        assert_eq!(n, 64);
+        assert_eq!(buf[0], 63);
+        assert!(buf[1..63].iter().all(|&b| b == 0x11));
+        assert_eq!(buf[63], 0);
     }
 }

@@ -4,8 +4,11 @@
 //! function placed in its app's flash section, using only its own stack (in its own RAM) and
 //! `svc`. They must not call into kernel code (the MPU would stop them: only their own flash
 //! is executable for them), so they use volatile accesses and inline helpers only, and no
-//! constants that would land in the kernel's `.rodata`. Requests and expected answers are
-//! aliot-abi COBS frames written out byte by byte.
+//! constants that would land in the kernel's `.rodata` (the greeter's longer request frames are
+//! statics in its own flash section). Requests and expected answers are aliot-abi COBS frames
+//! written out byte by byte. The greeter's topics are the default manifest's
+//! (`manifest/device.toml`): its app 0, `publish_test`, may publish to `update` and subscribe
+//! to `get`, but not subscribe to `ceshi`.
 
 use core::arch::asm;
 
@@ -26,13 +29,61 @@ const _: () = assert!(core::mem::size_of::<RawHeader>() == aliot_cortex_m33::hea
 
 /// Exit codes of the greeter.
 pub mod greeter_exit {
-    /// Both answers were as expected.
+    /// Every answer was as expected.
     pub const OK: u32 = 0;
     /// `Hello` was not answered `Welcome { 2, 2, 0 }`.
     pub const BAD_WELCOME: u32 = 1;
-    /// `Status` was not answered with the offline link status.
+    /// `Status` was not answered with the offline link status, one publish pending.
     pub const BAD_STATUS: u32 = 2;
+    /// `Subscribe` to its granted `get` was not answered `Accepted { token: 1 }`.
+    pub const BAD_SUBSCRIBE: u32 = 3;
+    /// `Subscribe` to `ceshi`, not granted to it, was not answered `Error(NotPermitted)`.
+    pub const ACL_NOT_ENFORCED: u32 = 4;
+    /// QoS 1 `Publish` to its `update` was not answered `Accepted { token: 3 }` (offline, the
+    /// kernel queues it).
+    pub const BAD_PUBLISH: u32 = 5;
 }
+
+/// A frame written as text (every COBS code byte here is below 0x80) as the array an app copies
+/// from its own flash; a length that does not match fails the build.
+const fn frame<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = text.as_bytes();
+    assert!(bytes.len() == N);
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// `Subscribe { filter: ".../user/get", qos: AtLeastOnce, token: 1 }` = postcard
+/// `[02, 23, <35 bytes>, 01, 01]` (no zero inside) = COBS `[28, <39 bytes>, 00]`.
+#[unsafe(link_section = ".greeter_text.frames")]
+static SUBSCRIBE_GET: [u8; 41] = frame(concat!(
+    "\x28\x02\x23",
+    "/a1NrfDemo01/nrf9160-dk-01/user/get",
+    "\x01\x01\x00"
+));
+
+/// `Subscribe { filter: ".../user/ceshi", qos: AtLeastOnce, token: 2 }` = postcard
+/// `[02, 25, <37 bytes>, 01, 02]` = COBS `[2A, <41 bytes>, 00]`.
+#[unsafe(link_section = ".greeter_text.frames")]
+static SUBSCRIBE_CESHI: [u8; 43] = frame(concat!(
+    "\x2A\x02\x25",
+    "/a1NrfDemo01/nrf9160-dk-01/user/ceshi",
+    "\x01\x02\x00"
+));
+
+/// `Publish { topic: ".../user/update", payload: b"hello", qos: AtLeastOnce, token: 3 }` =
+/// postcard `[01, 26, <38 bytes>, 05, "hello", 01, 03]` = COBS `[31, <48 bytes>, 00]`.
+#[unsafe(link_section = ".greeter_text.frames")]
+static PUBLISH_UPDATE: [u8; 50] = frame(concat!(
+    "\x31\x01\x26",
+    "/a1NrfDemo01/nrf9160-dk-01/user/update",
+    "\x05hello\x01\x03\x00"
+));
 
 /// What the hostile app tries, chosen by its entry argument: one run per act, since each act
 /// ends the run (the kernel restarts it for the next act, see the board's restart policy).
@@ -47,7 +98,8 @@ pub mod hostile_act {
     pub const SPIN: u32 = 3;
     /// Recurse until the stack overflows: PSPLIM must stop it (UsageFault STKOF).
     pub const OVERFLOW: u32 = 4;
-    /// [`FLOOD_CALLS`] syscalls in a row, every 100th with a kernel-address buffer.
+    /// `Hello`, then [`FLOOD_CALLS`] syscalls in a row, every 100th with a kernel-address
+    /// buffer.
     pub const FLOOD: u32 = 5;
     /// Syscalls the flood makes.
     pub const FLOOD_CALLS: u32 = 10_000;
@@ -165,26 +217,61 @@ unsafe fn matches<const N: usize>(buf: *const u8, bytes: [u8; N]) -> bool {
     same
 }
 
-/// The well-behaved app: `Hello`, then `Status`, each answer checked byte by byte.
+/// Copy the frame `src` (in this app's flash) to `buf`, volatile (no `memcpy` from kernel
+/// code is emitted).
+#[inline(always)]
+unsafe fn load<const N: usize>(buf: *mut u8, src: *const [u8; N]) {
+    let src = src.cast::<u8>();
+    let mut i = 0;
+    while i < N {
+        // SAFETY: `src` is N bytes of this app's flash; the caller's buffer holds N bytes.
+        unsafe { buf.add(i).write_volatile(src.add(i).read_volatile()) };
+        i += 1;
+    }
+}
+
+/// The well-behaved app (slot 0, `publish_test` in the manifest): `Hello`, `Subscribe` to its
+/// `get`, `Subscribe` to `ceshi` (not granted), a QoS 1 `Publish` to its `update`, `Status`;
+/// each answer checked byte by byte.
 #[unsafe(link_section = ".greeter_text")]
 unsafe extern "C" fn greeter_main(_: u32) -> ! {
-    let mut buf = core::mem::MaybeUninit::<[u8; 64]>::uninit();
+    const CAP: u32 = 96;
+    let mut buf = core::mem::MaybeUninit::<[u8; CAP as usize]>::uninit();
     let p = buf.as_mut_ptr().cast::<u8>();
-    // SAFETY: `buf` is 64 bytes on this app's stack, in its RAM.
+    // SAFETY: `buf` is CAP bytes on this app's stack, in its RAM; the frames are statics in
+    // its flash.
     unsafe {
         // Hello { major: 2, minor: 2 } = postcard [00 02 02] = COBS [01 03 02 02 00].
         put(p, [0x01, 0x03, 0x02, 0x02, 0x00]);
-        let n = command(p, 5, 64);
+        let n = command(p, 5, CAP);
         // Welcome { major: 2, minor: 2, app_id: 0 } = [01 02 02 00] = COBS [04 01 02 02 01 00].
         if n != 6 || !matches(p, [0x04, 0x01, 0x02, 0x02, 0x01, 0x00]) {
             exit(greeter_exit::BAD_WELCOME);
         }
+        load(p, &raw const SUBSCRIBE_GET);
+        let n = command(p, 41, CAP);
+        // Accepted { token: 1 } = [02 01] = COBS [03 02 01 00].
+        if n != 4 || !matches(p, [0x03, 0x02, 0x01, 0x00]) {
+            exit(greeter_exit::BAD_SUBSCRIBE);
+        }
+        load(p, &raw const SUBSCRIBE_CESHI);
+        let n = command(p, 43, CAP);
+        // Error(NotPermitted) = [06 02] = COBS [03 06 02 00].
+        if n != 4 || !matches(p, [0x03, 0x06, 0x02, 0x00]) {
+            exit(greeter_exit::ACL_NOT_ENFORCED);
+        }
+        load(p, &raw const PUBLISH_UPDATE);
+        let n = command(p, 50, CAP);
+        // Accepted { token: 3 } = [02 03] = COBS [03 02 03 00].
+        if n != 4 || !matches(p, [0x03, 0x02, 0x03, 0x00]) {
+            exit(greeter_exit::BAD_PUBLISH);
+        }
         // Status = [04] = COBS [02 04 00].
         put(p, [0x02, 0x04, 0x00]);
-        let n = command(p, 3, 64);
-        // Status(LinkStatus { false, 0, 0, NotNeeded, Idle }) = [03 00 00 00 00 00]
-        // = COBS [02 03 01 01 01 01 01 00].
-        if n != 8 || !matches(p, [0x02, 0x03, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00]) {
+        let n = command(p, 3, CAP);
+        // Status(LinkStatus { connected: false, connects: 0, pending_publishes: 1,
+        // NotNeeded, Idle }) = [03 00 00 01 00 00] = COBS [02 03 01 02 01 01 01 00].
+        if n != 8 || !matches(p, [0x02, 0x03, 0x01, 0x02, 0x01, 0x01, 0x01, 0x00]) {
             exit(greeter_exit::BAD_STATUS);
         }
         exit(greeter_exit::OK)
@@ -287,6 +374,12 @@ unsafe extern "C" fn hostile_main(act: u32) -> ! {
                 exit(hostile_exit::OVERFLOW_SURVIVED)
             }
             hostile_act::FLOOD => {
+                // The kernel answers nothing but Hello before a Hello. Hello { 2, 2 } ->
+                // Welcome { 2, 2, app_id: 1 } = [01 02 02 01] = COBS [05 01 02 02 01 00].
+                put(p, [0x01, 0x03, 0x02, 0x02, 0x00]);
+                if command(p, 5, 16) != 6 || !matches(p, [0x05, 0x01, 0x02, 0x02, 0x01, 0x00]) {
+                    exit(hostile_exit::FLOOD_WRONG_ANSWER);
+                }
                 let kernel = crate::KERNEL_SECRET.as_ptr().cast::<u8>();
                 let mut i = 0;
                 let mut until_bad = hostile_act::FLOOD_BAD_EVERY;

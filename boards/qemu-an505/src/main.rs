@@ -1,7 +1,14 @@
 //! QEMU `mps2-an505` board: the Cortex-M33 process runtime proven end to end.
 //!
-//! Boots, checks the three app headers linked into the image (the stale one must be refused
-//! and the others still start), runs the well-behaved greeter, then supervises the hostile
+//! Boots, creates the capsule (aliot-kernel's `Kernel`, configured by the default device
+//! manifest at build time, its queues on a heap sized from its worst case) and puts it behind
+//! the SVC: every app command that passes the runtime's bounds check is answered by
+//! `Kernel::syscall` in the app's own buffer. Checks the three app headers linked into the
+//! image (the stale one must be refused and the others still start), runs the well-behaved
+//! greeter (subscribes to its granted topic, is refused one it is not granted, publishes QoS 1,
+//! which the kernel queues with no network, and sees it pending in `Status`), then the
+//! publisher (an app built on its own against aliot-app's SVC backend, loaded by QEMU next to
+//! this image) making the same calls through `aliot_app::Aliot`, then supervises the hostile
 //! app: each run does one act, and each act must end that run (and only it) the expected way:
 //! kernel-address buffer and over-long request refused, then a write to kernel RAM
 //! MemManage-faults at the exact address with the kernel's secret intact; a read of the
@@ -25,12 +32,44 @@ use aliot_cortex_m33::header::{AppHeader, HEADER_LEN, HeaderError};
 use aliot_cortex_m33::policy::{AfterFailure, RestartPolicy, Restarts, slice_reload};
 use aliot_cortex_m33::process::{App, Event, Runtime, Stop, SyscallRecord};
 use aliot_cortex_m33::region::Region;
-use aliot_cortex_m33::syscall::SyscallError;
+use aliot_cortex_m33::syscall::{Capsule, SyscallError};
 use aliot_cortex_m33::systick;
+use aliot_kernel::config::DeviceConfig;
+use aliot_kernel::kernel::Kernel;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
+use embedded_alloc::LlffHeap;
 
 use crate::apps::{HOSTILE_MARKER, greeter_exit, hostile_act, hostile_exit};
+
+/// The manifest, compiled in by `build.rs`: `DEVICE` and `KERNEL_HEAP_BYTES`.
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/device_config.rs"));
+}
+
+/// The device configuration the kernel serves.
+static DEVICE: DeviceConfig = generated::DEVICE;
+
+/// The kernel's heap; it allocates its queues once, in `Kernel::new`.
+#[global_allocator]
+static HEAP: LlffHeap = LlffHeap::empty();
+
+/// The capsule behind the SVC: the kernel, answering in the app's buffer.
+struct KernelCapsule {
+    kernel: Kernel,
+}
+
+impl Capsule for KernelCapsule {
+    fn serve(&mut self, app_id: u8, buf: &mut [u8], len: usize) -> usize {
+        let now_ms = u64::from(systick::ticks()) * u64::from(SLICE_MS);
+        match self.kernel.syscall(app_id, buf, len, now_ms) {
+            Some(n) => n,
+            // The app is now blocked in `WaitEvent`. This board has no network and does not
+            // block apps yet: the wait ends at once, with an event if one is queued.
+            None => self.kernel.answer_wait(app_id, buf),
+        }
+    }
+}
 
 /// Kernel data the hostile app tries to overwrite.
 pub(crate) static KERNEL_SECRET: AtomicU32 = AtomicU32::new(SECRET);
@@ -77,6 +116,10 @@ unsafe extern "C" {
     static __stale_flash_end: u8;
     static __stale_ram_start: u8;
     static __stale_ram_end: u8;
+    static __publisher_flash_start: u8;
+    static __publisher_flash_end: u8;
+    static __publisher_ram_start: u8;
+    static __publisher_ram_end: u8;
 }
 
 /// A linker-script region from its start and end symbols.
@@ -193,28 +236,120 @@ impl core::fmt::Debug for Hex {
     }
 }
 
-fn run_greeter(rt: &mut Runtime, greeter: &App, verdict: &mut Verdict, round: &str) {
+/// Syscalls the greeter makes: Hello, two Subscribes, Publish, Status.
+const GREETER_CALLS: u32 = 5;
+
+fn run_greeter(
+    rt: &mut Runtime,
+    capsule: &mut KernelCapsule,
+    greeter: &App,
+    verdict: &mut Verdict,
+    round: &str,
+) {
     hprintln!("running app {} ({})", greeter.name, round);
     let mut answered = 0;
-    let stop = rt.run(greeter, 0, &mut |r| {
+    let pending_before = capsule.kernel.pending_publishes();
+    let stop = rt.run(greeter, 0, capsule, &mut |r| {
         log_syscall(greeter.name, r);
         answered += u32::from(r.result.is_ok());
     });
     log_stop(greeter, &stop);
-    verdict.expect(answered == 2, "greeter's Hello and Status were answered");
+    let get = DEVICE
+        .topics
+        .iter()
+        .find(|t| t.name == "get")
+        .map(|t| t.topic);
+    let ceshi = DEVICE
+        .topics
+        .iter()
+        .find(|t| t.name == "ceshi")
+        .map(|t| t.topic);
+    let filters = || capsule.kernel.session_filters();
+    let subscribed_get = get.is_some_and(|g| filters().any(|f| f == g));
+    let subscribed_ceshi = ceshi.is_some_and(|c| filters().any(|f| f == c));
+    hprintln!(
+        "kernel: {} QoS 1 publish(es) pending, session filters {}",
+        capsule.kernel.pending_publishes(),
+        filters().count()
+    );
+    verdict.expect(
+        answered == GREETER_CALLS,
+        "greeter's Hello, Subscribe x2, Publish and Status were answered by the kernel",
+    );
     verdict.expect(
         matches!(stop, Stop::Exited(greeter_exit::OK)),
-        "greeter found both answers correct and exited 0",
+        "greeter found every answer correct (Welcome; Accepted for `get`; NotPermitted for `ceshi`; publish Accepted; Status offline with 1 pending) and exited 0",
     );
+    verdict.expect(
+        capsule.kernel.pending_publishes() == pending_before + 1,
+        "kernel queued the greeter's QoS 1 publish (offline: held until acknowledged)",
+    );
+    verdict.expect(
+        subscribed_get && !subscribed_ceshi,
+        "kernel's session holds the granted `get` filter, not the refused `ceshi`",
+    );
+    // The process is gone: the kernel forgets its session (its accepted publish stays queued).
+    capsule.kernel.app_exited(greeter.id);
+}
+
+/// Load and run the publisher, the app built on its own against aliot-app (slot 0 like the
+/// greeter, `publish_test` in the manifest; never running at the same time as it): it must
+/// find every kernel answer right and exit 0, and the kernel must hold its publish.
+fn run_publisher(
+    rt: &mut Runtime,
+    capsule: &mut KernelCapsule,
+    (flash, ram): (Region, Region),
+    verdict: &mut Verdict,
+) {
+    let loaded = load("publisher", 0, flash, ram);
+    verdict.expect(
+        loaded.is_ok(),
+        "publisher (built on its own, loaded by QEMU next to the kernel) has a valid header",
+    );
+    let Ok(publisher) = loaded else { return };
+    hprintln!("running app {} (aliot-app over svc)", publisher.name);
+    let pending_before = capsule.kernel.pending_publishes();
+    let mut answered = 0;
+    let stop = rt.run(&publisher, 0, capsule, &mut |r| {
+        log_syscall(publisher.name, r);
+        answered += u32::from(r.result.is_ok());
+    });
+    log_stop(&publisher, &stop);
+    verdict.expect(
+        matches!(stop, Stop::Exited(0)),
+        "publisher (aliot-app over svc) found every answer right (Welcome; get Accepted; ceshi NotPermitted; publish Accepted; Status 1 pending; no event) and exited 0",
+    );
+    verdict.expect(
+        answered == 6 && capsule.kernel.pending_publishes() == pending_before + 1,
+        "kernel answered its 6 calls and queued its QoS 1 publish",
+    );
+    capsule.kernel.app_exited(publisher.id);
 }
 
 #[entry]
 fn main() -> ! {
     hprintln!("aliot kernel on QEMU mps2-an505 (Cortex-M33): booting");
+    // SAFETY: called once, first thing, before anything allocates.
+    unsafe {
+        embedded_alloc::init!(HEAP, generated::KERNEL_HEAP_BYTES);
+    }
+    let mut capsule = KernelCapsule {
+        kernel: Kernel::new(&DEVICE),
+    };
+    hprintln!(
+        "kernel: {} app(s) in the manifest; heap {} B (the kernel's worst case + slack), {} B used after boot",
+        DEVICE.apps.len(),
+        generated::KERNEL_HEAP_BYTES,
+        HEAP.used()
+    );
     // SAFETY: the linker script defines these symbols; only their addresses are used.
-    let (kernel_ram, apps) = unsafe {
+    let (kernel_ram, publisher_regions, apps) = unsafe {
         (
             region(&__kernel_ram_start, &__kernel_ram_end),
+            (
+                region(&__publisher_flash_start, &__publisher_flash_end),
+                region(&__publisher_ram_start, &__publisher_ram_end),
+            ),
             [
                 (
                     "greeter",
@@ -269,12 +404,15 @@ fn main() -> ! {
         finish(&verdict);
     };
 
-    run_greeter(&mut rt, &greeter, &mut verdict, "first run");
+    run_greeter(&mut rt, &mut capsule, &greeter, &mut verdict, "first run");
 
-    supervise_hostile(&mut rt, &hostile, &greeter, &mut verdict);
+    run_publisher(&mut rt, &mut capsule, publisher_regions, &mut verdict);
+
+    supervise_hostile(&mut rt, &mut capsule, &hostile, &greeter, &mut verdict);
 
     run_greeter(
         &mut rt,
+        &mut capsule,
         &greeter,
         &mut verdict,
         "after the hostile app was left stopped",
@@ -317,7 +455,13 @@ struct RunLog {
 
 /// Run the hostile app under the restart policy: run `k` does act `k`; each run must end
 /// the way its act says, and after the last act the kernel must stop restarting it.
-fn supervise_hostile(rt: &mut Runtime, hostile: &App, greeter: &App, verdict: &mut Verdict) {
+fn supervise_hostile(
+    rt: &mut Runtime,
+    capsule: &mut KernelCapsule,
+    hostile: &App,
+    greeter: &App,
+    verdict: &mut Verdict,
+) {
     let mut restarts = Restarts::new(RESTARTS);
     let mut act = 0;
     let mut runs = 0;
@@ -333,7 +477,7 @@ fn supervise_hostile(rt: &mut Runtime, hostile: &App, greeter: &App, verdict: &m
         let stop = match rt.start(hostile, act) {
             Err(stop) => stop,
             Ok(mut process) => loop {
-                let event = rt.resume(&mut process, &mut |r| {
+                let event = rt.resume(&mut process, capsule, &mut |r| {
                     // The flood makes 10 000 calls: log the first few, count them all.
                     if log.calls < 3 {
                         log_syscall(hostile.name, r);
@@ -361,13 +505,20 @@ fn supervise_hostile(rt: &mut Runtime, hostile: &App, greeter: &App, verdict: &m
                         );
                         if act == hostile_act::SPIN && !log.greeter_ran_meanwhile {
                             log.greeter_ran_meanwhile = true;
-                            run_greeter(rt, greeter, verdict, "while the spinner is preempted");
+                            run_greeter(
+                                rt,
+                                capsule,
+                                greeter,
+                                verdict,
+                                "while the spinner is preempted",
+                            );
                         }
                     }
                 }
             },
         };
         log_stop(hostile, &stop);
+        capsule.kernel.app_exited(hostile.id);
         if log.calls > 3 {
             hprintln!(
                 "app {}: {} syscalls this run: {} answered, {} refused (buffer outside the app)",
@@ -486,12 +637,13 @@ fn check_act(
             );
         }
         hostile_act::FLOOD => {
+            // Its Hello, then the flood.
             let bad = hostile_act::FLOOD_CALLS / hostile_act::FLOOD_BAD_EVERY;
             verdict.expect(
-                log.calls == hostile_act::FLOOD_CALLS
+                log.calls == 1 + hostile_act::FLOOD_CALLS
                     && log.refused_outside == bad
-                    && log.answered == hostile_act::FLOOD_CALLS - bad,
-                "flood of 10000 syscalls: each answered (or refused, kernel-address buffers)",
+                    && log.answered == 1 + hostile_act::FLOOD_CALLS - bad,
+                "Hello, then a flood of 10000 syscalls: each answered by the kernel (or refused, kernel-address buffers)",
             );
             verdict.expect(
                 matches!(stop, Stop::Exited(hostile_exit::FLOOD_DONE)),

@@ -1,0 +1,105 @@
+//! A QEMU-board app written against `aliot-app`, as any app is: [`aliot_app::Aliot`] over the
+//! SVC backend ([`aliot_app::Svc`]). It runs in slot 0 (`publish_test` in the default manifest)
+//! and checks the kernel's answers: `Hello` is welcomed as slot 0, `Subscribe` to its granted
+//! `get` is accepted, `Subscribe` to `ceshi` is refused `NotPermitted`, a QoS 1 `Publish` to
+//! its `update` is accepted (queued: the board has no network), `Status` shows the board
+//! offline with that one publish pending, and `WaitEvent` finds no event. It exits 0 (`svc 1`)
+//! only if all of that held, else with the [`exit`] code of the first thing that did not.
+#![no_std]
+#![no_main]
+
+use aliot_app::manifest::topics;
+use aliot_app::{Aliot, AppError, ErrorCode, Qos, Svc};
+use aliot_cortex_m33::header::{HEADER_LEN, MAGIC};
+
+/// Exit codes (the board checks for [`exit::OK`]).
+pub mod exit {
+    /// Every answer was as expected.
+    pub const OK: u32 = 0;
+    /// `Hello` failed or the slot is not 0.
+    pub const BAD_WELCOME: u32 = 1;
+    /// `Subscribe` to `get` was not accepted.
+    pub const BAD_SUBSCRIBE: u32 = 2;
+    /// `Subscribe` to `ceshi` was not refused `NotPermitted`.
+    pub const ACL_NOT_ENFORCED: u32 = 3;
+    /// The QoS 1 `Publish` to `update` was not accepted.
+    pub const BAD_PUBLISH: u32 = 4;
+    /// `Status` was not offline with one publish pending.
+    pub const BAD_STATUS: u32 = 5;
+    /// `WaitEvent` did not answer "no event".
+    pub const BAD_WAIT: u32 = 6;
+    /// The app panicked.
+    pub const PANICKED: u32 = 99;
+}
+
+/// The app header (see `aliot_cortex_m33::header`), first in this app's flash.
+#[repr(C)]
+pub struct RawHeader {
+    magic: u32,
+    abi_major: u16,
+    abi_minor: u16,
+    entry: extern "C" fn(u32) -> !,
+    stack_size: u32,
+    ram_size: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_LEN);
+
+#[used]
+#[unsafe(link_section = ".app_header")]
+static HEADER: RawHeader = RawHeader {
+    magic: MAGIC,
+    abi_major: aliot_app::abi::ABI_MAJOR,
+    abi_minor: aliot_app::abi::ABI_MINOR,
+    entry: publisher_entry,
+    // Aliot's frame buffer (about 4.4 KiB) and the calls under it live on the stack.
+    stack_size: 12 * 1024,
+    ram_size: 16 * 1024,
+};
+
+/// What the app does; returns its exit code.
+fn run() -> u32 {
+    let Ok(mut app) = Aliot::new(Svc::new()) else {
+        return exit::BAD_WELCOME;
+    };
+    if app.app_id() != 0 {
+        return exit::BAD_WELCOME;
+    }
+    if app.subscribe(topics::GET, Qos::AtLeastOnce).is_err() {
+        return exit::BAD_SUBSCRIBE;
+    }
+    if app.subscribe(topics::CESHI, Qos::AtLeastOnce)
+        != Err(AppError::Kernel(ErrorCode::NotPermitted))
+    {
+        return exit::ACL_NOT_ENFORCED;
+    }
+    if app
+        .publish(
+            topics::UPDATE,
+            b"{\"hello\":\"aliot-app\"}",
+            Qos::AtLeastOnce,
+        )
+        .is_err()
+    {
+        return exit::BAD_PUBLISH;
+    }
+    match app.status() {
+        Ok(s) if !s.connected && s.pending_publishes == 1 => {}
+        _ => return exit::BAD_STATUS,
+    }
+    match app.next_event(0) {
+        Ok(None) => exit::OK,
+        _ => exit::BAD_WAIT,
+    }
+}
+
+/// The entry the header names; the runtime starts it on this app's stack, unprivileged.
+#[unsafe(no_mangle)]
+pub extern "C" fn publisher_entry(_: u32) -> ! {
+    aliot_app::svc::exit(run())
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    aliot_app::svc::exit(exit::PANICKED)
+}
