@@ -128,11 +128,15 @@ mod tests {
                 )
             })
             .unwrap();
-        let first = back.iter().zip(&img).position(|(a, b)| a != b);
-        assert_eq!(first, None, "first difference");
+        let first_difference = back.iter().zip(&img).position(|(a, b)| a != b);
         assert_eq!(
-            stage.verify_update().map(|h| h.version),
-            Ok("2.0.0".try_into().unwrap())
+            first_difference, None,
+            "the slot holds the image byte for byte"
+        );
+        assert_eq!(
+            UpdateSlot::mark_updated(&mut stage).map(|v| v.to_string()),
+            Ok("2.0.0".to_string()),
+            "the boot stage verifies and marks it"
         );
     }
 }
