@@ -8,6 +8,32 @@ use std::{env, fs, path::PathBuf, process::ExitCode};
 /// worst case, which counts only what the kernel asks for.
 const ALLOCATOR_SLACK: u32 = 1024;
 
+/// The manifest's DeviceSecret from its file, trimmed as the host board trims it; empty
+/// (no login) when the manifest keeps it elsewhere.
+fn device_secret(m: &aliot_manifest::Manifest) -> Vec<u8> {
+    match &m.auth.secret {
+        aliot_manifest::SecretSource::File(path) => {
+            println!("cargo:rerun-if-changed={}", path.display());
+            match fs::read(path) {
+                Ok(bytes) => bytes.trim_ascii().to_vec(),
+                Err(e) => {
+                    println!(
+                        "cargo:warning=cannot read the secret file {}: {e}",
+                        path.display()
+                    );
+                    Vec::new()
+                }
+            }
+        }
+        _ => {
+            println!(
+                "cargo:warning=the QEMU board reads the DeviceSecret from a file only; the live phase cannot log in"
+            );
+            Vec::new()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     fs::copy("memory.x", out.join("memory.x")).expect("memory.x is readable");
@@ -15,10 +41,14 @@ fn main() -> ExitCode {
     println!("cargo:rerun-if-changed=memory.x");
     aliot_manifest::emit_generated("device_config.rs", |m| {
         println!("cargo:warning={}", aliot_manifest::ram_summary(m));
-        let heap = aliot_manifest::ram_report(m).kernel_heap() + ALLOCATOR_SLACK;
+        let report = aliot_manifest::ram_report(m);
+        let secret = device_secret(m);
+        let heap = report.total() + ALLOCATOR_SLACK + secret.len() as u32;
         format!(
-            "{}\n/// The kernel's heap: its worst-case heap for this manifest (no link on this board) plus allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n",
-            aliot_manifest::generate_kernel_config(m)
+            "{}\n/// The kernel's worst-case RAM for this manifest, as the build printed it.\npub const KERNEL_WORST_CASE_BYTES: usize = {};\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus the login secret and allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The DeviceSecret, from the manifest's secret file. This board's stand-in for the chip's credential partition (boards/nrf9160dk provisions it there instead).\npub const DEVICE_SECRET: &[u8] = &{:?};\n",
+            aliot_manifest::generate_kernel_config(m),
+            report.total(),
+            secret
         )
     })
 }

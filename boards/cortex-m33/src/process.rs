@@ -11,6 +11,14 @@
 //! overflow raises UsageFault (STKOF) and ends the app instead of running into whatever lies
 //! below its stack.
 //!
+//! Two ways to serve commands: [`Runtime::resume`] answers them inline through a
+//! [`Capsule`] (the slice goes on), while [`Runtime::resume_deferred`] ends the slice at a
+//! command ([`Event::Called`]) whose buffer passed the bounds check and was unwrapped in place;
+//! the app then waits, stopped, until the kernel writes its answer into
+//! [`Process::call_buffer`] and calls [`Runtime::complete`]. The deferred way is how the
+//! kernel's runner serves apps: it answers when it gets to it, and a `WaitEvent` only when an
+//! event arrives.
+//!
 //! Not yet handled: an app's floating-point registers are not saved across a switch (s16-s31
 //! would be the kernel's to preserve; the kernel does not use FP and the apps here do not
 //! either).
@@ -123,6 +131,29 @@ pub enum Event {
     },
     /// It stopped and will not run again.
     Stopped(Stop),
+    /// ([`Runtime::resume_deferred`] only) It made a command, now in
+    /// [`Process::call_buffer`]`[..request_len]` (postcard bytes); it waits for
+    /// [`Runtime::complete`].
+    Called {
+        /// Bytes of the request.
+        request_len: usize,
+    },
+}
+
+/// A command waiting for its answer: the buffer the app passed (bounds-checked).
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    ptr: u32,
+    capacity: u32,
+    request_len: usize,
+}
+
+/// How a slice serves commands.
+enum Serve<'a> {
+    /// Answer each through the capsule, then go on with the slice.
+    Inline(&'a mut dyn Capsule),
+    /// End the slice at the first command that passes the bounds check.
+    Deferred,
 }
 
 /// An app that was started: its saved context between slices.
@@ -136,6 +167,7 @@ pub struct Process {
     budget: SliceBudget,
     syscalls: u32,
     stopped: Option<Stop>,
+    call: Option<Call>,
 }
 
 impl Process {
@@ -147,6 +179,24 @@ impl Process {
     /// Syscalls it made in this run (saturating).
     pub fn syscalls(&self) -> u32 {
         self.syscalls
+    }
+
+    /// `true` while a deferred command waits for [`Runtime::complete`].
+    pub fn is_called(&self) -> bool {
+        self.call.is_some()
+    }
+
+    /// The buffer of the command waiting for its answer: the request's postcard bytes at the
+    /// front; the answer goes over them. It is the app's buffer less the framing's worst-case
+    /// overhead (see [`syscall::answer_room`]). `None` when no command waits.
+    pub fn call_buffer(&mut self) -> Option<&mut [u8]> {
+        let call = self.call?;
+        // SAFETY: `[ptr, ptr + capacity)` passed `check_buffer` against this app's RAM, which
+        // is disjoint from kernel memory; the app is stopped until `complete`, and the borrow
+        // of `self` keeps a second slice of it from being made meanwhile.
+        let buffer =
+            unsafe { core::slice::from_raw_parts_mut(call.ptr as *mut u8, call.capacity as usize) };
+        Some(syscall::answer_room(buffer))
     }
 }
 
@@ -232,6 +282,7 @@ impl Runtime {
             budget: SliceBudget::new(self.slice_budget),
             syscalls: 0,
             stopped: None,
+            call: None,
         })
     }
 
@@ -244,10 +295,60 @@ impl Runtime {
         capsule: &mut dyn Capsule,
         on_syscall: &mut dyn FnMut(&SyscallRecord),
     ) -> Event {
+        self.resume_with(process, Serve::Inline(capsule), on_syscall)
+    }
+
+    /// Run `process` for one time slice, like [`Runtime::resume`], but end the slice at its
+    /// first command that passes the bounds check: [`Event::Called`]; the process then waits
+    /// until [`Runtime::complete`] (resuming it before that returns the same event again).
+    /// Commands refused by the bounds check are answered at once and seen by `on_syscall`.
+    pub fn resume_deferred(
+        &mut self,
+        process: &mut Process,
+        on_syscall: &mut dyn FnMut(&SyscallRecord),
+    ) -> Event {
+        if let Some(call) = process.call {
+            return Event::Called {
+                request_len: call.request_len,
+            };
+        }
+        self.resume_with(process, Serve::Deferred, on_syscall)
+    }
+
+    /// Answer `process`'s waiting command: its answer's postcard bytes are
+    /// [`Process::call_buffer`]`[..answer_len]` (0: it did not fit); they are framed in place
+    /// and the frame's length (or the error) goes back to the app in r0. Returns what the app
+    /// got, `None` when no command was waiting.
+    pub fn complete(
+        &mut self,
+        process: &mut Process,
+        answer_len: usize,
+    ) -> Option<Result<usize, SyscallError>> {
+        let call = process.call.take()?;
+        // SAFETY: as in `Process::call_buffer`: checked against the app's RAM, app stopped.
+        let buffer =
+            unsafe { core::slice::from_raw_parts_mut(call.ptr as *mut u8, call.capacity as usize) };
+        let result = syscall::wrap_answer(buffer, answer_len);
+        let r0 = match result {
+            Ok(n) => n as u32,
+            Err(e) => e.to_r0(),
+        };
+        // SAFETY: the app's exception frame at `psp` lies in its RAM (checked when it trapped);
+        // the app is stopped.
+        unsafe { (process.psp as *mut u32).write_volatile(r0) };
+        Some(result)
+    }
+
+    fn resume_with(
+        &mut self,
+        process: &mut Process,
+        serve: Serve<'_>,
+        on_syscall: &mut dyn FnMut(&SyscallRecord),
+    ) -> Event {
         if let Some(stop) = process.stopped {
             return Event::Stopped(stop);
         }
-        let event = self.slice(process, capsule, on_syscall);
+        let event = self.slice(process, serve, on_syscall);
         if let Event::Stopped(stop) = event {
             process.stopped = Some(stop);
         }
@@ -276,7 +377,7 @@ impl Runtime {
     fn slice(
         &mut self,
         p: &mut Process,
-        capsule: &mut dyn Capsule,
+        mut serve: Serve<'_>,
         on_syscall: &mut dyn FnMut(&SyscallRecord),
     ) -> Event {
         let app = p.app;
@@ -325,7 +426,18 @@ impl Runtime {
             let r0_out = match svc_number(&app, pc) {
                 Some(SVC_EXIT) => return Event::Stopped(Stop::Exited(r0)),
                 Some(SVC_COMMAND) => {
-                    let result = command(&app, r0, r1, r2, capsule);
+                    let result = match &mut serve {
+                        Serve::Inline(capsule) => command(&app, r0, r1, r2, *capsule),
+                        Serve::Deferred => match defer(&app, r0, r1, r2) {
+                            Ok(call) => {
+                                p.call = Some(call);
+                                return Event::Called {
+                                    request_len: call.request_len,
+                                };
+                            }
+                            Err(e) => Err(e),
+                        },
+                    };
                     on_syscall(&SyscallRecord {
                         ptr: r0,
                         len: r1,
@@ -355,6 +467,20 @@ fn svc_number(app: &App, pc: u32) -> Option<u8> {
     // is a 16-bit Thumb instruction `0xDFnn`, so its low byte is the immediate.
     let insn = unsafe { (at as *const u16).read_volatile() };
     (insn >> 8 == 0xDF).then_some(insn as u8)
+}
+
+/// Take one command to be answered later: bounds-check the buffer against this app's RAM,
+/// then unwrap its frame in place.
+fn defer(app: &App, ptr: u32, len: u32, capacity: u32) -> Result<Call, SyscallError> {
+    syscall::check_buffer(ptr, len, capacity, app.ram)?;
+    // SAFETY: as in `command`: checked to lie inside this app's RAM; the app is stopped.
+    let buffer = unsafe { core::slice::from_raw_parts_mut(ptr as *mut u8, capacity as usize) };
+    let request_len = syscall::unwrap_request(buffer, len as usize)?;
+    Ok(Call {
+        ptr,
+        capacity,
+        request_len,
+    })
 }
 
 /// Serve one command: bounds-check the buffer against this app's RAM, then let `capsule`

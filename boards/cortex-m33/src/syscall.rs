@@ -136,16 +136,35 @@ pub fn serve_command(
     app_id: u8,
     capsule: &mut dyn Capsule,
 ) -> Result<usize, SyscallError> {
+    let request_len = unwrap_request(buffer, len)?;
+    let answer = capsule.serve(app_id, answer_room(buffer), request_len);
+    wrap_answer(buffer, answer)
+}
+
+/// First half of a command served later (the kernel's runner answers it when it gets to it):
+/// unwrap the COBS frame in `buffer[..len]` in place, once; returns the request's postcard
+/// length (0 when the frame is not valid COBS, an empty request the kernel refuses).
+pub fn unwrap_request(buffer: &mut [u8], len: usize) -> Result<usize, SyscallError> {
     let frame = buffer
         .get_mut(..len)
         .ok_or(SyscallError::LengthExceedsCapacity)?;
     // The decoder stops at the first zero, so the terminator is optional.
-    let request_len = cobs::decode_in_place(frame).unwrap_or(0);
-    // The capsule answers into the buffer less the framing's worst-case overhead, so whatever
-    // it writes can be framed: it never consumes an event that then could not be delivered.
+    Ok(cobs::decode_in_place(frame).unwrap_or(0))
+}
+
+/// The part of `buffer` an answer may fill: the buffer less the framing's worst-case overhead,
+/// so whatever the kernel writes can be framed (it never consumes an event that then could
+/// not be delivered).
+pub fn answer_room(buffer: &mut [u8]) -> &mut [u8] {
     let room = buffer.len().saturating_sub(2 + buffer.len() / 254);
-    let answer_room = buffer.get_mut(..room).unwrap_or_default();
-    match capsule.serve(app_id, answer_room, request_len) {
+    buffer.get_mut(..room).unwrap_or_default()
+}
+
+/// Second half: the answer's postcard bytes are `buffer[..answer_len]` (written into
+/// [`answer_room`]); wrap them in a COBS frame in place; returns the frame's length, the
+/// app's r0. `answer_len` 0 means the answer did not fit.
+pub fn wrap_answer(buffer: &mut [u8], answer_len: usize) -> Result<usize, SyscallError> {
+    match answer_len {
         0 => Err(SyscallError::ResponseTooLarge),
         n => encode_in_place(buffer, n).ok_or(SyscallError::ResponseTooLarge),
     }

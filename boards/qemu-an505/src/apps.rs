@@ -103,6 +103,9 @@ pub mod hostile_act {
     pub const FLOOD: u32 = 5;
     /// Syscalls the flood makes.
     pub const FLOOD_CALLS: u32 = 10_000;
+    /// The same flood in the live phase, through the kernel's runner while the session runs:
+    /// any `Status` answer is right (connected or not, however many publishes pend).
+    pub const FLOOD_LIVE: u32 = 6;
     /// Every this many-th flood call uses a kernel-address buffer (must be refused).
     pub const FLOOD_BAD_EVERY: u32 = 100;
 }
@@ -215,6 +218,13 @@ unsafe fn matches<const N: usize>(buf: *const u8, bytes: [u8; N]) -> bool {
         i += 1;
     }
     same
+}
+
+/// The answer in `buf` is a `Status` frame: COBS code byte, then Response::Status's tag (3).
+#[inline(always)]
+unsafe fn is_status(buf: *const u8) -> bool {
+    // SAFETY: the caller's buffer holds at least 2 bytes.
+    unsafe { buf.read_volatile() >= 2 && buf.add(1).read_volatile() == 0x03 }
 }
 
 /// Copy the frame `src` (in this app's flash) to `buf`, volatile (no `memcpy` from kernel
@@ -373,7 +383,7 @@ unsafe extern "C" fn hostile_main(act: u32) -> ! {
                 dive(0);
                 exit(hostile_exit::OVERFLOW_SURVIVED)
             }
-            hostile_act::FLOOD => {
+            hostile_act::FLOOD | hostile_act::FLOOD_LIVE => {
                 // The kernel answers nothing but Hello before a Hello. Hello { 2, 2 } ->
                 // Welcome { 2, 2, app_id: 1 } = [01 02 02 01] = COBS [05 01 02 02 01 00].
                 put(p, [0x01, 0x03, 0x02, 0x02, 0x00]);
@@ -390,8 +400,16 @@ unsafe extern "C" fn hostile_main(act: u32) -> ! {
                         command(kernel, 3, 16) == 0xFFFF_FFFF
                     } else {
                         put(p, [0x02, 0x04, 0x00]);
-                        command(p, 3, 16) == 8
-                            && matches(p, [0x02, 0x03, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00])
+                        let n = command(p, 3, 16);
+                        if act == hostile_act::FLOOD {
+                            n == 8 && matches(p, [0x02, 0x03, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00])
+                        } else {
+                            // A Status frame: its first postcard byte (COBS keeps it) is
+                            // Response::Status's tag, 3. (No `Range::contains`: app code must
+                            // not call into the kernel's copy of core.)
+                            let long_enough = n >= 3;
+                            long_enough && n < 16 && is_status(p)
+                        }
                     };
                     if !ok {
                         exit(hostile_exit::FLOOD_WRONG_ANSWER);

@@ -25,9 +25,14 @@
 #![no_main]
 
 mod apps;
+mod bridge;
+mod heap;
+mod live;
+mod uart;
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use crate::heap::PeakHeap;
 use aliot_cortex_m33::header::{AppHeader, HEADER_LEN, HeaderError};
 use aliot_cortex_m33::policy::{AfterFailure, RestartPolicy, Restarts, slice_reload};
 use aliot_cortex_m33::process::{App, Event, Runtime, Stop, SyscallRecord};
@@ -38,7 +43,6 @@ use aliot_kernel::config::DeviceConfig;
 use aliot_kernel::kernel::Kernel;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
-use embedded_alloc::LlffHeap;
 
 use crate::apps::{HOSTILE_MARKER, greeter_exit, hostile_act, hostile_exit};
 
@@ -50,9 +54,10 @@ mod generated {
 /// The device configuration the kernel serves.
 static DEVICE: DeviceConfig = generated::DEVICE;
 
-/// The kernel's heap; it allocates its queues once, in `Kernel::new`.
+/// The kernel's heap; it allocates its queues once, in `Kernel::new`, and the link's buffers
+/// per connection. Its peak is checked against the build's worst-case figure.
 #[global_allocator]
-static HEAP: LlffHeap = LlffHeap::empty();
+static HEAP: PeakHeap = PeakHeap::empty();
 
 /// The capsule behind the SVC: the kernel, answering in the app's buffer.
 struct KernelCapsule {
@@ -300,13 +305,13 @@ fn run_publisher(
     capsule: &mut KernelCapsule,
     (flash, ram): (Region, Region),
     verdict: &mut Verdict,
-) {
+) -> Option<App> {
     let loaded = load("publisher", 0, flash, ram);
     verdict.expect(
         loaded.is_ok(),
         "publisher (built on its own, loaded by QEMU next to the kernel) has a valid header",
     );
-    let Ok(publisher) = loaded else { return };
+    let Ok(publisher) = loaded else { return None };
     hprintln!("running app {} (aliot-app over svc)", publisher.name);
     let pending_before = capsule.kernel.pending_publishes();
     let mut answered = 0;
@@ -324,6 +329,7 @@ fn run_publisher(
         "kernel answered its 6 calls and queued its QoS 1 publish",
     );
     capsule.kernel.app_exited(publisher.id);
+    Some(publisher)
 }
 
 #[entry]
@@ -406,7 +412,7 @@ fn main() -> ! {
 
     run_greeter(&mut rt, &mut capsule, &greeter, &mut verdict, "first run");
 
-    run_publisher(&mut rt, &mut capsule, publisher_regions, &mut verdict);
+    let publisher = run_publisher(&mut rt, &mut capsule, publisher_regions, &mut verdict);
 
     supervise_hostile(&mut rt, &mut capsule, &hostile, &greeter, &mut verdict);
 
@@ -417,7 +423,60 @@ fn main() -> ! {
         &mut verdict,
         "after the hostile app was left stopped",
     );
+
+    if let Some(publisher) = publisher {
+        // SAFETY: called once; UART0 is used by nothing else.
+        let line = core::cell::RefCell::new(bridge::Line::new(unsafe { uart::Uart::take_uart0() }));
+        let live = live::run(
+            &mut capsule.kernel,
+            &mut rt,
+            &line,
+            generated::DEVICE_SECRET,
+            publisher,
+            hostile,
+            greeter,
+        );
+        verdict.failed += live.failed;
+        sweep_for_secret(&[greeter, hostile, publisher], &mut verdict);
+    }
+    let peak = HEAP.peak();
+    hprintln!(
+        "kernel heap: peak {} B; the build's worst case {} B (+ the {} B login secret)",
+        peak,
+        generated::KERNEL_WORST_CASE_BYTES,
+        generated::DEVICE_SECRET.len()
+    );
+    verdict.expect(
+        peak <= generated::KERNEL_WORST_CASE_BYTES + generated::DEVICE_SECRET.len(),
+        "the kernel's RAM use stayed within the figure the build printed",
+    );
     finish(&verdict)
+}
+
+/// No app's RAM holds the DeviceSecret (nor did the kernel hand it to any app).
+fn sweep_for_secret(apps: &[App], verdict: &mut Verdict) {
+    let secret = generated::DEVICE_SECRET;
+    let mut found = 0;
+    for app in apps {
+        // SAFETY: each app's RAM region is reserved for it by memory.x, readable by the
+        // privileged kernel; no app runs now.
+        let ram = unsafe {
+            core::slice::from_raw_parts(app.ram.start as *const u8, app.ram.len as usize)
+        };
+        if !secret.is_empty() && ram.windows(secret.len()).any(|w| w == secret) {
+            hprintln!("app {}: its RAM holds the DeviceSecret", app.name);
+            found += 1;
+        }
+    }
+    hprintln!(
+        "secret sweep: the {} B DeviceSecret searched in the RAM of {} apps",
+        secret.len(),
+        apps.len()
+    );
+    verdict.expect(
+        !secret.is_empty() && found == 0,
+        "no app's RAM holds the DeviceSecret",
+    );
 }
 
 /// Wait until `n` more SysTick ticks have passed (the kernel has nothing else to do).
@@ -438,6 +497,7 @@ fn act_name(act: u32) -> &'static str {
         hostile_act::SPIN => "spin forever",
         hostile_act::OVERFLOW => "overflow its stack",
         hostile_act::FLOOD => "flood the kernel with syscalls",
+        hostile_act::FLOOD_LIVE => "flood the kernel's runner with syscalls",
         _ => "unknown",
     }
 }
@@ -496,6 +556,8 @@ fn supervise_hostile(
                 });
                 match event {
                     Event::Stopped(stop) => break stop,
+                    // `resume` answers commands inline: never `Called`.
+                    Event::Called { .. } => continue,
                     Event::Preempted { spent } => {
                         log.preemptions += 1;
                         hprintln!(
@@ -620,7 +682,7 @@ fn check_act(
             );
             verdict.expect(
                 log.greeter_ran_meanwhile,
-                "greeter ran (and answered) while the spinner was preempted",
+                "the other app ran (and was answered) while the spinner was preempted",
             );
         }
         hostile_act::OVERFLOW => {
