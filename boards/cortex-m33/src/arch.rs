@@ -15,8 +15,25 @@
 //!
 //! EXC_RETURN values are saved as the hardware produced them (not hard-coded), so the Secure
 //! state bits and the frame type (standard or with FP state) are always returned as entered.
+//!
+//! Floating point (hard-float target, single-precision FPU): the hardware saves s0-s15 and
+//! FPSCR in the exception frame of whoever had an FP context (CONTROL.FPCA, which sets
+//! EXC_RETURN.FType = 0: a 26-word frame) and restores them on return. s16-s31 are callee-saved
+//! by software (AAPCS-VFP), so [`switch_to_user`] keeps the kernel's on MSP around the switch and
+//! loads/saves the app's from/to the `Process`. That `vpush` also gives the kernel an FP context,
+//! so its own `svc` frame holds its s0-s15 and FPSCR. [`crate::fpu::configure`] turns lazy
+//! stacking off (FPCCR.LSPEN = 0): with it on, an app's trap would leave FPCCR.LSPACT set with
+//! FPCAR pointing into the app's frame, and a return into another context's extended frame while
+//! LSPACT is set does not unstack that frame's s0-s15 (ARMv8-M ARM, exception return), so one
+//! context would get the other's registers; eager stacking never leaves lazy state pending.
 
 use core::sync::atomic::AtomicU32;
+
+// `switch_to_user` moves s16-s31 with VFP instructions: the runtime needs the hard-float ABI.
+#[cfg(not(target_abi = "eabihf"))]
+compile_error!(
+    "aliot-cortex-m33 targets thumbv8m.main-none-eabihf (the FPU's s16-s31 are part of an app's context)"
+);
 
 /// Exception number that made the last app return to the kernel (11 = SVCall, 15 = SysTick:
 /// preempted, 3 = HardFault, 4 = MemManage, 5 = BusFault, 6 = UsageFault).
@@ -40,21 +57,51 @@ unsafe extern "C" {
     fn aliot_kernel_fault(exception: u32, exc_return: u32) -> !;
 }
 
-/// Run the app whose stack pointer is `psp` and whose r4-r11 are `regs` until it traps back
-/// (SVC or fault); returns the app's new PSP and leaves its r4-r11 in `regs`.
+/// Run the app whose stack pointer is `psp`, whose r4-r11 are `regs` and whose s16-s31 are
+/// `fp_regs` until it traps back (SVC, SysTick or fault); returns the app's new PSP and leaves
+/// its r4-r11 in `regs` and its s16-s31 in `fp_regs`.
+///
+/// The app's s16-s31 are saved and loaded at every switch, whether or not it uses FP: a fixed
+/// 16-word copy each way (two instructions) costs less than a branch on EXC_RETURN.FType is
+/// worth, and an app never sees a value it did not write there itself (they start zeroed).
+/// s0-s15 are zeroed before the switch: an app with FP state in its frame gets its own back
+/// from the frame; one without starts its FP use with zeros, not with the kernel's or another
+/// app's values.
 ///
 /// # Safety
 /// `psp` must point at a valid exception frame inside the app's RAM, the MPU must map that
-/// app, and [`APP_EXC_RETURN`] must hold the app's EXC_RETURN.
+/// app, [`APP_EXC_RETURN`] must hold the app's EXC_RETURN, the FPU must be configured by
+/// [`crate::fpu::configure`].
 #[unsafe(naked)]
-pub(crate) unsafe extern "C" fn switch_to_user(psp: u32, regs: *mut [u32; 8]) -> u32 {
+pub(crate) unsafe extern "C" fn switch_to_user(
+    psp: u32,
+    regs: *mut [u32; 8],
+    fp_regs: *mut [u32; 16],
+) -> u32 {
     core::arch::naked_asm!(
-        // Kernel callee-saved registers (10 words keep MSP 8-byte aligned).
+        // A naked function's body is assembled without the target's FPU features: name the
+        // Cortex-M33's single-precision FPv5 so the VFP instructions below assemble.
+        ".fpu fpv5-sp-d16",
+        // Kernel callee-saved registers (10 + 16 words keep MSP 8-byte aligned).
         "push {{r4-r12, lr}}",
+        "vpush {{s16-s31}}",
         "msr psp, r0",
         "ldmia r1, {{r4-r11}}",
+        "vldmia r2, {{s16-s31}}",
+        "movs r3, #0",
+        "vmov s0, s1, r3, r3",
+        "vmov s2, s3, r3, r3",
+        "vmov s4, s5, r3, r3",
+        "vmov s6, s7, r3, r3",
+        "vmov s8, s9, r3, r3",
+        "vmov s10, s11, r3, r3",
+        "vmov s12, s13, r3, r3",
+        "vmov s14, s15, r3, r3",
         "svc 0xff",
-        // Back from the app: r0-r3 are the kernel's again (unstacked from MSP), r4-r11 the app's.
+        // Back from the app: r0-r3, s0-s15 and FPSCR are the kernel's again (unstacked from
+        // MSP), r4-r11 and s16-s31 the app's.
+        "vstmia r2, {{s16-s31}}",
+        "vpop {{s16-s31}}",
         "stmia r1, {{r4-r11}}",
         "mrs r0, psp",
         "pop {{r4-r12, pc}}",

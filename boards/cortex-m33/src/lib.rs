@@ -10,10 +10,10 @@
 //!
 //! Layout:
 //! - [`region`], [`header`], [`mpu`] (encoding), [`syscall`], [`policy`] (time slice and
-//!   restart budgets) are pure and unit-tested on the
+//!   restart budgets), [`frame`] (exception frame sizes) are pure and unit-tested on the
 //!   host: address ranges, the app header checked at boot, the RBAR/RLAR words, and the
 //!   syscall boundary (buffer bounds check, decode once, answer in place).
-//! - `mpu` (register access), `scb`, `systick`, `process` and the private `arch` module hold the
+//! - `mpu` (register access), `scb`, `systick`, `fpu`, `process` and the private `arch` module hold the
 //!   hardware side; they build only for `target_arch = "arm"`. All `unsafe` of the runtime is
 //!   there, each block with its `// SAFETY:` reason.
 //!
@@ -32,6 +32,7 @@
     )
 )]
 
+pub mod frame;
 pub mod header;
 pub mod mpu;
 pub mod policy;
@@ -40,6 +41,8 @@ pub mod syscall;
 
 #[cfg(target_arch = "arm")]
 mod arch;
+#[cfg(target_arch = "arm")]
+pub mod fpu;
 #[cfg(target_arch = "arm")]
 pub mod process;
 #[cfg(target_arch = "arm")]

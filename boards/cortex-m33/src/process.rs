@@ -19,13 +19,16 @@
 //! kernel's runner serves apps: it answers when it gets to it, and a `WaitEvent` only when an
 //! event arrives.
 //!
-//! Not yet handled: an app's floating-point registers are not saved across a switch (s16-s31
-//! would be the kernel's to preserve; the kernel does not use FP and the apps here do not
-//! either).
+//! An app's FP registers are part of its context: s0-s15 and FPSCR in its exception frame
+//! (stacked by the hardware when it used the FPU), s16-s31 in the `Process` (saved by
+//! `switch_to_user` at every switch); the frame's size follows EXC_RETURN.FType (see
+//! [`crate::frame`]), and every frame check covers the whole frame.
 
 use core::sync::atomic::Ordering;
 
 use crate::arch::{self, APP_EXC_RETURN, SVCALL, SWITCH_REASON, SYSTICK};
+use crate::fpu::{self, FpuConfig};
+use crate::frame::{STANDARD_FRAME_WORDS, frame_bytes};
 use crate::mpu::{Mpu, MpuError};
 use crate::policy::{AfterPreempt, SliceBudget};
 use crate::region::Region;
@@ -35,9 +38,8 @@ use crate::systick::SysTick;
 
 /// EXC_RETURN for a fresh app: Secure, standard frame (no FP state), thread mode, PSP.
 const FRESH_APP_EXC_RETURN: u32 = 0xFFFF_FFFD;
-/// Words in a standard exception frame (r0-r3, r12, lr, pc, xPSR).
-const FRAME_WORDS: u32 = 8;
-const FRAME_BYTES: u32 = FRAME_WORDS * 4;
+/// A fresh app's frame: the standard one (it has no FP state yet).
+const FRESH_FRAME_BYTES: u32 = STANDARD_FRAME_WORDS * 4;
 /// xPSR with only the Thumb bit set.
 const XPSR_THUMB: u32 = 1 << 24;
 /// CFSR.UFSR.STKOF: a stack limit violation (ARMv8-M ARM D1.2 CFSR).
@@ -162,6 +164,7 @@ pub struct Process {
     app: App,
     psp: u32,
     regs: [u32; 8],
+    fp_regs: [u32; 16],
     exc_return: u32,
     stack_bottom: u32,
     budget: SliceBudget,
@@ -207,11 +210,13 @@ pub struct Runtime {
     systick: SysTick,
     kernel_ram: Region,
     slice_budget: u32,
+    fpu: FpuConfig,
 }
 
 impl Runtime {
     /// Take the MPU, the SCB fault registers and SysTick; enable MemManage, BusFault and
-    /// UsageFault; start SysTick with `slice_reload` (see [`crate::policy::slice_reload`]).
+    /// UsageFault; let apps use the FPU (its state stacked eagerly, see [`crate::fpu`]); start
+    /// SysTick with `slice_reload` (see [`crate::policy::slice_reload`]).
     /// `kernel_ram` is the kernel's RAM: no app region may overlap it. An app may be
     /// preempted `slice_budget` times in a row without a syscall; the next preemption ends it.
     ///
@@ -221,6 +226,8 @@ impl Runtime {
         // SAFETY: the caller calls this once, so these are the only handles.
         let (mpu, scb, systick) = unsafe { (Mpu::take(), Scb::take(), SysTick::take()) };
         scb.enable_faults();
+        // SAFETY: privileged thread mode at start-up: no app ran, no FP state is pending.
+        let fpu = unsafe { fpu::configure() };
         systick.start(slice_reload);
         Runtime {
             mpu,
@@ -228,12 +235,18 @@ impl Runtime {
             systick,
             kernel_ram,
             slice_budget,
+            fpu,
         }
     }
 
     /// Number of MPU regions.
     pub fn mpu_regions(&self) -> u32 {
         self.mpu.regions()
+    }
+
+    /// CPACR and FPCCR as configured for apps (see [`FpuConfig::is_as_required`]).
+    pub fn fpu_config(&self) -> FpuConfig {
+        self.fpu
     }
 
     /// SYST_CALIB as the implementation reports it.
@@ -256,7 +269,7 @@ impl Runtime {
         else {
             return Err(Stop::NotStarted(MpuError::NotAligned(app.ram)));
         };
-        let psp = stack_top - FRAME_BYTES;
+        let psp = stack_top - FRESH_FRAME_BYTES;
         // SAFETY: `app.ram` passed the header check (inside the app's linker region, which the
         // board checked to be disjoint from kernel RAM, and tested again above); no kernel
         // reference points into it; the app is not running (a `Process` of an earlier run of
@@ -277,6 +290,7 @@ impl Runtime {
             app: *app,
             psp,
             regs: [0; 8],
+            fp_regs: [0; 16],
             exc_return: FRESH_APP_EXC_RETURN,
             stack_bottom,
             budget: SliceBudget::new(self.slice_budget),
@@ -391,11 +405,13 @@ impl Runtime {
             APP_EXC_RETURN.store(p.exc_return, Ordering::SeqCst);
             // SAFETY: `p.psp` points at an exception frame inside the app's RAM (built by
             // `start`, or pushed by the hardware at its last trap and checked below); the MPU
-            // maps this app only; APP_EXC_RETURN holds its EXC_RETURN.
-            p.psp = unsafe { arch::switch_to_user(p.psp, &mut p.regs) };
+            // maps this app only; APP_EXC_RETURN holds its EXC_RETURN; `take` configured the FPU.
+            p.psp = unsafe { arch::switch_to_user(p.psp, &mut p.regs, &mut p.fp_regs) };
             p.exc_return = APP_EXC_RETURN.load(Ordering::SeqCst);
             let reason = SWITCH_REASON.load(Ordering::SeqCst);
-            let frame_ok = app.ram.contains_range(p.psp, FRAME_BYTES);
+            // The whole frame, 26 words when it holds FP state: the kernel reads r0-r2 and pc
+            // from it, and the hardware unstacks all of it when the app resumes.
+            let frame_ok = app.ram.contains_range(p.psp, frame_bytes(p.exc_return));
             if reason == SYSTICK && frame_ok {
                 return match p.budget.on_preempt() {
                     AfterPreempt::Resume { spent } => Event::Preempted { spent },
@@ -421,7 +437,8 @@ impl Runtime {
             p.budget.on_syscall();
             p.syscalls = p.syscalls.saturating_add(1);
             let frame = p.psp as *mut u32;
-            // SAFETY: the 8-word frame lies in the app's RAM (checked); the app is stopped.
+            // SAFETY: the frame (8 or 26 words, r0-r2 and pc at the same offsets in both) lies
+            // in the app's RAM (checked); the app is stopped.
             let [r0, r1, r2, pc] = unsafe { [0, 1, 2, 6].map(|i| frame.add(i).read_volatile()) };
             let r0_out = match svc_number(&app, pc) {
                 Some(SVC_EXIT) => return Event::Stopped(Stop::Exited(r0)),

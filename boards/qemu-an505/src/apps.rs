@@ -9,6 +9,12 @@
 //! written out byte by byte. The greeter's topics are the default manifest's
 //! (`manifest/device.toml`): its app 0, `publish_test`, may publish to `update` and subscribe
 //! to `get`, but not subscribe to `ceshi`.
+//!
+//! The greeter also checks that its floating-point context survives the kernel: it finds
+//! s0-s31 zeroed at its start (nothing of the kernel or another app leaks in), loads its own
+//! pattern into s0-s31 and FPSCR, and after every syscall and after being preempted by
+//! SysTick checks every one (the kernel writes other values into them while serving, see
+//! `fp_scaffold`).
 
 use core::arch::asm;
 
@@ -42,6 +48,106 @@ pub mod greeter_exit {
     /// QoS 1 `Publish` to its `update` was not answered `Accepted { token: 3 }` (offline, the
     /// kernel queues it).
     pub const BAD_PUBLISH: u32 = 5;
+    /// s0-s31 were not all zero when it started: FP values of the kernel or of another app
+    /// reached it.
+    pub const FP_NOT_CLEAN: u32 = 6;
+    /// An FP register or FPSCR lost its value across a syscall.
+    pub const FP_LOST_AT_SYSCALL: u32 = 7;
+    /// An FP register or FPSCR lost its value across a SysTick preemption.
+    pub const FP_LOST_AT_PREEMPTION: u32 = 8;
+    /// It waited for a SysTick preemption that never came.
+    pub const NOT_PREEMPTED: u32 = 9;
+}
+
+/// The word the greeter's FP check keeps in register s`n`; other seeds give other values in
+/// every register (the kernel's scaffold uses its own).
+#[inline(always)]
+pub const fn fp_pattern(seed: u32, n: u32) -> u32 {
+    seed ^ n.wrapping_mul(0x0101_0101)
+}
+
+/// Seed of the greeter's FP pattern.
+const GREETER_FP_SEED: u32 = 0x6A09_E667;
+/// FPSCR the greeter sets: N and V, round towards zero, the IOC and OFC flags.
+const GREETER_FPSCR: u32 = 0x9000_0000 | 0b11 << 22 | 0b101;
+
+/// Store s0-s31 at `words` (32 words); returns FPSCR.
+#[inline(always)]
+unsafe fn fp_save(words: *mut u32) -> u32 {
+    let fpscr: u32;
+    // SAFETY: `words` holds 32 words of this app's stack.
+    unsafe {
+        asm!("vstmia {p}, {{s0-s31}}", "vmrs {f}, fpscr", p = in(reg) words, f = out(reg) fpscr,
+             options(nostack, preserves_flags));
+    }
+    fpscr
+}
+
+/// Load s0-s31 from `words` (32 words) and FPSCR from `fpscr`. The values are this app's
+/// check pattern: no compiled code of the greeter uses FP registers, so they stay until read
+/// back by [`fp_save`].
+#[inline(always)]
+unsafe fn fp_load(words: *const u32, fpscr: u32) {
+    // SAFETY: `words` holds 32 words of this app's stack.
+    unsafe {
+        asm!("vldmia {p}, {{s0-s31}}", "vmsr fpscr, {f}", p = in(reg) words, f = in(reg) fpscr,
+             options(nostack, preserves_flags));
+    }
+}
+
+/// s0-s31 all hold `pattern(n)` and FPSCR holds `fpscr`; `words` is 32 words of scratch.
+#[inline(always)]
+unsafe fn fp_holds(words: *mut u32, seed: u32, fpscr: u32, zero: bool) -> bool {
+    // SAFETY: `words` holds 32 words of this app's stack.
+    let fpscr_now = unsafe { fp_save(words) };
+    let mut same = zero || fpscr_now == fpscr;
+    let mut n = 0;
+    while n < 32 {
+        let want = if zero { 0 } else { fp_pattern(seed, n) };
+        // SAFETY: as above.
+        same &= unsafe { words.add(n as usize).read_volatile() } == want;
+        n += 1;
+    }
+    same
+}
+
+/// Spin until SysTick preempts this app (seen as the exception frame the hardware stacked
+/// just below its stack pointer over a canary); false if `limit` rounds passed without.
+#[inline(always)]
+unsafe fn spin_until_preempted(limit: u32) -> bool {
+    let left: u32;
+    // SAFETY: writes and reads the 128 bytes below its stack pointer, which lie in its stack
+    // (1 KiB, this function's frame is far from its bottom) and which only an exception frame
+    // can overwrite meanwhile. No register but the named ones changes.
+    unsafe {
+        asm!(
+            "sub {p}, sp, #128",
+            "movs {i}, #0",
+            "1:",
+            "str {c}, [{p}, {i}, lsl #2]",
+            "adds {i}, {i}, #1",
+            "cmp {i}, #32",
+            "bne 1b",
+            "2:",
+            "movs {i}, #0",
+            "3:",
+            "ldr {w}, [{p}, {i}, lsl #2]",
+            "cmp {w}, {c}",
+            "bne 4f",
+            "adds {i}, {i}, #1",
+            "cmp {i}, #32",
+            "bne 3b",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "4:",
+            p = out(reg) _,
+            i = out(reg) _,
+            w = out(reg) _,
+            c = in(reg) 0xC5A5_5A5Cu32,
+            n = inout(reg) limit => left,
+        );
+    }
+    left != 0
 }
 
 /// A frame written as text (every COBS code byte here is below 0x80) as the array an app copies
@@ -242,43 +348,84 @@ unsafe fn load<const N: usize>(buf: *mut u8, src: *const [u8; N]) {
 
 /// The well-behaved app (slot 0, `publish_test` in the manifest): `Hello`, `Subscribe` to its
 /// `get`, `Subscribe` to `ceshi` (not granted), a QoS 1 `Publish` to its `update`, `Status`;
-/// each answer checked byte by byte.
+/// each answer checked byte by byte; its FP registers checked after each call and after two
+/// preemptions (see the module docs).
 #[unsafe(link_section = ".greeter_text")]
 unsafe extern "C" fn greeter_main(_: u32) -> ! {
     const CAP: u32 = 96;
+    /// Rounds of [`spin_until_preempted`] (about 200 instructions each) before giving up:
+    /// seconds of QEMU time, where a slice is 10 ms.
+    const SPIN_LIMIT: u32 = 1 << 24;
     let mut buf = core::mem::MaybeUninit::<[u8; CAP as usize]>::uninit();
     let p = buf.as_mut_ptr().cast::<u8>();
-    // SAFETY: `buf` is CAP bytes on this app's stack, in its RAM; the frames are statics in
-    // its flash.
+    let mut fp_words = core::mem::MaybeUninit::<[u32; 32]>::uninit();
+    let fp = fp_words.as_mut_ptr().cast::<u32>();
+    // SAFETY: `buf` is CAP bytes and `fp_words` 32 words on this app's stack, in its RAM; the
+    // frames are statics in its flash.
     unsafe {
+        if !fp_holds(fp, 0, 0, true) {
+            exit(greeter_exit::FP_NOT_CLEAN);
+        }
+        let mut i = 0;
+        while i < 32 {
+            fp.add(i as usize)
+                .write_volatile(fp_pattern(GREETER_FP_SEED, i));
+            i += 1;
+        }
+        fp_load(fp, GREETER_FPSCR);
+        // Macros, not closures: a closure would be its own function, outside this section.
+        macro_rules! after_call {
+            () => {
+                if !fp_holds(fp, GREETER_FP_SEED, GREETER_FPSCR, false) {
+                    exit(greeter_exit::FP_LOST_AT_SYSCALL);
+                }
+            };
+        }
+        macro_rules! preempted {
+            () => {
+                if !spin_until_preempted(SPIN_LIMIT) {
+                    exit(greeter_exit::NOT_PREEMPTED);
+                }
+                if !fp_holds(fp, GREETER_FP_SEED, GREETER_FPSCR, false) {
+                    exit(greeter_exit::FP_LOST_AT_PREEMPTION);
+                }
+            };
+        }
         // Hello { major: 2, minor: 2 } = postcard [00 02 02] = COBS [01 03 02 02 00].
         put(p, [0x01, 0x03, 0x02, 0x02, 0x00]);
         let n = command(p, 5, CAP);
+        after_call!();
         // Welcome { major: 2, minor: 2, app_id: 0 } = [01 02 02 00] = COBS [04 01 02 02 01 00].
         if n != 6 || !matches(p, [0x04, 0x01, 0x02, 0x02, 0x01, 0x00]) {
             exit(greeter_exit::BAD_WELCOME);
         }
+        preempted!();
         load(p, &raw const SUBSCRIBE_GET);
         let n = command(p, 41, CAP);
+        after_call!();
         // Accepted { token: 1 } = [02 01] = COBS [03 02 01 00].
         if n != 4 || !matches(p, [0x03, 0x02, 0x01, 0x00]) {
             exit(greeter_exit::BAD_SUBSCRIBE);
         }
         load(p, &raw const SUBSCRIBE_CESHI);
         let n = command(p, 43, CAP);
+        after_call!();
         // Error(NotPermitted) = [06 02] = COBS [03 06 02 00].
         if n != 4 || !matches(p, [0x03, 0x06, 0x02, 0x00]) {
             exit(greeter_exit::ACL_NOT_ENFORCED);
         }
         load(p, &raw const PUBLISH_UPDATE);
         let n = command(p, 50, CAP);
+        after_call!();
         // Accepted { token: 3 } = [02 03] = COBS [03 02 03 00].
         if n != 4 || !matches(p, [0x03, 0x02, 0x03, 0x00]) {
             exit(greeter_exit::BAD_PUBLISH);
         }
+        preempted!();
         // Status = [04] = COBS [02 04 00].
         put(p, [0x02, 0x04, 0x00]);
         let n = command(p, 3, CAP);
+        after_call!();
         // Status(LinkStatus { connected: false, connects: 0, pending_publishes: 1,
         // NotNeeded, Idle }) = [03 00 00 01 00 00] = COBS [02 03 01 02 01 01 01 00].
         if n != 8 || !matches(p, [0x02, 0x03, 0x01, 0x02, 0x01, 0x01, 0x01, 0x00]) {

@@ -26,6 +26,7 @@
 
 mod apps;
 mod bridge;
+mod fp_scaffold;
 mod heap;
 mod live;
 mod uart;
@@ -66,6 +67,8 @@ struct KernelCapsule {
 
 impl Capsule for KernelCapsule {
     fn serve(&mut self, app_id: u8, buf: &mut [u8], len: usize) -> usize {
+        // Test scaffolding: the greeter's FP registers must survive this (see fp_scaffold).
+        fp_scaffold::clobber_fp_registers();
         let now_ms = u64::from(systick::ticks()) * u64::from(SLICE_MS);
         match self.kernel.syscall(app_id, buf, len, now_ms) {
             Some(n) => n,
@@ -396,6 +399,12 @@ fn main() -> ! {
         SLICE_BUDGET
     );
     let mut verdict = Verdict { failed: 0 };
+    let fpu = rt.fpu_config();
+    hprintln!("FPU: CPACR {:#010x}, FPCCR {:#010x}", fpu.cpacr, fpu.fpccr);
+    verdict.expect(
+        fpu.is_as_required(),
+        "FPU usable by apps (CPACR CP10/CP11 full access), FP state stacked eagerly (FPCCR ASPEN=1, LSPEN=0)",
+    );
 
     let [greeter, hostile, stale] = [0u8, 1, 2].map(|id| {
         let (name, flash, ram) = apps[usize::from(id)];
