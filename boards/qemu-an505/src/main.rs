@@ -18,9 +18,20 @@
 //! row are each answered or refused. After each abnormal end the kernel restarts it with fresh,
 //! zeroed RAM (the app checks it finds no trace of its last run) after a doubling delay in
 //! ticks, up to a limit; at the limit it says so and leaves it stopped. Then the greeter runs
-//! again to show the system survived. One log line per event through semihosting; the exit
-//! status is 0 only if every expectation held. Run with `cargo run --release` in this
-//! directory (see README "Under QEMU").
+//! again to show the system survived.
+//!
+//! Then the live phase ([`live`]): the kernel's own runner takes over, as on the host board,
+//! with its network over UART0 to the host's bridge (`aliot-qemu`, which opens the TCP and TLS
+//! connection to the emulator; see [`bridge`]). `publish_test` itself (the publisher image,
+//! started with its live argument) logs in and publishes numbered QoS 1 messages while the
+//! hostile app is restarted through its acts again, this time against the live kernel; every
+//! publish, the queued ones of the first phase too, must be acknowledged by the cloud. At the
+//! end no app's RAM may hold the DeviceSecret and the kernel heap's peak must stay within the
+//! worst case the build printed.
+//!
+//! One log line per event through semihosting; the exit status is 0 only if every
+//! expectation held. Run it through `cargo run -p aliot-host --bin aliot-qemu` from the
+//! repository (see README "Under QEMU"): without the bridge the live phase fails.
 #![no_std]
 #![no_main]
 
