@@ -23,7 +23,7 @@ use cortex_m_semihosting::hprintln;
 
 use crate::apps::hostile_act;
 use crate::bridge::{BridgeNetwork, Line, TickClock, TickEntropy};
-use crate::{RESTARTS, RunLog, Verdict, check_act, log_stop, log_syscall};
+use crate::{RESTARTS, RunLog, Verdict, check_act, log_after_failure, log_stop, log_syscall};
 
 /// The publisher's entry argument for the live phase: run `publish_test`.
 pub const PUBLISHER_LIVE: u32 = 1;
@@ -168,28 +168,13 @@ impl LivePort<'_> {
                 check_act(act, &stop, &log, &slot.app, &greeter, &mut verdict);
             }
         }
-        match restarts.on_failure() {
-            AfterFailure::Restart {
-                attempt,
-                delay_ticks,
-            } => {
-                hprintln!(
-                    "live: app {}: restart {}/{} in {} tick(s)",
-                    slot.app.name,
-                    attempt,
-                    RESTARTS.limit,
-                    delay_ticks
-                );
+        let after = restarts.on_failure();
+        log_after_failure(slot.app.name, &after);
+        match after {
+            AfterFailure::Restart { delay_ticks, .. } => {
                 slot.start_at = systick::ticks().wrapping_add(delay_ticks);
             }
-            AfterFailure::GiveUp { restarts } => {
-                hprintln!(
-                    "live: app {}: restart limit reached after {} restart(s): left stopped",
-                    slot.app.name,
-                    restarts
-                );
-                slot.finished = true;
-            }
+            AfterFailure::GiveUp { .. } => slot.finished = true,
         }
         AppInput::Exited(id)
     }

@@ -614,18 +614,13 @@ fn supervise_hostile(
         if stop.is_success() {
             break false;
         }
-        match restarts.on_failure() {
+        let after = restarts.on_failure();
+        log_after_failure(hostile.name, &after);
+        match after {
             AfterFailure::Restart {
                 attempt,
                 delay_ticks,
             } => {
-                hprintln!(
-                    "app {}: ended abnormally; restart {}/{} in {} tick(s)",
-                    hostile.name,
-                    attempt,
-                    RESTARTS.limit,
-                    delay_ticks
-                );
                 let waited = wait_ticks(delay_ticks);
                 verdict.expect(
                     waited >= delay_ticks
@@ -634,20 +629,34 @@ fn supervise_hostile(
                 );
                 act += 1;
             }
-            AfterFailure::GiveUp { restarts } => {
-                hprintln!(
-                    "app {}: ended abnormally after {} restart(s): restart limit reached, left stopped",
-                    hostile.name,
-                    restarts
-                );
-                break true;
-            }
+            AfterFailure::GiveUp { .. } => break true,
         }
     };
     verdict.expect(
         gave_up && runs == RESTARTS.limit + 1 && act == hostile_act::FLOOD,
         "restarts stopped at the limit (6 runs: the first and 5 restarts), after the last act",
     );
+}
+
+/// Log what the restart policy decided after an app's abnormal end.
+fn log_after_failure(name: &str, after: &AfterFailure) {
+    match after {
+        AfterFailure::Restart {
+            attempt,
+            delay_ticks,
+        } => hprintln!(
+            "app {}: ended abnormally; restart {}/{} in {} tick(s)",
+            name,
+            attempt,
+            RESTARTS.limit,
+            delay_ticks
+        ),
+        AfterFailure::GiveUp { restarts } => hprintln!(
+            "app {}: ended abnormally after {} restart(s): restart limit reached, left stopped",
+            name,
+            restarts
+        ),
+    }
 }
 
 /// Check that run `act` of the hostile app ended the way that act must.
