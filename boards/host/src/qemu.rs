@@ -609,6 +609,38 @@ mod tests {
     }
 
     #[test]
+    fn the_endpoints_go_to_the_emulator_as_on_the_host_board() {
+        use aliot_kernel::board::Network;
+        let emulator = Emulator::start(EmulatorConfig::demo()).unwrap();
+        let mut config = crate::generated::DEVICE;
+        config.registration.https = aliot_kernel::config::Endpoint {
+            host: "iot-auth.example.invalid",
+            port: 443,
+            emulator: true,
+        };
+        let (host, port) = (config.endpoint.host, config.endpoint.port);
+        for tls in [true, false] {
+            config.tls.enabled = tls;
+            let network = emulator_network(&config, &emulator, None).unwrap();
+            let mqtt = if tls {
+                emulator.tls_addr()
+            } else {
+                emulator.mqtt_addr()
+            };
+            let want = format!("localhost:{}", mqtt.port());
+            assert_eq!(network.describe(host, port).to_string(), want);
+            let https = format!("localhost:{}", emulator.https_addr().port());
+            let got = network
+                .describe("iot-auth.example.invalid", 443)
+                .to_string();
+            assert_eq!(got, https);
+            // Anything else (an OTA URL) is dialled as asked.
+            let other = network.describe("localhost", 1234).to_string();
+            assert_eq!(other, "localhost:1234");
+        }
+    }
+
+    #[test]
     fn uart0_is_the_socket_and_the_app_is_loaded_next_to_the_kernel() {
         let args = qemu_args(Path::new("/k.elf"), Path::new("/a.elf"), 4242);
         let args: Vec<_> = args
