@@ -15,12 +15,14 @@
 
 pub mod app_process;
 pub mod apps;
+pub mod bridge;
 pub mod clock;
 pub mod confine;
 pub mod flash;
 pub mod net;
 pub mod ota;
 pub mod probe;
+pub mod qemu;
 pub mod secret;
 pub mod supervisor;
 

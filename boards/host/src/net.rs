@@ -71,7 +71,8 @@ impl AsyncWrite for HostStream {
 
 /// Opens streams for the capsule. `address` replaces the manifest's host:port (used for the
 /// built-in emulator and for tests); the TLS server name stays the manifest's host unless
-/// the address is given.
+/// the address is given. Cloning is cheap (the TLS configuration is shared).
+#[derive(Clone)]
 pub struct HostNetwork {
     tls: TlsConnector,
     address: Option<(String, u16)>,

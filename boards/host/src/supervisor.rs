@@ -410,7 +410,7 @@ async fn run_firmware(
 /// the thread that forked, here the supervisor's only runtime thread, which lives as long as
 /// the process, and survives the launcher's `exec`s).
 #[allow(unsafe_code)]
-fn die_with_parent(command: &mut tokio::process::Command) {
+pub(crate) fn die_with_parent(command: &mut tokio::process::Command) {
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec and calls only prctl(2) and
     // getppid(2), both async-signal-safe system calls; it allocates nothing (the error is a
