@@ -63,6 +63,11 @@ struct QemuArgs {
     /// Fail unless at least N publishes on the manifest's `update` topic reached the emulator.
     #[arg(long, value_name = "N")]
     expect_publishes: Option<usize>,
+    /// With --expect-publishes N: the update payloads that start with PREFIX must be PREFIX1
+    /// to PREFIXN, each once, in that order (publish_test's numbered payload, `{n}`), so none
+    /// was lost, repeated or reordered on the way.
+    #[arg(long, value_name = "PREFIX", requires = "expect_publishes")]
+    expect_numbered: Option<String>,
     /// CA certificate (PEM) to trust for TLS instead of the manifest's choice.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
@@ -249,6 +254,7 @@ fn run(config: &DeviceConfig, args: &QemuArgs) -> Result<(bool, String), String>
         &ran,
         summary.as_ref(),
         args.expect_publishes,
+        args.expect_numbered.as_deref(),
         update,
     ))
 }
@@ -382,6 +388,25 @@ pub struct Summary {
     pub update_topic: Option<String>,
     /// Publishes on it that the platform took (not refused, not DUP re-sends).
     pub update_publishes: usize,
+    /// Those publishes' payloads, in order of arrival.
+    pub update_payloads: Vec<Vec<u8>>,
+}
+
+impl Summary {
+    /// The numbers `n` of the update payloads that read `{prefix}{n}`, in order of arrival
+    /// (a payload with the prefix and no number counts as 0).
+    pub fn numbered(&self, prefix: &str) -> Vec<u64> {
+        self.update_payloads
+            .iter()
+            .filter_map(|p| p.strip_prefix(prefix.as_bytes()))
+            .map(|n| {
+                std::str::from_utf8(n)
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
 }
 
 /// Summarises the device's `uplinks` and `logins` as the emulator recorded them.
@@ -404,18 +429,20 @@ pub fn summarize(uplinks: &[Uplink], logins: &[LoginRecord], update: Option<&str
             }),
         }
     }
-    let update_publishes = update.map_or(0, |topic| {
+    let update_payloads: Vec<Vec<u8>> = update.map_or_else(Vec::new, |topic| {
         uplinks
             .iter()
             .filter(|u| u.topic == topic && u.refused.is_none() && !u.dup)
-            .count()
+            .map(|u| u.payload.clone())
+            .collect()
     });
     Summary {
         logins: logins.len(),
         logged_in: logins.iter().any(|l| l.accepted),
         topics,
         update_topic: update.map(str::to_owned),
-        update_publishes,
+        update_publishes: update_payloads.len(),
+        update_payloads,
     }
 }
 
@@ -464,11 +491,13 @@ impl Summary {
 }
 
 /// The run's verdict and its one line: passed only when QEMU exited 0 and, with `expect`,
-/// at least that many publishes on the `update` topic reached the emulator.
+/// at least that many publishes on the `update` topic reached the emulator (and, with
+/// `numbered`, exactly `{numbered}1` to `{numbered}{expect}` among them, in order).
 pub fn verdict(
     ran: &Ran,
     summary: Option<&Summary>,
     expect: Option<usize>,
+    numbered: Option<&str>,
     update: Option<&str>,
 ) -> (bool, String) {
     let (mut passed, mut line) = match ran {
@@ -492,11 +521,24 @@ pub fn verdict(
         let _ = match (summary, update) {
             (Some(s), Some(topic)) => {
                 passed &= s.update_publishes >= want;
-                write!(
+                let _ = write!(
                     line,
                     "; {} publish(es) on {topic} (expected at least {want})",
                     s.update_publishes
-                )
+                );
+                match numbered {
+                    None => Ok(()),
+                    Some(prefix) => {
+                        let got = s.numbered(prefix);
+                        let wanted: Vec<u64> = (1..=want as u64).collect();
+                        passed &= got == wanted;
+                        if got == wanted {
+                            write!(line, "; {prefix}1..{want} each once, in order")
+                        } else {
+                            write!(line, "; {prefix}N arrived as {got:?}, expected 1..={want}")
+                        }
+                    }
+                }
             }
             (None, _) => {
                 passed = false;
@@ -583,21 +625,47 @@ mod tests {
     #[test]
     fn the_verdict_needs_exit_0_and_the_expected_publishes() {
         let s = summarize(&[up(UPDATE, b"a", false, false)], &[], Some(UPDATE));
-        assert!(verdict(&exited(0), Some(&s), None, Some(UPDATE)).0);
-        assert!(verdict(&exited(0), Some(&s), Some(1), Some(UPDATE)).0);
-        let (passed, line) = verdict(&exited(0), Some(&s), Some(2), Some(UPDATE));
+        assert!(verdict(&exited(0), Some(&s), None, None, Some(UPDATE)).0);
+        assert!(verdict(&exited(0), Some(&s), Some(1), None, Some(UPDATE)).0);
+        let (passed, line) = verdict(&exited(0), Some(&s), Some(2), None, Some(UPDATE));
         assert!(!passed);
         assert!(line.contains("1 publish(es)"), "{line}");
         assert!(line.contains("at least 2"), "{line}");
-        assert!(!verdict(&exited(1), Some(&s), Some(1), Some(UPDATE)).0);
-        assert!(!verdict(&exited(0), None, Some(1), Some(UPDATE)).0);
-        assert!(!verdict(&exited(0), Some(&s), Some(1), None).0);
+        assert!(!verdict(&exited(1), Some(&s), Some(1), None, Some(UPDATE)).0);
+        assert!(!verdict(&exited(0), None, Some(1), None, Some(UPDATE)).0);
+        assert!(!verdict(&exited(0), Some(&s), Some(1), None, None).0);
         let limit = Ran::TimedOut(Duration::from_secs(3));
-        let (passed, line) = verdict(&limit, Some(&s), None, Some(UPDATE));
+        let (passed, line) = verdict(&limit, Some(&s), None, None, Some(UPDATE));
         assert!(!passed);
         assert!(line.contains("after 3s"), "{line}");
-        assert!(!verdict(&Ran::Interrupted, Some(&s), None, Some(UPDATE)).0);
-        assert!(!verdict(&Ran::NeverConnected, Some(&s), None, Some(UPDATE)).0);
+        assert!(!verdict(&Ran::Interrupted, Some(&s), None, None, Some(UPDATE)).0);
+        assert!(!verdict(&Ran::NeverConnected, Some(&s), None, None, Some(UPDATE)).0);
+    }
+
+    #[test]
+    fn numbered_payloads_must_be_one_to_n_once_in_order() {
+        let ups = |ns: &[&str]| {
+            let ups: Vec<Uplink> = ns
+                .iter()
+                .map(|n| up(UPDATE, format!("q_{n}").as_bytes(), false, false))
+                .chain([up(UPDATE, b"hello", false, false)])
+                .collect();
+            summarize(&ups, &[], Some(UPDATE))
+        };
+        let ok = ups(&["1", "2", "3"]);
+        assert_eq!(ok.numbered("q_"), [1, 2, 3]);
+        let (passed, line) = verdict(&exited(0), Some(&ok), Some(3), Some("q_"), Some(UPDATE));
+        assert!(passed, "{line}");
+        for bad in [
+            &["1", "3"][..],
+            &["1", "2", "2", "3"],
+            &["2", "1", "3"],
+            &["1", "x", "3"],
+        ] {
+            let s = ups(bad);
+            let (passed, line) = verdict(&exited(0), Some(&s), Some(3), Some("q_"), Some(UPDATE));
+            assert!(!passed, "{bad:?} passed: {line}");
+        }
     }
 
     #[test]
