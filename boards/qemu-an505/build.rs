@@ -1,7 +1,9 @@
 //! Puts memory.x where cortex-m-rt's link.x finds it, and turns the device manifest
-//! (`$ALIOT_MANIFEST`, else `manifest/device.toml`) into the kernel's `DEVICE` constant and
+//! (`$ALIOT_MANIFEST`, else `manifest/device.toml`) into the kernel's `DEVICE` constant,
 //! `KERNEL_HEAP_BYTES`, the heap sized from the kernel's worst-case RAM (printed as a build
-//! warning, as boards/host does, so every build shows it).
+//! warning, as boards/host does, so every build shows it), and `apps.x`, the regions of the
+//! apps' own images (laid out from the manifest, as each app's build lays them out too), which
+//! memory.x includes.
 use std::{env, fs, path::PathBuf, process::ExitCode};
 
 /// Room for the allocator's own bookkeeping (a few words per block) on top of the kernel's
@@ -39,16 +41,28 @@ fn main() -> ExitCode {
     fs::copy("memory.x", out.join("memory.x")).expect("memory.x is readable");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
-    aliot_manifest::emit_generated("device_config.rs", |m| {
-        println!("cargo:warning={}", aliot_manifest::ram_summary(m));
-        let report = aliot_manifest::ram_report(m);
-        let secret = device_secret(m);
-        let heap = report.total() + ALLOCATOR_SLACK + secret.len() as u32;
-        format!(
-            "{}\n/// The kernel's worst-case RAM for this manifest, as the build printed it.\npub const KERNEL_WORST_CASE_BYTES: usize = {};\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus the login secret and allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The DeviceSecret, from the manifest's secret file. This board's stand-in for the chip's credential partition (boards/nrf9160dk provisions it there instead).\npub const DEVICE_SECRET: &[u8] = &{:?};\n",
-            aliot_manifest::generate_kernel_config(m),
-            report.total(),
-            secret
-        )
+    aliot_manifest::emit_generated_files(|m| {
+        let layout = aliot_manifest::image_layout(m, &aliot_manifest::QEMU_AN505)?;
+        Ok(vec![
+            ("device_config.rs".to_owned(), device_config(m)),
+            (
+                "apps.x".to_owned(),
+                aliot_manifest::generate_kernel_apps_x(&layout),
+            ),
+        ])
     })
+}
+
+/// The kernel's configuration, its worst-case RAM, heap size and login secret.
+fn device_config(m: &aliot_manifest::Manifest) -> String {
+    println!("cargo:warning={}", aliot_manifest::ram_summary(m));
+    let report = aliot_manifest::ram_report(m);
+    let secret = device_secret(m);
+    let heap = report.total() + ALLOCATOR_SLACK + secret.len() as u32;
+    format!(
+        "{}\n/// The kernel's worst-case RAM for this manifest, as the build printed it.\npub const KERNEL_WORST_CASE_BYTES: usize = {};\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus the login secret and allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The DeviceSecret, from the manifest's secret file. This board's stand-in for the chip's credential partition (boards/nrf9160dk provisions it there instead).\npub const DEVICE_SECRET: &[u8] = &{:?};\n",
+        aliot_manifest::generate_kernel_config(m),
+        report.total(),
+        secret
+    )
 }

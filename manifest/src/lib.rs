@@ -14,6 +14,7 @@ mod build;
 mod env;
 mod error;
 mod generate;
+mod image;
 mod layout;
 mod linker;
 mod model;
@@ -25,7 +26,7 @@ mod validate;
 use std::path::Path;
 
 pub use aliot_kernel::budget::{AppBudget, RamReport};
-pub use build::emit_generated;
+pub use build::{emit_generated, emit_generated_files};
 pub use env::{
     MANIFEST_ENV, default_manifest_path, manifest_path_from, manifest_path_from_env,
     rerun_directives, workspace_root,
@@ -33,6 +34,10 @@ pub use env::{
 pub use error::ManifestError;
 pub use generate::{
     KERNEL_CONFIG_PATH, generate_app_constants, generate_kernel_config, generate_kernel_config_at,
+};
+pub use image::{
+    APP_MIN_STACK, APP_STATIC_RESERVE, AppImage, CortexM33Board, ImageLayout, QEMU_AN505, Span,
+    generate_app_header, generate_app_regions_x, generate_kernel_apps_x, image_layout,
 };
 pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
 pub use linker::{Image, generate_memory_x};
@@ -43,6 +48,7 @@ pub use model::{
 };
 pub use ram::{ram_report, ram_summary};
 pub use topic::MAX_TOPIC_LEN;
+pub use validate::{APP_FLASH_ALIGN, APP_FLASH_MAX, APP_FLASH_MIN, DEFAULT_APP_FLASH};
 pub use validate::{
     APP_MEMORY_ALIGN, APP_MEMORY_MAX, APP_MEMORY_MIN, APP_QUEUE_MAX, DEFAULT_KERNEL_RAM_BUDGET,
     DEFAULT_MAX_PAYLOAD, DEFAULT_QUEUE_MESSAGES, KEEPALIVE_RANGE, KERNEL_RAM_BUDGET_MAX,

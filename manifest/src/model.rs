@@ -287,6 +287,9 @@ pub struct App {
     pub name: String,
     /// RAM budget in bytes.
     pub memory: u32,
+    /// Flash bytes for the app's own image (header, code, constants) on boards that link each
+    /// app at its own region; default [`crate::DEFAULT_APP_FLASH`].
+    pub flash: u32,
     /// Names of topics the app may publish to.
     pub publish: Vec<String>,
     /// Names of topics the app may subscribe to.

@@ -203,6 +203,8 @@ pub(crate) struct RawTopic {
 pub(crate) struct RawApp {
     pub name: String,
     pub memory: i64,
+    /// Flash bytes for the app's image on a board that links each app on its own.
+    pub flash: Option<i64>,
     #[serde(default)]
     pub publish: Vec<String>,
     #[serde(default)]

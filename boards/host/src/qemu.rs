@@ -30,11 +30,10 @@ use tokio::net::TcpListener;
 use crate::bridge::{self, RelayOptions};
 use crate::net::{self, HostNetwork};
 
-/// Where the kernel image is built (relative to `boards/`).
-const KERNEL_IMAGE: &str = "qemu-an505/target/thumbv8m.main-none-eabihf/release/aliot-qemu-an505";
-/// Where the publisher app's image is built (relative to `boards/`).
-const APP_IMAGE: &str =
-    "qemu-an505-publisher/target/thumbv8m.main-none-eabihf/release/aliot-qemu-publisher";
+/// Where the image builder writes the QEMU image and its map (relative to the repository).
+const IMAGE_DIR: &str = "target/qemu-image";
+/// The one image QEMU boots (the builder's Intel HEX: kernel and apps, vector table included).
+const IMAGE_FILE: &str = "aliot-qemu-an505.hex";
 /// How long QEMU may take to connect its UART to the bridge.
 const ACCEPT_DEADLINE: Duration = Duration::from_secs(30);
 /// Longest payload excerpt in the summary, in characters.
@@ -47,16 +46,14 @@ const EXCERPT: usize = 60;
     about = "Run the QEMU mps2-an505 board against the built-in Alibaba IoT emulator, its network through the UART bridge"
 )]
 struct QemuArgs {
-    /// Do not build the QEMU images first (`cargo build --release --locked` in
-    /// boards/qemu-an505-publisher and boards/qemu-an505).
+    /// Do not build the image first (aliot-image: the kernel and each app built for
+    /// thumbv8m.main-none-eabihf, linked at their manifest regions, one Intel HEX and a map in
+    /// target/qemu-image); boot the one already there.
     #[arg(long)]
     no_build: bool,
-    /// Kernel image (ELF) instead of boards/qemu-an505's release build.
-    #[arg(long, value_name = "ELF")]
-    kernel: Option<PathBuf>,
-    /// App image (ELF) loaded next to the kernel instead of boards/qemu-an505-publisher's.
-    #[arg(long, value_name = "ELF")]
-    app: Option<PathBuf>,
+    /// Boot this Intel HEX (or ELF) image instead of target/qemu-image's.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_build")]
+    image: Option<PathBuf>,
     /// Kill QEMU and fail after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     timeout_secs: u64,
@@ -102,35 +99,32 @@ fn boards_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
 }
 
-/// `cargo build --release --locked` in `boards/<board>` (its own `.cargo/config.toml` sets
-/// the target). `ALIOT_MANIFEST` is inherited; `CARGO_TARGET_DIR` is not, so the images land
-/// where they are looked for.
-fn build(board: &str) -> Result<(), String> {
-    let dir = boards_dir().join(board);
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    log::info!("building {}", dir.display());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "--locked"])
-        .current_dir(&dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| format!("cannot run cargo in {}: {e}", dir.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("building {} failed ({status})", dir.display()))
-    }
+/// The repository's root.
+fn repository() -> PathBuf {
+    boards_dir()
+        .parent()
+        .map_or_else(|| PathBuf::from("../.."), Path::to_path_buf)
 }
 
-/// An image that exists, or why not.
-fn image(given: Option<&Path>, default: &str) -> Result<PathBuf, String> {
-    let path = given.map_or_else(|| boards_dir().join(default), Path::to_path_buf);
+/// The image to boot: `given`, or the image builder's, built first unless `no_build`.
+fn image(given: Option<&Path>, no_build: bool) -> Result<PathBuf, String> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let out = repository().join(IMAGE_DIR);
+    if !no_build {
+        let manifest = aliot_manifest::manifest_path_from_env();
+        log::info!("building the image for {}", manifest.display());
+        let built = aliot_image::build_qemu_image(&manifest, &out).map_err(|e| e.to_string())?;
+        print!("{}", built.map_text);
+        return Ok(built.hex);
+    }
+    let path = out.join(IMAGE_FILE);
     if path.is_file() {
         Ok(path)
     } else {
         Err(format!(
-            "no image at {} (build it, or drop --no-build)",
+            "no image at {} (build it with `cargo run -p aliot-image -- --out {IMAGE_DIR}`, or drop --no-build)",
             path.display()
         ))
     }
@@ -215,23 +209,11 @@ pub enum Ran {
 
 /// Builds, starts everything, waits for the verdict; `(passed, one line)`.
 fn run(config: &DeviceConfig, args: &QemuArgs) -> Result<(bool, String), String> {
-    if !args.no_build {
-        build("qemu-an505-publisher")?;
-        build("qemu-an505")?;
-    }
-    let kernel = image(args.kernel.as_deref(), KERNEL_IMAGE)?;
-    let app = image(args.app.as_deref(), APP_IMAGE)?;
+    let image = image(args.image.as_deref(), args.no_build)?;
     let (emulator, network) = network(config, args.ca.as_deref())?;
     let limit = Duration::from_secs(args.timeout_secs);
     let (runtime, mut signals) = crate::StopSignals::with_runtime()?;
-    let ran = runtime.block_on(run_qemu(
-        &args.qemu,
-        &kernel,
-        &app,
-        network,
-        limit,
-        &mut signals,
-    ))?;
+    let ran = runtime.block_on(run_qemu(&args.qemu, &image, network, limit, &mut signals))?;
     drop(runtime);
     let update = config
         .topics
@@ -259,11 +241,12 @@ fn run(config: &DeviceConfig, args: &QemuArgs) -> Result<(bool, String), String>
     ))
 }
 
-/// The QEMU command line: UART0 (`-serial` #0) is a client socket to `port`, the monitor is
-/// off, semihosting writes to QEMU's own stdout/stderr.
-pub fn qemu_args(kernel: &Path, app: &Path, port: u16) -> Vec<OsString> {
+/// The QEMU command line: the one image through the generic loader (no `-kernel`: the vector
+/// table is in the image), UART0 (`-serial` #0) a client socket to `port`, the monitor off,
+/// semihosting to QEMU's own stdout/stderr.
+pub fn qemu_args(image: &Path, port: u16) -> Vec<OsString> {
     let mut loader = OsString::from("loader,file=");
-    loader.push(app);
+    loader.push(image);
     let mut out: Vec<OsString> = [
         "-machine",
         "mps2-an505",
@@ -280,16 +263,14 @@ pub fn qemu_args(kernel: &Path, app: &Path, port: u16) -> Vec<OsString> {
     .map(OsString::from)
     .collect();
     out.push(format!("tcp:127.0.0.1:{port},nodelay=on").into());
-    out.extend(["-device".into(), loader, "-kernel".into()]);
-    out.push(kernel.as_os_str().to_owned());
+    out.extend(["-device".into(), loader]);
     out
 }
 
 /// Starts QEMU, relays its UART until it exits (or the limit, or a signal).
 async fn run_qemu(
     qemu: &Path,
-    kernel: &Path,
-    app: &Path,
+    image: &Path,
     network: HostNetwork,
     limit: Duration,
     signals: &mut crate::StopSignals,
@@ -304,7 +285,7 @@ async fn run_qemu(
         .port();
     let mut command = tokio::process::Command::new(qemu);
     command
-        .args(qemu_args(kernel, app, port))
+        .args(qemu_args(image, port))
         .stdin(Stdio::null())
         .kill_on_drop(true);
     crate::supervisor::die_with_parent(&mut command);
@@ -709,8 +690,8 @@ mod tests {
     }
 
     #[test]
-    fn uart0_is_the_socket_and_the_app_is_loaded_next_to_the_kernel() {
-        let args = qemu_args(Path::new("/k.elf"), Path::new("/a.elf"), 4242);
+    fn uart0_is_the_socket_and_the_one_image_is_loaded() {
+        let args = qemu_args(Path::new("/i.hex"), 4242);
         let args: Vec<_> = args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -721,8 +702,8 @@ mod tests {
         };
         assert_eq!(at("-serial"), "tcp:127.0.0.1:4242,nodelay=on");
         assert_eq!(at("-monitor"), "none");
-        assert_eq!(at("-device"), "loader,file=/a.elf");
-        assert_eq!(at("-kernel"), "/k.elf");
+        assert_eq!(at("-device"), "loader,file=/i.hex");
+        assert!(!args.iter().any(|a| a == "-kernel"), "{args:?}");
         assert_eq!(args.iter().filter(|a| *a == "-serial").count(), 1);
     }
 }

@@ -34,6 +34,16 @@ pub mod exit {
     pub const PANICKED: u32 = 99;
 }
 
+/// This image's place in the manifest: `APP_NAME`, `APP_ID`, `STACK_SIZE`, `RAM_SIZE` (its
+/// RAM is the manifest's `memory`; the stack is all of it but the statics' reserve).
+#[allow(
+    dead_code,
+    reason = "APP_NAME is for apps that name themselves; this one checks its id"
+)]
+mod image {
+    include!(concat!(env!("OUT_DIR"), "/app_image.rs"));
+}
+
 /// The app header (see `aliot_cortex_m33::header`), first in this app's flash.
 #[repr(C)]
 pub struct RawHeader {
@@ -56,9 +66,10 @@ static HEADER: RawHeader = RawHeader {
     entry: publisher_entry,
     // Aliot's frame buffer (about 4.4 KiB) and the calls under it live on the stack;
     // `publish_test::run`'s frame alone is about 9 KiB (its Aliot, its pending-results table
-    // and a payload buffer), and `Aliot::new` builds its 4.4 KiB value before moving it.
-    stack_size: 28 * 1024,
-    ram_size: 32 * 1024,
+    // and a payload buffer), and `Aliot::new` builds its 4.4 KiB value before moving it: the
+    // manifest's `memory` for publish_test leaves room for that.
+    stack_size: image::STACK_SIZE,
+    ram_size: image::RAM_SIZE,
 };
 
 /// What the app does; returns its exit code.
@@ -67,7 +78,7 @@ fn run() -> u32 {
     let Ok(mut app) = Aliot::new(Svc::new()) else {
         return exit::BAD_WELCOME;
     };
-    if app.app_id() != 0 {
+    if app.app_id() != image::APP_ID {
         return exit::BAD_WELCOME;
     }
     if app.subscribe(topics::GET, Qos::AtLeastOnce).is_err() {

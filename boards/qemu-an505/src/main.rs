@@ -135,10 +135,10 @@ unsafe extern "C" {
     static __stale_flash_end: u8;
     static __stale_ram_start: u8;
     static __stale_ram_end: u8;
-    static __publisher_flash_start: u8;
-    static __publisher_flash_end: u8;
-    static __publisher_ram_start: u8;
-    static __publisher_ram_end: u8;
+    static __app0_flash_start: u8;
+    static __app0_flash_end: u8;
+    static __app0_ram_start: u8;
+    static __app0_ram_end: u8;
 }
 
 /// A linker-script region from its start and end symbols.
@@ -367,8 +367,8 @@ fn main() -> ! {
         (
             region(&__kernel_ram_start, &__kernel_ram_end),
             (
-                region(&__publisher_flash_start, &__publisher_flash_end),
-                region(&__publisher_ram_start, &__publisher_ram_end),
+                region(&__app0_flash_start, &__app0_flash_end),
+                region(&__app0_ram_start, &__app0_ram_end),
             ),
             [
                 (

@@ -4,8 +4,9 @@ use std::collections::HashSet;
 
 use super::budget;
 use super::{
-    APP_MEMORY_ALIGN, APP_MEMORY_MAX, APP_MEMORY_MIN, MAX_APP_NAME_LEN, MAX_SETTING_LEN,
-    MAX_TOPIC_NAME_LEN, RUST_KEYWORDS, Result, err, is_ident,
+    APP_FLASH_ALIGN, APP_FLASH_MAX, APP_FLASH_MIN, APP_MEMORY_ALIGN, APP_MEMORY_MAX,
+    APP_MEMORY_MIN, DEFAULT_APP_FLASH, MAX_APP_NAME_LEN, MAX_SETTING_LEN, MAX_TOPIC_NAME_LEN,
+    RUST_KEYWORDS, Result, err, is_ident,
 };
 use crate::model::{App, Device, Direction, Topic};
 use crate::raw::{RawApp, RawManifest};
@@ -95,6 +96,23 @@ pub(super) fn apps(raw: &[RawApp], topics: &[Topic]) -> Result<Vec<App>> {
                 );
             }
         };
+        let flash = match app.flash.map(u32::try_from) {
+            None => DEFAULT_APP_FLASH,
+            Some(Ok(f))
+                if (APP_FLASH_MIN..=APP_FLASH_MAX).contains(&f) && f % APP_FLASH_ALIGN == 0 =>
+            {
+                f
+            }
+            Some(_) => {
+                return err(
+                    format!("{at}.flash"),
+                    format!(
+                        "{} bytes is not allowed; allowed: {APP_FLASH_MIN}..={APP_FLASH_MAX}, a multiple of {APP_FLASH_ALIGN} (whole erase pages); default {DEFAULT_APP_FLASH}",
+                        app.flash.unwrap_or_default()
+                    ),
+                );
+            }
+        };
         let publish = grants(&app.publish, topics, &format!("{at}.publish"), true)?;
         let subscribe = grants(&app.subscribe, topics, &format!("{at}.subscribe"), false)?;
         let budget = budget::app(app, &at, subscribe.len())?;
@@ -141,6 +159,7 @@ pub(super) fn apps(raw: &[RawApp], topics: &[Topic]) -> Result<Vec<App>> {
         out.push(App {
             name: name.clone(),
             memory,
+            flash,
             publish,
             subscribe,
             restart: app.restart,

@@ -24,6 +24,16 @@ pub const APP_MEMORY_MIN: u32 = 1024;
 pub const APP_MEMORY_MAX: u32 = 262_144;
 /// App RAM budgets must be a multiple of this (ARMv8-M MPU granularity).
 pub const APP_MEMORY_ALIGN: u32 = 32;
+/// Default flash for an app's own image: room for an app over `aliot-app` (the QEMU
+/// publisher running `publish_test` takes about 20 KiB) with room to grow.
+pub const DEFAULT_APP_FLASH: u32 = 65_536;
+/// Smallest flash region for an app image: one erase page.
+pub const APP_FLASH_MIN: u32 = 4096;
+/// Largest flash region for an app image: the nRF9160's whole flash.
+pub const APP_FLASH_MAX: u32 = 1_048_576;
+/// App flash regions are whole 4 KiB pages (the nRF9160's erase page, a multiple of the MPU's
+/// 32 bytes), so writing one app's image never erases a page of another's.
+pub const APP_FLASH_ALIGN: u32 = 4096;
 /// Keep-alive range the platform accepts, in seconds.
 pub const KEEPALIVE_RANGE: std::ops::RangeInclusive<i64> = 30..=1200;
 /// Longest MQTT client id the platform accepts.

@@ -23,7 +23,7 @@ pub const DEVICE: aliot_kernel::config::DeviceConfig = aliot_kernel::config::Dev
     apps: &[
         aliot_kernel::config::AppDef {
             name: "publish_test",
-            memory: 16384,
+            memory: 24576,
             publish: &["/a1ExamplePk/nrf9160-0004/user/update"],
             subscribe: &["/a1ExamplePk/nrf9160-0004/user/get"],
             restart: aliot_kernel::config::RestartPolicy::OnFailure,
