@@ -35,6 +35,17 @@ struct Device {
 }
 
 impl Device {
+    /// Ask for a plain TCP stream `stream` to 127.0.0.1:`port`.
+    async fn connect_plain(&mut self, stream: u8, port: u16) {
+        self.send(&Up::Connect {
+            stream,
+            host: "127.0.0.1",
+            port,
+            tls: false,
+        })
+        .await;
+    }
+
     /// A relay on a fresh local socket, and the device connected to it.
     async fn start(network: HostNetwork, options: RelayOptions) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
@@ -158,14 +169,7 @@ fn payload() -> Vec<u8> {
 async fn data_goes_both_ways_in_chunks_and_close_closes_the_peer() {
     let (port, mut closed) = echo_server().await;
     let mut device = Device::start(plain_network(), RelayOptions::default()).await;
-    device
-        .send(&Up::Connect {
-            stream: 3,
-            host: "127.0.0.1",
-            port,
-            tls: false,
-        })
-        .await;
+    device.connect_plain(3, port).await;
     assert_eq!(device.recv().await, Answer::Connected(3));
     let sent = payload();
     for chunk in sent.chunks(MAX_CHUNK) {
@@ -191,14 +195,7 @@ async fn a_dead_port_fails_with_connect() {
     let port = dead.local_addr().unwrap().port();
     drop(dead);
     let mut device = Device::start(plain_network(), RelayOptions::default()).await;
-    device
-        .send(&Up::Connect {
-            stream: 1,
-            host: "127.0.0.1",
-            port,
-            tls: false,
-        })
-        .await;
+    device.connect_plain(1, port).await;
     assert_eq!(device.recv().await, Answer::Failed(1, Failure::Connect));
     // Nothing is open for it afterwards.
     device
@@ -246,14 +243,7 @@ async fn bad_frames_are_dropped_and_the_next_one_is_served() {
     device.send_raw(&vec![0x11; MAX_FRAME + 5]).await;
     device.send_raw(&[0]).await;
     device.send_raw(&over_limit_data(9, MAX_CHUNK + 1)).await;
-    device
-        .send(&Up::Connect {
-            stream: 1,
-            host: "127.0.0.1",
-            port,
-            tls: false,
-        })
-        .await;
+    device.connect_plain(1, port).await;
     assert_eq!(device.recv().await, Answer::Connected(1));
     let stats = device.finish().await;
     assert_eq!(stats.bad_frames, 3);
@@ -269,14 +259,7 @@ async fn the_peer_closing_says_closed_and_unknown_streams_are_closed() {
         peer.write_all(b"bye\0").await.unwrap();
     });
     let mut device = Device::start(plain_network(), RelayOptions::default()).await;
-    device
-        .send(&Up::Connect {
-            stream: 4,
-            host: "127.0.0.1",
-            port,
-            tls: false,
-        })
-        .await;
+    device.connect_plain(4, port).await;
     assert_eq!(device.recv().await, Answer::Connected(4));
     assert_eq!(device.recv_data(4, 4).await.0, b"bye\0");
     assert_eq!(device.recv().await, Answer::Closed(4));
