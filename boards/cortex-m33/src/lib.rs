@@ -16,6 +16,8 @@
 //! - `mpu` (register access), `scb`, `systick`, `fpu`, `process` and the private `arch` module hold the
 //!   hardware side; they build only for `target_arch = "arm"`. All `unsafe` of the runtime is
 //!   there, each block with its `// SAFETY:` reason.
+//! - `port` (feature `kernel-port`): the kernel's `AppPort` over the runtime (apps round-robin, syscalls handed to the
+//!   kernel's runner, restarts per the manifest's policy), shared by every Cortex-M33 board.
 //!
 //! Syscall ABI (see [`syscall`]): `svc 0` = command, with r0 = pointer to the app's buffer,
 //! r1 = request length, r2 = buffer capacity; the request is one aliot-abi COBS frame, the
@@ -43,6 +45,8 @@ pub mod syscall;
 mod arch;
 #[cfg(target_arch = "arm")]
 pub mod fpu;
+#[cfg(all(target_arch = "arm", feature = "kernel-port"))]
+pub mod port;
 #[cfg(target_arch = "arm")]
 pub mod process;
 #[cfg(target_arch = "arm")]

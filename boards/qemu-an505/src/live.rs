@@ -3,21 +3,23 @@
 //! host's emulator. `publish_test` (the publisher image, run with its live argument) publishes
 //! QoS 1 messages that must all be acknowledged by the cloud, while the hostile app, restarted
 //! per the policy, attacks the kernel, spins, overflows its stack and floods the kernel with
-//! syscalls. The runtime ends each app's slice at its syscall ([`Runtime::resume_deferred`]);
-//! [`LivePort`] hands the request to the runner as the board's `AppPort` and puts the answer
-//! back, so a `WaitEvent` really blocks the app until an event or its deadline.
+//! syscalls. The apps run under the runtime's shared `AppPort`
+//! ([`aliot_cortex_m33::port::RuntimePort`]: a syscall ends the slice and goes to the runner,
+//! so a `WaitEvent` really blocks the app); [`LiveSupervisor`] logs what happens and checks
+//! each of the hostile app's runs.
 
 use core::cell::{Cell, RefCell};
 use core::future::poll_fn;
 use core::task::Poll;
 
 use aliot_cortex_m33::policy::{AfterFailure, Restarts};
-use aliot_cortex_m33::process::{App, Event, Process, Runtime, Stop};
+use aliot_cortex_m33::port::{RuntimePort, Slot, Supervisor};
+use aliot_cortex_m33::process::{App, Runtime, Stop, SyscallRecord};
 use aliot_cortex_m33::syscall::SyscallError;
-use aliot_cortex_m33::systick;
-use aliot_kernel::board::{AppInput, AppPort, Clock};
+use aliot_kernel::board::Clock;
+use aliot_kernel::config::RestartPolicy as WhenToRestart;
 use aliot_kernel::credentials::{DeviceSecretLogin, Secret};
-use aliot_kernel::kernel::{AppId, Kernel};
+use aliot_kernel::kernel::Kernel;
 use aliot_kernel::runner::{Runner, RunnerOptions};
 use cortex_m_semihosting::hprintln;
 
@@ -40,248 +42,131 @@ const LIVE_ACTS: [u32; 6] = [
 /// The live phase must be over by then (board time), else it fails: no bridge answered.
 const LIVE_DEADLINE_MS: u64 = 120_000;
 
-/// One app slot of the live phase.
-struct Slot {
-    app: App,
-    process: Option<Process>,
-    /// Runs started.
-    runs: usize,
-    /// `None` for the publisher: its end is the phase's outcome, never restarted.
-    restarts: Option<Restarts>,
-    /// Tick at which the next run may start.
-    start_at: u32,
-    /// No more runs.
-    finished: bool,
-    /// How its runs ended (the publisher's one run).
-    last_stop: Option<Stop>,
-    log: RunLog,
-}
-
-impl Slot {
-    fn new(app: App, restarts: Option<Restarts>) -> Self {
-        Self {
-            app,
-            process: None,
-            runs: 0,
-            restarts,
-            start_at: 0,
-            finished: false,
-            last_stop: None,
-            log: RunLog::default(),
-        }
-    }
-
-    /// The entry argument of the next run.
-    fn argument(&self) -> u32 {
-        match self.restarts {
-            None => PUBLISHER_LIVE,
-            Some(_) => LIVE_ACTS.get(self.runs).copied().unwrap_or(u32::MAX),
-        }
-    }
-}
-
-/// What the live phase saw.
-struct Observed {
-    /// Turns the runner got (polls of the port: each one also polls the network and the
-    /// timers) while the hostile app was spinning, between its preemptions.
-    runner_turns_while_spinning: Cell<u32>,
-    /// Acts the hostile app did that ended the expected way.
-    verdict: RefCell<Verdict>,
-    done: Cell<bool>,
-}
-
-/// The board's `AppPort` for the live phase: the publisher (slot 0) and the hostile app
-/// (slot 1), round-robin, one slice per poll so the runner gets its turn in between.
-pub struct LivePort<'a> {
-    rt: &'a mut Runtime,
-    slots: [Slot; 2],
-    next: usize,
-    observed: &'a Observed,
+/// Logs the live phase and checks each run of the hostile app.
+pub struct LiveSupervisor<'o> {
+    hostile: u8,
     greeter: App,
+    /// The current hostile run's act and what it showed.
+    act: u32,
+    log: RunLog,
+    hostile_running: bool,
+    /// How publish_test's run ended.
+    publisher_stop: Option<Stop>,
+    /// Turns the runner got (polls of the port: each also polls the network and the timers)
+    /// while the hostile app was spinning, between its preemptions.
+    turns_while_spinning: u32,
+    verdict: Verdict,
+    done: &'o Cell<bool>,
 }
 
-impl LivePort<'_> {
-    fn slot(&mut self, app: AppId) -> Option<&mut Slot> {
-        self.slots.iter_mut().find(|s| s.app.id == app)
+impl LiveSupervisor<'_> {
+    fn is_hostile(&self, app: &App) -> bool {
+        app.id == self.hostile
+    }
+}
+
+impl Supervisor for LiveSupervisor<'_> {
+    fn argument(&mut self, app: &App, run: u32) -> u32 {
+        if self.is_hostile(app) {
+            let act = LIVE_ACTS
+                .get(run.saturating_sub(1) as usize)
+                .copied()
+                .unwrap_or(u32::MAX);
+            self.act = act;
+            act
+        } else {
+            PUBLISHER_LIVE
+        }
     }
 
-    /// Start slot `i`'s next run if one is due.
-    fn start_if_due(&mut self, i: usize) -> Option<AppInput> {
-        let now = systick::ticks();
-        let slot = self.slots.get_mut(i)?;
-        if slot.finished || slot.process.is_some() || now.wrapping_sub(slot.start_at) > u32::MAX / 2
-        {
-            return None;
-        }
-        let argument = slot.argument();
-        slot.runs += 1;
-        slot.log = RunLog::default();
-        if slot.restarts.is_some() {
+    fn started(&mut self, app: &App, run: u32) {
+        if self.is_hostile(app) {
             hprintln!(
                 "live: app {} run {} (act: {})",
-                slot.app.name,
-                slot.runs,
-                crate::act_name(argument)
+                app.name,
+                run,
+                crate::act_name(self.act)
+            );
+            self.log = RunLog::default();
+            self.hostile_running = true;
+        }
+    }
+
+    fn refused(&mut self, app: &App, r: &SyscallRecord) {
+        if !self.is_hostile(app) {
+            log_syscall(app.name, r);
+            return;
+        }
+        let log = &mut self.log;
+        // Only refused commands come here (the others go to the runner).
+        if log.calls < 3 {
+            log_syscall(app.name, r);
+        }
+        if let Some(entry) = log.refusals.get_mut(log.calls as usize) {
+            *entry = r.result.err();
+        }
+        log.calls = log.calls.saturating_add(1);
+        if r.result == Err(SyscallError::BufferOutsideApp) {
+            log.refused_outside = log.refused_outside.saturating_add(1);
+        }
+    }
+
+    fn preempted(&mut self, app: &App, spent: u32) {
+        if self.is_hostile(app) {
+            self.log.preemptions = self.log.preemptions.saturating_add(1);
+            hprintln!(
+                "live: app {}: preempted by SysTick ({} since its last syscall)",
+                app.name,
+                spent
             );
         }
-        match self.rt.start(&slot.app, argument) {
-            Ok(p) => {
-                slot.process = Some(p);
-                None
-            }
-            Err(stop) => Some(self.ended(i, stop)),
-        }
     }
 
-    /// Slot `i`'s run ended with `stop`: check it, decide on a restart, tell the kernel.
-    fn ended(&mut self, i: usize, stop: Stop) -> AppInput {
-        let greeter = self.greeter;
-        let Some(slot) = self.slots.get_mut(i) else {
-            return AppInput::Exited(0);
-        };
-        slot.process = None;
-        log_stop(&slot.app, &stop);
-        slot.last_stop = Some(stop);
-        let id = slot.app.id;
-        let Some(restarts) = slot.restarts.as_mut() else {
-            slot.finished = true;
-            return AppInput::Exited(id);
-        };
-        let act = LIVE_ACTS.get(slot.runs - 1).copied().unwrap_or(u32::MAX);
-        {
-            let mut verdict = self.observed.verdict.borrow_mut();
-            if act == hostile_act::FLOOD_LIVE {
-                let bad = hostile_act::FLOOD_CALLS / hostile_act::FLOOD_BAD_EVERY;
-                hprintln!(
-                    "live: app {}: {} syscalls refused by the bounds check during its flood; the rest went to the kernel's runner",
-                    slot.app.name,
-                    slot.log.refused_outside
-                );
-                verdict.expect(
-                    matches!(stop, Stop::Exited(crate::apps::hostile_exit::FLOOD_DONE))
-                        && slot.log.refused_outside == bad,
-                    "live: Hello, then 10000 syscalls through the runner while the session runs: every kernel-address buffer refused, every other call answered Status",
-                );
-            } else {
-                let mut log = core::mem::take(&mut slot.log);
-                log.greeter_ran_meanwhile = self.observed.runner_turns_while_spinning.get() > 0;
-                check_act(act, &stop, &log, &slot.app, &greeter, &mut verdict);
-            }
-        }
-        let after = restarts.on_failure();
-        log_after_failure(slot.app.name, &after);
-        match after {
-            AfterFailure::Restart { delay_ticks, .. } => {
-                slot.start_at = systick::ticks().wrapping_add(delay_ticks);
-            }
-            AfterFailure::GiveUp { .. } => slot.finished = true,
-        }
-        AppInput::Exited(id)
-    }
-
-    /// Run one slice of the next runnable app; what it did, if the kernel must hear of it.
-    fn step(&mut self) -> Option<AppInput> {
-        for k in 0..self.slots.len() {
-            let i = (self.next + k) % self.slots.len();
-            if let Some(input) = self.start_if_due(i) {
-                return Some(input);
-            }
-            let Some(slot) = self.slots.get_mut(i) else {
-                continue;
-            };
-            let Some(process) = slot.process.as_mut() else {
-                continue;
-            };
-            if process.is_called() {
-                continue; // waiting for the kernel's answer
-            }
-            self.next = i + 1;
-            let (name, log) = (slot.app.name, &mut slot.log);
-            let event = self.rt.resume_deferred(process, &mut |r| {
-                // Only refused commands come here (the others go to the runner).
-                if log.calls < 3 {
-                    log_syscall(name, r);
-                }
-                if let Some(entry) = log.refusals.get_mut(log.calls as usize) {
-                    *entry = r.result.err();
-                }
-                log.calls = log.calls.saturating_add(1);
-                if r.result == Err(SyscallError::BufferOutsideApp) {
-                    log.refused_outside = log.refused_outside.saturating_add(1);
-                }
-            });
-            match event {
-                Event::Called { request_len } => {
-                    return Some(AppInput::Syscall {
-                        app: slot.app.id,
-                        len: request_len,
-                    });
-                }
-                Event::Preempted { spent } => {
-                    slot.log.preemptions = slot.log.preemptions.saturating_add(1);
-                    if slot.restarts.is_some() {
-                        hprintln!(
-                            "live: app {}: preempted by SysTick ({} since its last syscall)",
-                            slot.app.name,
-                            spent
-                        );
-                    }
-                    return None;
-                }
-                Event::Stopped(stop) => return Some(self.ended(i, stop)),
-            }
-        }
-        None
-    }
-
-    /// The hostile app is in its spinning run and was preempted at least once.
-    fn spinning(&self) -> bool {
-        self.slots.get(1).is_some_and(|s| {
-            s.process.is_some()
-                && s.log.preemptions > 0
-                && LIVE_ACTS.get(s.runs.wrapping_sub(1)) == Some(&hostile_act::SPIN)
-        })
-    }
-
-    fn all_finished(&self) -> bool {
-        self.slots.iter().all(|s| s.finished)
-    }
-}
-
-impl AppPort for LivePort<'_> {
-    async fn recv(&mut self) -> AppInput {
-        poll_fn(|cx| {
-            if self.spinning() {
-                let turns = &self.observed.runner_turns_while_spinning;
-                turns.set(turns.get().saturating_add(1));
-            }
-            if let Some(input) = self.step() {
-                return Poll::Ready(input);
-            }
-            if self.all_finished() {
-                self.observed.done.set(true);
-            }
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        })
-        .await
-    }
-
-    fn buffer(&mut self, app: AppId) -> Option<&mut [u8]> {
-        self.slot(app)?.process.as_mut()?.call_buffer()
-    }
-
-    fn respond(&mut self, app: AppId, len: usize) {
-        let Self { rt, slots, .. } = self;
-        let Some(slot) = slots.iter_mut().find(|s| s.app.id == app) else {
+    fn stopped(&mut self, app: &App, _run: u32, stop: &Stop) {
+        log_stop(app, stop);
+        if !self.is_hostile(app) {
+            self.publisher_stop = Some(*stop);
             return;
-        };
-        let Some(process) = slot.process.as_mut() else {
-            return;
-        };
-        if let Some(Err(e)) = rt.complete(process, len) {
-            hprintln!("live: app {}: answer not delivered: {:?}", slot.app.name, e);
         }
+        self.hostile_running = false;
+        let verdict = &mut self.verdict;
+        if self.act == hostile_act::FLOOD_LIVE {
+            let bad = hostile_act::FLOOD_CALLS / hostile_act::FLOOD_BAD_EVERY;
+            hprintln!(
+                "live: app {}: {} syscalls refused by the bounds check during its flood; the rest went to the kernel's runner",
+                app.name,
+                self.log.refused_outside
+            );
+            verdict.expect(
+                matches!(stop, Stop::Exited(crate::apps::hostile_exit::FLOOD_DONE))
+                    && self.log.refused_outside == bad,
+                "live: Hello, then 10000 syscalls through the runner while the session runs: every kernel-address buffer refused, every other call answered Status",
+            );
+        } else {
+            let mut log = core::mem::take(&mut self.log);
+            log.greeter_ran_meanwhile = self.turns_while_spinning > 0;
+            check_act(self.act, stop, &log, app, &self.greeter, verdict);
+        }
+    }
+
+    fn after_failure(&mut self, app: &App, after: &AfterFailure) {
+        log_after_failure(app.name, after);
+    }
+
+    fn polled(&mut self, all_finished: bool) {
+        if self.hostile_running && self.act == hostile_act::SPIN && self.log.preemptions > 0 {
+            self.turns_while_spinning = self.turns_while_spinning.saturating_add(1);
+        }
+        if all_finished {
+            self.done.set(true);
+        }
+    }
+
+    fn undelivered(&mut self, app: &App) {
+        hprintln!(
+            "live: app {}: the kernel's answer did not fit its buffer",
+            app.name
+        );
     }
 }
 
@@ -296,22 +181,25 @@ pub fn run(
     hostile: App,
     greeter: App,
 ) -> Verdict {
-    let observed = Observed {
-        runner_turns_while_spinning: Cell::new(0),
-        verdict: RefCell::new(Verdict { failed: 0 }),
-        done: Cell::new(false),
-    };
-    let port = LivePort {
-        rt,
-        slots: [
-            Slot::new(publisher, None),
-            Slot::new(hostile, Some(Restarts::new(RESTARTS))),
-        ],
-        next: 0,
-        observed: &observed,
+    let done = Cell::new(false);
+    let supervisor = LiveSupervisor {
+        hostile: hostile.id,
         greeter,
+        act: u32::MAX,
+        log: RunLog::default(),
+        hostile_running: false,
+        publisher_stop: None,
+        turns_while_spinning: 0,
+        verdict: Verdict { failed: 0 },
+        done: &done,
     };
-    let mut port = port;
+    // publish_test's end is the phase's outcome: never restarted. The hostile app is
+    // restarted after every abnormal end, up to the limit.
+    let slots = [
+        Slot::new(publisher, WhenToRestart::Never, Restarts::new(RESTARTS)),
+        Slot::new(hostile, WhenToRestart::OnFailure, Restarts::new(RESTARTS)),
+    ];
+    let mut port = RuntimePort::new(rt, slots, supervisor);
     let credentials = match DeviceSecretLogin::new(Secret::new(secret.to_vec())) {
         Ok(c) => c,
         Err(e) => {
@@ -324,7 +212,7 @@ pub fn run(
     let deadline = TickClock.now_ms() + LIVE_DEADLINE_MS;
     let timed_out = Cell::new(false);
     let stop = poll_fn(|cx| {
-        if observed.done.get() {
+        if done.get() {
             return Poll::Ready(());
         }
         if TickClock.now_ms() >= deadline {
@@ -347,15 +235,17 @@ pub fn run(
         );
         embassy_futures::block_on(runner.run_until(stop))
     };
-    let mut verdict = observed.verdict.replace(Verdict { failed: 0 });
+    let live = &mut port.supervisor;
+    let mut verdict = core::mem::replace(&mut live.verdict, Verdict { failed: 0 });
+    let (publisher_stop, turns) = (live.publisher_stop, live.turns_while_spinning);
     verdict.expect(ran.is_ok(), "live: the runner ran and stopped cleanly");
     verdict.expect(
         !timed_out.get(),
         "live: publish_test and the hostile app finished before the deadline (needs the host bridge: run through `aliot-qemu`)",
     );
-    let [publisher_slot, hostile_slot] = &port.slots;
+    let [_, hostile_slot] = port.slots();
     verdict.expect(
-        matches!(publisher_slot.last_stop, Some(Stop::Exited(0))),
+        matches!(publisher_stop, Some(Stop::Exited(0))),
         "live: publish_test published its messages and exited 0",
     );
     verdict.expect(
@@ -363,12 +253,12 @@ pub fn run(
         "live: every QoS 1 publish (the offline ones of the first phase too) was acknowledged by the cloud",
     );
     verdict.expect(
-        hostile_slot.runs == LIVE_ACTS.len() && hostile_slot.finished,
+        hostile_slot.runs() as usize == LIVE_ACTS.len() && hostile_slot.is_finished(),
         "live: the hostile app was restarted up to its limit (6 runs), then left stopped",
     );
     hprintln!(
         "live: the runner had {} turns (network, timers, other apps) while the hostile app spun",
-        observed.runner_turns_while_spinning.get()
+        turns
     );
     hprintln!(
         "live: bridge frames dropped: {}",
