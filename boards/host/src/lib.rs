@@ -22,6 +22,7 @@ pub mod flash;
 pub mod net;
 pub mod ota;
 pub mod probe;
+pub mod provision;
 pub mod qemu;
 pub mod secret;
 pub mod supervisor;
