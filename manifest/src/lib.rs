@@ -43,8 +43,8 @@ pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, mem
 pub use linker::{Image, generate_memory_x};
 pub use model::{
     App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Firmware, Flash, HttpsEndpoint,
-    Kernel, Manifest, Mqtt, MqttVersion, Partition, Registration, RestartPolicy, SecretSource,
-    SignMethod, Tls, Topic,
+    Kernel, Manifest, Modem, Mqtt, MqttVersion, Partition, Registration, RestartPolicy,
+    SecretSource, SignMethod, Tls, Topic,
 };
 pub use ram::{ram_report, ram_summary};
 pub use topic::MAX_TOPIC_LEN;
@@ -57,8 +57,9 @@ pub use validate::{
 pub use validate::{
     DEFAULT_BOOTLOADER_SIZE, DEFAULT_CREDENTIALS_PAGES, DEFAULT_FIRMWARE_MODULE,
     DEFAULT_FIRMWARE_VERSION, DEFAULT_FLASH_ERASE_PAGE, DEFAULT_FLASH_SIZE,
-    DEFAULT_FLASH_WRITE_SIZE, DEFAULT_HTTPS_PORT, MAX_FIRMWARE_MODULE_LEN,
-    MAX_FIRMWARE_VERSION_LEN, MIN_CREDENTIALS_PAGES, MIN_FLASH_ERASE_PAGE, REGNWL_REGION,
+    DEFAULT_FLASH_WRITE_SIZE, DEFAULT_HTTPS_PORT, DEFAULT_MODEM_SECURITY_TAG,
+    MAX_FIRMWARE_MODULE_LEN, MAX_FIRMWARE_VERSION_LEN, MAX_MODEM_SECURITY_TAG,
+    MIN_CREDENTIALS_PAGES, MIN_FLASH_ERASE_PAGE, REGNWL_REGION,
 };
 
 /// Reads, parses and validates the manifest at `path`; relative paths inside it are resolved

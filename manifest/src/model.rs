@@ -23,6 +23,8 @@ pub struct Manifest {
     pub tls: Tls,
     /// The firmware's identity for the platform's OTA service.
     pub firmware: Firmware,
+    /// The cellular modem's settings (boards with a modem: the nRF9160 DK).
+    pub modem: Modem,
     /// The device's flash and its partitions.
     pub flash: Flash,
     /// The kernel's memory budget.
@@ -190,6 +192,16 @@ pub struct Firmware {
     /// The OTA module: 1..=64 letters, digits, `_ - .` (default `"default"`, the whole
     /// device's firmware).
     pub module: String,
+}
+
+/// `[modem]`: what a board with a cellular modem (the nRF9160's) needs from the manifest.
+/// Boards without one ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Modem {
+    /// The modem security tag holding the CA certificate the modem's TLS verifies the
+    /// platform against (provisioned with `AT%CMNG`): 0..=2147483647 (higher tags are
+    /// reserved by Nordic), default 42.
+    pub security_tag: u32,
 }
 
 /// `[flash]`: the device's flash layout, checked (every partition page-aligned, inside the

@@ -24,6 +24,8 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     pub firmware: RawFirmware,
     #[serde(default)]
+    pub modem: RawModem,
+    #[serde(default)]
     pub flash: RawFlash,
     #[serde(default)]
     pub kernel: RawKernel,
@@ -138,6 +140,13 @@ fn default_true() -> bool {
 pub(crate) struct RawFirmware {
     pub version: Option<String>,
     pub module: Option<String>,
+}
+
+/// `[modem]`: settings of the nRF9160's cellular modem. Checked by hand.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModem {
+    pub security_tag: Option<i64>,
 }
 
 /// `[flash]`. Every number is optional so that validation can fill in defaults that depend

@@ -3,23 +3,31 @@
 //! every loadable segment of every ELF, and a map of what sits where.
 //!
 //! It is its own crate, not a subcommand of the host board, because it serves every
-//! Cortex-M33 board (QEMU's `mps2-an505` now, the nRF9160 DK next) and because the host board's
+//! Cortex-M33 board (QEMU's `mps2-an505`, and the nRF9160 DK, whose image it also size-reports against the
+//! issue's budgets: [`build_nrf9160dk_image`]) and because the host board's
 //! `aliot-qemu` is only one of its callers: it calls [`build_qemu_image`] as a library. The
 //! layout comes from `aliot_manifest::image_layout`, the same function the boards' build
 //! scripts use, so the ELFs are checked against exactly the regions they were linked for.
 
 mod hex;
 mod map;
+mod nrf9160;
 mod place;
 mod qemu;
+mod size;
 
 use std::fmt;
 use std::path::PathBuf;
 
 pub use hex::{RECORD_DATA, intel_hex};
 pub use map::map_text;
+pub use nrf9160::{
+    Inputs, MIN_STACK, NRF9160DK, NRF9160DK_MODEM_RAM, NRF9160DK_RAM, NrfReport, OUR_FLASH_BUDGET,
+    OUR_RAM_BUDGET, build_nrf9160dk_image, report_text,
+};
 pub use place::{Part, Segment, check_placement, parse_elf};
 pub use qemu::{BuiltImage, QEMU_APP_IMAGES, QEMU_KERNEL, build_qemu_image, image_from_parts};
+pub use size::{ArchiveSymbols, CLibrary, Memory, Origins, archive_symbols, attribute, crate_of};
 
 /// Why an image could not be built; each names what is wrong and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]

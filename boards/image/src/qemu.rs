@@ -39,7 +39,7 @@ pub struct BuiltImage {
     pub map: PathBuf,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |e| BuildError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -50,7 +50,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 /// `bin`. The environment is cleaned of what would change where or how it builds (a caller
 /// running under cargo has its own `RUSTFLAGS` or target dir), so the board's
 /// `.cargo/config.toml` decides, as it does for `.ci/run`.
-fn cargo_build(dir: &Path, bin: &str, manifest: &Path) -> Result<PathBuf, BuildError> {
+pub(crate) fn cargo_build(dir: &Path, bin: &str, manifest: &Path) -> Result<PathBuf, BuildError> {
     let target_dir = dir.join("target");
     let status = Command::new("cargo")
         .args(["build", "--release", "--locked"])

@@ -11,6 +11,7 @@ mod device;
 mod endpoint;
 mod firmware;
 mod flash;
+mod modem;
 
 use std::path::{Path, PathBuf};
 
@@ -89,6 +90,10 @@ pub const MAX_FIRMWARE_MODULE_LEN: usize = 64;
 /// The one region where the platform offers registration without pre-registration
 /// (`auth.mode = "regnwl"`, spec §2.1 "Limits").
 pub const REGNWL_REGION: &str = "cn-shanghai";
+/// `modem.security_tag` when the manifest says nothing.
+pub const DEFAULT_MODEM_SECURITY_TAG: u32 = 42;
+/// Largest `modem.security_tag`: the modem reserves the tags above it (Nordic's own).
+pub const MAX_MODEM_SECURITY_TAG: u32 = 2_147_483_647;
 /// `auth.https_port` when the manifest says nothing.
 pub const DEFAULT_HTTPS_PORT: u16 = 443;
 
@@ -116,6 +121,7 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
     // After the endpoint and TLS: registration depends on both.
     let auth = auth::auth(&raw.auth, &base_dir, &endpoint, &tls)?;
     let firmware = firmware::firmware(&raw.firmware)?;
+    let modem = modem::modem(&raw.modem)?;
     let flash = flash::flash(&raw.flash)?;
     let kernel = Kernel {
         ram_budget: budget::kernel(&raw.kernel)?,
@@ -131,6 +137,7 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
         mqtt,
         tls,
         firmware,
+        modem,
         flash,
         kernel,
         topics,

@@ -1,0 +1,324 @@
+//! The nRF9160 DK image and its size report: builds `boards/nrf9160dk` in release against a
+//! manifest, checks that its segments lie in `[flash.active]` and the board's RAM, writes the
+//! Intel HEX, and attributes every byte to our code, the modem library or the rest.
+//!
+//! The budgets it enforces (issue 11): the image within the manifest's flash layout and the
+//! board's RAM (with room for the stack), and our code, meaning everything but the modem
+//! library and the apps, within [`OUR_FLASH_BUDGET`] of flash and [`OUR_RAM_BUDGET`] of RAM.
+//! The apps' part of RAM is their share of the kernel's heap, which the manifest declares per
+//! app (event queues, outboxes, subscriptions); the modem library's is its shared memory and
+//! its own heap.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use aliot_manifest::{Span, ram_report};
+
+use crate::BuildError;
+use crate::hex::intel_hex;
+use crate::place::{Part, check_placement};
+use crate::qemu::{cargo_build, io};
+use crate::size::{CLibrary, Memory, Origins, archive_symbols, attribute};
+
+/// The board's crate directory (from the repository root) and binary name.
+pub const NRF9160DK: (&str, &str) = ("boards/nrf9160dk", "aliot-nrf9160dk");
+/// The board's RAM for the image (`RAM` in boards/nrf9160dk/memory.x).
+pub const NRF9160DK_RAM: Span = Span {
+    start: 0x2000_8000,
+    len: 224 * 1024,
+};
+/// The modem's shared memory (`MODEM` in memory.x), reserved for the modem library.
+pub const NRF9160DK_MODEM_RAM: u64 = 32 * 1024;
+/// Least RAM left above `.data` and `.bss` for the stack.
+pub const MIN_STACK: u64 = 16 * 1024;
+/// Flash our code may use: the image without the modem library and the apps.
+pub const OUR_FLASH_BUDGET: u64 = 128 * 1024;
+/// RAM our code may use: `.data` and `.bss` without the modem library and the apps' share.
+pub const OUR_RAM_BUDGET: u64 = 48 * 1024;
+
+/// Rust crates that are the modem library (its wrapper, the bindings, its libc).
+const MODEM_CRATES: &[&str] = &["nrf_modem", "nrfxlib_sys", "tinyrlibc"];
+/// The modem library in the report.
+const MODEM: &str = "modem library";
+
+/// What [`build_nrf9160dk_image`] made and measured.
+#[derive(Debug, Clone)]
+pub struct NrfReport {
+    /// The ELF.
+    pub elf: PathBuf,
+    /// The Intel HEX.
+    pub hex: PathBuf,
+    /// The report, as printed and written next to the HEX.
+    pub text: String,
+    /// The budgets exceeded (empty when the image passes).
+    pub exceeded: Vec<String>,
+}
+
+/// Builds the board against `manifest_path` and measures it; writes `aliot-nrf9160dk.hex`
+/// and `aliot-nrf9160dk.size.txt` in `out_dir`. A budget exceeded is in the report's
+/// `exceeded`, not an error: the caller prints the figures, then fails.
+pub fn build_nrf9160dk_image(
+    manifest_path: &Path,
+    out_dir: &Path,
+) -> Result<NrfReport, BuildError> {
+    let manifest_path = std::path::absolute(manifest_path).map_err(io(manifest_path))?;
+    let m = aliot_manifest::load(&manifest_path)?;
+    let root = aliot_manifest::workspace_root();
+    let (dir, bin) = NRF9160DK;
+    let dir = root.join(dir);
+    let elf = cargo_build(&dir, bin, &manifest_path)?;
+    let active = Span {
+        start: m.flash.active.offset,
+        len: m.flash.active.size,
+    };
+    let part = Part::read("kernel", &elf, active, NRF9160DK_RAM)?;
+    check_placement(std::slice::from_ref(&part))?;
+
+    let bytes = std::fs::read(&elf).map_err(io(&elf))?;
+    let build_dir = dir.join("target/thumbv8m.main-none-eabihf/release/build");
+    let libmodem = newest_archive(&build_dir, "nrfxlib-sys-", "libmodem.a")?;
+    let libc = newest_archive(&build_dir, "tinyrlibc-", "libclocal.a")?;
+    let read_archive = |path: &Path| {
+        let data = std::fs::read(path).map_err(io(path))?;
+        archive_symbols(&data).map_err(|message| BuildError::Elf {
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    let (modem_syms, libc_syms) = (read_archive(&libmodem)?, read_archive(&libc)?);
+    let libraries = [
+        CLibrary {
+            label: MODEM,
+            symbols: &modem_syms,
+        },
+        CLibrary {
+            label: MODEM,
+            symbols: &libc_syms,
+        },
+    ];
+    let origins = attribute(&bytes, &libraries).map_err(|message| BuildError::Elf {
+        path: elf.clone(),
+        message,
+    })?;
+
+    let report = ram_report(&m);
+    let apps_heap = u64::from(report.event_queues + report.outboxes + report.subscriptions);
+    let flash_total = part.flash_used();
+    let ram_total = part.ram_used();
+    let (text, exceeded) = report_text(&Inputs {
+        manifest: &manifest_path,
+        active,
+        flash_total,
+        ram_total,
+        apps_heap,
+        origins: &origins,
+        bootloader: m.flash.bootloader.size,
+    });
+
+    std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let chunks: Vec<(u32, &[u8])> = part
+        .segments
+        .iter()
+        .filter(|s| !s.data.is_empty())
+        .map(|s| (s.load, s.data.as_slice()))
+        .collect();
+    let hex = out_dir.join("aliot-nrf9160dk.hex");
+    std::fs::write(&hex, intel_hex(&chunks, Some(part.entry))).map_err(io(&hex))?;
+    let size = out_dir.join("aliot-nrf9160dk.size.txt");
+    std::fs::write(&size, &text).map_err(io(&size))?;
+    Ok(NrfReport {
+        elf,
+        hex,
+        text,
+        exceeded,
+    })
+}
+
+/// `<build_dir>/<prefix>*/out/<file>`, the most recently written (older builds of the same
+/// crate may lie beside it).
+fn newest_archive(build_dir: &Path, prefix: &str, file: &str) -> Result<PathBuf, BuildError> {
+    let entries = std::fs::read_dir(build_dir).map_err(io(build_dir))?;
+    let newest = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path().join("out").join(file))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .max();
+    newest.map(|(_, p)| p).ok_or_else(|| BuildError::Io {
+        path: build_dir.join(format!("{prefix}*/out/{file}")),
+        message: "not found (the modem library's archive, built by the board's build)".to_owned(),
+    })
+}
+
+/// What the report is made of.
+pub struct Inputs<'a> {
+    /// The manifest's path, for the heading.
+    pub manifest: &'a Path,
+    /// `[flash.active]`.
+    pub active: Span,
+    /// Bytes the image loads into flash.
+    pub flash_total: u64,
+    /// Bytes of `.data` and `.bss`.
+    pub ram_total: u64,
+    /// The apps' share of the kernel heap (in `.bss`), from the manifest.
+    pub apps_heap: u64,
+    /// Bytes per origin.
+    pub origins: &'a Origins,
+    /// `[flash.bootloader]` size (no boot stage is built for this board yet).
+    pub bootloader: u32,
+}
+
+/// The report's text and the budgets exceeded.
+pub fn report_text(i: &Inputs<'_>) -> (String, Vec<String>) {
+    let group = |memory: Memory, pick: &dyn Fn(&str) -> bool| -> u64 {
+        i.origins
+            .iter()
+            .filter(|((m, o), _)| *m == memory && pick(o))
+            .map(|(_, b)| *b)
+            .sum()
+    };
+    let is_modem = |o: &str| o == MODEM || MODEM_CRATES.contains(&o);
+    let is_ours = |o: &str| o.starts_with("aliot_");
+    let flash_modem = group(Memory::Flash, &is_modem);
+    let flash_ours = group(Memory::Flash, &is_ours);
+    let ram_modem_static = group(Memory::Ram, &is_modem);
+    let ram_ours_static = group(Memory::Ram, &is_ours);
+    // The heap is one `.bss` array of the board crate: its apps' share is theirs.
+    let ram_ours = ram_ours_static.saturating_sub(i.apps_heap);
+    let flash_budgeted = i.flash_total.saturating_sub(flash_modem);
+    let ram_budgeted = i.ram_total.saturating_sub(ram_modem_static + i.apps_heap);
+    let kib = |b: u64| format!("{:.1} KiB", b as f64 / 1024.0);
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "aliot size report: board nrf9160dk, manifest {}\n",
+        i.manifest.display()
+    );
+    let _ = writeln!(s, "{:<44} {:>9} {:>11}", "flash", "bytes", "");
+    let line = |s: &mut String, label: &str, b: u64| {
+        let _ = writeln!(s, "  {label:<42} {b:>9} {:>11}", kib(b));
+    };
+    line(&mut s, "bootloader [flash.bootloader]: not built yet", 0);
+    line(
+        &mut s,
+        "image (kernel + board) in [flash.active]",
+        i.flash_total,
+    );
+    line(&mut s, "  our code (aliot_* crates)", flash_ours);
+    line(
+        &mut s,
+        "  modem library (libmodem, nrf-modem, libc)",
+        flash_modem,
+    );
+    line(
+        &mut s,
+        "  the rest (HAL, embassy, MQTT, core, ...)",
+        i.flash_total - flash_ours.min(i.flash_total) - flash_modem.min(i.flash_total),
+    );
+    line(&mut s, "  apps (none on this board yet)", 0);
+    line(&mut s, "[flash.active] size", u64::from(i.active.len));
+    let _ = writeln!(s, "\n{:<44} {:>9}", "RAM", "bytes");
+    line(&mut s, "image .data + .bss", i.ram_total);
+    line(
+        &mut s,
+        "  our code (aliot_*), kernel heap included",
+        ram_ours_static,
+    );
+    line(
+        &mut s,
+        "    of which the apps' share of the heap",
+        i.apps_heap,
+    );
+    line(
+        &mut s,
+        "  modem library statics (its heap)",
+        ram_modem_static,
+    );
+    line(
+        &mut s,
+        "  the rest (executor task, HAL, ...)",
+        i.ram_total
+            .saturating_sub(ram_ours_static + ram_modem_static),
+    );
+    line(
+        &mut s,
+        "modem shared memory (MODEM, memory.x)",
+        NRF9160DK_MODEM_RAM,
+    );
+    let stack = u64::from(NRF9160DK_RAM.len).saturating_sub(i.ram_total);
+    line(&mut s, "left for the stack (top of RAM)", stack);
+
+    let _ = writeln!(s, "\nper origin (flash / RAM bytes):");
+    let mut names: Vec<&String> = i.origins.keys().map(|(_, o)| o).collect();
+    names.sort();
+    names.dedup();
+    let mut rows: Vec<(u64, u64, &String)> = names
+        .into_iter()
+        .map(|o| {
+            let f = i
+                .origins
+                .get(&(Memory::Flash, o.clone()))
+                .copied()
+                .unwrap_or(0);
+            let r = i
+                .origins
+                .get(&(Memory::Ram, o.clone()))
+                .copied()
+                .unwrap_or(0);
+            (f, r, o)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    for (f, r, o) in rows {
+        let _ = writeln!(s, "  {o:<32} {f:>9} {r:>9}");
+    }
+
+    let mut exceeded = Vec::new();
+    let _ = writeln!(s, "\nbudgets:");
+    let mut check = |s: &mut String, what: String, used: u64, limit: u64| {
+        let ok = used <= limit;
+        let _ = writeln!(
+            s,
+            "  {} {what}: {used} of {limit} bytes ({} of {})",
+            if ok { "ok  " } else { "OVER" },
+            kib(used),
+            kib(limit)
+        );
+        if !ok {
+            exceeded.push(format!("{what}: {used} bytes, over {limit}"));
+        }
+    };
+    check(
+        &mut s,
+        "image in [flash.active]".to_owned(),
+        i.flash_total,
+        u64::from(i.active.len),
+    );
+    check(
+        &mut s,
+        format!("image RAM with {} of stack", kib(MIN_STACK)),
+        i.ram_total + MIN_STACK,
+        u64::from(NRF9160DK_RAM.len),
+    );
+    check(
+        &mut s,
+        "our code's flash (image without the modem library and apps)".to_owned(),
+        flash_budgeted,
+        OUR_FLASH_BUDGET,
+    );
+    check(
+        &mut s,
+        "our code's RAM (.data + .bss without the modem library and the apps' heap share)"
+            .to_owned(),
+        ram_budgeted,
+        OUR_RAM_BUDGET,
+    );
+    let _ = writeln!(
+        s,
+        "  (our aliot_* crates alone: {} flash, {} RAM without the apps' heap share)",
+        kib(flash_ours),
+        kib(ram_ours)
+    );
+    (s, exceeded)
+}

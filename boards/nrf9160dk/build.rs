@@ -1,0 +1,40 @@
+//! Puts memory.x where cortex-m-rt's link.x finds it and turns the device manifest
+//! (`$ALIOT_MANIFEST`, else `manifest/device.toml`) into `flash.x`, the flash layout the image
+//! is linked into (`[flash.active]`), and `device_config.rs`: the kernel's `DEVICE` constant,
+//! the heap sized from the kernel's worst-case RAM (printed as a build warning, as the other
+//! boards do) and the modem's security tag. No secret is read here: this board takes them
+//! from the credentials partition at run time.
+use std::{env, fs, path::PathBuf, process::ExitCode};
+
+/// Room for the allocator's own bookkeeping (a few words per block) and the login material
+/// (secret, client id, password) on top of the kernel's worst case, which counts only what
+/// the kernel asks for.
+const ALLOCATOR_SLACK: u32 = 2048;
+
+fn main() -> ExitCode {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fs::copy("memory.x", out.join("memory.x")).expect("memory.x is readable");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+    aliot_manifest::emit_generated_files(|m| {
+        Ok(vec![
+            ("device_config.rs".to_owned(), device_config(m)),
+            (
+                "flash.x".to_owned(),
+                aliot_manifest::generate_memory_x(m, aliot_manifest::Image::Active),
+            ),
+        ])
+    })
+}
+
+/// The kernel's configuration, its heap and the board's settings from the manifest.
+fn device_config(m: &aliot_manifest::Manifest) -> String {
+    println!("cargo:warning={}", aliot_manifest::ram_summary(m));
+    let report = aliot_manifest::ram_report(m);
+    let heap = report.total() + ALLOCATOR_SLACK;
+    format!(
+        "{}\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The modem security tag holding the CA certificate the TLS handshake verifies against (`[modem] security_tag`).\npub const SECURITY_TAG: u32 = {};\n",
+        aliot_manifest::generate_kernel_config(m),
+        m.modem.security_tag,
+    )
+}

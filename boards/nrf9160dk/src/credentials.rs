@@ -1,0 +1,196 @@
+//! Login material from the credentials partition on the NVMC, never from the image.
+//!
+//! The manifest's `[flash.credentials]` partition is split in two halves on this board, each a
+//! `CredentialStore` of the kernel (power-fail-safe `sequential-storage` records):
+//!
+//! - the lower half, **provisioned**: written once by the provisioning command, never by the
+//!   firmware. Its one record (kind DeviceSecret, the device's ProductKey and DeviceName) holds
+//!   the secret the manifest's `auth.mode` needs: the DeviceSecret (`device_secret`) or the
+//!   ProductSecret (`register`, `regnwl`);
+//! - the upper half, **registered**: what a 一型一密 registration issued, written by the
+//!   kernel's `RegisteredLogin` (unused with `device_secret`).
+//!
+//! Two stores rather than two keys in one, because the kernel's store keeps exactly one record
+//! (its page-size checks and power-cut tests assume it), and because the firmware must never
+//! overwrite the factory secret while storing a registration. Each half needs 2 pages, so the
+//! partition needs 4 (the manifest's default); with fewer, or with nothing provisioned, the
+//! board logs why and does not log in.
+//!
+//! UNTESTED ON HARDWARE: the NVMC side (the store itself is tested on the host with power
+//! cuts at every word).
+
+use aliot_kernel::config::{AuthMode, DeviceConfig, FlashPartition};
+use aliot_kernel::credentials::{
+    Credentials, CredentialsError, DeviceSecretLogin, Readiness, RegisteredLogin, Secret,
+};
+use aliot_kernel::registration::{Issued, RegistrationError};
+use aliot_kernel::store::{BlockingFlash, CredentialStore};
+use embassy_nrf::nvmc::Nvmc;
+
+/// The flash the stores use: the whole NVMC (partitions are absolute addresses).
+pub type Flash = BlockingFlash<Nvmc<'static>>;
+
+/// The two halves of the credentials partition: (provisioned, registered), or `None` when it
+/// has fewer than 4 pages.
+pub fn halves(p: FlashPartition) -> Option<(FlashPartition, FlashPartition)> {
+    let pages = p.size.checked_div(p.erase_page)?;
+    if pages < 4 {
+        return None;
+    }
+    let low = (pages / 2) * p.erase_page;
+    let provisioned = FlashPartition { size: low, ..p };
+    let registered = FlashPartition {
+        offset: p.offset + low,
+        size: p.size - low,
+        ..p
+    };
+    Some((provisioned, registered))
+}
+
+/// Why there is no login.
+#[derive(Debug, Clone, Copy, defmt::Format)]
+pub enum NoLogin {
+    /// The partition has fewer than 4 pages.
+    PartitionTooSmall,
+    /// The store refused the partition or could not read it.
+    Store,
+    /// Nothing is provisioned for this device.
+    NotProvisioned,
+    /// The provisioned secret is empty.
+    Empty,
+}
+
+/// The provider the manifest's `auth.mode` asks for, with its secret read from the
+/// provisioned half. One type, so the runner is compiled once.
+// One value, made once at boot and owned by the runner: boxing the large variant would only
+// move it onto the kernel's heap, whose size is the kernel's worst case.
+#[allow(clippy::large_enum_variant)]
+pub enum BoardCredentials {
+    /// 一机一密.
+    Device(DeviceSecretLogin),
+    /// 一型一密, registered credentials in the upper half.
+    Registered(RegisteredLogin<CredentialStore<Flash>>),
+}
+
+/// Reads the provisioned secret and builds the provider. Logs (without the secret) what is
+/// missing.
+pub async fn load(
+    config: &DeviceConfig,
+    flash: Nvmc<'static>,
+) -> Result<BoardCredentials, NoLogin> {
+    let Some((provisioned, registered)) = halves(config.credentials_partition) else {
+        defmt::error!(
+            "credentials: [flash.credentials] has {=u32} bytes; this board needs at least 4 erase pages (2 provisioned, 2 for registration)",
+            config.credentials_partition.size
+        );
+        return Err(NoLogin::PartitionTooSmall);
+    };
+    let mut store = CredentialStore::new(BlockingFlash::new(flash), provisioned).map_err(|e| {
+        defmt::error!(
+            "credentials: provisioned half refused: {}",
+            defmt::Display2Format(&e)
+        );
+        NoLogin::Store
+    })?;
+    let found = store.load(config.product_key, config.device_name).await;
+    let flash = store.into_flash();
+    let secret = match found {
+        Ok(Some(stored)) => match stored.issued {
+            Issued::DeviceSecret(secret) => secret,
+            // A token is never provisioned; treat it as nothing.
+            Issued::Token { .. } => return Err(not_provisioned(config)),
+        },
+        Ok(None) => return Err(not_provisioned(config)),
+        Err(e) => {
+            defmt::error!(
+                "credentials: the provisioned half cannot be read: {}",
+                defmt::Display2Format(&e)
+            );
+            return Err(NoLogin::Store);
+        }
+    };
+    match config.auth {
+        AuthMode::DeviceSecret => DeviceSecretLogin::new(secret)
+            .map(BoardCredentials::Device)
+            .map_err(|_| empty()),
+        AuthMode::ProductSecretRegister | AuthMode::ProductSecretNoPreRegister => {
+            let store = CredentialStore::new(flash, registered).map_err(|e| {
+                defmt::error!(
+                    "credentials: registration half refused: {}",
+                    defmt::Display2Format(&e)
+                );
+                NoLogin::Store
+            })?;
+            RegisteredLogin::new(secret, store)
+                .map(BoardCredentials::Registered)
+                .map_err(|_| empty())
+        }
+    }
+}
+
+fn not_provisioned(config: &DeviceConfig) -> NoLogin {
+    defmt::error!(
+        "credentials: no {=str} provisioned for {=str}/{=str} in the credentials partition: no login. Provision it (see the crate docs) and reset.",
+        secret_name(config.auth),
+        config.product_key,
+        config.device_name
+    );
+    NoLogin::NotProvisioned
+}
+
+fn empty() -> NoLogin {
+    defmt::error!("credentials: the provisioned secret is empty: no login");
+    NoLogin::Empty
+}
+
+/// Which secret the provisioned half must hold for `mode`.
+pub fn secret_name(mode: AuthMode) -> &'static str {
+    match mode {
+        AuthMode::DeviceSecret => "DeviceSecret",
+        AuthMode::ProductSecretRegister | AuthMode::ProductSecretNoPreRegister => "ProductSecret",
+    }
+}
+
+impl Credentials for BoardCredentials {
+    fn check(&self, config: &DeviceConfig) -> Result<(), CredentialsError> {
+        match self {
+            BoardCredentials::Device(c) => c.check(config),
+            BoardCredentials::Registered(c) => c.check(config),
+        }
+    }
+
+    fn login_params(
+        &mut self,
+        config: &DeviceConfig,
+    ) -> Result<aliot_kernel::auth::LoginCredentials, CredentialsError> {
+        match self {
+            BoardCredentials::Device(c) => c.login_params(config),
+            BoardCredentials::Registered(c) => c.login_params(config),
+        }
+    }
+
+    async fn prepare(&mut self, config: &DeviceConfig) -> Readiness {
+        match self {
+            BoardCredentials::Device(c) => c.prepare(config).await,
+            BoardCredentials::Registered(c) => c.prepare(config).await,
+        }
+    }
+
+    fn product_secret(&self) -> Option<&Secret> {
+        match self {
+            BoardCredentials::Device(c) => c.product_secret(),
+            BoardCredentials::Registered(c) => c.product_secret(),
+        }
+    }
+
+    async fn registered(
+        &mut self,
+        config: &DeviceConfig,
+        issued: Issued,
+    ) -> Result<(), RegistrationError> {
+        match self {
+            BoardCredentials::Device(c) => c.registered(config, issued).await,
+            BoardCredentials::Registered(c) => c.registered(config, issued).await,
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The nRF9160 DK firmware: the aliot kernel (`aliot_kernel::runner::Runner`, the same capsule
+//! as on the host and QEMU boards) over the nRF9160's modem.
+//!
+//! What this board provides to the kernel, one module each:
+//! - [`net`]: the `Network`, TCP and TLS 1.2 sockets in the modem (nrf-modem), the CA in the
+//!   manifest's `[modem] security_tag`, peer verification required, every connect bounded;
+//! - [`modem`]: the modem's start and the LTE-M attach (bounded attempts, backoff) before the
+//!   runner's first connect;
+//! - [`platform`]: the `Clock` (embassy-time on RTC1), the `Entropy` (the CryptoCell CC310's
+//!   TRNG) and the kernel's `log` lines as defmt over RTT;
+//! - [`credentials`]: the DeviceSecret or ProductSecret from the credentials partition on the
+//!   NVMC (provisioned, never compiled in);
+//! - [`apps`]: the `AppPort`, with no apps yet (the MPU runtime port comes from
+//!   `boards/cortex-m33`).
+//!
+//! # Secure image, no TF-M
+//!
+//! libmodem officially wants to run non-secure, behind TF-M (or the older SPM), which sets up
+//! the SPU and starts the non-secure image. Neither can be built here (they come from
+//! Nordic's Zephyr tree), and a kernel that owns the MPU and isolates apps wants to be the
+//! only privileged code anyway. So the image runs **secure** (`embassy-nrf/nrf9160-s`), as
+//! embassy's and nrf-modem's own nRF9160 examples do, and marks what libmodem reaches through
+//! non-secure addresses as non-secure itself ([`modem::open_to_modem`]): the modem's shared
+//! RAM, REGULATORS, CLOCK/POWER and IPC. It also keeps the CryptoCell (secure-only) for
+//! entropy. nrf-modem calls this mode "at your own risk": UNTESTED ON HARDWARE.
+//!
+//! # Flash and RAM map (nRF9160: 1 MiB flash in 4 KiB pages, 256 KiB RAM)
+//!
+//! Flash comes from the device manifest's `[flash]` (build.rs turns it into `flash.x`); with
+//! its defaults:
+//!
+//! | range | size | what |
+//! |---|---|---|
+//! | `0x0000_0000..0x0000_8000` | 32 KiB | `[flash.bootloader]`: the boot stage (embassy-boot; not built yet) |
+//! | `0x0000_8000..0x0008_1000` | 484 KiB | `[flash.active]`: this image (vector table first) |
+//! | `0x0008_1000..0x000F_B000` | 488 KiB | `[flash.update]`: where an OTA download goes |
+//! | `0x000F_B000..0x000F_C000` | 4 KiB | `[flash.boot_state]`: embassy-boot's swap state |
+//! | `0x000F_C000..0x000F_E000` | 8 KiB | `[flash.credentials]` lower half: provisioned secret |
+//! | `0x000F_E000..0x0010_0000` | 8 KiB | `[flash.credentials]` upper half: registered credentials |
+//!
+//! RAM (memory.x):
+//!
+//! | range | size | what |
+//! |---|---|---|
+//! | `0x2000_0000..0x2000_8000` | 32 KiB | `MODEM`: libmodem's shared memory (control 0x4E8, TX 8 KiB, RX 8 KiB), non-secure |
+//! | `0x2000_8000..0x2004_0000` | 224 KiB | `RAM`: `.data`, `.bss` (the kernel's heap, sized from the manifest, and nrf-modem's own heap), then the stack at the top |
+//!
+//! Until the boot stage exists, an image linked for `[flash.active]` does not start by
+//! itself after a reset (the chip starts at address 0): see the crate's README draft in the
+//! issue report.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod apps;
+mod credentials;
+mod modem;
+mod net;
+mod platform;
+
+use core::mem::MaybeUninit;
+
+use aliot_kernel::config::DeviceConfig;
+use aliot_kernel::kernel::Kernel;
+use aliot_kernel::runner::{Runner, RunnerOptions};
+use defmt_rtt as _;
+use embassy_nrf::cryptocell_rng::CcRng;
+use embassy_nrf::interrupt::{InterruptExt, Priority};
+use embassy_nrf::nvmc::Nvmc;
+use embassy_nrf::{bind_interrupts, interrupt};
+use embassy_time::Timer;
+use embedded_alloc::LlffHeap;
+use panic_probe as _;
+use tinyrlibc as _;
+
+/// The manifest, compiled in by `build.rs`: `DEVICE`, `KERNEL_HEAP_BYTES`, `SECURITY_TAG`.
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/device_config.rs"));
+}
+
+static DEVICE: DeviceConfig = generated::DEVICE;
+
+/// The kernel's heap: it allocates its queues once, in `Kernel::new`, and the link's buffers
+/// per connection, within the worst case the build printed.
+#[global_allocator]
+static HEAP: LlffHeap = LlffHeap::empty();
+
+/// The heap's memory (in `.bss`, so the size report counts it).
+static mut HEAP_MEM: [MaybeUninit<u8>; generated::KERNEL_HEAP_BYTES] =
+    [MaybeUninit::uninit(); generated::KERNEL_HEAP_BYTES];
+
+/// The modem's IPC interrupt goes straight to nrf-modem.
+struct IpcHandler;
+
+impl interrupt::typelevel::Handler<interrupt::typelevel::IPC> for IpcHandler {
+    unsafe fn on_interrupt() {
+        nrf_modem::ipc_irq_handler();
+    }
+}
+
+bind_interrupts!(struct Irqs {
+    IPC => IpcHandler;
+});
+
+#[embassy_executor::main]
+async fn main(_spawner: embassy_executor::Spawner) {
+    let p = embassy_nrf::init(Default::default());
+    // Only fails if a logger is already set, which nothing else does.
+    let _ = log::set_logger(&platform::LOGGER);
+    log::set_max_level(log::LevelFilter::Info);
+    // SAFETY: called once, before the first allocation; HEAP_MEM is used by nothing else.
+    unsafe {
+        HEAP.init(
+            core::ptr::addr_of_mut!(HEAP_MEM) as usize,
+            generated::KERNEL_HEAP_BYTES,
+        )
+    }
+    defmt::info!(
+        "aliot nRF9160 DK: {=str}/{=str}, kernel heap {=usize} bytes",
+        DEVICE.product_key,
+        DEVICE.device_name,
+        generated::KERNEL_HEAP_BYTES
+    );
+
+    // ---- The modem (UNTESTED ON HARDWARE) ----
+    modem::open_to_modem();
+    interrupt::IPC.set_priority(Priority::P0);
+    // SAFETY: the IPC handler is bound above and only calls into nrf-modem, which expects it.
+    unsafe { interrupt::IPC.enable() };
+    if let Err(e) = modem::start().await {
+        defmt::error!("modem: could not start: {}; halting", e);
+        park().await;
+    }
+    modem::log_version().await;
+
+    let mut entropy = platform::CryptoCellEntropy::new(CcRng::new_blocking(p.CC_RNG));
+    let credentials = match credentials::load(&DEVICE, Nvmc::new(p.NVMC)).await {
+        Ok(c) => c,
+        Err(why) => {
+            defmt::error!("no login ({}): the device stays offline", why);
+            park().await
+        }
+    };
+    let link = modem::attach(&mut entropy).await;
+
+    let mut kernel = Kernel::new(&DEVICE);
+    let mut runner = Runner::new(
+        &mut kernel,
+        net::ModemNetwork::new(generated::SECURITY_TAG),
+        platform::EmbassyClock,
+        entropy,
+        apps::NoApps,
+        credentials,
+        RunnerOptions::default(),
+    );
+    // Never asked to stop: the session runs until reset. It returns only when the
+    // credentials cannot log this device in at all.
+    if let Err(e) = runner.run_until(core::future::pending()).await {
+        defmt::error!("kernel: stopped: {}", defmt::Display2Format(&e));
+    }
+    drop(link);
+    park().await
+}
+
+/// Nothing more to do: stay idle (the executor sleeps) with the log readable.
+async fn park() -> ! {
+    loop {
+        Timer::after_secs(3600).await;
+    }
+}
