@@ -267,6 +267,29 @@ impl<F: NorFlash> CredentialStore<F> {
     }
 }
 
+/// A board whose login secret is provisioned at the factory keeps it apart from what a
+/// registration stores: the credentials partition splits into a **provisioned** lower half
+/// (written by the provisioning tool, never by the firmware: the DeviceSecret, or the
+/// ProductSecret for 一型一密, as a DeviceSecret-kind record of the device's names) and a
+/// **registered** upper half (what [`crate::credentials::RegisteredLogin`] stores). Two stores
+/// rather than two keys in one, because a store keeps exactly one record (its page checks and
+/// power-cut tests assume it) and the firmware must never overwrite the factory secret.
+/// `None` when the partition has fewer than 4 erase pages (each half needs 2).
+pub fn provisioned_and_registered(p: FlashPartition) -> Option<(FlashPartition, FlashPartition)> {
+    let pages = p.size.checked_div(p.erase_page)?;
+    if pages < 4 {
+        return None;
+    }
+    let low = (pages / 2) * p.erase_page;
+    let provisioned = FlashPartition { size: low, ..p };
+    let registered = FlashPartition {
+        offset: p.offset.checked_add(low)?,
+        size: p.size - low,
+        ..p
+    };
+    Some((provisioned, registered))
+}
+
 /// The crate's error as ours. Only `Storage` and `Corrupted` can happen on a partition that
 /// passed [`check_partition`] (the record always fits the buffer and a page, and one key can
 /// never fill two pages); the others are reported as `Corrupt` rather than trusted away.

@@ -4,10 +4,13 @@
 //! on the host from the manifest the firmware was built with (compiled in, like the host
 //! board's) and from secrets given on the command line or in the environment:
 //!
-//! * `credentials.hex`: the manifest's credentials partition holding the DeviceSecret, in the
-//!   very record format the kernel reads at boot (`aliot_kernel::store`, written here through
-//!   the same `CredentialStore` over a flash image with the nRF9160's 4 KiB pages and 4-byte
-//!   words, then read back and compared). Flashed like any image (`probe-rs download`).
+//! * `credentials.hex`: the provisioned half of the manifest's credentials partition
+//!   (`aliot_kernel::store::provisioned_and_registered`, as the nRF9160 DK board reads it)
+//!   holding the secret the manifest's auth mode needs (the DeviceSecret, or the ProductSecret
+//!   for 一型一密), in the very record format the kernel reads at boot (`aliot_kernel::store`,
+//!   written here through the same `CredentialStore` over a flash image with the nRF9160's
+//!   4 KiB pages and 4-byte words, then read back and compared). Flashed like any image
+//!   (`probe-rs download`); the registered half is left alone (a registration's result stays).
 //! * `modem-ca.at`: the `AT%CMNG` command that writes the server's root CA into the modem's
 //!   security tag (the nRF9160 does TLS in the modem; its firmware verifies the platform with
 //!   the certificates in that tag). It is sent with the modem offline, by Nordic's
@@ -15,8 +18,7 @@
 //!
 //! UNTESTED ON HARDWARE: the files are checked on the host (the partition reads back through
 //! the kernel's store; the AT command is checked against Nordic's documented syntax), but no
-//! board has been flashed with them. 一型一密 (ProductSecret) provisioning is not here yet:
-//! the kernel's store keeps one record, the registration's result.
+//! board has been flashed with them.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,10 +27,12 @@ use std::process::ExitCode;
 use aliot_kernel::config::{AuthMode, DeviceConfig, FlashPartition};
 use aliot_kernel::credentials::Secret;
 use aliot_kernel::registration::{Issued, StoredCredentials};
+use aliot_kernel::store::provisioned_and_registered;
 use aliot_kernel::store::{BlockingFlash, CredentialStore, MAX_SECRET};
 use clap::Parser;
 
 use crate::flash::{FileFlash, PAGE_SIZE};
+use crate::secret::SecretKind;
 
 /// The modem's limit on one `AT%CMNG` content (nRF91 AT Commands reference: 4 KiB per
 /// credential).
@@ -38,13 +42,14 @@ pub const MAX_CERT_BYTES: usize = 4096;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Make the nRF9160 DK's provisioning files: the credentials partition (DeviceSecret) and the modem's CA command"
+    about = "Make the nRF9160 DK's provisioning files: the credentials partition (DeviceSecret or ProductSecret) and the modem's CA command"
 )]
 struct ProvisionArgs {
     /// Where to write credentials.hex and modem-ca.at.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// The DeviceSecret, from this file (else from where the manifest says: an env variable).
+    /// The secret the manifest's auth mode needs (DeviceSecret, or ProductSecret for
+    /// 一型一密), from this file (else from where the manifest says: an env variable).
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
     /// The server's root CA (PEM) for the modem's security tag (Alibaba's public endpoints:
@@ -73,19 +78,21 @@ pub fn main() -> ExitCode {
 }
 
 fn run(config: &DeviceConfig, args: &ProvisionArgs) -> Result<String, String> {
-    if config.auth != AuthMode::DeviceSecret {
-        return Err(format!(
-            "the manifest's auth mode is {:?}: only a DeviceSecret (auth.mode = \"device_secret\") can be provisioned so far",
-            config.auth
-        ));
-    }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
     let scratch = tempfile_dir(&args.out)?;
-    let secret = crate::secret::load(config.secret, args.secret_file.as_deref(), &scratch)?;
-    let partition = credentials_partition_image(config, secret, &scratch)?;
+    let kind = match config.auth {
+        AuthMode::DeviceSecret => SecretKind::Device,
+        AuthMode::ProductSecretRegister | AuthMode::ProductSecretNoPreRegister => {
+            SecretKind::Product
+        }
+    };
+    let secret =
+        crate::secret::load_kind(config.secret, args.secret_file.as_deref(), &scratch, kind);
+    let partition = secret.and_then(|s| credentials_partition_image(config, s, &scratch));
     let _ = std::fs::remove_dir_all(&scratch);
-    let p = config.credentials_partition;
+    let partition = partition?;
+    let p = provisioned_half(config)?;
     let hex = aliot_image::intel_hex(&[(p.offset, &partition)], None);
     let hex_path = args.out.join("credentials.hex");
     std::fs::write(&hex_path, hex)
@@ -93,10 +100,14 @@ fn run(config: &DeviceConfig, args: &ProvisionArgs) -> Result<String, String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "wrote {}: the credentials partition {:#07x}..{:#07x} with the DeviceSecret of {}/{} (read back through the kernel's store)",
+        "wrote {}: the provisioned half {:#07x}..{:#07x} of the credentials partition with the {} of {}/{} (read back through the kernel's store)",
         hex_path.display(),
         p.offset,
         p.offset + p.size,
+        match kind {
+            SecretKind::Device => "DeviceSecret",
+            SecretKind::Product => "ProductSecret",
+        },
         config.product_key,
         config.device_name
     );
@@ -141,8 +152,19 @@ fn tempfile_dir(out: &Path) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// The credentials partition's bytes holding `secret` for the manifest's device: written with
-/// the kernel's store over a flash image of the device's geometry, then read back.
+/// The provisioned half of the manifest's credentials partition.
+fn provisioned_half(config: &DeviceConfig) -> Result<FlashPartition, String> {
+    let p = config.credentials_partition;
+    provisioned_and_registered(p).map(|(low, _)| low).ok_or_else(|| {
+        format!(
+            "[flash.credentials] has {} bytes: at least 4 erase pages of {} are needed (2 provisioned, 2 for a registration's result)",
+            p.size, p.erase_page
+        )
+    })
+}
+
+/// The provisioned half's bytes holding `secret` for the manifest's device: written with the
+/// kernel's store over a flash image of the device's geometry, then read back.
 pub fn credentials_partition_image(
     config: &DeviceConfig,
     secret: Secret,
@@ -154,7 +176,7 @@ pub fn credentials_partition_image(
             secret.expose().len()
         ));
     }
-    let p: FlashPartition = config.credentials_partition;
+    let p = provisioned_half(config)?;
     let end = (p.offset + p.size) as usize;
     let pages = end.div_ceil(PAGE_SIZE);
     let path = scratch.join("flash.bin");
@@ -243,8 +265,10 @@ mod tests {
         let secret = b"0123456789abcdef0123456789abcdef".to_vec();
         let image =
             credentials_partition_image(config, Secret::new(secret.clone()), dir.path()).unwrap();
-        let p = config.credentials_partition;
+        let p = provisioned_half(config).unwrap();
         assert_eq!(image.len(), p.size as usize);
+        assert_eq!(p.offset, config.credentials_partition.offset);
+        assert!(p.size < config.credentials_partition.size);
         // The secret is on flash (the record), once.
         let found = image
             .windows(secret.len())

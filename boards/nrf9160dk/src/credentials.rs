@@ -1,7 +1,8 @@
 //! Login material from the credentials partition on the NVMC, never from the image.
 //!
-//! The manifest's `[flash.credentials]` partition is split in two halves on this board, each a
-//! `CredentialStore` of the kernel (power-fail-safe `sequential-storage` records):
+//! The manifest's `[flash.credentials]` partition is split in two halves on this board
+//! (`aliot_kernel::store::provisioned_and_registered`, the layout `aliot-provision` writes),
+//! each a `CredentialStore` of the kernel (power-fail-safe `sequential-storage` records):
 //!
 //! - the lower half, **provisioned**: written once by the provisioning command, never by the
 //!   firmware. Its one record (kind DeviceSecret, the device's ProductKey and DeviceName) holds
@@ -19,33 +20,16 @@
 //! UNTESTED ON HARDWARE: the NVMC side (the store itself is tested on the host with power
 //! cuts at every word).
 
-use aliot_kernel::config::{AuthMode, DeviceConfig, FlashPartition};
+use aliot_kernel::config::{AuthMode, DeviceConfig};
 use aliot_kernel::credentials::{
     Credentials, CredentialsError, DeviceSecretLogin, Readiness, RegisteredLogin, Secret,
 };
 use aliot_kernel::registration::{Issued, RegistrationError};
-use aliot_kernel::store::{BlockingFlash, CredentialStore};
+use aliot_kernel::store::{BlockingFlash, CredentialStore, provisioned_and_registered};
 use embassy_nrf::nvmc::Nvmc;
 
 /// The flash the stores use: the whole NVMC (partitions are absolute addresses).
 pub type Flash = BlockingFlash<Nvmc<'static>>;
-
-/// The two halves of the credentials partition: (provisioned, registered), or `None` when it
-/// has fewer than 4 pages.
-pub fn halves(p: FlashPartition) -> Option<(FlashPartition, FlashPartition)> {
-    let pages = p.size.checked_div(p.erase_page)?;
-    if pages < 4 {
-        return None;
-    }
-    let low = (pages / 2) * p.erase_page;
-    let provisioned = FlashPartition { size: low, ..p };
-    let registered = FlashPartition {
-        offset: p.offset + low,
-        size: p.size - low,
-        ..p
-    };
-    Some((provisioned, registered))
-}
 
 /// Why there is no login.
 #[derive(Debug, Clone, Copy, defmt::Format)]
@@ -78,7 +62,8 @@ pub async fn load(
     config: &DeviceConfig,
     flash: Nvmc<'static>,
 ) -> Result<BoardCredentials, NoLogin> {
-    let Some((provisioned, registered)) = halves(config.credentials_partition) else {
+    let Some((provisioned, registered)) = provisioned_and_registered(config.credentials_partition)
+    else {
         defmt::error!(
             "credentials: [flash.credentials] has {=u32} bytes; this board needs at least 4 erase pages (2 provisioned, 2 for registration)",
             config.credentials_partition.size

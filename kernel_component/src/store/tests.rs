@@ -966,3 +966,18 @@ fn power_cut_at_any_step_of_a_wipe_leaves_the_old_record_or_none() {
         "{save_cuts} cut points in the next saves"
     );
 }
+
+#[test]
+fn the_partition_splits_into_provisioned_and_registered_halves_of_whole_pages() {
+    let p = FlashPartition {
+        offset: 0xF_A000,
+        size: 5 * 4096,
+        erase_page: 4096,
+    };
+    let (low, high) = provisioned_and_registered(p).unwrap();
+    assert_eq!((low.offset, low.size), (0xF_A000, 2 * 4096));
+    assert_eq!((high.offset, high.size), (0xF_C000, 3 * 4096));
+    assert_eq!(low.erase_page, 4096);
+    assert!(provisioned_and_registered(FlashPartition { size: 3 * 4096, ..p }).is_none());
+    assert!(provisioned_and_registered(FlashPartition { erase_page: 0, ..p }).is_none());
+}
