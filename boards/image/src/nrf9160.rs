@@ -387,7 +387,11 @@ mod tests {
         // 170 000 B of flash, of which 40 000 the modem's: 130 000 of ours, within 128 KiB
         // (131 072); 21 000 B of RAM less the apps' 1 000.
         let ok = report_text(&inputs(&origins, 170_000, 21_000));
-        assert!(ok.exceeded.is_empty() && ok.over_target.is_empty(), "{}", ok.text);
+        assert!(
+            ok.exceeded.is_empty() && ok.over_target.is_empty(),
+            "{}",
+            ok.text
+        );
         // 2 000 B more of ours: over the target, not over the layout.
         let over = report_text(&inputs(&origins, 172_000, 21_000));
         assert!(over.exceeded.is_empty(), "{:?}", over.exceeded);

@@ -978,6 +978,12 @@ fn the_partition_splits_into_provisioned_and_registered_halves_of_whole_pages() 
     assert_eq!((low.offset, low.size), (0xF_A000, 2 * 4096));
     assert_eq!((high.offset, high.size), (0xF_C000, 3 * 4096));
     assert_eq!(low.erase_page, 4096);
-    assert!(provisioned_and_registered(FlashPartition { size: 3 * 4096, ..p }).is_none());
+    assert!(
+        provisioned_and_registered(FlashPartition {
+            size: 3 * 4096,
+            ..p
+        })
+        .is_none()
+    );
     assert!(provisioned_and_registered(FlashPartition { erase_page: 0, ..p }).is_none());
 }
