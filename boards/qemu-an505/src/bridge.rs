@@ -5,6 +5,8 @@
 //!
 //! One stream at a time (the protocol's flow control relies on it, see `aliot-uart-bridge`):
 //! a new `connect` abandons the previous stream. Frames for an abandoned stream are dropped.
+//! The stream's rules live in `aliot_uart_bridge::device::OneStream`, tested on the host; this
+//! module only moves bytes between it and the UART.
 //! Everything is polled: the executor (`embassy_futures::block_on`) busy-polls, so every
 //! future here returns `Pending` after waking itself.
 
@@ -14,45 +16,24 @@ use core::task::Poll;
 
 use aliot_cortex_m33::systick;
 use aliot_kernel::board::{Clock, Entropy, NetError, Network};
+use aliot_uart_bridge::device::{OneStream, State};
 use aliot_uart_bridge::{Deframer, Down, Failure, MAX_CHUNK, MAX_FRAME, Up, decode, encode};
 use cortex_m_semihosting::hprintln;
 use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
 
 use crate::uart::Uart;
 
-/// Received bytes the stream holds for the kernel: two chunks, so the line keeps moving while
-/// the kernel reads.
-const RX_BYTES: usize = 2 * MAX_CHUNK;
 /// How long the bridge gets to answer a `Connect` (it has its own TCP and TLS deadlines).
 const CONNECT_DEADLINE_MS: u64 = 30_000;
 
 /// Milliseconds per SysTick tick (the runtime's slice).
 pub const TICK_MS: u64 = crate::SLICE_MS as u64;
 
-/// Where the current stream stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// No stream.
-    Idle,
-    /// `Connect` sent, no answer yet.
-    Connecting,
-    /// Connected: bytes flow.
-    Open,
-    /// The bridge refused it.
-    Failed(Failure),
-    /// The peer closed it (or it failed after opening): reads see end of stream.
-    Closed,
-}
-
 /// The line and the one stream on it.
 pub struct Line {
     uart: Uart,
     deframer: Deframer,
-    /// Id of the current stream (frames naming another id are stale).
-    stream: u8,
-    state: State,
-    rx: [u8; RX_BYTES],
-    rx_len: usize,
+    stream: OneStream,
     /// Frames that did not decode (logged once each).
     bad_frames: u32,
 }
@@ -63,10 +44,7 @@ impl Line {
         Line {
             uart,
             deframer: Deframer::new(),
-            stream: 0,
-            state: State::Idle,
-            rx: [0; RX_BYTES],
-            rx_len: 0,
+            stream: OneStream::new(),
             bad_frames: 0,
         }
     }
@@ -87,25 +65,17 @@ impl Line {
 
     /// Read what the line holds, while the stream can take a whole chunk more.
     fn pump(&mut self) {
-        while RX_BYTES - self.rx_len >= MAX_CHUNK {
+        while self.stream.can_take_chunk() {
             let Some(byte) = self.uart.try_read() else {
                 return;
             };
-            let frame = match self.deframer.push(byte) {
+            let message = match self.deframer.push(byte) {
                 None => continue,
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => {
-                    self.bad_frames = self.bad_frames.saturating_add(1);
-                    hprintln!("bridge: dropped a frame from the host: {}", e);
-                    continue;
-                }
+                Some(Ok(frame)) => decode::<Down<'_>>(frame),
+                Some(Err(e)) => Err(e),
             };
-            match decode::<Down<'_>>(frame) {
-                Ok(message) => {
-                    let (stream, state, rx, rx_len) =
-                        (self.stream, &mut self.state, &mut self.rx, &mut self.rx_len);
-                    apply(message, stream, state, rx, rx_len);
-                }
+            match message {
+                Ok(message) => self.stream.apply(message),
                 Err(e) => {
                     self.bad_frames = self.bad_frames.saturating_add(1);
                     hprintln!("bridge: dropped a frame from the host: {}", e);
@@ -113,40 +83,12 @@ impl Line {
             }
         }
     }
-}
 
-/// Apply one message from the host to the current stream `stream`.
-fn apply(
-    message: Down<'_>,
-    stream: u8,
-    state: &mut State,
-    rx: &mut [u8; RX_BYTES],
-    rx_len: &mut usize,
-) {
-    let id = match message {
-        Down::Connected { stream }
-        | Down::Failed { stream, .. }
-        | Down::Data { stream, .. }
-        | Down::Closed { stream } => stream,
-    };
-    if id != stream || *state == State::Idle {
-        return; // an abandoned stream's late frame
-    }
-    match message {
-        Down::Connected { .. } if *state == State::Connecting => *state = State::Open,
-        Down::Failed { reason, .. } if *state == State::Connecting => {
-            *state = State::Failed(reason)
+    /// Close the current stream (this side), if `id` is it.
+    fn close(&mut self, id: u8) {
+        if self.stream.end(id) {
+            self.send(&Up::Close { stream: id });
         }
-        Down::Data { bytes, .. } if *state == State::Open => {
-            // `pump` reads only while a whole chunk fits, and `decode` bounds chunks.
-            if let Some(dst) = rx.get_mut(*rx_len..*rx_len + bytes.len()) {
-                dst.copy_from_slice(bytes);
-                *rx_len += bytes.len();
-            }
-        }
-        Down::Closed { .. } => *state = State::Closed,
-        // Out of order (e.g. data before Connected): the bridge is confused; end the stream.
-        _ => *state = State::Closed,
     }
 }
 
@@ -173,14 +115,9 @@ impl<'l> Network for BridgeNetwork<'l> {
     ) -> Result<Self::Stream, NetError> {
         let stream = {
             let mut line = self.line.borrow_mut();
-            if line.state != State::Idle {
-                let old = line.stream;
-                line.send(&Up::Close { stream: old });
-            }
-            line.stream = line.stream.wrapping_add(1);
-            line.state = State::Connecting;
-            line.rx_len = 0;
-            let stream = line.stream;
+            let old = line.stream.id();
+            line.close(old);
+            let stream = line.stream.begin();
             line.send(&Up::Connect {
                 stream,
                 host,
@@ -193,7 +130,7 @@ impl<'l> Network for BridgeNetwork<'l> {
         let outcome = poll_fn(|cx| {
             let mut line = self.line.borrow_mut();
             line.pump();
-            match line.state {
+            match line.stream.state() {
                 State::Open => Poll::Ready(Ok(())),
                 State::Failed(reason) => Poll::Ready(Err(match reason {
                     Failure::Dns => NetError::Dns,
@@ -218,11 +155,7 @@ impl<'l> Network for BridgeNetwork<'l> {
                 stream,
             }),
             Err(e) => {
-                let mut line = self.line.borrow_mut();
-                if line.stream == stream {
-                    line.send(&Up::Close { stream });
-                    line.state = State::Idle;
-                }
+                self.line.borrow_mut().close(stream);
                 Err(e)
             }
         }
@@ -235,22 +168,9 @@ pub struct BridgeStream<'l> {
     stream: u8,
 }
 
-impl BridgeStream<'_> {
-    /// `true` while this is the line's current stream.
-    fn current(&self, line: &Line) -> bool {
-        line.stream == self.stream && line.state != State::Idle
-    }
-}
-
 impl Drop for BridgeStream<'_> {
     fn drop(&mut self) {
-        let mut line = self.line.borrow_mut();
-        if self.current(&line) {
-            let stream = self.stream;
-            line.send(&Up::Close { stream });
-            line.state = State::Idle;
-            line.rx_len = 0;
-        }
+        self.line.borrow_mut().close(self.stream);
     }
 }
 
@@ -262,19 +182,14 @@ impl Read for BridgeStream<'_> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
         poll_fn(|cx| {
             let mut line = self.line.borrow_mut();
-            if !self.current(&line) {
+            if !line.stream.is_current(self.stream) {
                 return Poll::Ready(Err(ErrorKind::NotConnected));
             }
             line.pump();
-            if line.rx_len > 0 {
-                let n = line.rx_len.min(buf.len());
-                let (held, dst) = (&line.rx, buf.get_mut(..n).unwrap_or_default());
-                dst.copy_from_slice(held.get(..n).unwrap_or_default());
-                line.rx.copy_within(n.., 0);
-                line.rx_len -= n;
-                return Poll::Ready(Ok(n));
+            if line.stream.held() > 0 {
+                return Poll::Ready(Ok(line.stream.take(buf)));
             }
-            if line.state == State::Closed {
+            if line.stream.state() == State::Closed {
                 return Poll::Ready(Ok(0));
             }
             cx.waker().wake_by_ref();
@@ -287,7 +202,7 @@ impl Read for BridgeStream<'_> {
 impl Write for BridgeStream<'_> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
         let mut line = self.line.borrow_mut();
-        if !self.current(&line) || line.state != State::Open {
+        if !line.stream.is_current(self.stream) || line.stream.state() != State::Open {
             return Err(ErrorKind::NotConnected);
         }
         let n = buf.len().min(MAX_CHUNK);

@@ -232,5 +232,7 @@ impl Deframer {
     }
 }
 
+pub mod device;
+
 #[cfg(test)]
 mod tests;
