@@ -21,6 +21,7 @@ mod model;
 mod ram;
 mod raw;
 mod topic;
+pub mod tsl;
 mod validate;
 
 use std::path::Path;
