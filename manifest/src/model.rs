@@ -7,7 +7,8 @@ use aliot_kernel::budget::AppBudget;
 use serde::Deserialize;
 
 /// A validated device manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Not `Eq`: the thing model's ranges are floating-point.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
     /// Directory the manifest was read from; relative paths in it are resolved against it.
     pub base_dir: PathBuf,
@@ -25,6 +26,8 @@ pub struct Manifest {
     pub firmware: Firmware,
     /// The cellular modem's settings (boards with a modem: the nRF9160 DK).
     pub modem: Modem,
+    /// The thing model (物模型), when the manifest names one.
+    pub thing_model: Option<ThingModelConfig>,
     /// The device's flash and its partitions.
     pub flash: Flash,
     /// The kernel's memory budget.
@@ -192,6 +195,17 @@ pub struct Firmware {
     /// The OTA module: 1..=64 letters, digits, `_ - .` (default `"default"`, the whole
     /// device's firmware).
     pub module: String,
+}
+
+/// `[thing_model]`: the console's TSL export, read and checked, and the app that owns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThingModelConfig {
+    /// The TSL file (absolute).
+    pub file: PathBuf,
+    /// The owning app's index in [`Manifest::apps`] (its app id).
+    pub app: usize,
+    /// The model.
+    pub model: crate::tsl::ThingModel,
 }
 
 /// `[modem]`: what a board with a cellular modem (the nRF9160's) needs from the manifest.

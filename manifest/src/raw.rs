@@ -25,6 +25,7 @@ pub(crate) struct RawManifest {
     pub firmware: RawFirmware,
     #[serde(default)]
     pub modem: RawModem,
+    pub thing_model: Option<RawThingModel>,
     #[serde(default)]
     pub flash: RawFlash,
     #[serde(default)]
@@ -140,6 +141,14 @@ fn default_true() -> bool {
 pub(crate) struct RawFirmware {
     pub version: Option<String>,
     pub module: Option<String>,
+}
+
+/// `[thing_model]`: the console's TSL export and the app that owns it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawThingModel {
+    pub file: String,
+    pub app: String,
 }
 
 /// `[modem]`: settings of the nRF9160's cellular modem. Checked by hand.

@@ -12,6 +12,7 @@ mod endpoint;
 mod firmware;
 mod flash;
 mod modem;
+mod thing_model;
 
 use std::path::{Path, PathBuf};
 
@@ -129,6 +130,11 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
     let topics = apps::topics(&raw, &device)?;
     let apps = apps::apps(&raw.apps, &topics)?;
     budget::total(&apps, mqtt.version, kernel.ram_budget)?;
+    let thing_model = raw
+        .thing_model
+        .as_ref()
+        .map(|t| thing_model::thing_model(t, &base_dir, &device, &apps))
+        .transpose()?;
     Ok(Manifest {
         base_dir,
         device,
@@ -138,6 +144,7 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
         tls,
         firmware,
         modem,
+        thing_model,
         flash,
         kernel,
         topics,

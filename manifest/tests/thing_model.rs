@@ -1,0 +1,22 @@
+//! A manifest naming a thing model: the TSL file is read, checked and owned by the named app
+//! (the refusals are golden files in `bad/thing_model_*`).
+
+use std::path::Path;
+
+#[test]
+fn the_thing_model_is_read_and_owned_by_its_app() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good/thing_model.toml");
+    let m = aliot_manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let t = m.thing_model.expect("a thing model");
+    assert_eq!(m.apps[t.app].name, "first");
+    assert!(
+        t.file.ends_with("tests/good/tsl/sensor.json"),
+        "{:?}",
+        t.file
+    );
+    assert_eq!(t.model.properties.len(), 1);
+    assert_eq!(t.model.properties[0].identifier, "temperature");
+    // Without the table there is none.
+    let plain = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good/minimal.toml");
+    assert!(aliot_manifest::load(&plain).unwrap().thing_model.is_none());
+}
