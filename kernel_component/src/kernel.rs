@@ -1152,6 +1152,15 @@ impl Kernel {
     pub fn refused_inbound(&self) -> u32 {
         self.refused_inbound
     }
+
+    /// Everything the kernel holds for client `client` (an app, then the services): grants,
+    /// event queue, outbox, subscriptions, wait. Only for the `syscall` fuzz target, which
+    /// compares it before and after another app's syscall; not an API.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn client_state(&self, client: usize) -> Option<&impl core::fmt::Debug> {
+        self.clients.get(client)
+    }
 }
 
 #[cfg(test)]
