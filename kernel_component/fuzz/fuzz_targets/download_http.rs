@@ -15,7 +15,8 @@
 //! reached }` that it holds exactly `0..reached`, `TooLong` that it reached `total`; the
 //! answers that refuse the response (`BadRange`, `BadLength`, `Refused`, `Status`,
 //! `RangeNotSatisfiable`) wrote nothing. `download_job` ends, with `Verified` only when the
-//! sink holds exactly the job's size.
+//! sink holds exactly the job's size; progress is 1..=100, and 100 is reported exactly when
+//! the download is `Verified`.
 
 #![no_main]
 
@@ -23,13 +24,19 @@ use std::cell::Cell;
 
 use aliot_kernel::board::{Clock, NetError, Network};
 use aliot_kernel::ota::download::{DownloadError, Sink, SinkError, fetch};
-use aliot_kernel::ota::fetcher::{Limits, Outcome, download_job};
+use aliot_kernel::ota::fetcher::{Limits, Outcome, Report, download_job};
 use aliot_kernel::ota::job::{Digest, Job};
 use aliot_kernel::ota::url::Url;
 use aliot_kernel_fuzz::{Input, Replay, chunk, once};
 use libfuzzer_sys::fuzz_target;
 
 const URL: &str = "http://oss.example.com:8080/fw/app.bin?Expires=1&Signature=abc%2Bdef";
+
+/// MD5 of the 512-byte file the seeds serve (`bytes(range(256)) * 2`), so that seeds reach
+/// `Verified`.
+const SEED_FILE_MD5: [u8; 16] = [
+    0xf5, 0xc8, 0xe3, 0xc3, 0x1c, 0x04, 0x4b, 0xae, 0x0e, 0x65, 0x56, 0x95, 0x60, 0xb5, 0x43, 0x32,
+];
 
 /// The update slot as the checks see it: where the next byte must go, and how many writes.
 struct Slot {
@@ -51,7 +58,11 @@ impl Sink for Slot {
         assert!(!data.is_empty(), "empty write");
         assert_eq!(offset, self.pos, "write out of order");
         let end = u64::from(offset) + data.len() as u64;
-        assert!(end <= u64::from(self.total), "write past total: {end} > {}", self.total);
+        assert!(
+            end <= u64::from(self.total),
+            "write past total: {end} > {}",
+            self.total
+        );
         self.writes += 1;
         if self.fail_at == Some(self.writes) {
             return Err(SinkError::Write);
@@ -115,9 +126,18 @@ fuzz_target!(|data: &[u8]| {
         let mut stream = Replay::new(input.0, piece);
         let result = once(fetch(&mut stream, &url, from, total, &mut buf, &mut slot));
         if from < total && buf_len >= 256 {
-            assert!(stream.written.starts_with(b"GET /fw/app.bin?Expires=1&Signature=abc%2Bdef HTTP/1.1\r\n"));
+            assert!(
+                stream
+                    .written
+                    .starts_with(b"GET /fw/app.bin?Expires=1&Signature=abc%2Bdef HTTP/1.1\r\n")
+            );
             let range = format!("\r\nRange: bytes={from}-\r\n");
-            assert!(stream.written.windows(range.len()).any(|w| w == range.as_bytes()));
+            assert!(
+                stream
+                    .written
+                    .windows(range.len())
+                    .any(|w| w == range.as_bytes())
+            );
         }
         match result {
             Ok(fetched) => {
@@ -144,7 +164,7 @@ fuzz_target!(|data: &[u8]| {
             version: "1.0.1".into(),
             size: a,
             url: URL.into(),
-            digest: Digest::Md5([0; 16]),
+            digest: Digest::Md5(SEED_FILE_MD5),
             module: "default".into(),
             diff: false,
         };
@@ -161,7 +181,7 @@ fuzz_target!(|data: &[u8]| {
             connects: 0,
         };
         let clock = Jump(Cell::new(0));
-        let mut reports = 0u32;
+        let mut hundred = false;
         let outcome = once(download_job(
             &job,
             &mut net,
@@ -169,10 +189,18 @@ fuzz_target!(|data: &[u8]| {
             &mut slot,
             &Limits::default(),
             &mut buf,
-            &mut |_| reports += 1,
+            &mut |Report::Progress(p)| {
+                assert!((1..=100).contains(&p), "progress {p}");
+                hundred |= p == 100;
+            },
         ));
         if outcome == Outcome::Verified {
             assert_eq!(slot.pos, a);
         }
+        assert_eq!(
+            hundred,
+            outcome == Outcome::Verified,
+            "100 reported for {outcome:?}"
+        );
     }
 });

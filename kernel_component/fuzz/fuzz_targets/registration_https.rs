@@ -40,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(!secret.is_empty());
     }
     if len >= 512 {
-        assert!(stream.written.starts_with(b"POST /auth/register/device HTTP/1.1\r\n"));
+        assert!(
+            stream
+                .written
+                .starts_with(b"POST /auth/register/device HTTP/1.1\r\n")
+        );
     }
     assert!(buf.iter().all(|&b| b == 0), "buffer not wiped");
 });

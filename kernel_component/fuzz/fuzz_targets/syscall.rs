@@ -25,6 +25,7 @@
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
 
 use aliot_abi::{
     ABI_MAJOR, DisconnectReason, ErrorCode, Event, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, Qos, Request,
@@ -157,10 +158,23 @@ fn grant_of(client: usize) -> &'static AppDef {
         .expect("a client")
 }
 
-fn states(k: &Kernel) -> Vec<String> {
-    (0..CLIENTS)
-        .map(|c| format!("{:?}", k.client_state(c).expect("a client")))
-        .collect()
+/// Each client's state as an FNV-1a hash of its `Debug` text (formatted into the hash: no
+/// allocation); a mismatch prints the state after.
+fn states(k: &Kernel) -> [u64; CLIENTS] {
+    struct Fnv(u64);
+    impl fmt::Write for Fnv {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for &b in s.as_bytes() {
+                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            Ok(())
+        }
+    }
+    core::array::from_fn(|c| {
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        write!(h, "{:?}", k.client_state(c).expect("a client")).expect("formats");
+        h.0
+    })
 }
 
 /// An incoming message `event` may reach `client` only through its manifest grants.
@@ -234,11 +248,15 @@ impl Run {
             // An out-of-range id (3 is the service's client index) may change nobody.
             assert!(
                 (c == caller && caller < APPS.len()) || b == a,
-                "a syscall from app {app} changed client {c}:\nbefore {b}\nafter  {a}"
+                "a syscall from app {app} changed client {c}; now: {:?}",
+                self.k.client_state(c).expect("a client")
             );
         }
         let Some(n) = answer else {
-            assert!(caller < APPS.len(), "app {app} out of range was left waiting");
+            assert!(
+                caller < APPS.len(),
+                "app {app} out of range was left waiting"
+            );
             return;
         };
         assert!(n > 0 && n <= self.buf.len(), "answer of {n} bytes");
@@ -268,18 +286,19 @@ impl Run {
                 ..
             } => {
                 assert!(
-                    (0..CLIENTS).any(|c| grant_of(c).publish.iter().any(|g| filter_matches(g, topic))),
+                    (0..CLIENTS)
+                        .any(|c| grant_of(c).publish.iter().any(|g| filter_matches(g, topic))),
                     "PUBLISH on {topic}, which no client may publish to"
                 );
                 assert!(payload.len() <= MAX_PAYLOAD_LEN);
-                (
-                    (qos == Qos::AtLeastOnce).then_some(pid),
-                    Kind::Publish,
-                )
+                ((qos == Qos::AtLeastOnce).then_some(pid), Kind::Publish)
             }
             Outgoing::Subscribe { pid, filter, .. } | Outgoing::Unsubscribe { pid, filter } => {
                 assert!(
-                    (0..CLIENTS).any(|c| grant_of(c).subscribe.iter().any(|g| filter_covers(g, filter))),
+                    (0..CLIENTS).any(|c| grant_of(c)
+                        .subscribe
+                        .iter()
+                        .any(|g| filter_covers(g, filter))),
                     "(UN)SUBSCRIBE of {filter}, which no client's grants cover"
                 );
                 let kind = if matches!(out, Outgoing::Subscribe { .. }) {

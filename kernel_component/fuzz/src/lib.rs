@@ -90,8 +90,8 @@ pub fn once<F: Future>(fut: F) -> F::Output {
 }
 
 use aliot_kernel::config::{
-    AuthMode, DeviceConfig, Endpoint, FlashPartition, MqttVersion, NRF9160_OTA,
-    RegistrationConfig, RegistrationTransport, SecretSource, SignMethod, TlsConfig,
+    AuthMode, DeviceConfig, Endpoint, FlashPartition, MqttVersion, NRF9160_OTA, RegistrationConfig,
+    RegistrationTransport, SecretSource, SignMethod, TlsConfig,
 };
 
 /// A device like the kernel's unit tests' (ProductKey `pk`, DeviceName `dn`, 一机一密, MQTT
@@ -247,8 +247,10 @@ pub fn drive_link<L: MqttLink>(link: &mut L, input_len: usize, flags: u8) {
         }
     }
     let mut outstanding: BTreeMap<u16, Ack> = BTreeMap::new();
-    let sent = |link: &mut L, packet: &Outgoing<'_>, outstanding: &mut BTreeMap<u16, Ack>| {
-        match once(link.send(packet)) {
+    let sent =
+        |link: &mut L, packet: &Outgoing<'_>, outstanding: &mut BTreeMap<u16, Ack>| match once(
+            link.send(packet),
+        ) {
             Ok(aliot_kernel::link::Sent::Written) => {
                 if let Some((pid, kind)) = ack_kind(packet) {
                     outstanding.insert(pid, kind);
@@ -257,8 +259,7 @@ pub fn drive_link<L: MqttLink>(link: &mut L, input_len: usize, flags: u8) {
             }
             Ok(aliot_kernel::link::Sent::Busy) => true,
             Err(_) => false,
-        }
-    };
+        };
     for packet in &BEFORE {
         if !sent(link, packet, &mut outstanding) {
             return;
