@@ -2,18 +2,18 @@
 //! handler, mixed with what the network does (connect, link down, packets written or refused,
 //! acknowledgements, incoming PUBLISHes), app exits, expired waits and a kernel service's calls.
 //!
-//! The input is a list of steps (at most `MAX_STEPS` are run); each starts with one byte: low nibble = what, high nibble =
-//! an argument (the app id for syscalls, modulo 4). Frames are raw bytes (`0..=6`: one or two
+//! The input is a list of steps (at most `MAX_STEPS` are run); each starts with one byte: low
+//! nibble = what, high nibble = an argument (the app id for syscalls, modulo 4). Frames are raw bytes (`0..=6`: one or two
 //! length bytes, then the frame) or built from the next bytes (`7`: a well-formed request on
 //! the topics below, so the fuzzer gets past the decoder and the grants quickly).
 //!
 //! Checked after every step (besides: no panic, no hang):
 //! - **isolation**: a syscall from app `a` leaves every other client's kernel state (grants,
 //!   event queue bytes, outbox bytes, subscriptions, pending wait, greeting) exactly as it was
-//!   (`Kernel::client_snapshot`: the queues' bytes and the rest's `Debug` text); from an out-of-range id it
-//!   changes no client and is answered `Error(Malformed)`;
+//!   (`Kernel::client_snapshot`: the queues' bytes and the rest's `Debug` text); from an
+//!   out-of-range id it changes no client and is answered `Error(Malformed)`;
 //! - every answer fits the lent buffer, is not empty and decodes as a `Response`; a `Welcome`
-//!   names the caller; a blocked answer (`None`) comes only for a greeted, in-range app;
+//!   names the caller; a blocked answer (`None`) comes only for an in-range app;
 //! - **ACL on the way in**: every `Message` event an app or the service takes matches one of
 //!   that client's own subscribe grants in the manifest;
 //! - **ACL on the way out**: every PUBLISH the kernel hands the link is on a topic some client
