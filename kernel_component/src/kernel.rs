@@ -1152,6 +1152,36 @@ impl Kernel {
     pub fn refused_inbound(&self) -> u32 {
         self.refused_inbound
     }
+
+    /// Appends everything the kernel holds for client `client` (an app, then the services) to
+    /// `out`: the bytes of its event queue and outbox, and the `Debug` text of the rest
+    /// (greeting, dropped count, subscriptions, pending wait, generation). Only for the
+    /// `syscall` fuzz target, which compares it before and after another app's syscall; not
+    /// an API. False when there is no such client.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn client_snapshot(&self, client: usize, out: &mut Vec<u8>) -> bool {
+        use core::fmt::Write as _;
+        let Some(c) = self.clients.get(client) else {
+            return false;
+        };
+        c.inbox.ring.snapshot(out);
+        c.outbox.snapshot(out);
+        let mut text = alloc::string::String::new();
+        let _ = write!(
+            text,
+            "{} {} {} {:?} {:?} {} {:?}",
+            c.inbox.greeted,
+            c.inbox.minor,
+            c.inbox.dropped,
+            c.subs,
+            c.wait_deadline,
+            c.generation,
+            c.grants
+        );
+        out.extend_from_slice(text.as_bytes());
+        true
+    }
 }
 
 #[cfg(test)]

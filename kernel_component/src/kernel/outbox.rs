@@ -68,6 +68,12 @@ fn parse(body: &[u8]) -> Option<(Header, &str, &[u8])> {
 }
 
 impl Outbox {
+    /// See [`Ring::snapshot`].
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn snapshot(&self, out: &mut alloc::vec::Vec<u8>) {
+        self.ring.snapshot(out);
+    }
+
     /// An outbox of `bytes`, allocated now.
     pub(crate) fn new(bytes: usize) -> Self {
         Self {

@@ -47,6 +47,16 @@ pub(crate) struct Ring {
 pub(crate) struct Slot(usize);
 
 impl Ring {
+    /// Appends the ring's whole state (buffer bytes, head, tail, record count) to `out`, for
+    /// `Kernel::client_snapshot`.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn snapshot(&self, out: &mut alloc::vec::Vec<u8>) {
+        out.extend_from_slice(&self.buf);
+        for n in [self.head, self.tail, self.records] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+
     /// A ring of `capacity` bytes, allocated now and never again.
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
