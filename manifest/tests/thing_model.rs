@@ -20,3 +20,13 @@ fn the_thing_model_is_read_and_owned_by_its_app() {
     let plain = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good/minimal.toml");
     assert!(aliot_manifest::load(&plain).unwrap().thing_model.is_none());
 }
+
+#[test]
+fn an_endless_file_is_refused_not_read_forever() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good");
+    let text = std::fs::read_to_string(dir.join("thing_model.toml"))
+        .unwrap()
+        .replace("tsl/sensor.json", "/dev/zero");
+    let e = aliot_manifest::parse(&text, &dir).unwrap_err().to_string();
+    assert!(e.contains("longer than 1048576 bytes"), "{e}");
+}

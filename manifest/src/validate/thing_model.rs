@@ -2,6 +2,7 @@
 //! that owns it. The file is read at build time, like the secret file is not: a thing model
 //! is no secret, and a TSL that does not parse must stop the build, naming the identifier.
 
+use std::io::Read as _;
 use std::path::Path;
 
 use super::{Result, err, resolve};
@@ -27,7 +28,7 @@ pub(super) fn thing_model(
         );
     };
     let file = resolve(base_dir, &raw.file, "thing_model.file")?;
-    let text = match std::fs::read_to_string(&file) {
+    let text = match read_bounded(&file) {
         Ok(t) => t,
         Err(e) => {
             return err(
@@ -53,4 +54,22 @@ pub(super) fn thing_model(
         );
     }
     Ok(ThingModelConfig { file, app, model })
+}
+
+/// Largest TSL file read (a console export of a large product is some tens of KiB).
+pub const MAX_TSL_BYTES: u64 = 1024 * 1024;
+
+/// The file's text, at most [`MAX_TSL_BYTES`]: a path to something endless (a device file)
+/// must not stall the build.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_TSL_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_TSL_BYTES {
+        return Err(std::io::Error::other(format!(
+            "longer than {MAX_TSL_BYTES} bytes; allowed: a TSL export up to 1 MiB"
+        )));
+    }
+    Ok(text)
 }
