@@ -71,7 +71,7 @@ pub fn build_nrf9160dk_image(
     let root = aliot_manifest::workspace_root();
     let (dir, bin) = NRF9160DK;
     let dir = root.join(dir);
-    let elf = cargo_build(&dir, bin, &manifest_path)?;
+    let elf = cargo_build(&dir, bin, &manifest_path, &feature_args(&m))?;
     let active = Span {
         start: m.flash.active.offset,
         len: m.flash.active.size,
@@ -142,6 +142,20 @@ pub fn build_nrf9160dk_image(
         exceeded,
         over_target,
     })
+}
+
+/// The board built with only the kernel features the manifest needs
+/// (`aliot_manifest::kernel_features`; the board's build script checks them again).
+pub fn feature_args(m: &aliot_manifest::Manifest) -> Vec<String> {
+    let features: Vec<&str> = aliot_manifest::kernel_features(m)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    vec![
+        "--no-default-features".to_owned(),
+        "--features".to_owned(),
+        features.join(","),
+    ]
 }
 
 /// `<build_dir>/<prefix>*/out/<file>`, the most recently written (older builds of the same

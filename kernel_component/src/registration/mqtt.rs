@@ -15,7 +15,9 @@ use core::fmt::Write;
 
 use serde::Deserialize;
 
-use super::{Issued, RegistrationError};
+#[cfg(feature = "register-mqtt")]
+use super::Issued;
+use super::RegistrationError;
 use crate::auth::{LoginCredentials, hmac_hex, register_sign_content, sign_method_name};
 use crate::config::{AuthMode, DeviceConfig};
 use crate::credentials::Secret;
@@ -140,6 +142,7 @@ pub fn is_answer(mode: AuthMode, topic: &str) -> bool {
     }
 }
 
+#[cfg(feature = "register-mqtt")]
 /// Reads the pushed answer (spec §2.1): `deviceSecret` for `register`, `clientId` and
 /// `deviceToken` for `regnwl`. Tolerant on input: extra fields are ignored, and a missing
 /// `productKey`/`deviceName` is accepted; present, they must name this device.
@@ -183,4 +186,5 @@ fn field(value: Option<&str>) -> Result<&str, RegistrationError> {
 }
 
 #[cfg(test)]
+#[cfg(feature = "register-mqtt")]
 mod tests;
