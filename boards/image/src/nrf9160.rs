@@ -71,7 +71,9 @@ pub fn build_nrf9160dk_image(
     let root = aliot_manifest::workspace_root();
     let (dir, bin) = NRF9160DK;
     let dir = root.join(dir);
-    let elf = cargo_build(&dir, bin, &manifest_path, &feature_args(&m))?;
+    let mut args = feature_args(&m);
+    args.extend(short_paths_args(&root));
+    let elf = cargo_build(&dir, bin, &manifest_path, &args)?;
     let active = Span {
         start: m.flash.active.offset,
         len: m.flash.active.size,
@@ -155,6 +157,40 @@ pub fn feature_args(m: &aliot_manifest::Manifest) -> Vec<String> {
         "--no-default-features".to_owned(),
         "--features".to_owned(),
         features.join(","),
+    ]
+}
+
+/// Shorter source paths in the image: panic locations keep the file's path in flash (stable
+/// Rust cannot leave it out), and crates.io sources sit under a long registry directory.
+/// `--remap-path-prefix` for each registry source directory (`crates/...`) and the repository
+/// (`./...`), added to the board's rustflags with `--config`.
+pub fn short_paths_args(root: &Path) -> Vec<String> {
+    let mut prefixes: Vec<(PathBuf, &str)> = vec![(root.to_path_buf(), ".")];
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(src) = cargo_home.map(|h| h.join("registry").join("src"))
+        && let Ok(dirs) = std::fs::read_dir(&src)
+    {
+        let mut dirs: Vec<PathBuf> = dirs.filter_map(Result::ok).map(|e| e.path()).collect();
+        dirs.sort();
+        prefixes.extend(dirs.into_iter().map(|d| (d, "crates")));
+    }
+    let flags: Vec<String> = prefixes
+        .iter()
+        .filter_map(|(from, to)| {
+            Some(format!(
+                "{:?}",
+                format!("--remap-path-prefix={}={to}", from.to_str()?)
+            ))
+        })
+        .collect();
+    vec![
+        "--config".to_owned(),
+        format!(
+            "target.thumbv8m.main-none-eabihf.rustflags=[{}]",
+            flags.join(", ")
+        ),
     ]
 }
 
