@@ -65,4 +65,6 @@ pub enum RegistrationError {
     Storage,
 }
 
+#[cfg(feature = "register-mqtt")]
+mod flat_json;
 pub mod mqtt;
