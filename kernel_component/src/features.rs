@@ -10,9 +10,10 @@
 //! | `mqtt-v5` | `mqtt.version = "5"` |
 //! | `register-mqtt` | `auth.mode` `register` or `regnwl` with `auth.registration = "mqtt"` |
 //! | `register-https` | `auth.mode = "register"` with `auth.registration = "https"` |
+//! | `sign-hmacmd5`, `sign-hmacsha1`, `sign-hmacsha256` | `auth.sign_method` |
 //! | `ota` | the board runs the OTA service (`Runner::with_ota`); no manifest field asks for it |
 
-use crate::config::{AuthMode, DeviceConfig, MqttVersion, RegistrationTransport};
+use crate::config::{AuthMode, DeviceConfig, MqttVersion, RegistrationTransport, SignMethod};
 
 /// One kernel feature, by its cargo name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,12 @@ pub enum Feature {
     RegisterMqtt,
     /// `register-https`.
     RegisterHttps,
+    /// `sign-hmacmd5`.
+    SignHmacMd5,
+    /// `sign-hmacsha1`.
+    SignHmacSha1,
+    /// `sign-hmacsha256`.
+    SignHmacSha256,
 }
 
 impl Feature {
@@ -35,6 +42,9 @@ impl Feature {
             Feature::MqttV5 => "mqtt-v5",
             Feature::RegisterMqtt => "register-mqtt",
             Feature::RegisterHttps => "register-https",
+            Feature::SignHmacMd5 => "sign-hmacmd5",
+            Feature::SignHmacSha1 => "sign-hmacsha1",
+            Feature::SignHmacSha256 => "sign-hmacsha256",
         }
     }
 
@@ -45,16 +55,20 @@ impl Feature {
             Feature::MqttV5 => cfg!(feature = "mqtt-v5"),
             Feature::RegisterMqtt => cfg!(feature = "register-mqtt"),
             Feature::RegisterHttps => cfg!(feature = "register-https"),
+            Feature::SignHmacMd5 => cfg!(feature = "sign-hmacmd5"),
+            Feature::SignHmacSha1 => cfg!(feature = "sign-hmacsha1"),
+            Feature::SignHmacSha256 => cfg!(feature = "sign-hmacsha256"),
         }
     }
 }
 
-/// The features a device with this MQTT version, auth mode and registration transport needs,
-/// each with the manifest setting that needs it.
+/// The features a device with this MQTT version, auth mode, registration transport and
+/// signature needs, each with the manifest setting that needs it.
 pub fn needed(
     version: MqttVersion,
     auth: AuthMode,
     transport: RegistrationTransport,
+    sign: SignMethod,
 ) -> impl Iterator<Item = (Feature, &'static str)> {
     let link = match version {
         MqttVersion::V311 => (Feature::MqttV311, "mqtt.version = \"3.1.1\""),
@@ -69,7 +83,14 @@ pub fn needed(
             Some((Feature::RegisterHttps, "auth.registration = \"https\""))
         }
     };
-    core::iter::once(link).chain(registration)
+    let sign = match sign {
+        SignMethod::HmacMd5 => (Feature::SignHmacMd5, "auth.sign_method = \"hmacmd5\""),
+        SignMethod::HmacSha1 => (Feature::SignHmacSha1, "auth.sign_method = \"hmacsha1\""),
+        SignMethod::HmacSha256 => (Feature::SignHmacSha256, "auth.sign_method = \"hmacsha256\""),
+    };
+    core::iter::once(link)
+        .chain(registration)
+        .chain(core::iter::once(sign))
 }
 
 /// A feature `config` needs that `enabled` says is missing, with the setting that needs it.
@@ -81,6 +102,7 @@ pub fn missing_from(
         config.mqtt_version,
         config.auth,
         config.registration.transport,
+        config.sign_method,
     )
     .find(|(f, _)| !enabled(*f))
 }
@@ -100,7 +122,7 @@ mod tests {
         let mut cfg = TEST_CONFIG;
         cfg.auth = AuthMode::DeviceSecret;
         cfg.mqtt_version = MqttVersion::V5;
-        let only_v5 = |f| f == Feature::MqttV5;
+        let only_v5 = |f| matches!(f, Feature::MqttV5 | Feature::SignHmacSha256);
         assert_eq!(missing_from(&cfg, only_v5), None);
         cfg.mqtt_version = MqttVersion::V311;
         assert_eq!(
@@ -115,7 +137,12 @@ mod tests {
         cfg.auth = AuthMode::ProductSecretNoPreRegister;
         cfg.mqtt_version = MqttVersion::V311;
         cfg.registration.transport = RegistrationTransport::Mqtt;
-        let links_only = |f| matches!(f, Feature::MqttV311 | Feature::MqttV5);
+        let links_only = |f| {
+            matches!(
+                f,
+                Feature::MqttV311 | Feature::MqttV5 | Feature::SignHmacSha256
+            )
+        };
         assert_eq!(
             missing_from(&cfg, links_only),
             Some((Feature::RegisterMqtt, "auth.registration = \"mqtt\""))
@@ -131,12 +158,28 @@ mod tests {
     }
 
     #[test]
+    fn the_signature_needs_its_hash() {
+        let mut cfg = TEST_CONFIG;
+        cfg.sign_method = SignMethod::HmacMd5;
+        let no_md5 = |f| f != Feature::SignHmacMd5;
+        assert_eq!(
+            missing_from(&cfg, no_md5),
+            Some((Feature::SignHmacMd5, "auth.sign_method = \"hmacmd5\""))
+        );
+        cfg.sign_method = SignMethod::HmacSha1;
+        assert_eq!(missing_from(&cfg, no_md5), None);
+    }
+
+    #[test]
     fn the_default_build_has_everything() {
         for f in [
             Feature::MqttV311,
             Feature::MqttV5,
             Feature::RegisterMqtt,
             Feature::RegisterHttps,
+            Feature::SignHmacMd5,
+            Feature::SignHmacSha1,
+            Feature::SignHmacSha256,
         ] {
             assert!(f.enabled(), "{}", f.name());
         }

@@ -28,7 +28,10 @@
         feature = "mqtt-v5",
         feature = "register-mqtt",
         feature = "register-https",
-        feature = "ota"
+        feature = "ota",
+        feature = "sign-hmacmd5",
+        feature = "sign-hmacsha1",
+        feature = "sign-hmacsha256"
     )),
     allow(dead_code, unused_imports, unused_variables)
 )]

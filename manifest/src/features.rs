@@ -4,10 +4,11 @@
 
 use aliot_kernel::config as k;
 
-use crate::model::{AuthMode, Manifest, MqttVersion, Registration};
+use crate::model::{AuthMode, Manifest, MqttVersion, Registration, SignMethod};
 
 /// The kernel features `m` needs, each with the setting that needs it, in cargo's spelling
-/// (`mqtt-v311`, `mqtt-v5`, `register-mqtt`, `register-https`). `ota` is never among them:
+/// (`mqtt-v311`, `mqtt-v5`, `register-mqtt`, `register-https`, `sign-hmacmd5`,
+/// `sign-hmacsha1`, `sign-hmacsha256`). `ota` is never among them:
 /// no manifest field asks for it, the board that runs the OTA service does.
 pub fn kernel_features(m: &Manifest) -> Vec<(&'static str, &'static str)> {
     let version = match m.mqtt.version {
@@ -23,7 +24,12 @@ pub fn kernel_features(m: &Manifest) -> Vec<(&'static str, &'static str)> {
         Some(Registration::Https(_)) => k::RegistrationTransport::Https,
         Some(Registration::Mqtt) | None => k::RegistrationTransport::Mqtt,
     };
-    aliot_kernel::features::needed(version, auth, transport)
+    let sign = match m.auth.sign_method {
+        SignMethod::HmacMd5 => k::SignMethod::HmacMd5,
+        SignMethod::HmacSha1 => k::SignMethod::HmacSha1,
+        SignMethod::HmacSha256 => k::SignMethod::HmacSha256,
+    };
+    aliot_kernel::features::needed(version, auth, transport, sign)
         .map(|(f, setting)| (f.name(), setting))
         .collect()
 }
@@ -78,15 +84,17 @@ mod tests {
 
     #[test]
     fn features_follow_the_version_and_the_registration() {
+        let sha256 = ("sign-hmacsha256", "auth.sign_method = \"hmacsha256\"");
         assert_eq!(
             kernel_features(&manifest("")),
-            [("mqtt-v5", "mqtt.version = \"5\"")]
+            [("mqtt-v5", "mqtt.version = \"5\""), sha256]
         );
         assert_eq!(
             kernel_features(&manifest("registration = \"https\"")),
             [
                 ("mqtt-v5", "mqtt.version = \"5\""),
-                ("register-https", "auth.registration = \"https\"")
+                ("register-https", "auth.registration = \"https\""),
+                sha256
             ]
         );
     }
@@ -94,12 +102,15 @@ mod tests {
     #[test]
     fn a_missing_feature_is_named_with_its_setting() {
         let m = manifest("registration = \"https\"");
-        let e = check_kernel_features(&m, |f| f == "mqtt-v5").unwrap_err();
+        let e = check_kernel_features(&m, |f| f != "register-https").unwrap_err();
         assert!(
             e.contains("`register-https` (for auth.registration = \"https\")"),
             "{e}"
         );
-        assert!(e.contains("--features mqtt-v5,register-https"), "{e}");
+        assert!(
+            e.contains("--features mqtt-v5,register-https,sign-hmacsha256"),
+            "{e}"
+        );
         assert!(check_kernel_features(&m, |_| true).is_ok());
     }
 }
