@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         };
         aliot_manifest::check_kernel_features(m, enabled).map_err(|message| {
             aliot_manifest::ManifestError::Field {
-                field: "mqtt.version / auth.registration".to_owned(),
+                field: "mqtt.version, auth.registration or auth.sign_method".to_owned(),
                 message,
             }
         })?;
