@@ -3,7 +3,8 @@
 //! is linked into (`[flash.active]`), and `device_config.rs`: the kernel's `DEVICE` constant,
 //! the heap sized from the kernel's worst-case RAM (printed as a build warning, as the other
 //! boards do) and the modem's security tag. No secret is read here: this board takes them
-//! from the credentials partition at run time.
+//! from the credentials partition at run time. It also refuses a manifest that needs a kernel
+//! feature this build leaves out (`aliot_manifest::check_kernel_features`).
 use std::{env, fs, path::PathBuf, process::ExitCode};
 
 /// Room for the allocator's own bookkeeping (a few words per block) and the login material
@@ -17,6 +18,17 @@ fn main() -> ExitCode {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     aliot_manifest::emit_generated_files(|m| {
+        // The kernel features this build has are the board's own (Cargo.toml passes each on).
+        let enabled = |feature: &str| {
+            let var = format!("CARGO_FEATURE_{}", feature.to_uppercase().replace('-', "_"));
+            env::var_os(var).is_some()
+        };
+        aliot_manifest::check_kernel_features(m, enabled).map_err(|message| {
+            aliot_manifest::ManifestError::Field {
+                field: "mqtt.version, auth.registration or auth.sign_method".to_owned(),
+                message,
+            }
+        })?;
         Ok(vec![
             ("device_config.rs".to_owned(), device_config(m)),
             (

@@ -109,9 +109,16 @@ pub fn register_sign_content(device_name: &str, product_key: &str, random: &str)
 /// HMAC of `message` under `key` with `method`, as uppercase hex (what every official SDK sends).
 pub fn hmac_hex(method: SignMethod, key: &[u8], message: &[u8]) -> String {
     match method {
+        #[cfg(feature = "sign-hmacmd5")]
         SignMethod::HmacMd5 => mac_hex::<Hmac<md5::Md5>>(key, message),
+        #[cfg(feature = "sign-hmacsha1")]
         SignMethod::HmacSha1 => mac_hex::<Hmac<sha1::Sha1>>(key, message),
+        #[cfg(feature = "sign-hmacsha256")]
         SignMethod::HmacSha256 => mac_hex::<Hmac<sha2::Sha256>>(key, message),
+        // Compiled out (its `sign-*` feature): the runner refuses such a configuration before
+        // it starts (`crate::features::missing`); an empty signature fails visibly.
+        #[allow(unreachable_patterns)]
+        _ => String::new(),
     }
 }
 

@@ -87,6 +87,14 @@ pub enum CredentialsError {
     EmptySecret,
     /// A 一型一密 device was asked to log in before it registered.
     NotRegistered,
+    /// The configuration needs a kernel feature this build compiled out
+    /// ([`crate::features::missing`]): the board must be built with it.
+    CompiledOut {
+        /// The cargo feature, e.g. `mqtt-v5`.
+        feature: &'static str,
+        /// The manifest setting that needs it, e.g. `mqtt.version = "5"`.
+        setting: &'static str,
+    },
 }
 
 impl core::fmt::Display for CredentialsError {
@@ -101,6 +109,10 @@ impl core::fmt::Display for CredentialsError {
             CredentialsError::NotRegistered => {
                 f.write_str("the device has not registered yet (一型一密)")
             }
+            CredentialsError::CompiledOut { feature, setting } => write!(
+                f,
+                "the manifest's {setting} needs the kernel feature `{feature}`, which this firmware was built without; build it with that feature"
+            ),
         }
     }
 }

@@ -27,27 +27,42 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
+#[cfg(feature = "ota")]
 use core::fmt::Write;
 
+#[cfg(feature = "ota")]
 use aliot_abi::{Event, OtaStatus, Qos, Request};
 
 use crate::budget::{AppBudget, min_event_queue_bytes, outbox_record_bytes};
 use crate::config::{AppDef, DeviceConfig, RestartPolicy};
-use crate::kernel::{Kernel, ServiceId};
+#[cfg(feature = "ota")]
+use crate::kernel::Kernel;
+use crate::kernel::ServiceId;
 
+#[cfg(feature = "ota")]
 pub mod delta;
+#[cfg(feature = "ota")]
 pub mod digest;
+#[cfg(feature = "ota")]
 pub mod download;
+#[cfg(feature = "ota")]
 pub mod fetcher;
+#[cfg(feature = "ota")]
 pub mod job;
+#[cfg(feature = "ota")]
 pub mod progress;
+#[cfg(feature = "ota")]
 pub mod slot;
+#[cfg(feature = "ota")]
 pub mod task;
-#[cfg(test)]
+#[cfg(all(test, feature = "ota"))]
 pub(crate) mod testkit;
+#[cfg(feature = "ota")]
 pub mod updates;
+#[cfg(feature = "ota")]
 pub mod url;
 
+#[cfg(feature = "ota")]
 use updates::{BootKind, End, Updates};
 
 /// Largest upgrade push or `firmware/get` answer taken: the URL (a few hundred bytes) and
@@ -133,6 +148,7 @@ pub fn service_def(config: &DeviceConfig) -> AppDef {
     }
 }
 
+#[cfg(feature = "ota")]
 /// What the agent did with the last job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
@@ -169,6 +185,7 @@ impl Default for OtaOptions {
     }
 }
 
+#[cfg(feature = "ota")]
 /// The job being worked on: the same file (size and digest) offered again is the same job.
 struct Current {
     /// For log lines (cut at 64 bytes).
@@ -177,6 +194,7 @@ struct Current {
     digest: job::Digest,
 }
 
+#[cfg(feature = "ota")]
 /// The OTA service's logic, driven by the runner: [`OtaAgent::on_login`] after every login,
 /// [`OtaAgent::poll`] at every turn of its loop, [`OtaAgent::reboot_due`] to stop for a
 /// reboot. Jobs go to the download task through [`Updates`]; its news comes back the same way
@@ -206,6 +224,7 @@ pub struct OtaAgent<'u> {
     buf: alloc::vec::Vec<u8>,
 }
 
+#[cfg(feature = "ota")]
 impl<'u> OtaAgent<'u> {
     /// The agent of kernel service `service` for the device `config` describes, handing jobs
     /// to the task behind `updates`.
@@ -505,6 +524,7 @@ impl<'u> OtaAgent<'u> {
 /// valid JSON: the platform ignores it), never reallocated.
 type Report = heapless::String<256>;
 
+#[cfg(feature = "ota")]
 fn subscribe(kernel: &mut Kernel, service: ServiceId, filter: &str, token: u32) -> bool {
     let request = Request::Subscribe {
         filter,
@@ -520,6 +540,7 @@ fn subscribe(kernel: &mut Kernel, service: ServiceId, filter: &str, token: u32) 
     }
 }
 
+#[cfg(feature = "ota")]
 fn publish(kernel: &mut Kernel, service: ServiceId, topic: &str, body: &str, token: u32) -> bool {
     let request = Request::Publish {
         topic,
@@ -536,5 +557,5 @@ fn publish(kernel: &mut Kernel, service: ServiceId, topic: &str, body: &str, tok
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "ota"))]
 mod tests;

@@ -3,6 +3,8 @@
 //!
 //! [`mqtt`] builds the registration CONNECT and reads the pushed answer.
 
+// The HTTP plumbing here also carries the OTA download.
+#[cfg(any(feature = "register-https", feature = "ota"))]
 pub mod https;
 
 use alloc::string::String;
@@ -63,4 +65,6 @@ pub enum RegistrationError {
     Storage,
 }
 
+#[cfg(feature = "register-mqtt")]
+mod flat_json;
 pub mod mqtt;

@@ -23,11 +23,17 @@ use crate::config::{AuthMode, DeviceConfig};
 use crate::credentials::{Credentials, CredentialsError, Readiness};
 use crate::kernel::Kernel;
 use crate::link::{ConnectParams, LinkError, MqttLink, Refusal};
+#[cfg(feature = "ota")]
 use crate::ota::updates::Updates;
+#[cfg(feature = "ota")]
 use crate::ota::{OtaAgent, OtaOptions};
 use crate::session::{Action, Heard, Session, SessionEnd, Timing};
+#[cfg(not(feature = "ota"))]
+use no_ota::OtaAgent;
 
 mod links;
+#[cfg(not(feature = "ota"))]
+mod no_ota;
 mod register;
 
 pub use links::{AnyLink, LinkFactory, MqttLinks};
@@ -46,7 +52,10 @@ pub struct Runner<'k, N, C, E, P, K, F = MqttLinks> {
     links: F,
     timing: Timing,
     /// The OTA service's agent, when the kernel was made with [`crate::ota::services`].
+    #[cfg(feature = "ota")]
     ota: Option<OtaAgent<'k>>,
+    #[cfg(not(feature = "ota"))]
+    ota: Option<OtaAgent>,
 }
 
 impl<'k, N, C, E, P, K> Runner<'k, N, C, E, P, K, MqttLinks> {
@@ -90,6 +99,7 @@ impl<'k, N, C, E, P, K, F> Runner<'k, N, C, E, P, K, F> {
         }
     }
 
+    #[cfg(feature = "ota")]
     /// The same runner driving the OTA service too (its kernel must have been made with
     /// [`crate::ota::services`]): announce after every login, check every job and hand it to
     /// the download task behind `updates` ([`crate::ota::task::run_updates`], which the board
@@ -139,6 +149,12 @@ where
             ota,
         } = self;
         let cfg: &'static DeviceConfig = kernel.config();
+        if let Some((feature, setting)) = crate::features::missing(cfg) {
+            return Err(CredentialsError::CompiledOut {
+                feature: feature.name(),
+                setting,
+            });
+        }
         credentials.check(cfg)?;
         let mut stop = StopSignal {
             signal: Some(pin!(stop)),

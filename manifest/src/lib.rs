@@ -13,6 +13,7 @@
 mod build;
 mod env;
 mod error;
+mod features;
 mod generate;
 mod image;
 mod layout;
@@ -33,6 +34,7 @@ pub use env::{
     rerun_directives, workspace_root,
 };
 pub use error::ManifestError;
+pub use features::{check_kernel_features, kernel_features};
 pub use generate::{
     KERNEL_CONFIG_PATH, generate_app_constants, generate_kernel_config, generate_kernel_config_at,
 };

@@ -46,14 +46,20 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ 
     }
 }
 
-/// Runs `cargo build --release --locked` in `dir` against `manifest`; returns the ELF of
-/// `bin`. The environment is cleaned of what would change where or how it builds (a caller
+/// Runs `cargo build --release --locked` (then `args`) in `dir` against `manifest`; returns
+/// the ELF of `bin`. The environment is cleaned of what would change where or how it builds (a caller
 /// running under cargo has its own `RUSTFLAGS` or target dir), so the board's
 /// `.cargo/config.toml` decides, as it does for `.ci/run`.
-pub(crate) fn cargo_build(dir: &Path, bin: &str, manifest: &Path) -> Result<PathBuf, BuildError> {
+pub(crate) fn cargo_build(
+    dir: &Path,
+    bin: &str,
+    manifest: &Path,
+    args: &[String],
+) -> Result<PathBuf, BuildError> {
     let target_dir = dir.join("target");
     let status = Command::new("cargo")
         .args(["build", "--release", "--locked"])
+        .args(args)
         .current_dir(dir)
         .env(aliot_manifest::MANIFEST_ENV, manifest)
         .env("CARGO_TARGET_DIR", &target_dir)
@@ -91,12 +97,12 @@ pub fn build_qemu_image(manifest_path: &Path, out_dir: &Path) -> Result<BuiltIma
     }
     let root = aliot_manifest::workspace_root();
     let (kernel_dir, kernel_bin) = QEMU_KERNEL;
-    let kernel_elf = cargo_build(&root.join(kernel_dir), kernel_bin, &manifest_path)?;
+    let kernel_elf = cargo_build(&root.join(kernel_dir), kernel_bin, &manifest_path, &[])?;
     let mut app_elfs = Vec::new();
     for (app, dir, bin) in QEMU_APP_IMAGES {
         app_elfs.push((
             (*app).to_owned(),
-            cargo_build(&root.join(dir), bin, &manifest_path)?,
+            cargo_build(&root.join(dir), bin, &manifest_path, &[])?,
         ));
     }
     image_from_parts(

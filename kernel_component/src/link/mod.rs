@@ -58,7 +58,9 @@ use crate::config::MqttVersion;
 
 mod pids;
 mod reader;
+#[cfg(feature = "mqtt-v311")]
 pub mod v311;
+#[cfg(feature = "mqtt-v5")]
 pub mod v5;
 pub mod writer;
 
@@ -243,7 +245,8 @@ pub enum LinkError {
     TooLarge,
 }
 
-/// One MQTT connection. Implemented by [`v311::V311Link`] and [`v5::V5Link`].
+/// One MQTT connection. Implemented by `v311::V311Link` and `v5::V5Link` (features
+/// `mqtt-v311` and `mqtt-v5`).
 ///
 /// Cancellation: [`MqttLink::ready`] is cancel-safe (the runner races it against app
 /// syscalls and timers and drops it when something else wins). The other methods may be

@@ -13,9 +13,11 @@
 use alloc::string::{String, ToString};
 use core::fmt::Write;
 
-use serde::Deserialize;
-
-use super::{Issued, RegistrationError};
+#[cfg(feature = "register-mqtt")]
+use super::Issued;
+use super::RegistrationError;
+#[cfg(feature = "register-mqtt")]
+use super::flat_json::{Member, members};
 use crate::auth::{LoginCredentials, hmac_hex, register_sign_content, sign_method_name};
 use crate::config::{AuthMode, DeviceConfig};
 use crate::credentials::Secret;
@@ -117,18 +119,44 @@ pub fn classify_refusal(refusal: Refusal) -> RegistrationError {
     }
 }
 
-#[derive(Deserialize)]
+/// The answer's members this module reads; the others are ignored.
+#[derive(Default)]
 struct Answer<'a> {
-    #[serde(rename = "productKey", borrow, default)]
     product_key: Option<&'a str>,
-    #[serde(rename = "deviceName", borrow, default)]
     device_name: Option<&'a str>,
-    #[serde(rename = "deviceSecret", borrow, default)]
     device_secret: Option<&'a str>,
-    #[serde(rename = "clientId", borrow, default)]
     client_id: Option<&'a str>,
-    #[serde(rename = "deviceToken", borrow, default)]
     device_token: Option<&'a str>,
+}
+
+#[cfg(feature = "register-mqtt")]
+impl<'a> Answer<'a> {
+    /// The answer in `payload`: one JSON object. A member read here must be a string without
+    /// escapes (or `null`, read as missing) and appear once; anything else is a bad reply.
+    fn parse(payload: &'a [u8]) -> Result<Self, RegistrationError> {
+        let text = core::str::from_utf8(payload).map_err(|_| RegistrationError::BadReply)?;
+        let mut answer = Answer::default();
+        members(text, |key, value| {
+            let slot = match key {
+                "productKey" => &mut answer.product_key,
+                "deviceName" => &mut answer.device_name,
+                "deviceSecret" => &mut answer.device_secret,
+                "clientId" => &mut answer.client_id,
+                "deviceToken" => &mut answer.device_token,
+                _ => return Ok(()),
+            };
+            match value {
+                Member::Str(s) if slot.is_none() => {
+                    *slot = Some(s);
+                    Ok(())
+                }
+                Member::Null if slot.is_none() => Ok(()),
+                _ => Err(()),
+            }
+        })
+        .map_err(|()| RegistrationError::BadReply)?;
+        Ok(answer)
+    }
 }
 
 /// Whether `topic` is the pushed answer to a registration in `mode`.
@@ -140,12 +168,12 @@ pub fn is_answer(mode: AuthMode, topic: &str) -> bool {
     }
 }
 
+#[cfg(feature = "register-mqtt")]
 /// Reads the pushed answer (spec §2.1): `deviceSecret` for `register`, `clientId` and
 /// `deviceToken` for `regnwl`. Tolerant on input: extra fields are ignored, and a missing
 /// `productKey`/`deviceName` is accepted; present, they must name this device.
 pub fn parse_answer(config: &DeviceConfig, payload: &[u8]) -> Result<Issued, RegistrationError> {
-    let answer: Answer<'_> =
-        serde_json::from_slice(payload).map_err(|_| RegistrationError::BadReply)?;
+    let answer = Answer::parse(payload)?;
     if answer
         .product_key
         .is_some_and(|pk| pk != config.product_key)
@@ -183,4 +211,5 @@ fn field(value: Option<&str>) -> Result<&str, RegistrationError> {
 }
 
 #[cfg(test)]
+#[cfg(feature = "register-mqtt")]
 mod tests;

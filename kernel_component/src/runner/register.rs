@@ -19,11 +19,20 @@ use aliot_abi::{Registration, RegistrationFailure};
 use super::{StopSignal, Waited, serving};
 use crate::backoff::Backoff;
 use crate::board::{AppPort, Clock, Entropy, Network};
-use crate::config::{DeviceConfig, MqttVersion, RegistrationTransport};
-use crate::credentials::{Credentials, auth_mode_name, issued_kind};
+#[cfg(feature = "register-mqtt")]
+use crate::config::MqttVersion;
+use crate::config::{DeviceConfig, RegistrationTransport};
+#[cfg(any(feature = "register-mqtt", feature = "register-https"))]
+use crate::credentials::issued_kind;
+use crate::credentials::{Credentials, auth_mode_name};
 use crate::kernel::Kernel;
+#[cfg(feature = "register-mqtt")]
 use crate::link::{ConnectParams, Incoming, LinkError, MqttLink};
-use crate::registration::{Issued, RegistrationError, https, mqtt};
+#[cfg(feature = "register-https")]
+use crate::registration::https;
+#[cfg(feature = "register-mqtt")]
+use crate::registration::mqtt;
+use crate::registration::{Issued, RegistrationError};
 use crate::session::Timing;
 
 use super::LinkFactory;
@@ -138,8 +147,20 @@ where
             transport_name(cfg.registration.transport),
         );
         let attempt = match cfg.registration.transport {
+            #[cfg(feature = "register-mqtt")]
             RegistrationTransport::Mqtt => self.over_mqtt(cfg).await,
+            #[cfg(feature = "register-https")]
             RegistrationTransport::Https => self.over_https(cfg).await,
+            // Compiled out: the runner refuses such a configuration before it starts
+            // (`crate::features::missing`), so this is never reached; stop rather than retry.
+            #[allow(unreachable_patterns)]
+            other => {
+                log::error!(
+                    "registration over {} is compiled out of this firmware",
+                    transport_name(other)
+                );
+                Attempt::Stopped
+            }
         };
         match attempt {
             Attempt::Stored(kind) => {
@@ -161,6 +182,10 @@ where
         }
     }
 
+    #[cfg_attr(
+        not(any(feature = "register-mqtt", feature = "register-https")),
+        allow(dead_code)
+    )]
     /// A fresh nonce for every attempt (LuatOS sends "123" every time; spec §5.1).
     fn random(&mut self) -> String {
         let mut s = String::with_capacity(16);
@@ -173,6 +198,10 @@ where
         s
     }
 
+    #[cfg_attr(
+        not(any(feature = "register-mqtt", feature = "register-https")),
+        allow(dead_code)
+    )]
     /// Opens a TLS stream to `host:port` (registration is TLS only, spec §2.1).
     async fn open(&mut self, host: &str, port: u16) -> Result<N::Stream, Attempt> {
         let opening = self.net.connect(host, port, true);
@@ -184,6 +213,7 @@ where
         }
     }
 
+    #[cfg(feature = "register-mqtt")]
     async fn over_mqtt(&mut self, cfg: &'static DeviceConfig) -> Attempt {
         let random = self.random();
         let Some(login) = self
@@ -240,6 +270,7 @@ where
         }
     }
 
+    #[cfg(feature = "register-mqtt")]
     /// Waits for the pushed answer (acknowledging it when it is QoS 1) within
     /// [`Timing::register_ms`]; other messages are acknowledged and ignored.
     async fn answer<L: MqttLink>(
@@ -288,6 +319,7 @@ where
         }
     }
 
+    #[cfg(feature = "register-mqtt")]
     /// DISCONNECT within [`Timing::disconnect_ms`] (the platform may have closed already).
     async fn close<L: MqttLink>(&mut self, link: &mut L) {
         let _ = self
@@ -296,6 +328,7 @@ where
             .await;
     }
 
+    #[cfg(feature = "register-https")]
     /// `POST /auth/register/device` over TLS (spec §2.2; pre-registered devices only).
     async fn over_https(&mut self, cfg: &'static DeviceConfig) -> Attempt {
         let random = self.random();
