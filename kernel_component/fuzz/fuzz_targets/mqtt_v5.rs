@@ -14,7 +14,7 @@
 #![no_main]
 
 use aliot_kernel::link::v5::V5Link;
-use aliot_kernel_fuzz::{Replay, chunk, drive_link};
+use aliot_kernel_fuzz::{Replay, chunk, drive_link, server_bytes};
 use libfuzzer_sys::fuzz_target;
 
 /// An accepting CONNACK.
@@ -24,11 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, server)) = data.split_first() else {
         return;
     };
-    let mut bytes = Vec::with_capacity(CONNACK.len() + server.len());
-    if flags & 1 == 0 {
-        bytes.extend_from_slice(&CONNACK);
-    }
-    bytes.extend_from_slice(server);
+    let bytes = server_bytes(flags, &CONNACK, server);
     let mut link = V5Link::new(Replay::new(&bytes, chunk(flags >> 3)));
     drive_link(&mut link, bytes.len(), flags);
 });

@@ -64,6 +64,17 @@ impl Write for Replay<'_> {
     }
 }
 
+/// What a link reads after its requests: a canned CONNACK (`connack`) first unless bit 0 of
+/// `flags` is set (then the server's bytes must bring their own), then `server`'s bytes.
+pub fn server_bytes(flags: u8, connack: &[u8], server: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(connack.len() + server.len());
+    if flags & 1 == 0 {
+        bytes.extend_from_slice(connack);
+    }
+    bytes.extend_from_slice(server);
+    bytes
+}
+
 /// Read chunk size from a selector (1, 2, 3, 7, 64, 512 or everything at once): split
 /// packets and several packets per read both get exercised.
 pub fn chunk(selector: u8) -> usize {
