@@ -243,10 +243,12 @@ pub enum RestartPolicy {
     Always,
 }
 
-/// A device for unit tests: ProductKey `pk`, DeviceName `dn`, no apps, MQTT 3.1.1 without TLS;
-/// tests override what they need with `DeviceConfig { apps: &APPS, ..TEST_CONFIG }`.
-#[cfg(test)]
-pub(crate) const TEST_CONFIG: DeviceConfig = DeviceConfig {
+/// A device for unit tests (and the fuzz targets, feature `fuzzing`): ProductKey `pk`,
+/// DeviceName `dn`, no apps, MQTT 3.1.1 without TLS; tests override what they need with
+/// `DeviceConfig { apps: &APPS, ..TEST_CONFIG }`.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub const TEST_CONFIG: DeviceConfig = DeviceConfig {
     product_key: "pk",
     device_name: "dn",
     client_id: "pk.dn",

@@ -100,49 +100,19 @@ pub fn once<F: Future>(fut: F) -> F::Output {
     }
 }
 
-use aliot_kernel::config::{
-    AuthMode, DeviceConfig, Endpoint, FlashPartition, MqttVersion, NRF9160_OTA, RegistrationConfig,
-    RegistrationTransport, SecretSource, SignMethod, TlsConfig,
-};
+use aliot_kernel::config::{DeviceConfig, FlashPartition, TEST_CONFIG};
 
-/// A device like the kernel's unit tests' (ProductKey `pk`, DeviceName `dn`, 一机一密, MQTT
-/// 3.1.1, no apps); targets override what they need with `DeviceConfig { .., ..DEVICE }`.
+/// The kernel's unit-test device (ProductKey `pk`, DeviceName `dn`, 一机一密, MQTT 3.1.1, no
+/// apps) with the nRF9160's credentials partition and a roomier RAM budget; targets override
+/// what they need with `DeviceConfig { .., ..DEVICE }`.
 pub const DEVICE: DeviceConfig = DeviceConfig {
-    product_key: "pk",
-    device_name: "dn",
-    client_id: "pk.dn",
-    auth: AuthMode::DeviceSecret,
-    secret: SecretSource::Provisioned,
-    registration: RegistrationConfig {
-        transport: RegistrationTransport::Mqtt,
-        instance_id: None,
-        https: Endpoint {
-            host: "localhost",
-            port: 443,
-            emulator: false,
-        },
-    },
     credentials_partition: FlashPartition {
         offset: 0xFC000,
         size: 0x4000,
         erase_page: 4096,
     },
-    ota: NRF9160_OTA,
-    endpoint: Endpoint {
-        host: "localhost",
-        port: 1883,
-        emulator: false,
-    },
-    mqtt_version: MqttVersion::V311,
-    tls: TlsConfig {
-        enabled: false,
-        ca_file: None,
-    },
-    keepalive_secs: 300,
-    sign_method: SignMethod::HmacSha256,
-    topics: &[],
-    apps: &[],
     kernel_ram_budget: 65536,
+    ..TEST_CONFIG
 };
 
 /// Reads the fuzz input front to back; past its end every read is 0 / empty.
