@@ -15,7 +15,6 @@ use core::task::Poll;
 use aliot_cortex_m33::policy::{AfterFailure, Restarts};
 use aliot_cortex_m33::port::{RuntimePort, Slot, Supervisor};
 use aliot_cortex_m33::process::{App, Runtime, Stop, SyscallRecord};
-use aliot_cortex_m33::syscall::SyscallError;
 use aliot_kernel::board::Clock;
 use aliot_kernel::config::RestartPolicy as WhenToRestart;
 use aliot_kernel::credentials::{DeviceSecretLogin, Secret};
@@ -97,18 +96,8 @@ impl Supervisor for LiveSupervisor<'_> {
             log_syscall(app.name, r);
             return;
         }
-        let log = &mut self.log;
         // Only refused commands come here (the others go to the runner).
-        if log.calls < 3 {
-            log_syscall(app.name, r);
-        }
-        if let Some(entry) = log.refusals.get_mut(log.calls as usize) {
-            *entry = r.result.err();
-        }
-        log.calls = log.calls.saturating_add(1);
-        if r.result == Err(SyscallError::BufferOutsideApp) {
-            log.refused_outside = log.refused_outside.saturating_add(1);
-        }
+        self.log.record(app.name, r);
     }
 
     fn preempted(&mut self, app: &App, spent: u32) {

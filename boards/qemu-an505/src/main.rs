@@ -533,6 +533,27 @@ struct RunLog {
     greeter_ran_meanwhile: bool,
 }
 
+impl RunLog {
+    /// Count one command of `app` (logging the first few: a flood makes 10 000) and keep the
+    /// first two outcomes.
+    fn record(&mut self, app: &'static str, r: &SyscallRecord) {
+        if self.calls < 3 {
+            log_syscall(app, r);
+        }
+        if let Some(slot) = self.refusals.get_mut(self.calls as usize) {
+            *slot = r.result.err();
+        }
+        self.calls = self.calls.saturating_add(1);
+        match r.result {
+            Ok(_) => self.answered = self.answered.saturating_add(1),
+            Err(SyscallError::BufferOutsideApp) => {
+                self.refused_outside = self.refused_outside.saturating_add(1)
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// Run the hostile app under the restart policy: run `k` does act `k`; each run must end
 /// the way its act says, and after the last act the kernel must stop restarting it.
 fn supervise_hostile(
@@ -557,23 +578,7 @@ fn supervise_hostile(
         let stop = match rt.start(hostile, act) {
             Err(stop) => stop,
             Ok(mut process) => loop {
-                let event = rt.resume(&mut process, capsule, &mut |r| {
-                    // The flood makes 10 000 calls: log the first few, count them all.
-                    if log.calls < 3 {
-                        log_syscall(hostile.name, r);
-                    }
-                    if let Some(slot) = log.refusals.get_mut(log.calls as usize) {
-                        *slot = r.result.err();
-                    }
-                    log.calls = log.calls.saturating_add(1);
-                    match r.result {
-                        Ok(_) => log.answered = log.answered.saturating_add(1),
-                        Err(SyscallError::BufferOutsideApp) => {
-                            log.refused_outside = log.refused_outside.saturating_add(1)
-                        }
-                        Err(_) => {}
-                    }
-                });
+                let event = rt.resume(&mut process, capsule, &mut |r| log.record(hostile.name, r));
                 match event {
                     Event::Stopped(stop) => break stop,
                     // `resume` answers commands inline: never `Called`.
