@@ -21,6 +21,7 @@ mod linker;
 mod model;
 mod ram;
 mod raw;
+pub mod thing_topics;
 mod topic;
 pub mod tsl;
 mod validate;
@@ -47,7 +48,7 @@ pub use linker::{Image, generate_memory_x};
 pub use model::{
     App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Firmware, Flash, HttpsEndpoint,
     Kernel, Manifest, Modem, Mqtt, MqttVersion, Partition, Registration, RestartPolicy,
-    SecretSource, SignMethod, Tls, Topic,
+    SecretSource, SignMethod, ThingGrants, ThingModelConfig, Tls, Topic,
 };
 pub use ram::{ram_report, ram_summary};
 pub use topic::MAX_TOPIC_LEN;
