@@ -21,6 +21,7 @@ mod linker;
 mod model;
 mod ram;
 mod raw;
+pub mod thing_api;
 pub mod thing_topics;
 mod topic;
 pub mod tsl;
@@ -51,6 +52,7 @@ pub use model::{
     SecretSource, SignMethod, ThingGrants, ThingModelConfig, Tls, Topic,
 };
 pub use ram::{ram_report, ram_summary};
+pub use thing_api::generate_thing_api;
 pub use topic::MAX_TOPIC_LEN;
 pub use validate::{APP_FLASH_ALIGN, APP_FLASH_MAX, APP_FLASH_MIN, DEFAULT_APP_FLASH};
 pub use validate::{
