@@ -222,6 +222,9 @@ pub struct ThingGrants {
     pub events: Vec<String>,
     /// Services the app answers.
     pub services: Vec<String>,
+    /// The app receives RRPC requests (`/sys/.../rrpc/request/+`) and answers them; needed
+    /// for synchronous services, which arrive that way.
+    pub rrpc: bool,
 }
 
 /// `[modem]`: what a board with a cellular modem (the nRF9160's) needs from the manifest.

@@ -154,6 +154,8 @@ pub(crate) struct RawThingModel {
     pub set: Option<Vec<String>>,
     pub events: Option<Vec<String>>,
     pub services: Option<Vec<String>>,
+    /// RRPC for the owner; `None`: on exactly when a granted service is synchronous.
+    pub rrpc: Option<bool>,
 }
 
 /// `[modem]`: settings of the nRF9160's cellular modem. Checked by hand.

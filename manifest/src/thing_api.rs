@@ -108,7 +108,7 @@ impl Generator<'_> {
         let app = &self.m.apps[self.t.app].name;
         let _ = writeln!(
             s,
-            "use crate::thing::{{self, Ids, Reply, Request, ThingError, ThingSendError, in_range}};"
+            "use crate::thing::{{self, Ids, Reply, ReplyTo, Request, RrpcId, ThingError, ThingSendError, in_range}};"
         );
         let _ = writeln!(s, "use crate::{{Aliot, Syscalls}};\n");
         let _ = writeln!(s, "/// The app the manifest gives the thing model to.");
@@ -119,11 +119,16 @@ impl Generator<'_> {
                 .map(|t| t.topic.clone())
                 .unwrap_or_default()
         };
-        let subscribe: Vec<String> = ["thing_post_reply", "thing_set", "thing_service"]
-            .iter()
-            .filter(|n| self.m.topic(n).is_some())
-            .map(|n| format!("{:?}", topic(n)))
-            .collect();
+        let subscribe: Vec<String> = [
+            "thing_post_reply",
+            "thing_set",
+            "thing_service",
+            "thing_rrpc_request",
+        ]
+        .iter()
+        .filter(|n| self.m.topic(n).is_some())
+        .map(|n| format!("{:?}", topic(n)))
+        .collect();
         let _ = writeln!(
             s,
             "/// The filters the app subscribes to for its replies, property sets and service calls."
@@ -133,6 +138,27 @@ impl Generator<'_> {
             "pub const SUBSCRIBE: &[&str] = &[{}];",
             subscribe.join(", ")
         );
+        let rrpc = format!(
+            "/sys/{}/{}/rrpc/",
+            self.m.device.product_key, self.m.device.device_name
+        );
+        let _ = writeln!(
+            s,
+            "/// Where RRPC requests arrive (the message id follows)."
+        );
+        let _ = writeln!(s, "#[allow(dead_code)]");
+        let _ = writeln!(
+            s,
+            "const RRPC_REQUEST: &str = {:?};",
+            format!("{rrpc}request/")
+        );
+        let _ = writeln!(s, "/// Where RRPC answers go (the message id follows).");
+        let _ = writeln!(
+            s,
+            "const RRPC_RESPONSE: &str = {:?};",
+            format!("{rrpc}response/")
+        );
+        let max_payload = self.m.apps[self.t.app].budget.max_payload;
 
         // Properties.
         let post: Vec<Field<'_>> = model
@@ -237,6 +263,9 @@ impl Generator<'_> {
         // Downlink.
         let _ = writeln!(s, "\n/// What arrived on one of the thing model's topics.");
         let _ = writeln!(s, "#[derive(Debug, Clone, PartialEq)]");
+        // A raw RRPC request carries its payload inline (no allocation on the device); an app
+        // holds one downlink at a time.
+        let _ = writeln!(s, "#[allow(clippy::large_enum_variant)]");
         let _ = writeln!(s, "pub enum Downlink {{");
         let _ = writeln!(
             s,
@@ -266,15 +295,33 @@ impl Generator<'_> {
         );
         let _ = writeln!(s, "    /// `Thing::reply_invalid` (code 460).");
         let _ = writeln!(s, "    Invalid(Invalid),");
+        if grants.rrpc {
+            let _ = writeln!(
+                s,
+                "    /// An RRPC request that is none of the services: answer with `Thing::reply_rrpc`."
+            );
+            let _ = writeln!(s, "    Rrpc(RrpcRequest),");
+        }
         let _ = writeln!(s, "}}\n");
+        if grants.rrpc {
+            let _ = writeln!(
+                s,
+                "/// A raw RRPC request: its message id and its payload (at most the app's `MAX_PAYLOAD`)."
+            );
+            let _ = writeln!(s, "#[derive(Debug, Clone, PartialEq, Eq)]");
+            let _ = writeln!(
+                s,
+                "pub struct RrpcRequest {{\n    /// The message id its answer repeats.\n    pub message_id: RrpcId,\n    /// What the cloud sent.\n    pub payload: heapless::Vec<u8, {max_payload}>,\n}}\n"
+            );
+        }
         let _ = writeln!(
             s,
             "/// A refused request: where its reply goes, its id if it had a readable one, and why."
         );
-        let _ = writeln!(s, "#[derive(Debug, Clone, Copy, PartialEq, Eq)]");
+        let _ = writeln!(s, "#[derive(Debug, Clone, PartialEq, Eq)]");
         let _ = writeln!(
             s,
-            "pub struct Invalid {{\n    /// The reply topic.\n    pub reply_topic: &'static str,\n    /// The request's id, if readable.\n    pub id: Option<u32>,\n    /// Why it was refused.\n    pub error: ThingError,\n}}\n"
+            "pub struct Invalid {{\n    /// The reply topic (unless it came over RRPC).\n    pub reply_topic: &'static str,\n    /// The request's id, if readable.\n    pub id: Option<u32>,\n    /// The RRPC message id, if it came over RRPC.\n    pub rrpc: Option<RrpcId>,\n    /// Why it was refused.\n    pub error: ThingError,\n}}\n"
         );
 
         let _ = writeln!(
@@ -289,6 +336,39 @@ impl Generator<'_> {
             "/sys/{}/{}/thing/",
             self.m.device.product_key, self.m.device.device_name
         );
+        if grants.rrpc {
+            let _ = writeln!(
+                s,
+                "    if let Some(level) = topic.strip_prefix(RRPC_REQUEST) {{"
+            );
+            let _ = writeln!(s, "        let id = thing::rrpc_id(level)?;");
+            let _ = writeln!(s, "        let method = thing::decode_method(payload);");
+            for (n, v) in &services {
+                let ty = type_name(&v.identifier);
+                let reply = topic(&format!("thing_service_{n}_reply"));
+                let _ = writeln!(
+                    s,
+                    "        if method.as_deref() == Some({:?}) {{",
+                    format!("thing.service.{}", v.identifier)
+                );
+                let _ = writeln!(
+                    s,
+                    "            return Some(request(payload, {reply:?}, {ty}Input::check, Downlink::{ty}, Some(id)));"
+                );
+                let _ = writeln!(s, "        }}");
+            }
+            let _ = writeln!(s, "        let mut body = heapless::Vec::new();");
+            let _ = writeln!(
+                s,
+                "        // The kernel delivers at most MAX_PAYLOAD bytes: this always fits."
+            );
+            let _ = writeln!(s, "        body.extend_from_slice(payload).ok()?;");
+            let _ = writeln!(
+                s,
+                "        return Some(Downlink::Rrpc(RrpcRequest {{ message_id: id, payload: body }}));"
+            );
+            let _ = writeln!(s, "    }}");
+        }
         let _ = writeln!(s, "    let rest = topic.strip_prefix({sys:?})?;");
         let _ = writeln!(
             s,
@@ -309,7 +389,7 @@ impl Generator<'_> {
             let _ = writeln!(s, "    if rest == \"service/property/set\" {{");
             let _ = writeln!(
                 s,
-                "        return Some(request(payload, {reply:?}, PropertySet::check, Downlink::Set));"
+                "        return Some(request(payload, {reply:?}, PropertySet::check, Downlink::Set, None));"
             );
             let _ = writeln!(s, "    }}");
         }
@@ -319,7 +399,7 @@ impl Generator<'_> {
             let _ = writeln!(s, "    if rest == \"service/{}\" {{", v.identifier);
             let _ = writeln!(
                 s,
-                "        return Some(request(payload, {reply:?}, {ty}Input::check, Downlink::{ty}));"
+                "        return Some(request(payload, {reply:?}, {ty}Input::check, Downlink::{ty}, None));"
             );
             let _ = writeln!(s, "    }}");
         }
@@ -327,18 +407,34 @@ impl Generator<'_> {
         let _ = writeln!(s, "#[allow(dead_code)]");
         let _ = writeln!(
             s,
-            "fn request<'a, P: serde::Deserialize<'a>>(payload: &'a [u8], reply_topic: &'static str, check: fn(&P) -> Result<(), ThingError>, wrap: fn(Request<P>) -> Downlink) -> Downlink {{"
+            "fn request<'a, P: serde::Deserialize<'a>>(payload: &'a [u8], reply_topic: &'static str, check: fn(&P) -> Result<(), ThingError>, wrap: fn(Request<P>) -> Downlink, rrpc: Option<RrpcId>) -> Downlink {{"
         );
         let _ = writeln!(
             s,
             "    match thing::decode_request::<P>(payload).and_then(|r| check(&r.params).map(|()| r)) {{"
         );
-        let _ = writeln!(s, "        Ok(r) => wrap(r),");
+        let _ = writeln!(s, "        Ok(r) => wrap(Request {{ rrpc, ..r }}),");
         let _ = writeln!(
             s,
-            "        Err(error) => Downlink::Invalid(Invalid {{ reply_topic, id: thing::decode_request_id(payload), error }}),"
+            "        Err(error) => Downlink::Invalid(Invalid {{ reply_topic, id: thing::decode_request_id(payload), rrpc, error }}),"
         );
         let _ = writeln!(s, "    }}\n}}\n");
+        let _ = writeln!(
+            s,
+            "/// The topic a reply goes to: `fixed`, or the RRPC response topic of a request that came over RRPC."
+        );
+        let _ = writeln!(
+            s,
+            "fn reply_topic(fixed: &str, rrpc: Option<&RrpcId>) -> Result<heapless::String<160>, ThingError> {{"
+        );
+        let _ = writeln!(s, "    let topic = match rrpc {{");
+        let _ = writeln!(
+            s,
+            "        Some(id) => thing::rrpc_response_topic(RRPC_RESPONSE, id),"
+        );
+        let _ = writeln!(s, "        None => heapless::String::try_from(fixed).ok(),");
+        let _ = writeln!(s, "    }};");
+        let _ = writeln!(s, "    topic.ok_or(ThingError::TooLong)\n}}\n");
 
         // Thing.
         let _ = writeln!(
@@ -401,11 +497,11 @@ impl Generator<'_> {
             );
             let _ = writeln!(
                 s,
-                "    pub fn reply_set<S: Syscalls>(&mut self, app: &mut Aliot<S>, buf: &mut [u8], id: u32, code: u32) -> Result<(), ThingSendError<S::Error>> {{"
+                "    pub fn reply_set<S: Syscalls>(&mut self, app: &mut Aliot<S>, buf: &mut [u8], to: &ReplyTo, code: u32) -> Result<(), ThingSendError<S::Error>> {{"
             );
             let _ = writeln!(
                 s,
-                "        thing::publish_reply(app, buf, {t:?}, id, code, &thing::Empty {{}}, None)\n    }}\n"
+                "        let topic = reply_topic({t:?}, to.rrpc.as_ref()).map_err(ThingSendError::Thing)?;\n        thing::publish_reply(app, buf, &topic, to.id, code, &thing::Empty {{}}, None)\n    }}\n"
             );
         }
         for (n, v) in &services {
@@ -418,13 +514,13 @@ impl Generator<'_> {
             );
             let _ = writeln!(
                 s,
-                "    pub fn reply_{}<S: Syscalls>(&mut self, app: &mut Aliot<S>, buf: &mut [u8], id: u32, out: &{ty}Output) -> Result<(), ThingSendError<S::Error>> {{",
+                "    pub fn reply_{}<S: Syscalls>(&mut self, app: &mut Aliot<S>, buf: &mut [u8], to: &ReplyTo, out: &{ty}Output) -> Result<(), ThingSendError<S::Error>> {{",
                 field_name(&v.identifier)
             );
             let _ = writeln!(s, "        out.check().map_err(ThingSendError::Thing)?;");
             let _ = writeln!(
                 s,
-                "        thing::publish_reply(app, buf, {t:?}, id, thing::CODE_OK, out, None)\n    }}\n"
+                "        let topic = reply_topic({t:?}, to.rrpc.as_ref()).map_err(ThingSendError::Thing)?;\n        thing::publish_reply(app, buf, &topic, to.id, thing::CODE_OK, out, None)\n    }}\n"
             );
         }
         let _ = writeln!(
@@ -446,8 +542,23 @@ impl Generator<'_> {
         );
         let _ = writeln!(
             s,
-            "        thing::publish_reply(app, buf, bad.reply_topic, id, thing::CODE_BAD_PARAMS, &thing::Empty {{}}, Some(message))\n    }}"
+            "        let topic = reply_topic(bad.reply_topic, bad.rrpc.as_ref()).map_err(ThingSendError::Thing)?;\n        thing::publish_reply(app, buf, &topic, id, thing::CODE_BAD_PARAMS, &thing::Empty {{}}, Some(message))\n    }}"
         );
+        if grants.rrpc {
+            let _ = writeln!(s, "\n    /// Answers a raw RRPC request with `payload`.");
+            let _ = writeln!(
+                s,
+                "    pub fn reply_rrpc<S: Syscalls>(&mut self, app: &mut Aliot<S>, message_id: &RrpcId, payload: &[u8]) -> Result<(), ThingSendError<S::Error>> {{"
+            );
+            let _ = writeln!(
+                s,
+                "        let topic = thing::rrpc_response_topic(RRPC_RESPONSE, message_id).ok_or(ThingSendError::Thing(ThingError::TooLong))?;"
+            );
+            let _ = writeln!(
+                s,
+                "        app.publish(&topic, payload, crate::Qos::AtMostOnce).map(|_| ()).map_err(ThingSendError::App)\n    }}"
+            );
+        }
         let _ = writeln!(s, "}}");
         Ok(s)
     }

@@ -14,6 +14,12 @@
 //! | `thing_set_reply` | publish | `…/thing/service/property/set_reply` | a property may be set |
 //! | `thing_service` | subscribe | `…/thing/service/+` | a service is granted |
 //! | `thing_service_<n>_reply` | publish | `…/thing/service/<identifier>_reply` | per granted service |
+//! | `thing_rrpc_request` | subscribe | `/sys/${productKey}/${deviceName}/rrpc/request/+` | RRPC granted |
+//! | `thing_rrpc_response` | publish | `/sys/${productKey}/${deviceName}/rrpc/response/+` | RRPC granted |
+//!
+//! RRPC (doc-detail/90568) carries synchronous services and raw RRPC calls: the request's
+//! last level is its message id, which the response topic repeats, so the publish grant is
+//! the one wildcard grant here (the kernel matches publish grants with wildcards).
 //!
 //! One wildcard filter covers every reply and one every service, so a model with many events
 //! costs two subscriptions, not one per event. Events and service replies are exact publish
@@ -38,6 +44,7 @@ pub struct ThingTopic {
 }
 
 const SYS: &str = "/sys/${productKey}/${deviceName}/thing";
+const RRPC: &str = "/sys/${productKey}/${deviceName}/rrpc";
 
 /// The topics `grants` needs from `model`, in the table's order.
 pub fn thing_topics(model: &ThingModel, grants: &ThingGrants) -> Vec<ThingTopic> {
@@ -98,6 +105,18 @@ pub fn thing_topics(model: &ThingModel, grants: &ThingGrants) -> Vec<ThingTopic>
                 format!("service/{}_reply", s.identifier),
                 Direction::Publish,
             );
+        }
+    }
+    if grants.rrpc {
+        for (name, path, direction) in [
+            ("thing_rrpc_request", "request/+", Direction::Subscribe),
+            ("thing_rrpc_response", "response/+", Direction::Publish),
+        ] {
+            out.push(ThingTopic {
+                name: name.into(),
+                template: format!("{RRPC}/{path}"),
+                direction,
+            });
         }
     }
     out

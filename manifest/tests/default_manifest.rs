@@ -24,7 +24,7 @@ fn default_manifest_matches_the_demo_registry() {
     assert_eq!(m.mqtt.keepalive_secs, 300);
     assert!(m.tls.enabled);
     assert_eq!(m.auth.sign_method, SignMethod::HmacSha256);
-    let expected: [(&str, &str, Direction); 11] = [
+    let expected: [(&str, &str, Direction); 14] = [
         (
             "update",
             "/a1NrfDemo01/nrf9160-dk-01/user/update",
@@ -79,6 +79,22 @@ fn default_manifest_matches_the_demo_registry() {
         (
             "thing_service_0_reply",
             "/sys/a1NrfDemo01/nrf9160-dk-01/thing/service/calibrate_reply",
+            Direction::Publish,
+        ),
+        (
+            "thing_service_1_reply",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/thing/service/read_now_reply",
+            Direction::Publish,
+        ),
+        // read_now is synchronous: it arrives over RRPC.
+        (
+            "thing_rrpc_request",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/rrpc/request/+",
+            Direction::Subscribe,
+        ),
+        (
+            "thing_rrpc_response",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/rrpc/response/+",
             Direction::Publish,
         ),
     ];
@@ -260,8 +276,8 @@ fn default_budgets_fit_57_kib() {
         [
             ("publish_test", 1024, 4096, 4096, 1),
             ("echo", 4096, 8704, 8704, 1),
-            // One subscription per thing-model filter: replies, property set, services.
-            ("sensor", 512, 2048, 2048, 3)
+            // One subscription per thing-model filter: replies, property set, services, RRPC.
+            ("sensor", 512, 2048, 2048, 4)
         ]
     );
     // echo echoes up to 4 KiB: its queues hold at least one such message.

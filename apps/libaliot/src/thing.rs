@@ -43,6 +43,20 @@ pub struct Reply {
     pub code: u32,
 }
 
+/// An RRPC message id: the last level of `/sys/pk/dn/rrpc/request/<id>`, which the response
+/// topic repeats (letters and digits, at most 32).
+pub type RrpcId = heapless::String<32>;
+
+/// Where a reply goes: the request's id, and the RRPC message id when the request came over
+/// RRPC (a synchronous service), whose response topic then carries the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTo {
+    /// The request's id.
+    pub id: u32,
+    /// The RRPC message id, if it came over RRPC.
+    pub rrpc: Option<RrpcId>,
+}
+
 /// A request from the cloud (a property set, a service call) with its typed parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request<P> {
@@ -50,6 +64,52 @@ pub struct Request<P> {
     pub id: u32,
     /// Its parameters.
     pub params: P,
+    /// The RRPC message id, if it came over RRPC.
+    pub rrpc: Option<RrpcId>,
+}
+
+impl<P> Request<P> {
+    /// Where its reply goes.
+    pub fn reply_to(&self) -> ReplyTo {
+        ReplyTo {
+            id: self.id,
+            rrpc: self.rrpc.clone(),
+        }
+    }
+}
+
+/// The message id in the last level of an RRPC request topic, if it is one (1 to 32 letters
+/// and digits; anything else is not answered, as its response topic could not be named).
+pub fn rrpc_id(level: &str) -> Option<RrpcId> {
+    let ok =
+        !level.is_empty() && level.len() <= 32 && level.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !ok {
+        return None;
+    }
+    let mut id = RrpcId::new();
+    id.push_str(level).ok()?;
+    Some(id)
+}
+
+/// `prefix` (`/sys/pk/dn/rrpc/response/`) followed by `id`: the topic an RRPC answer goes to.
+pub fn rrpc_response_topic(prefix: &str, id: &RrpcId) -> Option<heapless::String<160>> {
+    let mut t = heapless::String::new();
+    t.push_str(prefix).ok()?;
+    t.push_str(id).ok()?;
+    Some(t)
+}
+
+/// The `method` of an Alink request, if it has a readable one.
+pub fn decode_method(payload: &[u8]) -> Option<heapless::String<64>> {
+    #[derive(Deserialize)]
+    struct Method<'a> {
+        #[serde(borrow)]
+        method: &'a str,
+    }
+    let (m, _) = serde_json_core::from_slice::<Method<'_>>(payload).ok()?;
+    let mut out = heapless::String::new();
+    out.push_str(m.method).ok()?;
+    Some(out)
 }
 
 /// Numbers requests with ids unique per device (Alink: a decimal string, 0..=4294967295).
@@ -232,6 +292,7 @@ pub fn decode_request<'a, P: Deserialize<'a>>(payload: &'a [u8]) -> Result<Reque
         return Ok(Request {
             id: parse_id(r.id)?,
             params: r.params,
+            rrpc: None,
         });
     }
     let (r, _) = serde_json_core::from_slice::<RequestNumId<P>>(payload)
@@ -239,6 +300,7 @@ pub fn decode_request<'a, P: Deserialize<'a>>(payload: &'a [u8]) -> Result<Reque
     Ok(Request {
         id: r.id,
         params: r.params,
+        rrpc: None,
     })
 }
 

@@ -6,7 +6,9 @@
 //! `report_interval` (5..=3600 s: the generated `PropertySet` refuses anything else with code
 //! 460 before the app sees it); the app applies it, replies 200 and posts the new value at
 //! once. The `calibrate` service shifts the temperature by its `offset` and answers
-//! `applied = 1`. A request that cannot be read gets its error reply and the app goes on.
+//! `applied = 1`; the synchronous `read_now` (over RRPC) answers the current temperature; a raw
+//! RRPC call is answered with the number of readings so far. A request that cannot be read
+//! gets its error reply and the app goes on.
 //!
 //! Settings: `report_interval` (seconds, default 30, clamped to the TSL's range), `count` (stop
 //! after this many post replies; default 0 = forever; for tests).
@@ -14,7 +16,7 @@
 
 use aliot_app::settings::get_or;
 use aliot_app::thing::{CODE_OK, ThingSendError};
-use aliot_app::thing_model::{self, CalibrateOutput, Downlink, Properties, Thing};
+use aliot_app::thing_model::{self, CalibrateOutput, Downlink, Properties, ReadNowOutput, Thing};
 use aliot_app::{Aliot, AppError, Event, Qos, Syscalls};
 use log::{info, warn};
 
@@ -82,7 +84,10 @@ pub fn run<S: Syscalls>(
                     info!("sensor: report interval set to {i} s");
                     interval = i;
                 }
-                sent(thing.reply_set(app, &mut buf, req.id, CODE_OK), "set reply")?;
+                sent(
+                    thing.reply_set(app, &mut buf, &req.reply_to(), CODE_OK),
+                    "set reply",
+                )?;
                 // The platform shows the device's value: post the new one now.
                 next_post = app.now_ms();
             }
@@ -91,9 +96,27 @@ pub fn run<S: Syscalls>(
                 offset = req.params.offset;
                 let out = CalibrateOutput { applied: true };
                 sent(
-                    thing.reply_calibrate(app, &mut buf, req.id, &out),
+                    thing.reply_calibrate(app, &mut buf, &req.reply_to(), &out),
                     "calibrate reply",
                 )?;
+            }
+            Some(Downlink::ReadNow(req)) => {
+                // A synchronous service: it came over RRPC and its answer goes back that way,
+                // within the platform's timeout (1 to 8 s).
+                let p = reading(readings, offset, interval);
+                let out = ReadNowOutput {
+                    temperature: p.temperature.unwrap_or_default(),
+                };
+                sent(
+                    thing.reply_read_now(app, &mut buf, &req.reply_to(), &out),
+                    "read_now reply",
+                )?;
+            }
+            Some(Downlink::Rrpc(r)) => {
+                // A raw RRPC call (not a service): answered with the number of readings so far.
+                let mut answer = [0u8; 10];
+                let text = decimal(readings, &mut answer);
+                sent(thing.reply_rrpc(app, &r.message_id, text), "RRPC answer")?;
             }
             Some(Downlink::Invalid(bad)) => {
                 warn!("sensor: refused a request: {:?}", bad.error);
@@ -111,6 +134,19 @@ fn reading(n: u32, offset: f32, interval: i32) -> Properties {
         temperature: Some((20.0 + drift + offset).clamp(-40.0, 120.0)),
         humidity: Some(40 + (n % 21) as i32),
         report_interval: Some(interval),
+    }
+}
+
+/// `n` in decimal, written into the end of `buf`.
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
     }
 }
 

@@ -19,6 +19,14 @@ fn subscribe(path: &str, token: u32) -> Request<'static> {
     }
 }
 
+fn subscribe_rrpc(token: u32) -> Request<'static> {
+    Request::Subscribe {
+        filter: "/sys/a1NrfDemo01/nrf9160-dk-01/rrpc/request/+",
+        qos: Qos::AtLeastOnce,
+        token,
+    }
+}
+
 fn publish(path: &str, payload: &'static str, token: u32) -> Request<'static> {
     Request::Publish {
         topic: topic(path),
@@ -49,13 +57,14 @@ fn posts_applies_a_set_answers_a_call_and_refuses_bad_requests() {
         .expect(subscribe("event/+/post_reply", 1), ok(1))
         .expect(subscribe("service/property/set", 2), ok(2))
         .expect(subscribe("service/+", 3), ok(3))
+        .expect(subscribe_rrpc(4), ok(4))
         .expect(
             publish(
                 "event/property/post",
                 r#"{"id":"1","version":"1.0","params":{"temperature":20.0,"humidity":40,"report_interval":30},"method":"thing.event.property.post"}"#,
-                4,
+                5,
             ),
-            ok(4),
+            ok(5),
         )
         .expect_event(
             30_000,
@@ -75,17 +84,17 @@ fn posts_applies_a_set_answers_a_call_and_refuses_bad_requests() {
             publish(
                 "service/property/set_reply",
                 r#"{"id":"77","code":200,"data":{},"version":"1.0"}"#,
-                5,
+                6,
             ),
-            ok(5),
+            ok(6),
         )
         .expect(
             publish(
                 "event/property/post",
                 r#"{"id":"2","version":"1.0","params":{"temperature":20.1,"humidity":41,"report_interval":10},"method":"thing.event.property.post"}"#,
-                6,
+                7,
             ),
-            ok(6),
+            ok(7),
         )
         .expect_event(
             10_000,
@@ -98,9 +107,9 @@ fn posts_applies_a_set_answers_a_call_and_refuses_bad_requests() {
             publish(
                 "service/calibrate_reply",
                 r#"{"id":"78","code":200,"data":{"applied":1},"version":"1.0"}"#,
-                7,
+                8,
             ),
-            ok(7),
+            ok(8),
         )
         .expect_event(
             10_000,
@@ -110,9 +119,9 @@ fn posts_applies_a_set_answers_a_call_and_refuses_bad_requests() {
             publish(
                 "service/property/set_reply",
                 r#"{"id":"79","code":460,"data":{},"message":"report_interval","version":"1.0"}"#,
-                8,
+                9,
             ),
-            ok(8),
+            ok(9),
         )
         .expect_event(
             10_000,
@@ -122,9 +131,9 @@ fn posts_applies_a_set_answers_a_call_and_refuses_bad_requests() {
             publish(
                 "service/calibrate_reply",
                 r#"{"id":"80","code":460,"data":{},"message":"malformed request","version":"1.0"}"#,
-                9,
+                10,
             ),
-            ok(9),
+            ok(10),
         )
         // Not JSON at all, no id to answer: dropped; then the interval (10 s) runs out.
         .expect_event(10_000, message("service/calibrate", "\u{1}garbage"))
@@ -133,9 +142,9 @@ fn posts_applies_a_set_answers_a_call_and_refuses_bad_requests() {
             publish(
                 "event/property/post",
                 r#"{"id":"3","version":"1.0","params":{"temperature":18.7,"humidity":42,"report_interval":10},"method":"thing.event.property.post"}"#,
-                10,
+                11,
             ),
-            ok(10),
+            ok(11),
         )
         .expect_event(
             10_000,
@@ -157,13 +166,14 @@ fn a_refused_post_still_counts_as_a_reply() {
         .expect(subscribe("event/+/post_reply", 1), ok(1))
         .expect(subscribe("service/property/set", 2), ok(2))
         .expect(subscribe("service/+", 3), ok(3))
+        .expect(subscribe_rrpc(4), ok(4))
         .expect(
             publish(
                 "event/property/post",
                 r#"{"id":"1","version":"1.0","params":{"temperature":20.0,"humidity":40,"report_interval":5},"method":"thing.event.property.post"}"#,
-                4,
+                5,
             ),
-            ok(4),
+            ok(5),
         )
         .expect_event(
             5_000,
@@ -172,5 +182,74 @@ fn a_refused_post_still_counts_as_a_reply() {
     let mut app = Aliot::new(&mut fake).expect("welcomed");
     // report_interval below the TSL's 5 s is clamped to it.
     sensor::run(&mut app, &[("count", "1"), ("report_interval", "1")]).expect("ran");
+    fake.assert_done();
+}
+
+/// The synchronous `read_now` arrives over RRPC and is answered on the RRPC response topic of
+/// its message id; a raw RRPC call is answered there too; a request whose message id could not
+/// name a response topic is dropped.
+#[test]
+fn rrpc_carries_the_sync_service_and_raw_calls() {
+    const RRPC: &str = "/sys/a1NrfDemo01/nrf9160-dk-01/rrpc";
+    let rrpc = |path: &str, payload: &'static str| Event::Message {
+        topic: Box::leak(format!("{RRPC}/{path}").into_boxed_str()),
+        payload: payload.as_bytes(),
+        qos: Qos::AtMostOnce,
+    };
+    let answer = |path: &str, payload: &'static str, token| Request::Publish {
+        topic: Box::leak(format!("{RRPC}/{path}").into_boxed_str()),
+        payload: payload.as_bytes(),
+        qos: Qos::AtLeastOnce,
+        token,
+    };
+    let mut fake = FakeKernel::with_clock(0);
+    fake.expect_hello(3)
+        .expect(subscribe("event/+/post_reply", 1), ok(1))
+        .expect(subscribe("service/property/set", 2), ok(2))
+        .expect(subscribe("service/+", 3), ok(3))
+        .expect(subscribe_rrpc(4), ok(4))
+        .expect(
+            publish(
+                "event/property/post",
+                r#"{"id":"1","version":"1.0","params":{"temperature":20.0,"humidity":40,"report_interval":30},"method":"thing.event.property.post"}"#,
+                5,
+            ),
+            ok(5),
+        )
+        .expect_event(
+            30_000,
+            rrpc(
+                "request/1608000000123456789",
+                r#"{"id":"31","version":"1.0","params":{},"method":"thing.service.read_now"}"#,
+            ),
+        )
+        .expect(
+            answer(
+                "response/1608000000123456789",
+                r#"{"id":"31","code":200,"data":{"temperature":20.1},"version":"1.0"}"#,
+                6,
+            ),
+            ok(6),
+        )
+        .expect_event(30_000, rrpc("request/77", "how many?"))
+        .expect(
+            Request::Publish {
+                topic: Box::leak(format!("{RRPC}/response/77").into_boxed_str()),
+                payload: b"1",
+                qos: Qos::AtMostOnce,
+                token: 7,
+            },
+            ok(7),
+        )
+        .expect_event(30_000, rrpc("request/bad.id", "dropped"))
+        .expect_event(
+            30_000,
+            message(
+                "event/property/post_reply",
+                r#"{"code":200,"data":{},"id":"1","message":"success","version":"1.0"}"#,
+            ),
+        );
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    sensor::run(&mut app, &[("count", "1")]).expect("ran");
     fake.assert_done();
 }

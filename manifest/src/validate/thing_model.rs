@@ -5,8 +5,6 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use crate::model::Direction;
-
 use super::{Result, err, resolve};
 use crate::model::{Device, ThingGrants, ThingModelConfig, Topic};
 use crate::raw::{RawApp, RawThingModel};
@@ -69,7 +67,9 @@ pub(super) fn thing_model(
     for t in thing_topics(&model, &grants) {
         // The identifiers are checked (letters, digits, `_`), so only the length can fail.
         let expanded = topic::expand(&t.template, &device.product_key, &device.device_name)
-            .and_then(|e| topic::check(&e, t.direction == Direction::Subscribe).map(|()| e))
+            // Wildcards are ours (the reply filters, the RRPC response grant): only the
+            // length is checked.
+            .and_then(|e| topic::check(&e, true).map(|()| e))
             .or_else(|e| err("thing_model", format!("the thing model's topic {e}")))?;
         topics.push(Topic {
             name: t.name,
@@ -109,6 +109,24 @@ fn grants(raw: &RawThingModel, model: &ThingModel) -> Result<ThingGrants> {
         .iter()
         .map(|s| s.identifier.as_str())
         .collect();
+    let services = list(raw.services.as_deref(), &services, "services", "services")?;
+    let sync = model
+        .services
+        .iter()
+        .find(|s| s.sync && services.contains(&s.identifier));
+    let rrpc = match (raw.rrpc, sync) {
+        (Some(false), Some(s)) => {
+            return err(
+                "thing_model.rrpc",
+                format!(
+                    "false, but the service {:?} is synchronous (callType \"sync\") and arrives over RRPC; allowed: true, or leave it out of thing_model.services",
+                    s.identifier
+                ),
+            );
+        }
+        (Some(on), _) => on,
+        (None, sync) => sync.is_some(),
+    };
     Ok(ThingGrants {
         post: list(raw.post.as_deref(), &properties, "post", "properties")?,
         set: list(
@@ -118,7 +136,8 @@ fn grants(raw: &RawThingModel, model: &ThingModel) -> Result<ThingGrants> {
             "properties with accessMode \"rw\"",
         )?,
         events: list(raw.events.as_deref(), &events, "events", "events")?,
-        services: list(raw.services.as_deref(), &services, "services", "services")?,
+        services,
+        rrpc,
     })
 }
 

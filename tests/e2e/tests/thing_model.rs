@@ -87,6 +87,36 @@ fn the_sensor_posts_accepts_a_set_answers_a_call_and_survives_bad_requests() {
     assert_eq!(reply["code"], 200, "{reply}");
     assert_eq!(reply["data"], json!({"applied": 1}), "{reply}");
 
+    // A synchronous service goes over RRPC and is answered within the platform's timeout.
+    let reply = emu
+        .invoke_service(PK, DN, "read_now", json!({}), WAIT)
+        .expect("sent")
+        .expect("answered over RRPC");
+    assert_eq!(reply["code"], 200, "{reply}");
+    let t = reply["data"]["temperature"]
+        .as_f64()
+        .expect("a temperature");
+    assert!((-40.0..=120.0).contains(&t), "{reply}");
+    assert!(
+        emu.uplinks(PK, DN).iter().any(|u| u
+            .topic
+            .starts_with("/sys/a1NrfDemo01/nrf9160-dk-01/rrpc/response/")),
+        "the answer went to the RRPC response topic"
+    );
+    // A raw RRPC call: answered with the number of readings so far.
+    let answer = emu
+        .rrpc(PK, DN, b"how many?", WAIT)
+        .expect("sent")
+        .expect("answered");
+    let n: u32 = String::from_utf8(answer)
+        .expect("text")
+        .parse()
+        .expect("a count");
+    assert!(
+        n >= 2,
+        "at least the first post and the one after the set: {n}"
+    );
+
     // Malformed downlinks: each gets an error reply (or, without a readable id or too long
     // for the app, none), and the app keeps running: same process, still answering.
     let pid = device.app_pid("sensor").expect("sensor runs");

@@ -90,7 +90,8 @@ fn requests_are_read_with_their_typed_params() {
             id: 42,
             params: Set {
                 report_interval: Some(60)
-            }
+            },
+            rrpc: None,
         })
     );
     let numeric = br#"{"id":7,"params":{}}"#;
@@ -100,7 +101,8 @@ fn requests_are_read_with_their_typed_params() {
             id: 7,
             params: Set {
                 report_interval: None
-            }
+            },
+            rrpc: None,
         })
     );
     // A wrong type: no request, but its id for the error reply.
@@ -146,4 +148,19 @@ fn ranges_refuse_nan() {
     assert!(!in_range(4, 5, 3600));
     assert!(!in_range(f32::NAN, -40.0, 120.0));
     assert!(in_range(120.0f32, -40.0, 120.0));
+}
+
+#[test]
+fn rrpc_ids_name_their_response_topic() {
+    let id = rrpc_id("1234567890123456789").unwrap();
+    let t = rrpc_response_topic("/sys/pk/dn/rrpc/response/", &id).unwrap();
+    assert_eq!(t.as_str(), "/sys/pk/dn/rrpc/response/1234567890123456789");
+    for bad in ["", "12/3", "+", "a".repeat(33).as_str(), "1 2"] {
+        assert_eq!(rrpc_id(bad), None, "{bad:?}");
+    }
+    assert_eq!(
+        decode_method(br#"{"id":"1","method":"thing.service.calibrate","params":{}}"#).as_deref(),
+        Some("thing.service.calibrate")
+    );
+    assert_eq!(decode_method(br#"{"id":"1"}"#), None);
 }
