@@ -8,6 +8,8 @@
 //!   runner's first connect;
 //! - [`platform`]: the `Clock` (embassy-time on RTC1), the `Entropy` (the CryptoCell CC310's
 //!   TRNG) and the kernel's `log` lines as defmt over RTT;
+//! - [`status`]: LED1-LED4 show the link and the update, Button 1 forces a reconnect
+//!   (`aliot-status-leds` over embedded-hal pins);
 //! - [`credentials`]: the DeviceSecret or ProductSecret from the credentials partition on the
 //!   NVMC (provisioned, never compiled in);
 //! - [`apps`]: the `AppPort`: the manifest's apps, each its own image at the top of
@@ -63,6 +65,7 @@ mod credentials;
 mod modem;
 mod net;
 mod platform;
+mod status;
 
 use core::mem::MaybeUninit;
 
@@ -72,7 +75,9 @@ use aliot_kernel::config::DeviceConfig;
 use aliot_kernel::kernel::Kernel;
 use aliot_kernel::runner::{Runner, RunnerOptions};
 use defmt_rtt as _;
+use embassy_nrf::Peri;
 use embassy_nrf::cryptocell_rng::CcRng;
+use embassy_nrf::gpio::{AnyPin, Input, Level, Output, OutputDrive, Pull};
 use embassy_nrf::interrupt::{InterruptExt, Priority};
 use embassy_nrf::nvmc::Nvmc;
 use embassy_nrf::{bind_interrupts, interrupt};
@@ -111,8 +116,20 @@ bind_interrupts!(struct Irqs {
 });
 
 #[embassy_executor::main]
-async fn main(_spawner: embassy_executor::Spawner) {
+async fn main(spawner: embassy_executor::Spawner) {
     let p = embassy_nrf::init(Default::default());
+    // LED1-LED4 and Button 1 (UNTESTED ON HARDWARE): see `status`.
+    let led = |pin: Peri<'static, AnyPin>| Output::new(pin, Level::Low, OutputDrive::Standard);
+    let leds = [
+        led(p.P0_02.into()),
+        led(p.P0_03.into()),
+        led(p.P0_04.into()),
+        led(p.P0_05.into()),
+    ];
+    match status::run(leds, Input::new(p.P0_06, Pull::Up)) {
+        Ok(task) => spawner.spawn(task),
+        Err(_) => defmt::warn!("status LEDs: task not started"),
+    }
     // Only fails if a logger is already set, which nothing else does.
     let _ = log::set_logger(&platform::LOGGER);
     log::set_max_level(log::LevelFilter::Info);
@@ -150,8 +167,10 @@ async fn main(_spawner: embassy_executor::Spawner) {
         }
     };
     let link = modem::attach(&mut entropy).await;
+    status::set_attaching(false);
 
     let mut kernel = Kernel::new(&DEVICE);
+    kernel.set_watch(&status::LINK);
     // ---- The apps (UNTESTED ON HARDWARE): SysTick slices, the MPU, the fault handlers ----
     let Some(reload) = slice_reload(apps::CPU_HZ, apps::SLICE_MS) else {
         defmt::error!(
