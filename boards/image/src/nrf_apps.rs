@@ -87,3 +87,57 @@ pub fn app_elfs(parts: &[Part]) -> Vec<(String, PathBuf)> {
         .map(|p| (p.name.clone(), p.elf.clone()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::place::Segment;
+    use aliot_manifest::{AppImage, Span};
+
+    #[test]
+    fn every_manifest_app_gets_a_row_and_only_built_ones_a_size() {
+        let app = |name: &str, id: usize, flash: u32, ram: u32| AppImage {
+            name: name.to_owned(),
+            id,
+            flash: Span {
+                start: flash,
+                len: 0x1_0000,
+            },
+            ram: Span {
+                start: ram,
+                len: 0x4000,
+            },
+            stack_size: 0x3800,
+        };
+        let layout = ImageLayout {
+            board: "nrf9160dk",
+            apps: vec![
+                app("publish_test", 0, 0x6_1000, 0x2003_0000),
+                app("echo", 1, 0x7_1000, 0x2003_4000),
+            ],
+        };
+        let part = Part {
+            name: "publish_test".to_owned(),
+            elf: PathBuf::from("p.elf"),
+            flash: layout.apps[0].flash,
+            ram: layout.apps[0].ram,
+            entry: 0x6_16D7,
+            segments: vec![Segment {
+                load: 0x6_1000,
+                run: 0x6_1000,
+                data: vec![0; 300],
+                mem_size: 300,
+            }],
+        };
+        let rows = app_sizes(&layout, &[part]);
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.name.as_str(), r.id, r.flash_used, r.ram_region, r.stack))
+                .collect::<Vec<_>>(),
+            [
+                ("publish_test", 0, Some(300), 0x4000, 0x3800),
+                ("echo", 1, None, 0x4000, 0x3800),
+            ]
+        );
+    }
+}
