@@ -35,7 +35,10 @@ fn main() -> ExitCode {
                 "flash.x".to_owned(),
                 aliot_manifest::generate_memory_x(m, aliot_manifest::Image::Active),
             ),
-        ])
+        ]
+        .into_iter()
+        .chain(app_images(m)?)
+        .collect())
     })
 }
 
@@ -49,4 +52,39 @@ fn device_config(m: &aliot_manifest::Manifest) -> String {
         aliot_manifest::generate_kernel_config(m),
         m.modem.security_tag,
     )
+}
+
+/// The apps' images on this board (`aliot_manifest::nrf9160dk_board`: at the top of
+/// `[flash.active]`, their RAM above the kernel's): `apps.x`, their regions for the kernel's
+/// link, with a check that the kernel's flash ends below them, and `app_images.rs`, the
+/// regions as constants for the runtime (src/apps.rs).
+fn app_images(
+    m: &aliot_manifest::Manifest,
+) -> Result<Vec<(String, String)>, aliot_manifest::ManifestError> {
+    let board = aliot_manifest::nrf9160dk_board(m);
+    let layout = aliot_manifest::image_layout(m, &board)?;
+    let mut x = aliot_manifest::generate_kernel_apps_x(&layout);
+    x.push_str(&format!(
+        "\n/* The kernel's image (code, constants, .data's initial values, veneers) ends below the apps'. */\n__apps_flash_start = {:#010X};\nASSERT(__sidata + SIZEOF(.data) <= __apps_flash_start && __veneer_limit <= __apps_flash_start, \"the kernel's image reaches into the apps' flash at the top of [flash.active]: lower the apps' [[apps]] flash or enlarge [flash.active]\");\n",
+        board.app_flash.start
+    ));
+    let mut rs = String::from(
+        "use aliot_cortex_m33::region::Region;\n/// The manifest's apps on this board, in app-id order: name, flash region, RAM region.\npub const APP_IMAGES: &[(&str, Region, Region)] = &[\n",
+    );
+    for a in &layout.apps {
+        rs.push_str(&format!(
+            "    ({:?}, Region {{ start: {:#010x}, len: {:#x} }}, Region {{ start: {:#010x}, len: {:#x} }}),\n",
+            a.name, a.flash.start, a.flash.len, a.ram.start, a.ram.len
+        ));
+    }
+    rs.push_str(&format!(
+        "];\n/// Number of manifest apps.\npub const APP_COUNT: usize = {};\n/// RAM no app may touch: the modem's shared memory and the kernel's RAM.\npub const KERNEL_RAM: Region = Region {{ start: {:#010x}, len: {:#x} }};\n",
+        layout.apps.len(),
+        aliot_manifest::NRF9160DK_MODEM_RAM.start,
+        board.kernel_ram.end() - u64::from(aliot_manifest::NRF9160DK_MODEM_RAM.start),
+    ));
+    Ok(vec![
+        ("apps.x".to_owned(), x),
+        ("app_images.rs".to_owned(), rs),
+    ])
 }

@@ -18,6 +18,7 @@
 
 use alloc::vec::Vec;
 
+use crate::watch::LinkWatch;
 use aliot_abi::{
     ABI_MAJOR, ABI_MINOR, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN,
     MAX_TOPIC_LEN, OtaStatus, Qos, REQUEST_VARIANTS, Registration, Request, Response,
@@ -275,6 +276,8 @@ pub struct Kernel {
     refused_inbound: u32,
     registration: Registration,
     ota: OtaStatus,
+    /// The board's view of the link, kept current (see [`crate::watch`]).
+    watch: Option<&'static LinkWatch>,
 }
 
 /// Bytes of the kernel's fixed tables for `clients` clients (see [`crate::budget`]).
@@ -326,7 +329,16 @@ impl Kernel {
                 _ => Registration::Registering,
             },
             ota: OtaStatus::Idle,
+            watch: None,
         }
+    }
+
+    /// Keep `watch` current from now on: the session's ups and downs and the update's phase,
+    /// for a board to show while the runner holds the kernel.
+    pub fn set_watch(&mut self, watch: &'static LinkWatch) {
+        watch.set_connected(self.connected);
+        watch.set_ota(self.ota);
+        self.watch = Some(watch);
     }
 
     /// Where 一型一密 registration stands, for [`LinkStatus::registration`] (the runner
@@ -344,6 +356,9 @@ impl Kernel {
     /// change).
     pub fn set_ota_status(&mut self, status: OtaStatus) {
         self.ota = status;
+        if let Some(w) = self.watch {
+            w.set_ota(status);
+        }
     }
 
     /// Sets how long an acknowledgement may take (see [`DEFAULT_ACK_TIMEOUT_MS`]).
@@ -931,6 +946,9 @@ impl Kernel {
     /// The MQTT session is up (CONNACK accepted). Everything unacknowledged is queued again.
     pub fn on_connected(&mut self) {
         self.connected = true;
+        if let Some(w) = self.watch {
+            w.set_connected(true);
+        }
         self.connects = self.connects.wrapping_add(1);
         self.last_down = None;
         self.reset_connection();
@@ -956,6 +974,9 @@ impl Kernel {
     /// connection; QoS 0 messages not yet written are reported as not delivered.
     pub fn on_link_down(&mut self, reason: DisconnectReason) {
         let was_connected = core::mem::replace(&mut self.connected, false);
+        if let Some(w) = self.watch {
+            w.set_connected(false);
+        }
         self.reset_connection();
         for client in &mut self.clients {
             let generation = client.generation;

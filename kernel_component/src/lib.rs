@@ -57,3 +57,4 @@ pub mod store;
 #[cfg(test)]
 mod test_log;
 pub mod topic;
+pub mod watch;

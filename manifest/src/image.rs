@@ -90,6 +90,75 @@ pub const QEMU_AN505: CortexM33Board = CortexM33Board {
     },
 };
 
+/// The nRF9160 DK's RAM: 256 KiB at 0x2000_0000.
+pub const NRF9160DK_RAM: Span = Span {
+    start: 0x2000_0000,
+    len: 0x4_0000,
+};
+
+/// The modem's shared memory on the nRF9160 DK: the first 32 KiB of RAM (libmodem wants it in
+/// the first 128 KiB and the SPU opens it to the modem in 8 KiB regions), no app's or the
+/// kernel's.
+pub const NRF9160DK_MODEM_RAM: Span = Span {
+    start: 0x2000_0000,
+    len: 0x8000,
+};
+
+/// The apps' RAM window on the nRF9160 DK: the top 64 KiB, above the kernel's (`.data`, `.bss`,
+/// then its stack growing down from the window's start). A fixed window, so the kernel's
+/// `memory.x` is fixed too; the manifest's apps are laid out inside it (32-byte MPU regions) and
+/// a set of apps that needs more fails the build, naming the app that does not fit.
+pub const NRF9160DK_APP_RAM: Span = Span {
+    start: 0x2003_0000,
+    len: 0x1_0000,
+};
+
+/// The kernel's RAM on the nRF9160 DK: between the modem's shared memory and the apps' window
+/// (`RAM` in `boards/nrf9160dk/memory.x`).
+pub const NRF9160DK_KERNEL_RAM: Span = Span {
+    start: 0x2000_8000,
+    len: 0x2_8000,
+};
+
+/// The nRF9160 DK, laid out from the manifest's `[flash.active]`: the kernel's image from the
+/// start of the slot (its vector table first, where the boot stage jumps), the apps' images at
+/// the top of the slot, each `[[apps]] flash` bytes in whole pages. Both are inside
+/// `[flash.active]`, so an OTA image of the slot carries the apps with the kernel they were
+/// built for (an app is never left behind running against a new kernel's ABI). RAM: the modem's
+/// 32 KiB, then [`NRF9160DK_KERNEL_RAM`], then [`NRF9160DK_APP_RAM`].
+///
+/// The apps sit at the top, not right after the kernel's last byte, so their addresses do not
+/// depend on the kernel's size: each image is linked once, and the kernel's linker script
+/// refuses a kernel that grows into them. The price: the slot's bytes between the kernel and
+/// the apps are erased flash that an OTA image of the whole slot carries too.
+pub fn nrf9160dk_board(m: &Manifest) -> CortexM33Board {
+    let active = m.flash.active;
+    let align = u64::from(APP_FLASH_ALIGN);
+    let apps: u64 = m
+        .apps
+        .iter()
+        .map(|a| u64::from(a.flash).div_ceil(align) * align)
+        .sum();
+    // More than the slot: the window is the whole slot and `image_layout` names the app that
+    // does not fit.
+    let apps = apps.min(u64::from(active.size));
+    let app_start = active.end() - apps;
+    CortexM33Board {
+        name: "nrf9160dk",
+        kernel_flash: Span {
+            start: active.offset,
+            // Below 2^32: inside the slot.
+            len: (app_start - u64::from(active.offset)) as u32,
+        },
+        kernel_ram: NRF9160DK_KERNEL_RAM,
+        app_flash: Span {
+            start: app_start as u32,
+            len: apps as u32,
+        },
+        app_ram: NRF9160DK_APP_RAM,
+    }
+}
+
 /// One app's image regions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppImage {

@@ -41,8 +41,10 @@ pub use generate::{
     KERNEL_CONFIG_PATH, generate_app_constants, generate_kernel_config, generate_kernel_config_at,
 };
 pub use image::{
-    APP_MIN_STACK, APP_STATIC_RESERVE, AppImage, CortexM33Board, ImageLayout, QEMU_AN505, Span,
+    APP_MIN_STACK, APP_STATIC_RESERVE, AppImage, CortexM33Board, ImageLayout, NRF9160DK_APP_RAM,
+    NRF9160DK_KERNEL_RAM, NRF9160DK_MODEM_RAM, NRF9160DK_RAM, QEMU_AN505, Span,
     generate_app_header, generate_app_regions_x, generate_kernel_apps_x, image_layout,
+    nrf9160dk_board,
 };
 pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
 pub use linker::{Image, generate_memory_x};

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use aliot_manifest::{
-    APP_FLASH_ALIGN, APP_STATIC_RESERVE, CortexM33Board, MPU_ALIGN, Manifest, QEMU_AN505, Span,
-    generate_app_header, generate_app_regions_x, generate_kernel_apps_x, image_layout, parse,
+    APP_FLASH_ALIGN, APP_STATIC_RESERVE, CortexM33Board, MPU_ALIGN, Manifest, NRF9160DK_MODEM_RAM,
+    NRF9160DK_RAM, QEMU_AN505, Span, generate_app_header, generate_app_regions_x,
+    generate_kernel_apps_x, image_layout, nrf9160dk_board, parse,
 };
 
 fn dir(name: &str) -> PathBuf {
@@ -176,6 +177,64 @@ fn the_qemu_board_keeps_kernel_and_apps_apart() {
     assert!(!overlaps(b.kernel_flash, b.app_flash));
     assert!(!overlaps(b.kernel_ram, b.app_ram));
     assert!(!overlaps(b.kernel_flash, b.kernel_ram));
+}
+
+#[test]
+fn the_nrf9160dk_puts_the_apps_at_the_top_of_the_active_slot_and_above_the_kernels_ram() {
+    for manifest in ["device.toml", "examples/regnwl.toml"] {
+        let m = aliot_manifest::load(&dir("..").join(manifest)).unwrap_or_else(|e| panic!("{e}"));
+        let b = nrf9160dk_board(&m);
+        let active = m.flash.active;
+        // Kernel from the slot's start, apps up to its end, nothing between or outside.
+        assert_eq!(b.kernel_flash.start, active.offset, "{manifest}");
+        assert_eq!(
+            u64::from(b.app_flash.start),
+            b.kernel_flash.end(),
+            "{manifest}"
+        );
+        assert_eq!(b.app_flash.end(), active.end(), "{manifest}");
+        let l = image_layout(&m, &b).unwrap_or_else(|e| panic!("{manifest}: {e}"));
+        assert_eq!(l.board, "nrf9160dk");
+        // Each manifest app (64 KiB of flash by default) back to back in the window.
+        assert_eq!(
+            l.apps.iter().map(|a| a.flash.len).sum::<u32>(),
+            b.app_flash.len,
+            "{manifest}"
+        );
+        for a in &l.apps {
+            assert!(!overlaps(a.flash, b.kernel_flash), "{a:?}");
+            assert!(!overlaps(a.ram, b.kernel_ram), "{a:?}");
+            assert!(!overlaps(a.ram, NRF9160DK_MODEM_RAM), "{a:?}");
+            assert!(
+                NRF9160DK_RAM.contains(a.ram.start.into(), a.ram.len.into()),
+                "{a:?}"
+            );
+            assert_eq!(a.ram.start % MPU_ALIGN, 0, "{a:?}");
+        }
+    }
+    // The three RAM parts tile the chip's RAM: modem, kernel, apps.
+    let b = nrf9160dk_board(&minimal_with(|t| t));
+    assert_eq!(NRF9160DK_MODEM_RAM.end(), u64::from(b.kernel_ram.start));
+    assert_eq!(b.kernel_ram.end(), u64::from(b.app_ram.start));
+    assert_eq!(b.app_ram.end(), NRF9160DK_RAM.end());
+}
+
+#[test]
+fn apps_too_large_for_the_nrf9160dk_slot_are_named() {
+    // Two apps of 256 KiB each: more than the default 484 KiB slot.
+    let m = minimal_with(|t| t.replace("memory = 4096\n", "memory = 4096\nflash = 262144\n"));
+    let e = image_layout(&m, &nrf9160dk_board(&m)).expect_err("512 KiB of apps");
+    assert!(
+        e.to_string().starts_with("apps[1].flash: app `second`"),
+        "{e}"
+    );
+    // Apps needing more than the 64 KiB RAM window.
+    let m = minimal_with(|t| t.replace("memory = 4096\n", "memory = 40960\n"));
+    let e = image_layout(&m, &nrf9160dk_board(&m)).expect_err("80 KiB of app RAM");
+    assert!(
+        e.to_string().starts_with("apps[1].memory: app `second`"),
+        "{e}"
+    );
 }
 
 /// Compares `got` with `tests/generated/<name>`, or rewrites it under `BLESS`.

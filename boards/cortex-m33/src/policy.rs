@@ -10,6 +10,10 @@
 //!   each time after a delay (in ticks) that doubles, then left stopped. Exponential backoff
 //!   keeps a crash-looping app from eating the CPU; the limit keeps it from doing so forever.
 //!
+//! - [`poll_again`]: whether the kernel's port must be polled again at once (an app can run)
+//!   or may let the executor sleep until the kernel's runner has news (every app waits for
+//!   the kernel or has ended).
+//!
 //! Every counter here saturates: nothing an app does can make one wrap.
 
 /// SysTick's counter is 24 bits wide (ARMv8-M ARM B11.1 SYST_RVR.RELOAD).
@@ -141,6 +145,30 @@ fn backoff(policy: RestartPolicy, previous: u32) -> u32 {
     u32::try_from(delay.min(u64::from(policy.max_delay_ticks))).unwrap_or(policy.max_delay_ticks)
 }
 
+/// Where one app stands, as far as the kernel's port is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    /// It will not run again.
+    Finished,
+    /// It waits for the kernel's answer to its syscall (a `WaitEvent` may wait long).
+    WaitingForKernel,
+    /// It can run a slice now (started, preempted, or answered).
+    Runnable,
+    /// Its (re)start is due now or after a backoff counted in SysTick ticks.
+    StartPending,
+}
+
+/// Whether the port must be polled again at once: some app can run, or one's start is
+/// pending (its backoff is counted in SysTick ticks, which only a running CPU counts, so the
+/// port keeps the CPU awake until it is due). When every app waits for the kernel or has
+/// ended, the port may let the executor sleep: only the kernel's runner can wake an app (by
+/// answering it), and it polls the port again after every answer.
+pub fn poll_again(states: impl IntoIterator<Item = SlotState>) -> bool {
+    states
+        .into_iter()
+        .any(|s| matches!(s, SlotState::Runnable | SlotState::StartPending))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +204,15 @@ mod tests {
         assert_eq!(b.on_preempt(), AfterPreempt::Resume { spent: 2 });
         assert_eq!(b.on_preempt(), AfterPreempt::Resume { spent: 3 });
         assert_eq!(b.on_preempt(), AfterPreempt::SpunTooLong { spent: 4 });
+    }
+
+    #[test]
+    fn the_port_sleeps_only_when_no_app_can_run() {
+        use SlotState::*;
+        assert!(!poll_again([]));
+        assert!(!poll_again([Finished, WaitingForKernel, Finished]));
+        assert!(poll_again([WaitingForKernel, Runnable]));
+        assert!(poll_again([Finished, StartPending]));
     }
 
     #[test]

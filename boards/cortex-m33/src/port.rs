@@ -7,6 +7,14 @@
 //! restart decided by its manifest policy (`never`, `on_failure`, `always`) with the
 //! runtime's limit and doubling backoff ([`Restarts`]).
 //!
+//! The executor: `recv` runs at most one slice per poll and returns `Pending` after a
+//! preemption, waking itself while an app can run ([`poll_again`]), so an async board (the
+//! nRF9160 DK's embassy executor) polls the runner's other futures (network, timers) between
+//! slices; interrupts (the modem's IPC, the time driver's RTC) preempt an app at any time
+//! and their handlers run privileged on MSP as usual; what they wake is polled at the latest
+//! after the slice (SysTick period). When every app waits for the kernel, `recv` does not
+//! wake itself and the executor may sleep until an interrupt.
+//!
 //! What a board wants to see or check (logs, a test's verdict) it gets through [`Supervisor`]
 //! callbacks; what an app's entry argument is, too. The port owns no board policy.
 
@@ -17,7 +25,7 @@ use aliot_kernel::board::{AppInput, AppPort};
 use aliot_kernel::config::RestartPolicy as WhenToRestart;
 use aliot_kernel::kernel::AppId;
 
-use crate::policy::{AfterFailure, Restarts};
+use crate::policy::{AfterFailure, Restarts, SlotState, poll_again};
 use crate::process::{App, Event, Process, Runtime, Stop, SyscallRecord};
 use crate::systick;
 
@@ -70,6 +78,33 @@ impl Slot {
             runs: 0,
             start_at: systick::ticks(),
             finished: false,
+        }
+    }
+
+    /// `app`, whose image was refused at boot (see [`App::load`]): it never runs. Its slot
+    /// keeps the board's slots one per manifest app.
+    pub fn refused(app: App) -> Slot {
+        Slot {
+            finished: true,
+            ..Slot::new(
+                app,
+                WhenToRestart::Never,
+                Restarts::new(crate::policy::RestartPolicy {
+                    limit: 0,
+                    first_delay_ticks: 0,
+                    max_delay_ticks: 0,
+                }),
+            )
+        }
+    }
+
+    /// Where it stands, for [`poll_again`].
+    fn state(&self) -> SlotState {
+        match &self.process {
+            _ if self.finished => SlotState::Finished,
+            None => SlotState::StartPending,
+            Some(p) if p.is_called() => SlotState::WaitingForKernel,
+            Some(_) => SlotState::Runnable,
         }
     }
 
@@ -224,8 +259,12 @@ impl<S: Supervisor, const N: usize> AppPort for RuntimePort<'_, S, N> {
             if let Some(input) = self.step() {
                 return Poll::Ready(input);
             }
-            // Busy-polled: the board's executor polls again at once (an app may become due).
-            cx.waker().wake_by_ref();
+            // Polled again at once while an app can run or is due to start (one slice per
+            // poll, the runner's turn between); when every app waits for the kernel, the
+            // executor may sleep: the runner polls the port again after each answer.
+            if poll_again(self.slots.iter().map(Slot::state)) {
+                cx.waker().wake_by_ref();
+            }
             Poll::Pending
         })
         .await

@@ -29,6 +29,7 @@ use core::sync::atomic::Ordering;
 use crate::arch::{self, APP_EXC_RETURN, SVCALL, SWITCH_REASON, SYSTICK};
 use crate::fpu::{self, FpuConfig};
 use crate::frame::{STANDARD_FRAME_WORDS, frame_bytes};
+use crate::header::{AppHeader, HEADER_LEN, HeaderError};
 use crate::mpu::{Mpu, MpuError};
 use crate::policy::{AfterPreempt, SliceBudget};
 use crate::region::Region;
@@ -65,6 +66,40 @@ pub struct App {
 }
 
 impl App {
+    /// The app whose image starts at `flash`: its header read from there and checked against
+    /// its regions and the kernel's ABI ([`AppHeader::check`]); the header comes back too, for
+    /// the board's log. Every Cortex-M33 board loads its apps through this.
+    ///
+    /// # Safety
+    /// `flash` must be readable memory of at least [`HEADER_LEN`] bytes that nothing writes
+    /// while the kernel runs (a region the board's layout reserves for this app's image).
+    pub unsafe fn load(
+        name: &'static str,
+        id: u8,
+        flash: Region,
+        ram: Region,
+    ) -> Result<(App, AppHeader), HeaderError> {
+        if (flash.len as usize) < HEADER_LEN {
+            return Err(HeaderError::TooShort);
+        }
+        // SAFETY: the caller promises `flash` is readable and unchanging; HEADER_LEN bytes of
+        // it are read (checked above to lie inside it).
+        let bytes = unsafe { core::slice::from_raw_parts(flash.start as *const u8, HEADER_LEN) };
+        let header = AppHeader::parse(bytes)?;
+        let ram = header.check(flash, ram)?;
+        Ok((
+            App {
+                name,
+                id,
+                flash,
+                ram,
+                entry: header.entry,
+                stack_size: header.stack_size,
+            },
+            header,
+        ))
+    }
+
     /// The stack's lowest address, if the stack fits the app's RAM.
     fn stack_bottom(&self) -> Option<u32> {
         let bottom = self.ram.end().checked_sub(u64::from(self.stack_size))?;

@@ -12,6 +12,7 @@
 mod hex;
 mod map;
 mod nrf9160;
+mod nrf_apps;
 mod place;
 mod qemu;
 mod size;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 
 pub use hex::{RECORD_DATA, intel_hex};
 pub use map::map_text;
+pub use nrf_apps::{AppSize, NRF9160DK_APP_BOARD, app_sizes};
 pub use nrf9160::{
     Inputs, MIN_STACK, NRF9160DK, NRF9160DK_MODEM_RAM, NRF9160DK_RAM, NrfReport, OUR_FLASH_BUDGET,
     OUR_RAM_BUDGET, build_nrf9160dk_image, report_text,

@@ -103,6 +103,9 @@ fn nrf9160dk(
                 report.hex.display(),
                 report.elf.display()
             );
+            for (app, elf) in &report.app_elfs {
+                println!("app:   {app}: {}", elf.display());
+            }
             for e in &report.exceeded {
                 eprintln!("error: budget exceeded: {e}");
             }

@@ -1,6 +1,8 @@
 //! The nRF9160 DK image and its size report: builds `boards/nrf9160dk` in release against a
-//! manifest, checks that its segments lie in `[flash.active]` and the board's RAM, writes the
-//! Intel HEX, and attributes every byte to our code, the modem library or the rest.
+//! manifest, and each manifest app's image for the DK's layout ([`crate::nrf_apps`]: at the top
+//! of `[flash.active]`), checks that every part's segments lie in its regions and that no two
+//! overlap, writes one Intel HEX of them all, and attributes every byte of the kernel's image
+//! to our code, the modem library or the rest; each app is its own part of the report.
 //!
 //! The budgets it enforces (issue 11): the image within the manifest's flash layout and the
 //! board's RAM (with room for the stack), and our code, meaning everything but the modem
@@ -22,6 +24,10 @@
 //! | `--remap-path-prefix` (panic locations' paths, [`short_paths_args`]) | 120 528 | 151 292 |
 //! | registration's answer read without `serde_json` | (not built in) | 131 312 |
 //! | one signature hash (`sign-*` features) | 113 884 | 124 832 |
+//! | (the same tree measured again before the apps came) | 113 900 | 124 840 |
+//! | apps run: the runtime, its port, the kernel's syscall path (dead code before) | 124 984 | (not measured) |
+//! | the board's app log lines as plain defmt fields, no `core::fmt` `Debug` | 123 540 | (not measured) |
+//! | sha2's compact SHA-256 (`sha2_backend_soft="compact"`, the board's rustflags) | 116 832 | 127 844 |
 //!
 //! Measured and not kept: the `log` crate's `release_max_level_warn` on the board (a further
 //! 5.3 KB and 1.7 KB, but it drops the kernel's info lines such as the login) and a panic
@@ -33,21 +39,20 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use aliot_manifest::{Span, ram_report};
+use aliot_manifest::{Span, image_layout, nrf9160dk_board, ram_report};
 
 use crate::BuildError;
 use crate::hex::intel_hex;
+use crate::nrf_apps::{AppSize, app_elfs, app_sizes, build_app_parts};
 use crate::place::{Part, check_placement};
 use crate::qemu::{cargo_build, io};
 use crate::size::{CLibrary, Memory, Origins, archive_symbols, attribute};
 
 /// The board's crate directory (from the repository root) and binary name.
 pub const NRF9160DK: (&str, &str) = ("boards/nrf9160dk", "aliot-nrf9160dk");
-/// The board's RAM for the image (`RAM` in boards/nrf9160dk/memory.x).
-pub const NRF9160DK_RAM: Span = Span {
-    start: 0x2000_8000,
-    len: 224 * 1024,
-};
+/// The board's RAM for the kernel's image (`RAM` in boards/nrf9160dk/memory.x); the apps'
+/// RAM is above it (`aliot_manifest::NRF9160DK_APP_RAM`).
+pub const NRF9160DK_RAM: Span = aliot_manifest::NRF9160DK_KERNEL_RAM;
 /// The modem's shared memory (`MODEM` in memory.x), reserved for the modem library.
 pub const NRF9160DK_MODEM_RAM: u64 = 32 * 1024;
 /// Least RAM left above `.data` and `.bss` for the stack.
@@ -67,8 +72,10 @@ const MODEM: &str = "modem library";
 pub struct NrfReport {
     /// The ELF.
     pub elf: PathBuf,
-    /// The Intel HEX.
+    /// The Intel HEX (the kernel's image and the apps').
     pub hex: PathBuf,
+    /// Each app image's ELF: `(manifest app name, path)`.
+    pub app_elfs: Vec<(String, PathBuf)>,
     /// The report, as printed and written next to the HEX.
     pub text: String,
     /// The layout budgets exceeded: the image does not fit the manifest's flash layout or
@@ -95,13 +102,20 @@ pub fn build_nrf9160dk_image(
     let mut args = feature_args(&m);
     let features = args.last().cloned().unwrap_or_default();
     args.extend(short_paths_args(&root));
+    // Refuse a manifest whose apps do not fit the board before spending minutes on cargo.
+    let board = nrf9160dk_board(&m);
+    let layout = image_layout(&m, &board)?;
     let elf = cargo_build(&dir, bin, &manifest_path, &args)?;
     let active = Span {
         start: m.flash.active.offset,
         len: m.flash.active.size,
     };
-    let part = Part::read("kernel", &elf, active, NRF9160DK_RAM)?;
-    check_placement(std::slice::from_ref(&part))?;
+    let part = Part::read("kernel", &elf, board.kernel_flash, NRF9160DK_RAM)?;
+    let app_parts = build_app_parts(&root, &manifest_path, &layout)?;
+    let mut parts = vec![part.clone()];
+    parts.extend(app_parts.iter().cloned());
+    check_placement(&parts)?;
+    let apps = app_sizes(&layout, &app_parts);
 
     let bytes = std::fs::read(&elf).map_err(io(&elf))?;
     let build_dir = dir.join("target/thumbv8m.main-none-eabihf/release/build");
@@ -147,12 +161,13 @@ pub fn build_nrf9160dk_image(
         origins: &origins,
         bootloader: m.flash.bootloader.size,
         features: &features,
+        apps: &apps,
     });
 
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
-    let chunks: Vec<(u32, &[u8])> = part
-        .segments
+    let chunks: Vec<(u32, &[u8])> = parts
         .iter()
+        .flat_map(|p| p.segments.iter())
         .filter(|s| !s.data.is_empty())
         .map(|s| (s.load, s.data.as_slice()))
         .collect();
@@ -163,6 +178,7 @@ pub fn build_nrf9160dk_image(
     Ok(NrfReport {
         elf,
         hex,
+        app_elfs: app_elfs(&app_parts),
         text,
         exceeded,
         over_target,
@@ -251,6 +267,9 @@ pub struct Inputs<'a> {
     pub bootloader: u32,
     /// The kernel features the board was built with (from the manifest).
     pub features: &'a str,
+    /// Each manifest app, its own part (at the top of `[flash.active]`, RAM above the
+    /// kernel's): not our code.
+    pub apps: &'a [AppSize],
 }
 
 /// The report's text and the budgets exceeded, in two kinds (see [`NrfReport`]).
@@ -299,7 +318,7 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
     line(&mut s, "bootloader [flash.bootloader]: not built yet", 0);
     line(
         &mut s,
-        "image (kernel + board) in [flash.active]",
+        "kernel image (kernel, board, runtime)",
         i.flash_total,
     );
     line(&mut s, "  our code (aliot_* crates)", flash_ours);
@@ -313,7 +332,20 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
         "  the rest (HAL, embassy, MQTT, core, ...)",
         i.flash_total - flash_ours.min(i.flash_total) - flash_modem.min(i.flash_total),
     );
-    line(&mut s, "  apps (none on this board yet)", 0);
+    let app_regions: u64 = i.apps.iter().map(|a| u64::from(a.flash_region)).sum();
+    line(&mut s, "apps' regions, top of [flash.active]", app_regions);
+    for a in i.apps {
+        let label = format!(
+            "  app {} (id {}), region {} B",
+            a.name, a.id, a.flash_region
+        );
+        match a.flash_used {
+            Some(used) => line(&mut s, &label, used),
+            None => {
+                let _ = writeln!(s, "  {label:<42} {:>9} {:>11}", "-", "no image");
+            }
+        }
+    }
     line(&mut s, "[flash.active] size", u64::from(i.active.len));
     let _ = writeln!(s, "\n{:<44} {:>9}", "RAM", "bytes");
     line(&mut s, "image .data + .bss", i.ram_total);
@@ -344,7 +376,14 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
         NRF9160DK_MODEM_RAM,
     );
     let stack = u64::from(NRF9160DK_RAM.len).saturating_sub(i.ram_total);
-    line(&mut s, "left for the stack (top of RAM)", stack);
+    line(&mut s, "left for the kernel's stack", stack);
+    for a in i.apps {
+        line(
+            &mut s,
+            &format!("app {} RAM (stack {} B)", a.name, a.stack),
+            u64::from(a.ram_region),
+        );
+    }
 
     let _ = writeln!(s, "\nper origin (flash / RAM bytes):");
     let mut names: Vec<&String> = i.origins.keys().map(|(_, o)| o).collect();
@@ -394,8 +433,8 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
     };
     check(
         &mut s,
-        "image in [flash.active]".to_owned(),
-        i.flash_total,
+        "kernel image + apps' regions in [flash.active]".to_owned(),
+        i.flash_total + app_regions,
         u64::from(i.active.len),
         true,
     );
@@ -451,6 +490,7 @@ mod tests {
             origins,
             bootloader: 0x8000,
             features: "mqtt-v311,sign-hmacsha256",
+            apps: &[],
         }
     }
 
@@ -482,5 +522,78 @@ mod tests {
         let r = report_text(&inputs(&origins, 480 * 1024 + 1, 0));
         assert_eq!(r.exceeded.len(), 1, "{}", r.text);
         assert!(r.exceeded[0].contains("[flash.active]"), "{:?}", r.exceeded);
+    }
+
+    fn apps() -> Vec<AppSize> {
+        vec![
+            AppSize {
+                name: "publish_test".into(),
+                id: 0,
+                flash_region: 64 * 1024,
+                flash_used: Some(12_836),
+                ram_region: 24_576,
+                stack: 22_528,
+            },
+            AppSize {
+                name: "echo".into(),
+                id: 1,
+                flash_region: 64 * 1024,
+                flash_used: None,
+                ram_region: 16_384,
+                stack: 14_336,
+            },
+        ]
+    }
+
+    #[test]
+    fn each_app_is_its_own_part_and_not_our_code() {
+        let mut origins = Origins::new();
+        origins.insert((Memory::Flash, "aliot_kernel".into()), 100_000);
+        let apps = apps();
+        let r = report_text(&Inputs {
+            apps: &apps,
+            ..inputs(&origins, 120_000, 21_000)
+        });
+        assert!(
+            r.exceeded.is_empty() && r.over_target.is_empty(),
+            "{}",
+            r.text
+        );
+        for row in [
+            "  apps' regions, top of [flash.active]          131072   128.0 KiB",
+            "    app publish_test (id 0), region 65536 B      12836    12.5 KiB",
+            "    app echo (id 1), region 65536 B                  -    no image",
+            "  app publish_test RAM (stack 22528 B)           24576    24.0 KiB",
+            "  app echo RAM (stack 14336 B)                   16384    16.0 KiB",
+            "  ok   our code's flash (image without the modem library and apps): 120000 of 131072 bytes (117.2 KiB of 128.0 KiB)",
+        ] {
+            assert!(
+                r.text.lines().any(|l| l == row),
+                "no line {row:?} in\n{}",
+                r.text
+            );
+        }
+    }
+
+    #[test]
+    fn the_apps_regions_count_against_flash_active() {
+        let origins = Origins::new();
+        let apps = apps();
+        // 480 KiB slot, 128 KiB of app regions: a kernel of 352 KiB fits, one byte more does not.
+        let fits = report_text(&Inputs {
+            apps: &apps,
+            ..inputs(&origins, 352 * 1024, 0)
+        });
+        assert!(fits.exceeded.is_empty(), "{}", fits.text);
+        let over = report_text(&Inputs {
+            apps: &apps,
+            ..inputs(&origins, 352 * 1024 + 1, 0)
+        });
+        assert_eq!(over.exceeded.len(), 1, "{}", over.text);
+        assert!(
+            over.exceeded[0].starts_with("kernel image + apps' regions in [flash.active]"),
+            "{:?}",
+            over.exceeded
+        );
     }
 }

@@ -56,13 +56,26 @@ pub(crate) fn cargo_build(
     manifest: &Path,
     args: &[String],
 ) -> Result<PathBuf, BuildError> {
-    let target_dir = dir.join("target");
+    cargo_build_in(dir, bin, manifest, args, &dir.join("target"), &[])
+}
+
+/// [`cargo_build`] into `target_dir`, with `envs` set too (an app crate built for another
+/// board's layout keeps its own target directory, so the two builds never overwrite each other).
+pub(crate) fn cargo_build_in(
+    dir: &Path,
+    bin: &str,
+    manifest: &Path,
+    args: &[String],
+    target_dir: &Path,
+    envs: &[(&str, &str)],
+) -> Result<PathBuf, BuildError> {
     let status = Command::new("cargo")
         .args(["build", "--release", "--locked"])
         .args(args)
         .current_dir(dir)
         .env(aliot_manifest::MANIFEST_ENV, manifest)
-        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .envs(envs.iter().copied())
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")

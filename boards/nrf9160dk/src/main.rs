@@ -8,10 +8,15 @@
 //!   runner's first connect;
 //! - [`platform`]: the `Clock` (embassy-time on RTC1), the `Entropy` (the CryptoCell CC310's
 //!   TRNG) and the kernel's `log` lines as defmt over RTT;
+//! - [`status`]: LED1-LED4 show the link and the update, Button 1 forces a reconnect
+//!   (`aliot-status-leds` over embedded-hal pins);
 //! - [`credentials`]: the DeviceSecret or ProductSecret from the credentials partition on the
 //!   NVMC (provisioned, never compiled in);
-//! - [`apps`]: the `AppPort`, with no apps yet (the MPU runtime port comes from
-//!   `boards/cortex-m33`).
+//! - [`apps`]: the `AppPort`: the manifest's apps, each its own image at the top of
+//!   `[flash.active]`, run unprivileged and MPU-isolated by the shared Cortex-M33 runtime
+//!   (`boards/cortex-m33`; its SVCall, SysTick and fault handlers are this image's, its kernel
+//!   fault hook is `aliot_kernel_fault` in [`apps`]); how app slices and the modem's interrupts
+//!   share the CPU under the embassy executor is documented there.
 //!
 //! # Secure image, no TF-M
 //!
@@ -32,7 +37,8 @@
 //! | range | size | what |
 //! |---|---|---|
 //! | `0x0000_0000..0x0000_8000` | 32 KiB | `[flash.bootloader]`: the boot stage (embassy-boot; not built yet) |
-//! | `0x0000_8000..0x0008_1000` | 484 KiB | `[flash.active]`: this image (vector table first) |
+//! | `0x0000_8000..0x0006_1000` | 356 KiB | `[flash.active]`: this image (vector table first) |
+//! | `0x0006_1000..0x0008_1000` | 128 KiB | `[flash.active]`, its top: the apps' images, `[[apps]] flash` each (64 KiB by default) |
 //! | `0x0008_1000..0x000F_B000` | 488 KiB | `[flash.update]`: where an OTA download goes |
 //! | `0x000F_B000..0x000F_C000` | 4 KiB | `[flash.boot_state]`: embassy-boot's swap state |
 //! | `0x000F_C000..0x000F_E000` | 8 KiB | `[flash.credentials]` lower half: provisioned secret |
@@ -43,7 +49,8 @@
 //! | range | size | what |
 //! |---|---|---|
 //! | `0x2000_0000..0x2000_8000` | 32 KiB | `MODEM`: libmodem's shared memory (control 0x4E8, TX 8 KiB, RX 8 KiB), non-secure |
-//! | `0x2000_8000..0x2004_0000` | 224 KiB | `RAM`: `.data`, `.bss` (the kernel's heap, sized from the manifest, and nrf-modem's own heap), then the stack at the top |
+//! | `0x2000_8000..0x2003_0000` | 160 KiB | `RAM`: `.data`, `.bss` (the kernel's heap, sized from the manifest, and nrf-modem's own heap), then the stack at the top |
+//! | `0x2003_0000..0x2004_0000` | 64 KiB | the apps' RAM: each app's `memory` (statics, then its stack), 32-byte MPU regions |
 //!
 //! Until the boot stage exists, an image linked for `[flash.active]` does not start by
 //! itself after a reset (the chip starts at address 0): see the crate's README draft in the
@@ -58,14 +65,19 @@ mod credentials;
 mod modem;
 mod net;
 mod platform;
+mod status;
 
 use core::mem::MaybeUninit;
 
+use aliot_cortex_m33::policy::slice_reload;
+use aliot_cortex_m33::process::Runtime;
 use aliot_kernel::config::DeviceConfig;
 use aliot_kernel::kernel::Kernel;
 use aliot_kernel::runner::{Runner, RunnerOptions};
 use defmt_rtt as _;
+use embassy_nrf::Peri;
 use embassy_nrf::cryptocell_rng::CcRng;
+use embassy_nrf::gpio::{AnyPin, Input, Level, Output, OutputDrive, Pull};
 use embassy_nrf::interrupt::{InterruptExt, Priority};
 use embassy_nrf::nvmc::Nvmc;
 use embassy_nrf::{bind_interrupts, interrupt};
@@ -104,8 +116,20 @@ bind_interrupts!(struct Irqs {
 });
 
 #[embassy_executor::main]
-async fn main(_spawner: embassy_executor::Spawner) {
+async fn main(spawner: embassy_executor::Spawner) {
     let p = embassy_nrf::init(Default::default());
+    // LED1-LED4 and Button 1 (UNTESTED ON HARDWARE): see `status`.
+    let led = |pin: Peri<'static, AnyPin>| Output::new(pin, Level::Low, OutputDrive::Standard);
+    let leds = [
+        led(p.P0_02.into()),
+        led(p.P0_03.into()),
+        led(p.P0_04.into()),
+        led(p.P0_05.into()),
+    ];
+    match status::run(leds, Input::new(p.P0_06, Pull::Up)) {
+        Ok(task) => spawner.spawn(task),
+        Err(_) => defmt::warn!("status LEDs: task not started"),
+    }
     // Only fails if a logger is already set, which nothing else does.
     let _ = log::set_logger(&platform::LOGGER);
     log::set_max_level(log::LevelFilter::Info);
@@ -143,14 +167,27 @@ async fn main(_spawner: embassy_executor::Spawner) {
         }
     };
     let link = modem::attach(&mut entropy).await;
+    status::set_attaching(false);
 
     let mut kernel = Kernel::new(&DEVICE);
+    kernel.set_watch(&status::LINK);
+    // ---- The apps (UNTESTED ON HARDWARE): SysTick slices, the MPU, the fault handlers ----
+    let Some(reload) = slice_reload(apps::CPU_HZ, apps::SLICE_MS) else {
+        defmt::error!(
+            "a {=u32} ms slice does not fit SysTick; halting",
+            apps::SLICE_MS
+        );
+        park().await
+    };
+    // SAFETY: called once, privileged on MSP, before any app runs.
+    let mut rt = unsafe { Runtime::take(apps::kernel_ram(), reload, apps::SLICE_BUDGET) };
+    let mut port = apps::port(&mut rt);
     let mut runner = Runner::new(
         &mut kernel,
         net::ModemNetwork::new(generated::SECURITY_TAG),
         platform::EmbassyClock,
         entropy,
-        apps::NoApps,
+        &mut port,
         credentials,
         RunnerOptions::default(),
     );

@@ -52,10 +52,18 @@ impl ErrorType for ModemStream {
 }
 
 impl Read for ModemStream {
+    /// Raced against Button 1's request to cut the connection ([`crate::status`]): the cut
+    /// ends the read with `Disconnected`, and the kernel logs in again.
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        match self {
-            ModemStream::Tcp(s) => Read::read(s, buf).await,
-            ModemStream::Tls(s) => Read::read(s, buf).await,
+        let read = async {
+            match self {
+                ModemStream::Tcp(s) => Read::read(s, buf).await,
+                ModemStream::Tls(s) => Read::read(s, buf).await,
+            }
+        };
+        match select(read, crate::status::cut_requested()).await {
+            Either::First(result) => result,
+            Either::Second(()) => Err(nrf_modem::Error::Disconnected),
         }
     }
 }
@@ -77,6 +85,7 @@ impl Network for ModemNetwork {
     type Stream = ModemStream;
 
     async fn connect(&mut self, host: &str, port: u16, tls: bool) -> Result<ModemStream, NetError> {
+        crate::status::forget_cut();
         let token = CancellationToken::new();
         let tags = [self.security_tag];
         let opened = if tls {

@@ -120,24 +120,33 @@ const LIVE_SETTINGS: &[(&str, &str)] = &[
     ("payload", "qemu publishTest_{n}"),
 ];
 
+/// The entry argument of a device's own run (the nRF9160 DK's): `publish_test` with the
+/// manifest's settings for it (`[[apps]] settings`), as the host board runs it.
+const MANIFEST: u32 = 2;
+
 /// The seed's demo app itself, unchanged: `publish_test::run` over the SVC backend. Not
 /// inlined, so its frame and the offline checks' are never on the stack together.
 #[inline(never)]
-fn run_live() -> u32 {
+fn run_live(settings: &[(&str, &str)]) -> u32 {
     let Ok(mut app) = Aliot::new(Svc::new()) else {
         return exit::BAD_WELCOME;
     };
-    match publish_test::run(&mut app, LIVE_SETTINGS) {
+    match publish_test::run(&mut app, settings) {
         Ok(()) => exit::OK,
         Err(_) => exit::LIVE_FAILED,
     }
 }
 
 /// The entry the header names; the runtime starts it on this app's stack, unprivileged.
-/// Argument 0: the offline checks; [`LIVE`]: `publish_test` against the live session.
+/// Argument 0: the offline checks; [`LIVE`]: `publish_test` against the live session with the
+/// QEMU run's settings; [`MANIFEST`]: `publish_test` with the manifest's settings.
 #[unsafe(no_mangle)]
 pub extern "C" fn publisher_entry(argument: u32) -> ! {
-    aliot_app::svc::exit(if argument == LIVE { run_live() } else { run() })
+    aliot_app::svc::exit(match argument {
+        LIVE => run_live(LIVE_SETTINGS),
+        MANIFEST => run_live(aliot_app::manifest::apps::publish_test::SETTINGS),
+        _ => run(),
+    })
 }
 
 #[panic_handler]

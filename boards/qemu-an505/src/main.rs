@@ -45,7 +45,7 @@ mod uart;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::heap::PeakHeap;
-use aliot_cortex_m33::header::{AppHeader, HEADER_LEN, HeaderError};
+use aliot_cortex_m33::header::HeaderError;
 use aliot_cortex_m33::policy::{AfterFailure, RestartPolicy, Restarts, slice_reload};
 use aliot_cortex_m33::process::{App, Event, Runtime, Stop, SyscallRecord};
 use aliot_cortex_m33::region::Region;
@@ -163,14 +163,13 @@ impl Verdict {
     }
 }
 
-/// Read and check the header at the start of `flash`; log the outcome.
+/// Read and check the header at the start of `flash` (the runtime's [`App::load`]); log the
+/// outcome.
 fn load(name: &'static str, id: u8, flash: Region, ram: Region) -> Result<App, HeaderError> {
     // SAFETY: `flash` is a region of the image reserved by memory.x (at least 4 KiB, readable
-    // memory); the first HEADER_LEN bytes are read, nothing writes flash.
-    let bytes = unsafe { core::slice::from_raw_parts(flash.start as *const u8, HEADER_LEN) };
-    let outcome = AppHeader::parse(bytes).and_then(|h| h.check(flash, ram).map(|r| (h, r)));
-    match outcome {
-        Ok((h, ram)) => {
+    // memory); nothing writes flash.
+    match unsafe { App::load(name, id, flash, ram) } {
+        Ok((app, h)) => {
             hprintln!(
                 "app {} (slot {}): header ok: ABI {}.{}, entry {:#010x}, stack {} B, RAM {:#010x}+{:#x}",
                 name,
@@ -179,17 +178,10 @@ fn load(name: &'static str, id: u8, flash: Region, ram: Region) -> Result<App, H
                 h.abi_minor,
                 h.entry,
                 h.stack_size,
-                ram.start,
-                ram.len
+                app.ram.start,
+                app.ram.len
             );
-            Ok(App {
-                name,
-                id,
-                flash,
-                ram,
-                entry: h.entry,
-                stack_size: h.stack_size,
-            })
+            Ok(app)
         }
         Err(e) => {
             hprintln!("app {} (slot {}): refused: {}", name, id, e);

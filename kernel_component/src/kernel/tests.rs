@@ -1306,3 +1306,26 @@ fn only_acknowledgement_slots_limit_what_is_on_the_wire() {
         "a freed id lets the next one go"
     );
 }
+
+#[test]
+fn the_watch_follows_the_session_and_the_update() {
+    static WATCH: crate::watch::LinkWatch = crate::watch::LinkWatch::new();
+    use crate::watch::OtaPhase;
+    let mut k = Kernel::new(&CONFIG);
+    k.on_connected();
+    // Set after the fact: it starts from the kernel's state, not from its own.
+    k.set_watch(&WATCH);
+    assert!(WATCH.connected());
+    k.on_link_down(DisconnectReason::Network);
+    assert!(!WATCH.connected());
+    k.on_connected();
+    assert!(WATCH.connected());
+    k.set_ota_status(OtaStatus::Downloading { percent: 40 });
+    assert_eq!(WATCH.ota(), OtaPhase::Downloading);
+    k.set_ota_status(OtaStatus::Verifying);
+    assert_eq!(WATCH.ota(), OtaPhase::Downloading);
+    k.set_ota_status(OtaStatus::PendingReboot);
+    assert_eq!(WATCH.ota(), OtaPhase::PendingReboot);
+    k.set_ota_status(OtaStatus::Failed { step: -2 });
+    assert_eq!(WATCH.ota(), OtaPhase::Idle);
+}
