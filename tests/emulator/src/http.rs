@@ -48,6 +48,26 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/devices/{pk}/{dn}/kick", web::post().to(post_kick))
         .route("/api/devices/{pk}/{dn}/drop", web::post().to(post_drop))
         .route("/api/devices/{pk}/{dn}/reset", web::post().to(post_reset))
+        .route(
+            "/api/devices/{pk}/{dn}/thing/properties",
+            web::get().to(get_thing_properties),
+        )
+        .route(
+            "/api/devices/{pk}/{dn}/thing/properties",
+            web::post().to(post_thing_properties),
+        )
+        .route(
+            "/api/devices/{pk}/{dn}/thing/events",
+            web::get().to(get_thing_events),
+        )
+        .route(
+            "/api/devices/{pk}/{dn}/thing/services/{identifier}",
+            web::post().to(post_thing_service),
+        )
+        .route(
+            "/api/products/{pk}/thing_model",
+            web::put().to(put_thing_model),
+        )
         .route("/api/products", web::get().to(list_products))
         .route("/api/products/{pk}/devices", web::post().to(post_device))
         .route("/api/ota/jobs", web::get().to(list_jobs))
@@ -206,6 +226,65 @@ async fn post_publish(ctx: Ctx, p: DevPath, body: web::types::Json<PublishBody>)
     };
     match api::publish_to_device(&ctx.shared, &pk, &dn, &b.topic, &payload, b.qos) {
         Ok(()) => ok(),
+        Err(e) => from_err(e),
+    }
+}
+
+/// `PUT /api/products/{pk}/thing_model`: the body is the console's TSL export.
+async fn put_thing_model(
+    ctx: Ctx,
+    p: web::types::Path<String>,
+    body: web::types::Json<serde_json::Value>,
+) -> HttpResponse {
+    match crate::thing::load_model(&ctx.shared, &p.into_inner(), &body.into_inner().to_string()) {
+        Ok(()) => ok(),
+        Err(e) => from_err(e),
+    }
+}
+
+async fn get_thing_properties(ctx: Ctx, p: DevPath) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    HttpResponse::Ok().json(&crate::thing::properties(&ctx.shared, &pk, &dn))
+}
+
+async fn get_thing_events(ctx: Ctx, p: DevPath) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    let events: Vec<serde_json::Value> = crate::thing::events(&ctx.shared, &pk, &dn)
+        .into_iter()
+        .map(|e| {
+            let at =
+                e.at.duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+            serde_json::json!({"identifier": e.identifier, "params": e.params, "at_ms": at})
+        })
+        .collect();
+    HttpResponse::Ok().json(&events)
+}
+
+/// `POST .../thing/properties`: the body is the `params` to set. Answers the request sent
+/// (id, topic, reply topic) at once; the device's reply shows in its uplinks.
+async fn post_thing_properties(
+    ctx: Ctx,
+    p: DevPath,
+    body: web::types::Json<serde_json::Value>,
+) -> HttpResponse {
+    let (pk, dn) = p.into_inner();
+    match crate::thing::send_set(&ctx.shared, &pk, &dn, body.into_inner()) {
+        Ok(sent) => HttpResponse::Ok().json(&sent),
+        Err(e) => from_err(e),
+    }
+}
+
+/// `POST .../thing/services/{identifier}`: the body is the service's input; as above.
+async fn post_thing_service(
+    ctx: Ctx,
+    p: web::types::Path<(String, String, String)>,
+    body: web::types::Json<serde_json::Value>,
+) -> HttpResponse {
+    let (pk, dn, identifier) = p.into_inner();
+    match crate::thing::send_service(&ctx.shared, &pk, &dn, &identifier, body.into_inner()) {
+        Ok(sent) => HttpResponse::Ok().json(&sent),
         Err(e) => from_err(e),
     }
 }

@@ -14,7 +14,11 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::EmulatorError;
+use crate::state::{Shared, Uplink, key};
 
 /// The platform's Alink code for a request it cannot accept.
 pub const CODE_BAD_PARAMS: i64 = 460;
@@ -39,6 +43,133 @@ pub(crate) struct Things {
     pub properties: HashMap<(String, String), Map<String, Value>>,
     /// Events per device, in arrival order.
     pub events: HashMap<(String, String), Vec<PostedEvent>>,
+}
+
+/// A request the cloud sent: its id, and where the device's reply comes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    /// The Alink id (a decimal string).
+    pub id: String,
+    /// The topic it went to.
+    pub topic: String,
+    /// The topic the reply comes on.
+    pub reply_topic: String,
+}
+
+impl Sent {
+    /// Whether `u` is the device's reply to this request (its id as a string or a number).
+    pub fn is_reply(&self, u: &Uplink) -> bool {
+        u.topic == self.reply_topic
+            && u.refused.is_none()
+            && serde_json::from_slice::<Value>(&u.payload)
+                .ok()
+                .and_then(|v| v.get("id").cloned())
+                .is_some_and(|got| {
+                    got.as_str() == Some(&self.id)
+                        || got.as_u64().map(|n| n.to_string()).as_deref() == Some(&self.id)
+                })
+    }
+}
+
+/// Stores the thing model of product `pk` after checking it.
+pub(crate) fn load_model(sh: &Shared, pk: &str, tsl: &str) -> Result<(), EmulatorError> {
+    let v: Value = serde_json::from_str(tsl)
+        .map_err(|e| EmulatorError::InvalidRequest(format!("TSL: {e}")))?;
+    check_model(&v).map_err(|e| EmulatorError::InvalidRequest(format!("TSL: {e}")))?;
+    sh.lock().things.models.insert(pk.to_owned(), v);
+    Ok(())
+}
+
+/// The latest accepted property values of a device.
+pub(crate) fn properties(sh: &Shared, pk: &str, dn: &str) -> Map<String, Value> {
+    sh.lock()
+        .things
+        .properties
+        .get(&key(pk, dn))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The accepted events of a device.
+pub(crate) fn events(sh: &Shared, pk: &str, dn: &str) -> Vec<PostedEvent> {
+    sh.lock()
+        .things
+        .events
+        .get(&key(pk, dn))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Sends a property set, checked against the TSL (known, writable, in range) if one is loaded.
+pub(crate) fn send_set(
+    sh: &Shared,
+    pk: &str,
+    dn: &str,
+    params: Value,
+) -> Result<Sent, EmulatorError> {
+    if let Some(tsl) = sh.lock().things.models.get(pk) {
+        check_property_post(tsl, &params).map_err(EmulatorError::InvalidRequest)?;
+        check_writable(tsl, &params).map_err(EmulatorError::InvalidRequest)?;
+    }
+    let topic = format!("/sys/{pk}/{dn}/thing/service/property/set");
+    let reply = format!("{topic}_reply");
+    send(
+        sh,
+        pk,
+        dn,
+        topic,
+        reply,
+        "thing.service.property.set",
+        params,
+    )
+}
+
+/// Sends a service call, its input checked against the TSL if one is loaded; a sync service
+/// goes over RRPC.
+pub(crate) fn send_service(
+    sh: &Shared,
+    pk: &str,
+    dn: &str,
+    identifier: &str,
+    params: Value,
+) -> Result<Sent, EmulatorError> {
+    let mut sync = false;
+    if let Some(tsl) = sh.lock().things.models.get(pk) {
+        check_service(tsl, identifier, "inputData", &params)
+            .map_err(EmulatorError::InvalidRequest)?;
+        sync = service_is_sync(tsl, identifier).unwrap_or(false);
+    }
+    let method = format!("thing.service.{identifier}");
+    if sync {
+        let msg = crate::rand_id();
+        let (topic, reply) = (
+            format!("/sys/{pk}/{dn}/rrpc/request/{msg}"),
+            format!("/sys/{pk}/{dn}/rrpc/response/{msg}"),
+        );
+        return send(sh, pk, dn, topic, reply, &method, params);
+    }
+    let topic = format!("/sys/{pk}/{dn}/thing/service/{identifier}");
+    let reply = format!("{topic}_reply");
+    send(sh, pk, dn, topic, reply, &method, params)
+}
+
+fn send(
+    sh: &Shared,
+    pk: &str,
+    dn: &str,
+    topic: String,
+    reply_topic: String,
+    method: &str,
+    params: Value,
+) -> Result<Sent, EmulatorError> {
+    let id = (crate::rand_id() % u64::from(u32::MAX)).to_string();
+    let body = serde_json::json!({"id": id, "version": "1.0", "params": params, "method": method});
+    crate::api::publish_to_device(sh, pk, dn, &topic, body.to_string().as_bytes(), 0)?;
+    Ok(Sent {
+        id,
+        topic,
+        reply_topic,
+    })
 }
 
 /// Checks that `tsl` is a thing model the emulator can use: an object whose `properties`,

@@ -391,3 +391,77 @@ fn firmware_upload_refusals() {
     assert_eq!(job(json!({})), 400);
     assert_eq!(job(json!({"firmware": "max.bin"})), 200);
 }
+
+/// The thing model over HTTP: load a TSL, read what the device posted, set a property and
+/// call a service (answered at once with the request sent; the device's reply is an uplink).
+#[test]
+fn thing_model_over_http() {
+    let emu = Emulator::start(EmulatorConfig::demo()).expect("start");
+    let base = format!("http://{}", emu.http_addr());
+    let agent = http_agent(None);
+    let tsl = json!({"properties": [
+        {"identifier": "interval", "accessMode": "rw", "dataType": {"type": "int", "specs": {"min": "5", "max": "60"}}}],
+      "events": [{"identifier": "alarm", "outputData": []}],
+      "services": [{"identifier": "reboot", "callType": "async", "inputData": [], "outputData": []}]});
+    let mut r = agent
+        .put(&format!("{base}/api/products/{PK}/thing_model"))
+        .header("content-type", "application/json")
+        .send(tsl.to_string())
+        .expect("request");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.body_mut().read_to_string().unwrap_or_default()
+    );
+    let c = TestClient::connect(4, emu.mqtt_addr().port(), &sdk_creds(PK, DN, DS), None);
+    assert_eq!(c.connack(), Ok(()));
+    let sys = format!("/sys/{PK}/{DN}/thing");
+    c.publish(
+        &format!("{sys}/event/property/post"),
+        1,
+        br#"{"id":"1","version":"1.0","params":{"interval":30}}"#,
+    );
+    c.publish(
+        &format!("{sys}/event/alarm/post"),
+        1,
+        br#"{"id":"2","params":{}}"#,
+    );
+    assert!(
+        emu.wait_for_uplink(PK, DN, WAIT, |u| u.topic.ends_with("alarm/post"))
+            .is_some()
+    );
+    let (st, props) = get_json(
+        &agent,
+        &format!("{base}/api/devices/{PK}/{DN}/thing/properties"),
+    );
+    assert_eq!((st, props), (200, json!({"interval": 30})));
+    let (_, events) = get_json(
+        &agent,
+        &format!("{base}/api/devices/{PK}/{DN}/thing/events"),
+    );
+    assert_eq!(events[0]["identifier"], "alarm", "{events}");
+    // A set out of range is refused before it is sent; a good one reaches the device.
+    let url = format!("{base}/api/devices/{PK}/{DN}/thing/properties");
+    let (st, e) = post_json(&agent, &url, json!({"interval": 61}));
+    assert_eq!(st, 400, "{e}");
+    let (st, sent) = post_json(&agent, &url, json!({"interval": 10}));
+    assert_eq!(st, 200, "{sent}");
+    assert_eq!(
+        sent["reply_topic"],
+        format!("{sys}/service/property/set_reply")
+    );
+    let got = c
+        .wait_publish(&format!("{sys}/service/property/set"))
+        .expect("the set arrives");
+    let got: serde_json::Value = serde_json::from_slice(&got).expect("json");
+    assert_eq!(got["id"], sent["id"]);
+    assert_eq!(got["params"], json!({"interval": 10}));
+    let (st, sent) = post_json(
+        &agent,
+        &format!("{base}/api/devices/{PK}/{DN}/thing/services/reboot"),
+        json!({}),
+    );
+    assert_eq!(st, 200, "{sent}");
+    assert!(c.wait_publish(&format!("{sys}/service/reboot")).is_some());
+}
