@@ -48,24 +48,30 @@ fn ok(token: u32) -> Response<'static> {
     Response::Accepted { token }
 }
 
-/// Posts on schedule, applies a property set and posts at once, answers calibrate, refuses an
-/// out-of-range set and a malformed call with code 460 and keeps going (its interval unchanged).
-#[test]
-fn posts_applies_a_set_answers_a_call_and_refuses_bad_requests() {
-    let mut fake = FakeKernel::with_clock(0);
+/// The start every run shares: greeted as app 3, the four thing-model filters subscribed
+/// (tokens 1 to 4), and the first post (id 1, token 5) with the reading of tick 0 and
+/// `report_interval` as `interval` says.
+fn started<'a>(fake: &'a mut FakeKernel, interval: &str) -> &'a mut FakeKernel {
+    let post: &'static str = Box::leak(
+        format!(
+            r#"{{"id":"1","version":"1.0","params":{{"temperature":20.0,"humidity":40,"report_interval":{interval}}},"method":"thing.event.property.post"}}"#
+        )
+        .into_boxed_str(),
+    );
     fake.expect_hello(3)
         .expect(subscribe("event/+/post_reply", 1), ok(1))
         .expect(subscribe("service/property/set", 2), ok(2))
         .expect(subscribe("service/+", 3), ok(3))
         .expect(subscribe_rrpc(4), ok(4))
-        .expect(
-            publish(
-                "event/property/post",
-                r#"{"id":"1","version":"1.0","params":{"temperature":20.0,"humidity":40,"report_interval":30},"method":"thing.event.property.post"}"#,
-                5,
-            ),
-            ok(5),
-        )
+        .expect(publish("event/property/post", post, 5), ok(5))
+}
+
+/// Posts on schedule, applies a property set and posts at once, answers calibrate, refuses an
+/// out-of-range set and a malformed call with code 460 and keeps going (its interval unchanged).
+#[test]
+fn posts_applies_a_set_answers_a_call_and_refuses_bad_requests() {
+    let mut fake = FakeKernel::with_clock(0);
+    started(&mut fake, "30")
         .expect_event(
             30_000,
             message(
@@ -162,23 +168,10 @@ fn posts_applies_a_set_answers_a_call_and_refuses_bad_requests() {
 #[test]
 fn a_refused_post_still_counts_as_a_reply() {
     let mut fake = FakeKernel::with_clock(5_000);
-    fake.expect_hello(3)
-        .expect(subscribe("event/+/post_reply", 1), ok(1))
-        .expect(subscribe("service/property/set", 2), ok(2))
-        .expect(subscribe("service/+", 3), ok(3))
-        .expect(subscribe_rrpc(4), ok(4))
-        .expect(
-            publish(
-                "event/property/post",
-                r#"{"id":"1","version":"1.0","params":{"temperature":20.0,"humidity":40,"report_interval":5},"method":"thing.event.property.post"}"#,
-                5,
-            ),
-            ok(5),
-        )
-        .expect_event(
-            5_000,
-            message("event/property/post_reply", r#"{"id":1,"code":6813}"#),
-        );
+    started(&mut fake, "5").expect_event(
+        5_000,
+        message("event/property/post_reply", r#"{"id":1,"code":6813}"#),
+    );
     let mut app = Aliot::new(&mut fake).expect("welcomed");
     // report_interval below the TSL's 5 s is clamped to it.
     sensor::run(&mut app, &[("count", "1"), ("report_interval", "1")]).expect("ran");
@@ -203,19 +196,7 @@ fn rrpc_carries_the_sync_service_and_raw_calls() {
         token,
     };
     let mut fake = FakeKernel::with_clock(0);
-    fake.expect_hello(3)
-        .expect(subscribe("event/+/post_reply", 1), ok(1))
-        .expect(subscribe("service/property/set", 2), ok(2))
-        .expect(subscribe("service/+", 3), ok(3))
-        .expect(subscribe_rrpc(4), ok(4))
-        .expect(
-            publish(
-                "event/property/post",
-                r#"{"id":"1","version":"1.0","params":{"temperature":20.0,"humidity":40,"report_interval":30},"method":"thing.event.property.post"}"#,
-                5,
-            ),
-            ok(5),
-        )
+    started(&mut fake, "30")
         .expect_event(
             30_000,
             rrpc(

@@ -265,12 +265,18 @@ fn check_params(spec: Option<&Value>, params: &Value) -> Result<(), String> {
         return Err("params must be an object".into());
     };
     let spec: &[Value] = spec.and_then(Value::as_array).map_or(&[], Vec::as_slice);
-    for (id, value) in params {
+    check_members(spec, params, "parameter")
+}
+
+/// Checks each of `values` against the entry of `spec` (`{identifier, dataType}`, a list of
+/// parameters or struct fields) with its name; `what` names the kind in the error.
+fn check_members(spec: &[Value], values: &Map<String, Value>, what: &str) -> Result<(), String> {
+    for (id, value) in values {
         let Some(p) = spec
             .iter()
             .find(|p| p.get("identifier").and_then(Value::as_str) == Some(id))
         else {
-            return Err(format!("{id}: not a parameter"));
+            return Err(format!("{id}: not a {what}"));
         };
         check_value(p.get("dataType"), value).map_err(|e| format!("{id}: {e}"))?;
     }
@@ -341,16 +347,7 @@ fn check_value(data_type: Option<&Value>, v: &Value) -> Result<(), String> {
             let Some(o) = v.as_object() else {
                 return Err(format!("{v} is not a struct"));
             };
-            for (id, fv) in o {
-                let Some(f) = fields
-                    .iter()
-                    .find(|f| f.get("identifier").and_then(Value::as_str) == Some(id))
-                else {
-                    return Err(format!("{id}: not a field"));
-                };
-                check_value(f.get("dataType"), fv).map_err(|e| format!("{id}: {e}"))?;
-            }
-            Ok(())
+            check_members(fields, o, "field")
         }
         "array" => {
             let items = v.as_array().ok_or_else(|| format!("{v} is not an array"))?;
