@@ -9,8 +9,9 @@ use aliot_kernel::config::{MqttVersion, SignMethod};
 
 use crate::capsule::{DN, PAYLOAD, PK, SECRET, TOPIC, measure_end, measure_start};
 
-/// rumqttc's keep-alive: the bound on a wait for a server that went silent.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// rumqttc's keep-alive: the bound on a wait for a server that went silent (the platform
+/// takes 30 to 1200 s).
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// What a rumqttc run measured.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,6 +31,12 @@ pub enum Work<'a> {
     Sequential(u32),
     /// `n` publishes with at most `window` unacknowledged (rumqttc's inflight limit).
     Windowed(u32, u16),
+}
+
+fn nodelay() -> rumqttc::NetworkOptions {
+    let mut n = rumqttc::NetworkOptions::new();
+    n.set_tcp_nodelay(true);
+    n
 }
 
 /// The demo device's login, as the kernel computes it.
@@ -54,7 +61,7 @@ pub fn run(
     let deadline = Instant::now() + limit;
     // rumqttc's 3.1.1 and 5 clients have the same shape but different types.
     macro_rules! client {
-        ($client:ty, $options:ty, $event:path, $packet:path, $qos:expr, $sub:expr, $inflight:ident) => {{
+        ($client:ty, $options:ty, $event:path, $packet:path, $qos:expr, $sub:expr, $inflight:ident, $nodelay_opts:expr, $nodelay_conn:expr) => {{
             use $event as Event;
             use $packet as Packet;
             // `LoginCredentials` zeroizes its password on drop: copy the strings out.
@@ -67,7 +74,10 @@ pub fn run(
             if let Work::Windowed(_, window) = work {
                 o.$inflight(window);
             }
+            // TCP_NODELAY, as the capsule's host network sets it: no Nagle stall in either.
+            $nodelay_opts(&mut o);
             let (client, mut conn) = <$client>::new(o, 64);
+            $nodelay_conn(&mut conn);
             let mut timing = Timing::default();
             let start = Instant::now();
             if let Work::Ready(filters) = work {
@@ -143,7 +153,11 @@ pub fn run(
             rumqttc::Packet,
             rumqttc::QoS::AtLeastOnce,
             |c: &rumqttc::Client, f: &str| c.subscribe(f, rumqttc::QoS::AtLeastOnce),
-            set_inflight
+            set_inflight,
+            |_: &mut rumqttc::MqttOptions| {},
+            |c: &mut rumqttc::Connection| {
+                c.eventloop.set_network_options(nodelay());
+            }
         ),
         MqttVersion::V5 => client!(
             rumqttc::v5::Client,
@@ -153,7 +167,11 @@ pub fn run(
             rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
             |c: &rumqttc::v5::Client, f: &str| c
                 .subscribe(f, rumqttc::v5::mqttbytes::QoS::AtLeastOnce),
-            set_outgoing_inflight_upper_limit
+            set_outgoing_inflight_upper_limit,
+            |o: &mut rumqttc::v5::MqttOptions| {
+                o.set_network_options(nodelay());
+            },
+            |_: &mut rumqttc::v5::Connection| {}
         ),
     }
 }

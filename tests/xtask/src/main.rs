@@ -17,7 +17,7 @@ use aliot_xtask::syscall::{self, Case};
 use aliot_xtask::table::{self, Outcome, Row, Value};
 use aliot_xtask::{baseline, ota, ready, size, throughput, wire};
 
-const USAGE: &str = "usage: cargo xtask bench [--quick]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--only 1.1,1.4,...]";
 
 /// How much each measurement does.
 struct Counts {
@@ -61,8 +61,23 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        ["bench"] => bench(&FULL, false),
-        ["bench", "--quick"] => bench(&QUICK, true),
+        ["bench", rest @ ..] => {
+            let mut quick = false;
+            let mut only: Option<Vec<String>> = None;
+            let mut rest = rest.iter();
+            while let Some(arg) = rest.next() {
+                match *arg {
+                    "--quick" => quick = true,
+                    "--only" => match rest.next() {
+                        Some(list) => only = Some(list.split(',').map(str::to_owned).collect()),
+                        None => return usage(),
+                    },
+                    _ => return usage(),
+                }
+            }
+            let wanted = |id: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| w == id));
+            bench(if quick { &QUICK } else { &FULL }, quick, &wanted)
+        }
         ["workload", rest @ ..] => match workload(rest) {
             // The kernel thread may still run: end the process (callgrind writes its counts).
             Ok(()) => std::process::exit(0),
@@ -71,11 +86,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
+        _ => usage(),
     }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
 }
 
 fn version_arg(s: &str) -> Result<MqttVersion, String> {
@@ -152,51 +169,39 @@ fn build_board() -> Result<PathBuf, String> {
     ota::board_exe()
 }
 
-fn bench(c: &Counts, quick: bool) -> ExitCode {
+fn bench(c: &Counts, quick: bool, wanted: &dyn Fn(&str) -> bool) -> ExitCode {
     let root = aliot_manifest::workspace_root();
     let out = root.join("target/xtask");
     let mut rows = Vec::new();
 
-    progress("1.1 syscall round trips");
-    rows.extend(syscall_rows(c, &out));
-
-    let emu = match aliot_emulator::Emulator::start(aliot_emulator::EmulatorConfig::demo()) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("xtask bench: the emulator did not start: {e:?}");
-            return ExitCode::FAILURE;
+    if wanted("1.1") {
+        progress("1.1 syscall round trips");
+        rows.extend(syscall_rows(c, &out));
+    }
+    if ["1.2", "1.3", "1.4"].iter().any(|id| wanted(id)) {
+        match aliot_emulator::Emulator::start(aliot_emulator::EmulatorConfig::demo()) {
+            Ok(emu) => rows.extend(link_rows(c, &out, &emu, wanted)),
+            Err(e) => rows.push(Row::other(
+                "1.2",
+                "the emulator",
+                Outcome::Failed(format!("did not start: {e:?}")),
+            )),
         }
-    };
-    let port = emu.mqtt_addr().port();
-    let versions = [MqttVersion::V311, MqttVersion::V5];
-
-    progress("1.2 wire cost");
-    for v in versions {
-        rows.extend(wire::rows(port, v, c.wire));
     }
-    progress("1.3 round trips to ready");
-    for v in versions {
-        rows.push(ready::row(emu.mqtt_addr(), v, c.delay));
+    if wanted("1.5") {
+        progress("1.5 OTA");
+        match build_board() {
+            Ok(board) => rows.extend(ota::rows(&board, c.ota_bytes)),
+            Err(e) => rows.push(Row::other("1.5", "OTA", Outcome::Failed(e))),
+        }
     }
-    progress("1.4 QoS 1 round trip and throughput");
-    for v in versions {
-        rows.extend(throughput::rows(port, v, c.publishes));
+    if wanted("1.6") {
+        progress("1.6 RAM and image sizes");
+        let manifest = root.join("manifest/device.toml");
+        rows.push(size::ram_row(&manifest));
+        rows.extend(size::qemu_rows(&manifest, &out.join("qemu-image")));
+        rows.extend(size::nrf_rows(&manifest, &out.join("nrf9160dk")));
     }
-    progress("1.4 instructions per publish");
-    rows.extend(publish_ir_rows(c, &out, port));
-    drop(emu);
-
-    progress("1.5 OTA");
-    match build_board() {
-        Ok(board) => rows.extend(ota::rows(&board, c.ota_bytes)),
-        Err(e) => rows.push(Row::other("1.5", "OTA", Outcome::Failed(e))),
-    }
-
-    progress("1.6 RAM and image sizes");
-    let manifest = root.join("manifest/device.toml");
-    rows.push(size::ram_row(&manifest));
-    rows.extend(size::qemu_rows(&manifest, &out.join("qemu-image")));
-    rows.extend(size::nrf_rows(&manifest, &out.join("nrf9160dk")));
 
     println!(
         "\naliot bench{}: every figure beside a baseline from this run (ratio = figure / baseline)\n",
@@ -215,13 +220,42 @@ fn bench(c: &Counts, quick: bool) -> ExitCode {
         for p in &problems {
             eprintln!("  {p}");
         }
-        if quick {
-            ExitCode::FAILURE
-        } else {
-            // A full run still printed what it could; it fails too, so a broken row is seen.
-            ExitCode::FAILURE
+        // A full run printed what it could; it fails too, so a broken row is not missed.
+        ExitCode::FAILURE
+    }
+}
+
+/// Rows 1.2 to 1.4, against one emulator in this process.
+fn link_rows(
+    c: &Counts,
+    out: &std::path::Path,
+    emu: &aliot_emulator::Emulator,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let port = emu.mqtt_addr().port();
+    let versions = [MqttVersion::V311, MqttVersion::V5];
+    if wanted("1.2") {
+        progress("1.2 wire cost");
+        for v in versions {
+            rows.extend(wire::rows(port, v, c.wire));
         }
     }
+    if wanted("1.3") {
+        progress("1.3 round trips to ready");
+        for v in versions {
+            rows.extend(ready::rows(emu.mqtt_addr(), v, c.delay));
+        }
+    }
+    if wanted("1.4") {
+        progress("1.4 QoS 1 round trip and throughput");
+        for v in versions {
+            rows.extend(throughput::rows(port, v, c.publishes));
+        }
+        progress("1.4 instructions per publish");
+        rows.extend(publish_ir_rows(c, out, port));
+    }
+    rows
 }
 
 fn syscall_rows(c: &Counts, out: &std::path::Path) -> Vec<Row> {

@@ -6,11 +6,16 @@
 //! sending each at its stamp plus the delay, so chunks in flight overlap as on a real link
 //! (the delay is latency, not a bandwidth limit). Every blocking read has a timeout so the
 //! threads notice [`DelayProxy`] being dropped.
+//!
+//! It also counts the client's flights: chunks towards the server that follow data from the
+//! server (or start the connection). Each flight the client must wait for costs a round trip
+//! whatever the link, so this is the protocol's count of round trips, free of the timing
+//! noise of a shared machine.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +30,27 @@ pub struct DelayProxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
+    turns: Arc<Turns>,
+}
+
+/// The flights of the last connection.
+#[derive(Debug, Default)]
+struct Turns {
+    /// Client flights so far.
+    flights: AtomicU32,
+    /// Direction of the last chunk: 0 none, [`TO_SERVER`], [`TO_CLIENT`].
+    last: AtomicU8,
+}
+
+const TO_SERVER: u8 = 1;
+const TO_CLIENT: u8 = 2;
+
+impl Turns {
+    fn chunk(&self, direction: u8) {
+        if self.last.swap(direction, Ordering::SeqCst) != direction && direction == TO_SERVER {
+            self.flights.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl DelayProxy {
@@ -36,13 +62,19 @@ impl DelayProxy {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let turns = Arc::new(Turns::default());
+        let counter = turns.clone();
         let acceptor = std::thread::Builder::new()
             .name("delay-proxy".into())
             .spawn(move || {
                 while !flag.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((client, _)) => {
-                            if let Err(e) = connection(client, upstream, delay, flag.clone()) {
+                            counter.flights.store(0, Ordering::SeqCst);
+                            counter.last.store(0, Ordering::SeqCst);
+                            let turns = counter.clone();
+                            if let Err(e) = connection(client, upstream, delay, flag.clone(), turns)
+                            {
                                 eprintln!("delay proxy: {e}");
                             }
                         }
@@ -60,7 +92,13 @@ impl DelayProxy {
             addr,
             stop,
             acceptor: Some(acceptor),
+            turns,
         })
+    }
+
+    /// The client's flights on the last connection so far (see the module's doc).
+    pub fn flights(&self) -> u32 {
+        self.turns.flights.load(Ordering::SeqCst)
     }
 
     /// Where to connect.
@@ -83,6 +121,7 @@ fn connection(
     upstream: SocketAddr,
     delay: Duration,
     stop: Arc<AtomicBool>,
+    turns: Arc<Turns>,
 ) -> std::io::Result<()> {
     client.set_nonblocking(false)?;
     let server = TcpStream::connect_timeout(&upstream, CONNECT_TIMEOUT)?;
@@ -90,13 +129,9 @@ fn connection(
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(POLL))?;
     }
-    pump(
-        client.try_clone()?,
-        server.try_clone()?,
-        delay,
-        stop.clone(),
-    )?;
-    pump(server, client, delay, stop)?;
+    let both = (client.try_clone()?, server.try_clone()?);
+    pump(both.0, both.1, delay, stop.clone(), turns.clone(), TO_SERVER)?;
+    pump(server, client, delay, stop, turns, TO_CLIENT)?;
     Ok(())
 }
 
@@ -106,6 +141,8 @@ fn pump(
     mut to: TcpStream,
     delay: Duration,
     stop: Arc<AtomicBool>,
+    turns: Arc<Turns>,
+    direction: u8,
 ) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     std::thread::Builder::new()
@@ -116,6 +153,7 @@ fn pump(
                 match from.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
+                        turns.chunk(direction);
                         if tx
                             .send((Instant::now() + delay, buf[..n].to_vec()))
                             .is_err()
@@ -170,5 +208,7 @@ mod tests {
         c.read_exact(&mut back).expect("read back");
         assert_eq!(&back, b"hello");
         echo.join().expect("echo");
+        // One flight: the client waited for the answer once.
+        assert_eq!(proxy.flights(), 1);
     }
 }
