@@ -4,10 +4,10 @@
 //! or measured nothing (CI runs it); it never judges a figure's size.
 //!
 //! `aliot-xtask workload ...` is this executable run under callgrind by the bench itself (see
-//! `aliot_xtask::callgrind`); not meant to be typed.
+//! `aliot_xtask::callgrind`); with [`aliot_xtask::ota::BOARD_ENV`] set, or as `--app NAME`,
+//! it is the OTA row's host board and its apps. Neither is meant to be typed.
 
-use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use aliot_kernel::config::MqttVersion;
@@ -57,7 +57,19 @@ const QUICK: Counts = Counts {
     ota_bytes: 256 << 10,
 };
 
+/// The OTA row's board configuration (`build.rs`).
+mod ota_board {
+    include!(concat!(env!("OUT_DIR"), "/ota_big_config.rs"));
+}
+
 fn main() -> ExitCode {
+    // The OTA row's board (the supervisor and the firmware it re-executes inherit the
+    // variable) and its apps (started with `--app NAME` and a cleared environment).
+    if std::env::var_os(ota::BOARD_ENV).is_some()
+        || std::env::args().nth(1).as_deref() == Some("--app")
+    {
+        return aliot_host::main_with(&ota_board::DEVICE);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
@@ -147,28 +159,6 @@ fn progress(what: &str) {
     eprintln!("xtask bench: {what}");
 }
 
-/// Builds the board binary the OTA row runs, next to this executable.
-fn build_board() -> Result<PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-q",
-            "-p",
-            "aliot-e2e",
-            "--bin",
-            "aliot-host-ota-big",
-        ])
-        .current_dir(aliot_manifest::workspace_root())
-        .status()
-        .map_err(|e| format!("cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build aliot-host-ota-big: {status}"));
-    }
-    ota::board_exe()
-}
-
 fn bench(c: &Counts, quick: bool, wanted: &dyn Fn(&str) -> bool) -> ExitCode {
     let root = aliot_manifest::workspace_root();
     let out = root.join("target/xtask");
@@ -190,7 +180,7 @@ fn bench(c: &Counts, quick: bool, wanted: &dyn Fn(&str) -> bool) -> ExitCode {
     }
     if wanted("1.5") {
         progress("1.5 OTA");
-        match build_board() {
+        match ota::board_exe() {
             Ok(board) => rows.extend(ota::rows(&board, c.ota_bytes)),
             Err(e) => rows.push(Row::other("1.5", "OTA", Outcome::Failed(e))),
         }

@@ -130,7 +130,14 @@ fn connection(
         s.set_read_timeout(Some(POLL))?;
     }
     let both = (client.try_clone()?, server.try_clone()?);
-    pump(both.0, both.1, delay, stop.clone(), turns.clone(), TO_SERVER)?;
+    pump(
+        both.0,
+        both.1,
+        delay,
+        stop.clone(),
+        turns.clone(),
+        TO_SERVER,
+    )?;
     pump(server, client, delay, stop, turns, TO_CLIENT)?;
     Ok(())
 }
