@@ -86,8 +86,16 @@ pub fn qemu_rows(manifest: &Path, out: &Path) -> Vec<Row> {
     }
     match aliot_image::build_qemu_image(manifest, out) {
         Ok(built) => {
-            let rows: Vec<Row> = parse_map(&built.map_text)
+            let parts = parse_map(&built.map_text);
+            // An app's RAM holds only its stack, which is no segment: 0 bytes used.
+            let empty: Vec<String> = parts
+                .iter()
+                .filter(|p| p.3 == 0)
+                .map(|(part, region, ..)| format!("{part} {region}"))
+                .collect();
+            let mut rows: Vec<Row> = parts
                 .into_iter()
+                .filter(|p| p.3 > 0)
                 .map(|(part, region, size, used)| {
                     Row::measured(
                         "1.6",
@@ -98,6 +106,13 @@ pub fn qemu_rows(manifest: &Path, out: &Path) -> Vec<Row> {
                     )
                 })
                 .collect();
+            if let (Some(last), false) = (rows.last_mut(), empty.is_empty()) {
+                *last = last.clone().with_note(format!(
+                    "QEMU image: no segment in {} (an app's RAM is its stack); map in {}",
+                    empty.join(", "),
+                    built.map.display()
+                ));
+            }
             if rows.is_empty() {
                 vec![Row::other(
                     "1.6",

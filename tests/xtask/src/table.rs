@@ -295,7 +295,7 @@ mod tests {
         ];
         let text = render(&rows);
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("#  what"), "{text}");
+        assert!(lines[0].starts_with("#    what    "), "{text}");
         assert!(lines[1].chars().all(|c| c == '-'), "{text}");
         assert!(
             lines[2].contains("300 ns") && lines[2].contains("100 ns direct"),
