@@ -166,7 +166,8 @@ pub fn run(
             rumqttc::v5::mqttbytes::v5::Packet,
             rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
             |c: &rumqttc::v5::Client, f: &str| c
-                .subscribe(f, rumqttc::v5::mqttbytes::QoS::AtLeastOnce),
+                .subscribe(f, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+                .map_err(Box::new),
             set_outgoing_inflight_upper_limit,
             |o: &mut rumqttc::v5::MqttOptions| {
                 o.set_network_options(nodelay());

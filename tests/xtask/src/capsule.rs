@@ -284,6 +284,9 @@ pub struct Capsule {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Work on the kernel before its runner starts.
+pub type Prepare = Box<dyn FnOnce(&mut Kernel) + Send>;
+
 /// How to start a [`Capsule`].
 pub struct Start {
     /// Where it dials (the emulator, or a proxy in front of it).
@@ -293,7 +296,7 @@ pub struct Start {
     /// Log packets ([`CountingNetwork`]); off for instruction counts.
     pub count: bool,
     /// Run on the kernel before the runner starts (e.g. subscriptions queued before login).
-    pub prepare: Option<Box<dyn FnOnce(&mut Kernel) + Send>>,
+    pub prepare: Option<Prepare>,
 }
 
 impl Capsule {

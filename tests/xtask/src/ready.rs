@@ -49,8 +49,11 @@ fn subscribe_all(kernel: &mut Kernel) {
     }
 }
 
+/// Time to ready and the client's flights until then.
+type Ready = (Duration, u32);
+
 /// The capsule: from its connect to the last SUBACK it read, and its flights until then.
-pub fn capsule(proxy: &DelayProxy, version: MqttVersion) -> Result<(Duration, u32), String> {
+pub fn capsule(proxy: &DelayProxy, version: MqttVersion) -> Result<Ready, String> {
     let capsule = Capsule::start(Start {
         mqtt_port: proxy.addr().port(),
         version,
@@ -93,7 +96,7 @@ pub fn rows(emulator: SocketAddr, version: MqttVersion, delay: Duration) -> Vec<
         "round trips to ready, MQTT {label} (login + {} SUBACKs)",
         READY_FILTERS.len()
     );
-    let measured = (|| -> Result<((Duration, u32), (Duration, u32)), String> {
+    let measured = (|| -> Result<(Ready, Ready), String> {
         let proxy = DelayProxy::start(emulator, delay).map_err(|e| format!("proxy: {e}"))?;
         let ours = capsule(&proxy, version)?;
         let theirs = baseline::run(
