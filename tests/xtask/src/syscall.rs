@@ -6,7 +6,7 @@
 //!
 //! The four round-trip functions are never inlined, so callgrind can count inside them alone
 //! (`--toggle-collect`); the link's side that empties the outbox after each publish runs
-//! outside them ([`drain`]).
+//! outside them (`drain`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -190,7 +190,7 @@ fn once(kernel: &mut Kernel, case: Case, i: u32) -> Result<(), String> {
     }
 }
 
-/// `n` calls of `case`, each followed by [`drain`]: the workload callgrind counts.
+/// `n` calls of `case`, each followed by `drain`: the workload callgrind counts.
 pub fn workload(case: Case, n: u32) -> Result<(), String> {
     let mut kernel = kernel()?;
     for i in 0..n {
