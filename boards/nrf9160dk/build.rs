@@ -1,11 +1,12 @@
 //! Puts memory.x where cortex-m-rt's link.x finds it and turns the device manifest
 //! (`$ALIOT_MANIFEST`, else `manifest/device.toml`) into `flash.x`, the flash layout the image
-//! is linked into (`[flash.active]`), and `device_config.rs`: the kernel's `DEVICE` constant,
+//! is linked into (`[flash.active]` after the boot stage's image header; the boot stage in
+//! `boot/` links against the same generator), and `device_config.rs`: the kernel's `DEVICE` constant,
 //! the heap sized from the kernel's worst-case RAM (printed as a build warning, as the other
 //! boards do) and the modem's security tag. No secret is read here: this board takes them
 //! from the credentials partition at run time. It also refuses a manifest that needs a kernel
 //! feature this build leaves out (`aliot_manifest::check_kernel_features`).
-use std::{env, fs, path::PathBuf, process::ExitCode};
+use std::{env, process::ExitCode};
 
 /// Room for the allocator's own bookkeeping (a few words per block) and the login material
 /// (secret, client id, password) on top of the kernel's worst case, which counts only what
@@ -13,10 +14,10 @@ use std::{env, fs, path::PathBuf, process::ExitCode};
 const ALLOCATOR_SLACK: u32 = 2048;
 
 fn main() -> ExitCode {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::copy("memory.x", out.join("memory.x")).expect("memory.x is readable");
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    if let Err(e) = aliot_manifest::use_board_memory_x() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     aliot_manifest::emit_generated_files(|m| {
         // The kernel features this build has are the board's own (Cargo.toml passes each on).
         let enabled = |feature: &str| {
@@ -31,10 +32,7 @@ fn main() -> ExitCode {
         })?;
         Ok(vec![
             ("device_config.rs".to_owned(), device_config(m)),
-            (
-                "flash.x".to_owned(),
-                aliot_manifest::generate_memory_x(m, aliot_manifest::Image::Active),
-            ),
+            aliot_manifest::flash_x(m, aliot_manifest::Image::Active),
         ])
     })
 }

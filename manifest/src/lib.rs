@@ -28,7 +28,7 @@ mod validate;
 use std::path::Path;
 
 pub use aliot_kernel::budget::{AppBudget, RamReport};
-pub use build::{emit_generated, emit_generated_files};
+pub use build::{emit_generated, emit_generated_files, flash_x, use_board_memory_x};
 pub use env::{
     MANIFEST_ENV, default_manifest_path, manifest_path_from, manifest_path_from_env,
     rerun_directives, workspace_root,
@@ -43,7 +43,7 @@ pub use image::{
     generate_app_header, generate_app_regions_x, generate_kernel_apps_x, image_layout,
 };
 pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
-pub use linker::{Image, generate_memory_x};
+pub use linker::{IMAGE_HEADER_LEN, Image, generate_memory_x};
 pub use model::{
     App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Firmware, Flash, HttpsEndpoint,
     Kernel, Manifest, Modem, Mqtt, MqttVersion, Partition, Registration, RestartPolicy,

@@ -1,6 +1,9 @@
 //! The nRF9160 DK image and its size report: builds `boards/nrf9160dk` in release against a
 //! manifest, checks that its segments lie in `[flash.active]` and the board's RAM, writes the
-//! Intel HEX, and attributes every byte to our code, the modem library or the rest.
+//! Intel HEX, and attributes every byte to our code, the modem library or the rest. The boot
+//! stage (`boards/nrf9160dk/boot`, [`crate::nrf9160_boot`]) is built too, reported as its own
+//! part and checked against `[flash.bootloader]`; the HEX holds both, the firmware behind its
+//! image header.
 //!
 //! The budgets it enforces (issue 11): the image within the manifest's flash layout and the
 //! board's RAM (with room for the stack), and our code, meaning everything but the modem
@@ -33,10 +36,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use aliot_manifest::{Span, ram_report};
+use aliot_manifest::{IMAGE_HEADER_LEN, Span, ram_report};
 
 use crate::BuildError;
 use crate::hex::intel_hex;
+use crate::nrf9160_boot::{active_image, build_boot_stage, program_span};
 use crate::place::{Part, check_placement};
 use crate::qemu::{cargo_build, io};
 use crate::size::{CLibrary, Memory, Origins, archive_symbols, attribute};
@@ -67,8 +71,12 @@ const MODEM: &str = "modem library";
 pub struct NrfReport {
     /// The ELF.
     pub elf: PathBuf,
-    /// The Intel HEX.
+    /// The Intel HEX: boot stage, image header and firmware, what a fresh board is flashed with.
     pub hex: PathBuf,
+    /// The boot stage's ELF.
+    pub boot_elf: PathBuf,
+    /// The active slot's image (header and firmware): the file an OTA job delivers.
+    pub image: PathBuf,
     /// The report, as printed and written next to the HEX.
     pub text: String,
     /// The layout budgets exceeded: the image does not fit the manifest's flash layout or
@@ -80,8 +88,9 @@ pub struct NrfReport {
     pub over_target: Vec<String>,
 }
 
-/// Builds the board against `manifest_path` and measures it; writes `aliot-nrf9160dk.hex`
-/// and `aliot-nrf9160dk.size.txt` in `out_dir`. A budget exceeded is in the report's
+/// Builds the board and its boot stage against `manifest_path` and measures them; writes
+/// `aliot-nrf9160dk.hex` (both), `aliot-nrf9160dk.img` (the OTA image) and
+/// `aliot-nrf9160dk.size.txt` in `out_dir`. A budget exceeded is in the report's
 /// `exceeded`, not an error: the caller prints the figures, then fails.
 pub fn build_nrf9160dk_image(
     manifest_path: &Path,
@@ -100,8 +109,10 @@ pub fn build_nrf9160dk_image(
         start: m.flash.active.offset,
         len: m.flash.active.size,
     };
-    let part = Part::read("kernel", &elf, active, NRF9160DK_RAM)?;
+    let part = Part::read("kernel", &elf, program_span(&m), NRF9160DK_RAM)?;
     check_placement(std::slice::from_ref(&part))?;
+    let boot = build_boot_stage(&dir, &manifest_path, &m, &short_paths_args(&root))?;
+    let image = active_image(&m, &part)?;
 
     let bytes = std::fs::read(&elf).map_err(io(&elf))?;
     let build_dir = dir.join("target/thumbv8m.main-none-eabihf/release/build");
@@ -146,23 +157,30 @@ pub fn build_nrf9160dk_image(
         apps_heap,
         origins: &origins,
         bootloader: m.flash.bootloader.size,
+        bootloader_flash: boot.flash_used(),
+        bootloader_ram: boot.ram_used(),
         features: &features,
     });
 
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
-    let chunks: Vec<(u32, &[u8])> = part
+    let mut chunks: Vec<(u32, &[u8])> = boot
         .segments
         .iter()
         .filter(|s| !s.data.is_empty())
         .map(|s| (s.load, s.data.as_slice()))
         .collect();
+    chunks.push((active.start, &image));
     let hex = out_dir.join("aliot-nrf9160dk.hex");
-    std::fs::write(&hex, intel_hex(&chunks, Some(part.entry))).map_err(io(&hex))?;
+    std::fs::write(&hex, intel_hex(&chunks, Some(boot.entry))).map_err(io(&hex))?;
+    let image_file = out_dir.join("aliot-nrf9160dk.img");
+    std::fs::write(&image_file, &image).map_err(io(&image_file))?;
     let size = out_dir.join("aliot-nrf9160dk.size.txt");
     std::fs::write(&size, &text).map_err(io(&size))?;
     Ok(NrfReport {
         elf,
         hex,
+        boot_elf: boot.elf,
+        image: image_file,
         text,
         exceeded,
         over_target,
@@ -247,8 +265,12 @@ pub struct Inputs<'a> {
     pub apps_heap: u64,
     /// Bytes per origin.
     pub origins: &'a Origins,
-    /// `[flash.bootloader]` size (no boot stage is built for this board yet).
+    /// `[flash.bootloader]` size.
     pub bootloader: u32,
+    /// Bytes the boot stage loads into `[flash.bootloader]`.
+    pub bootloader_flash: u64,
+    /// Its `.data` and `.bss` (it runs alone, before the firmware: not counted with it).
+    pub bootloader_ram: u64,
     /// The kernel features the board was built with (from the manifest).
     pub features: &'a str,
 }
@@ -296,7 +318,17 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
     let line = |s: &mut String, label: &str, b: u64| {
         let _ = writeln!(s, "  {label:<42} {b:>9} {:>11}", kib(b));
     };
-    line(&mut s, "bootloader [flash.bootloader]: not built yet", 0);
+    line(
+        &mut s,
+        "boot stage in [flash.bootloader]",
+        i.bootloader_flash,
+    );
+    line(&mut s, "[flash.bootloader] size", u64::from(i.bootloader));
+    line(
+        &mut s,
+        "image header in [flash.active]",
+        u64::from(IMAGE_HEADER_LEN),
+    );
     line(
         &mut s,
         "image (kernel + board) in [flash.active]",
@@ -345,6 +377,11 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
     );
     let stack = u64::from(NRF9160DK_RAM.len).saturating_sub(i.ram_total);
     line(&mut s, "left for the stack (top of RAM)", stack);
+    line(
+        &mut s,
+        "boot stage .data + .bss (runs first, alone)",
+        i.bootloader_ram,
+    );
 
     let _ = writeln!(s, "\nper origin (flash / RAM bytes):");
     let mut names: Vec<&String> = i.origins.keys().map(|(_, o)| o).collect();
@@ -394,8 +431,15 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
     };
     check(
         &mut s,
-        "image in [flash.active]".to_owned(),
-        i.flash_total,
+        "boot stage in [flash.bootloader]".to_owned(),
+        i.bootloader_flash,
+        u64::from(i.bootloader),
+        true,
+    );
+    check(
+        &mut s,
+        "image in [flash.active] (header included)".to_owned(),
+        i.flash_total + u64::from(IMAGE_HEADER_LEN),
         u64::from(i.active.len),
         true,
     );
@@ -450,6 +494,8 @@ mod tests {
             apps_heap: 1000,
             origins,
             bootloader: 0x8000,
+            bootloader_flash: 20_000,
+            bootloader_ram: 2_000,
             features: "mqtt-v311,sign-hmacsha256",
         }
     }
@@ -474,6 +520,38 @@ mod tests {
         assert!(over.exceeded.is_empty(), "{:?}", over.exceeded);
         assert_eq!(over.over_target.len(), 1, "{}", over.text);
         assert!(over.text.contains("OVER our code's flash"), "{}", over.text);
+    }
+
+    #[test]
+    fn a_boot_stage_beyond_flash_bootloader_is_a_layout_failure() {
+        let origins = Origins::new();
+        let mut i = inputs(&origins, 1000, 0);
+        i.bootloader_flash = 0x8000;
+        let fits = report_text(&i);
+        assert!(fits.exceeded.is_empty(), "{}", fits.text);
+        assert!(
+            fits.text
+                .contains("ok   boot stage in [flash.bootloader]: 32768 of 32768 bytes"),
+            "{}",
+            fits.text
+        );
+        i.bootloader_flash = 0x8001;
+        let r = report_text(&i);
+        assert_eq!(r.exceeded.len(), 1, "{}", r.text);
+        assert!(
+            r.exceeded[0].contains("[flash.bootloader]"),
+            "{:?}",
+            r.exceeded
+        );
+    }
+
+    #[test]
+    fn the_image_header_counts_against_flash_active() {
+        let origins = Origins::new();
+        let fits = report_text(&inputs(&origins, 480 * 1024 - 512, 0));
+        assert!(fits.exceeded.is_empty(), "{}", fits.text);
+        let r = report_text(&inputs(&origins, 480 * 1024 - 511, 0));
+        assert_eq!(r.exceeded.len(), 1, "{}", r.text);
     }
 
     #[test]

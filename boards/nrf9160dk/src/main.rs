@@ -31,8 +31,9 @@
 //!
 //! | range | size | what |
 //! |---|---|---|
-//! | `0x0000_0000..0x0000_8000` | 32 KiB | `[flash.bootloader]`: the boot stage (embassy-boot; not built yet) |
-//! | `0x0000_8000..0x0008_1000` | 484 KiB | `[flash.active]`: this image (vector table first) |
+//! | `0x0000_0000..0x0000_8000` | 32 KiB | `[flash.bootloader]`: the boot stage (`boot/`: aliot-boot over embassy-boot; about 22 KB) |
+//! | `0x0000_8000..0x0000_8200` | 512 B | `[flash.active]` start: the image header (version, length, SHA-256) the boot stage checks |
+//! | `0x0000_8200..0x0008_1000` | 483.5 KiB | `[flash.active]` rest: this firmware, vector table first (where the boot stage jumps) |
 //! | `0x0008_1000..0x000F_B000` | 488 KiB | `[flash.update]`: where an OTA download goes |
 //! | `0x000F_B000..0x000F_C000` | 4 KiB | `[flash.boot_state]`: embassy-boot's swap state |
 //! | `0x000F_C000..0x000F_E000` | 8 KiB | `[flash.credentials]` lower half: provisioned secret |
@@ -45,9 +46,11 @@
 //! | `0x2000_0000..0x2000_8000` | 32 KiB | `MODEM`: libmodem's shared memory (control 0x4E8, TX 8 KiB, RX 8 KiB), non-secure |
 //! | `0x2000_8000..0x2004_0000` | 224 KiB | `RAM`: `.data`, `.bss` (the kernel's heap, sized from the manifest, and nrf-modem's own heap), then the stack at the top |
 //!
-//! Until the boot stage exists, an image linked for `[flash.active]` does not start by
-//! itself after a reset (the chip starts at address 0): see the crate's README draft in the
-//! issue report.
+//! After a reset the chip runs the boot stage at 0 (`boot/`, its own binary in this workspace),
+//! which swaps in a marked update or reverts an unconfirmed one, checks the active image's
+//! header and SHA-256 and jumps to the vector table after the header. `aliot-image --board
+//! nrf9160dk` builds both and writes one HEX with the boot stage, the header and this firmware.
+//! Its RAM map is its own (all 256 KiB, before this firmware starts).
 #![no_std]
 #![no_main]
 
