@@ -43,8 +43,9 @@ fn device_config(m: &aliot_manifest::Manifest) -> String {
     let report = aliot_manifest::ram_report(m);
     let heap = report.total() + ALLOCATOR_SLACK;
     format!(
-        "{}\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The modem security tag holding the CA certificate the TLS handshake verifies against (`[modem] security_tag`).\npub const SECURITY_TAG: u32 = {};\n",
+        "{}\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The modem security tag holding the CA certificate the TLS handshake verifies against (`[modem] security_tag`).\npub const SECURITY_TAG: u32 = {};\n/// Whether the manifest asks for the OTA service (`[firmware] ota`; it runs only in a build with the `ota` feature).\n#[allow(dead_code)]\npub const RUN_OTA: bool = {};\n",
         aliot_manifest::generate_kernel_config(m),
         m.modem.security_tag,
+        m.firmware.ota,
     )
 }

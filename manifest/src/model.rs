@@ -195,6 +195,10 @@ pub struct Firmware {
     /// The OTA module: 1..=64 letters, digits, `_ - .` (default `"default"`, the whole
     /// device's firmware).
     pub module: String,
+    /// Whether a board that can leave the OTA service out builds and runs it (`ota = true`;
+    /// default `false`). The nRF9160 DK builds the kernel's `ota` feature and its NVMC update
+    /// slot only then ([`crate::kernel_features`]); the host board always runs the service.
+    pub ota: bool,
 }
 
 /// `[thing_model]`: the console's TSL export, read and checked, and the app that owns it.

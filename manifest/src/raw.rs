@@ -141,6 +141,7 @@ fn default_true() -> bool {
 pub(crate) struct RawFirmware {
     pub version: Option<String>,
     pub module: Option<String>,
+    pub ota: Option<toml::Value>,
 }
 
 /// `[thing_model]`: the console's TSL export and the app that owns it.

@@ -9,7 +9,9 @@
 //! - [`platform`]: the `Clock` (embassy-time on RTC1), the `Entropy` (the CryptoCell CC310's
 //!   TRNG) and the kernel's `log` lines as defmt over RTT;
 //! - [`credentials`]: the DeviceSecret or ProductSecret from the credentials partition on the
-//!   NVMC (provisioned, never compiled in);
+//!   NVMC (provisioned, never compiled in), which [`flash`] shares;
+//! - `ota` (feature `ota`, run with `[firmware] ota = true`): the kernel's OTA service with
+//!   the update slot and boot state on the NVMC, for the boot stage in `boot/`;
 //! - [`apps`]: the `AppPort`, with no apps yet (the MPU runtime port comes from
 //!   `boards/cortex-m33`).
 //!
@@ -58,8 +60,11 @@ extern crate alloc;
 
 mod apps;
 mod credentials;
+mod flash;
 mod modem;
 mod net;
+#[cfg(feature = "ota")]
+mod ota;
 mod platform;
 
 use core::mem::MaybeUninit;
@@ -138,7 +143,8 @@ async fn main(_spawner: embassy_executor::Spawner) {
     modem::log_version().await;
 
     let mut entropy = platform::CryptoCellEntropy::new(CcRng::new_blocking(p.CC_RNG));
-    let credentials = match credentials::load(&DEVICE, Nvmc::new(p.NVMC)).await {
+    let flash = flash::share(Nvmc::new(p.NVMC));
+    let credentials = match credentials::load(&DEVICE, flash::whole(&flash)).await {
         Ok(c) => c,
         Err(why) => {
             defmt::error!("no login ({}): the device stays offline", why);
@@ -146,11 +152,43 @@ async fn main(_spawner: embassy_executor::Spawner) {
         }
     };
     let link = modem::attach(&mut entropy).await;
+    let network = net::ModemNetwork::new(generated::SECURITY_TAG);
+
+    // UNTESTED ON HARDWARE. A const branch: without `[firmware] ota = true` it is not linked.
+    #[cfg(feature = "ota")]
+    if generated::RUN_OTA
+        && let Some(stage) = ota::stage(&DEVICE, &flash)
+    {
+        let downloads = net::ModemNetwork::new(generated::SECURITY_TAG);
+        match ota::run(
+            &DEVICE,
+            stage,
+            network,
+            downloads,
+            entropy,
+            apps::NoApps,
+            credentials,
+        )
+        .await
+        {
+            ota::Ended::Reboot => {
+                defmt::info!("ota: resetting for the boot stage");
+                // Let the defmt log drain (RTT: a debugger reads it) before the reset.
+                Timer::after_millis(100).await;
+                cortex_m::peripheral::SCB::sys_reset()
+            }
+            ota::Ended::Failed(e) => {
+                defmt::error!("kernel: stopped: {}", defmt::Display2Format(&e));
+                drop(link);
+                park().await
+            }
+        }
+    }
 
     let mut kernel = Kernel::new(&DEVICE);
     let mut runner = Runner::new(
         &mut kernel,
-        net::ModemNetwork::new(generated::SECURITY_TAG),
+        network,
         platform::EmbassyClock,
         entropy,
         apps::NoApps,
