@@ -42,10 +42,23 @@ fn device_config(m: &aliot_manifest::Manifest) -> String {
     println!("cargo:warning={}", aliot_manifest::ram_summary(m));
     let report = aliot_manifest::ram_report(m);
     let heap = report.total() + ALLOCATOR_SLACK;
-    format!(
-        "{}\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The modem security tag holding the CA certificate the TLS handshake verifies against (`[modem] security_tag`).\npub const SECURITY_TAG: u32 = {};\n/// Whether the manifest asks for the OTA service (`[firmware] ota`; it runs only in a build with the `ota` feature).\n#[allow(dead_code)]\npub const RUN_OTA: bool = {};\n",
-        aliot_manifest::generate_kernel_config(m),
-        m.modem.security_tag,
-        m.firmware.ota,
-    )
+    // `{:?}` of a str is a Rust string literal.
+    let after_attach: Vec<String> = m
+        .modem
+        .after_attach()
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .collect();
+    let power = format!(
+        "/// Whether PSM is requested (`[modem] psm`): the modem library starts with PSM support on.\npub const LTE_PSM: bool = {};\n/// `AT+CPSMS`/`AT+CEDRXS` from `[modem] psm` and `edrx`, sent after every attach.\npub const AFTER_ATTACH: &[&str] = &[{}];\n",
+        m.modem.psm.is_some(),
+        after_attach.join(", ")
+    );
+    power
+        + &format!(
+            "{}\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The modem security tag holding the CA certificate the TLS handshake verifies against (`[modem] security_tag`).\npub const SECURITY_TAG: u32 = {};\n/// Whether the manifest asks for the OTA service (`[firmware] ota`; it runs only in a build with the `ota` feature).\n#[allow(dead_code)]\npub const RUN_OTA: bool = {};\n",
+            aliot_manifest::generate_kernel_config(m),
+            m.modem.security_tag,
+            m.firmware.ota,
+        )
 }

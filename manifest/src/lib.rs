@@ -19,6 +19,7 @@ mod image;
 mod layout;
 mod linker;
 mod model;
+pub mod power;
 mod ram;
 mod raw;
 mod topic;
@@ -45,9 +46,9 @@ pub use image::{
 pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
 pub use linker::{IMAGE_HEADER_LEN, Image, generate_memory_x};
 pub use model::{
-    App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Firmware, Flash, HttpsEndpoint,
-    Kernel, Manifest, Modem, Mqtt, MqttVersion, Partition, Registration, RestartPolicy,
-    SecretSource, SignMethod, Tls, Topic,
+    App, Auth, AuthMode, Device, Direction, Edrx, Endpoint, EndpointKind, Firmware, Flash,
+    HttpsEndpoint, Kernel, Manifest, Modem, Mqtt, MqttVersion, Partition, Psm, Registration,
+    RestartPolicy, SecretSource, SignMethod, Tls, Topic,
 };
 pub use ram::{ram_report, ram_summary};
 pub use topic::MAX_TOPIC_LEN;

@@ -157,6 +157,19 @@ pub(crate) struct RawThingModel {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawModem {
     pub security_tag: Option<i64>,
+    pub psm: Option<RawPsm>,
+    pub edrx: Option<String>,
+}
+
+/// `[modem] psm = { tau = "1h", active = "10s" }`. Checked by hand.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with both timers, e.g. { tau = \"1h\", active = \"10s\" }"
+)]
+pub(crate) struct RawPsm {
+    pub tau: String,
+    pub active: String,
 }
 
 /// `[flash]`. Every number is optional so that validation can fill in defaults that depend

@@ -5,7 +5,8 @@
 //! - [`net`]: the `Network`, TCP and TLS 1.2 sockets in the modem (nrf-modem), the CA in the
 //!   manifest's `[modem] security_tag`, peer verification required, every connect bounded;
 //! - [`modem`]: the modem's start and the LTE-M attach (bounded attempts, backoff) before the
-//!   runner's first connect;
+//!   runner's first connect, then the manifest's PSM and eDRX requests (`[modem] psm`, `edrx`:
+//!   `AT+CPSMS`, `AT+CEDRXS`, encoded by `aliot_manifest::power`);
 //! - [`platform`]: the `Clock` (embassy-time on RTC1), the `Entropy` (the CryptoCell CC310's
 //!   TRNG) and the kernel's `log` lines as defmt over RTT;
 //! - [`credentials`]: the DeviceSecret or ProductSecret from the credentials partition on the
@@ -136,7 +137,7 @@ async fn main(_spawner: embassy_executor::Spawner) {
     interrupt::IPC.set_priority(Priority::P0);
     // SAFETY: the IPC handler is bound above and only calls into nrf-modem, which expects it.
     unsafe { interrupt::IPC.enable() };
-    if let Err(e) = modem::start().await {
+    if let Err(e) = modem::start(generated::LTE_PSM).await {
         defmt::error!("modem: could not start: {}; halting", e);
         park().await;
     }
@@ -152,6 +153,7 @@ async fn main(_spawner: embassy_executor::Spawner) {
         }
     };
     let link = modem::attach(&mut entropy).await;
+    modem::request_power_saving(generated::AFTER_ATTACH).await;
     let network = net::ModemNetwork::new(generated::SECURITY_TAG);
 
     // UNTESTED ON HARDWARE. A const branch: without `[firmware] ota = true` it is not linked.

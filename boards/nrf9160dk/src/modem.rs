@@ -50,12 +50,12 @@ pub fn open_to_modem() {
     }
 }
 
-/// Starts the modem library for LTE-M only (no NB-IoT, no GNSS; PSM off until the manifest
-/// configures it), with its shared memory where memory.x puts it.
-pub async fn start() -> Result<(), Failed> {
+/// Starts the modem library for LTE-M only (no NB-IoT, no GNSS; PSM on when the manifest
+/// asks for it, `psm`), with its shared memory where memory.x puts it.
+pub async fn start(psm: bool) -> Result<(), Failed> {
     let mode = SystemMode {
         lte_support: true,
-        lte_psm_support: false,
+        lte_psm_support: psm,
         nbiot_support: false,
         gnss_support: false,
         preference: ConnectionPreference::Lte,
@@ -84,6 +84,31 @@ pub async fn log_version() {
         Ok(Ok(answer)) => defmt::info!("modem: firmware {=str}", answer.as_str().trim()),
         Ok(Err(e)) => defmt::warn!("modem: AT+CGMR failed: {}", e),
         Err(_) => defmt::warn!("modem: AT+CGMR not answered within 5 s"),
+    }
+}
+
+/// How long the modem gets to answer one power-saving request.
+const POWER_SAVING_TIMEOUT_MS: u64 = 5_000;
+
+/// Sends the manifest's power-saving requests (`[modem] psm` and `edrx`: `AT+CPSMS`,
+/// `AT+CEDRXS`, built by aliot-manifest) after an attach, each bounded. A refusal is logged
+/// and the device carries on without it: the network decides what it grants anyway.
+pub async fn request_power_saving(commands: &[&str]) {
+    for command in commands {
+        let answer = with_timeout(
+            Duration::from_millis(POWER_SAVING_TIMEOUT_MS),
+            nrf_modem::send_at::<0>(command),
+        )
+        .await;
+        match answer {
+            Ok(Ok(_)) => defmt::info!("lte: requested {=str}", command),
+            Ok(Err(e)) => defmt::warn!("lte: {=str} refused: {}", command, e),
+            Err(_) => defmt::warn!(
+                "lte: {=str} not answered within {=u64} ms",
+                command,
+                POWER_SAVING_TIMEOUT_MS
+            ),
+        }
     }
 }
 
