@@ -7,8 +7,9 @@
 //! - [`modem`]: the modem's start and the LTE-M attach (bounded attempts, backoff) before the
 //!   runner's first connect, then the manifest's PSM and eDRX requests (`[modem] psm`, `edrx`:
 //!   `AT+CPSMS`, `AT+CEDRXS`, encoded by `aliot_manifest::power`);
-//! - [`platform`]: the `Clock` (embassy-time on RTC1), the `Entropy` (the CryptoCell CC310's
-//!   TRNG) and the kernel's `log` lines as defmt over RTT;
+//! - [`platform`]: the `Clock` (embassy-time on RTC1), the network's time (`AT+CCLK?` after
+//!   attach) as the log's timestamps, the `Entropy` (the CryptoCell CC310's TRNG) and the
+//!   kernel's `log` lines as defmt over RTT;
 //! - [`credentials`]: the DeviceSecret or ProductSecret from the credentials partition on the
 //!   NVMC (provisioned, never compiled in), which [`flash`] shares;
 //! - `ota` (feature `ota`, run with `[firmware] ota = true`): the kernel's OTA service with
@@ -113,7 +114,7 @@ bind_interrupts!(struct Irqs {
 });
 
 #[embassy_executor::main]
-async fn main(_spawner: embassy_executor::Spawner) {
+async fn main(spawner: embassy_executor::Spawner) {
     let p = embassy_nrf::init(Default::default());
     // Only fails if a logger is already set, which nothing else does.
     let _ = log::set_logger(&platform::LOGGER);
@@ -154,6 +155,10 @@ async fn main(_spawner: embassy_executor::Spawner) {
     };
     let link = modem::attach(&mut entropy).await;
     modem::request_power_saving(generated::AFTER_ATTACH).await;
+    match modem::network_time() {
+        Ok(task) => spawner.spawn(task),
+        Err(_) => defmt::warn!("time: the network-time task is already running"),
+    }
     let network = net::ModemNetwork::new(generated::SECURITY_TAG);
 
     // UNTESTED ON HARDWARE. A const branch: without `[firmware] ota = true` it is not linked.

@@ -112,6 +112,35 @@ pub async fn request_power_saving(commands: &[&str]) {
     }
 }
 
+/// Attempts at reading the network's time: the network sends it (NITZ) some time after the
+/// attach, if at all.
+const NETWORK_TIME_ATTEMPTS: u32 = 20;
+/// Wait between two attempts.
+const NETWORK_TIME_RETRY_MS: u64 = 30_000;
+
+/// Reads the modem's clock (`AT+CCLK?`, bounded) until it holds the network's time (parsed by
+/// `aliot_kernel::network_time`, which refuses the modem's own default), then hands it to
+/// [`crate::platform::set_network_time`]; gives up after [`NETWORK_TIME_ATTEMPTS`]. Runs
+/// beside the kernel: the log's times switch from "since boot" to UTC when it succeeds.
+#[embassy_executor::task]
+pub async fn network_time() {
+    for _ in 0..NETWORK_TIME_ATTEMPTS {
+        let answer =
+            with_timeout(Duration::from_secs(5), nrf_modem::send_at::<64>("AT+CCLK?")).await;
+        let unix = match answer {
+            Ok(Ok(text)) => aliot_kernel::network_time::unix_secs_from_cclk(text.as_str()),
+            _ => None,
+        };
+        if let Some(unix) = unix {
+            crate::platform::set_network_time(unix);
+            defmt::info!("time: the network's time is {=u64:iso8601s}", unix);
+            return;
+        }
+        Timer::after_millis(NETWORK_TIME_RETRY_MS).await;
+    }
+    defmt::warn!("time: the network sent no time; log times stay counted from boot");
+}
+
 /// Attaches to LTE-M and keeps the link: each attempt is bounded by [`ATTACH_TIMEOUT_MS`];
 /// after a failure, waits with exponential backoff (and jitter from `entropy`) and retries,
 /// for as long as it takes. The returned link keeps the modem attached while it lives.
