@@ -2,6 +2,8 @@
 //! the boot state each get a slice of the one flash controller, through a blocking mutex that
 //! never waits (one executor thread; every operation is synchronous and finishes before the
 //! next await).
+//!
+//! UNTESTED ON HARDWARE.
 
 use core::cell::RefCell;
 

@@ -12,6 +12,11 @@
 //! job's HTTPS URL is verified against the same security tag as the platform: its CA must be
 //! provisioned there too).
 //!
+//! Known gap: the trial image's deadline to log in (`OtaOptions::trial_login_ms`) starts
+//! with the runner, after the LTE attach, which retries without end; an image that never
+//! attaches is not reverted. A hardware watchdog (the nRF9160's WDT, fed by the runner) would
+//! close it.
+//!
 //! UNTESTED ON HARDWARE: the slot logic is `aliot-boot`'s (host-tested with power cuts), the
 //! service the kernel's (host- and end-to-end-tested); what is new here is the NVMC under them
 //! and the reset.

@@ -34,7 +34,7 @@ impl Clock for EmbassyClock {
 /// 32 bits last until 2106.
 static BOOT_UNIX_SECS: AtomicU32 = AtomicU32::new(0);
 
-/// Takes the network's time (Unix seconds, UTC) as of now.
+/// Takes the network's time (Unix seconds, UTC) as of now. UNTESTED ON HARDWARE.
 pub fn set_network_time(unix_secs: u64) {
     let at_boot = unix_secs.saturating_sub(Instant::now().as_secs());
     BOOT_UNIX_SECS.store(u32::try_from(at_boot).unwrap_or(0), Ordering::Relaxed);
