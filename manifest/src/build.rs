@@ -55,7 +55,12 @@ pub fn emit_generated_files(
         );
         ExitCode::FAILURE
     };
-    let files = match load(&path).and_then(|m| generate(&m)) {
+    let files = match load(&path).and_then(|m| {
+        if let Some(t) = &m.thing_model {
+            println!("cargo:rerun-if-changed={}", t.file.display());
+        }
+        generate(&m)
+    }) {
         Ok(files) => files,
         Err(e) => return invalid(&e),
     };

@@ -22,6 +22,8 @@ mod model;
 pub mod power;
 mod ram;
 mod raw;
+pub mod thing_api;
+pub mod thing_topics;
 mod topic;
 pub mod tsl;
 mod validate;
@@ -48,9 +50,10 @@ pub use linker::{IMAGE_HEADER_LEN, Image, generate_memory_x};
 pub use model::{
     App, Auth, AuthMode, Device, Direction, Edrx, Endpoint, EndpointKind, Firmware, Flash,
     HttpsEndpoint, Kernel, Manifest, Modem, Mqtt, MqttVersion, Partition, Psm, Registration,
-    RestartPolicy, SecretSource, SignMethod, Tls, Topic,
+    RestartPolicy, SecretSource, SignMethod, ThingGrants, ThingModelConfig, Tls, Topic,
 };
 pub use ram::{ram_report, ram_summary};
+pub use thing_api::generate_thing_api;
 pub use topic::MAX_TOPIC_LEN;
 pub use validate::{APP_FLASH_ALIGN, APP_FLASH_MAX, APP_FLASH_MIN, DEFAULT_APP_FLASH};
 pub use validate::{

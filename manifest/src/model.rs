@@ -210,6 +210,22 @@ pub struct ThingModelConfig {
     pub app: usize,
     /// The model.
     pub model: crate::tsl::ThingModel,
+    /// What the owning app is granted, each list in TSL order (default: all of the model).
+    pub grants: ThingGrants,
+}
+
+/// Which parts of the thing model its app may use: the `/sys/.../thing/...` topics the
+/// manifest grants it are derived from these (see [`crate::thing_topics`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ThingGrants {
+    /// Properties the app may post (`thing.event.property.post`).
+    pub post: Vec<String>,
+    /// Properties the cloud may set (`thing.service.property.set`); only `rw` ones.
+    pub set: Vec<String>,
+    /// Events the app may post.
+    pub events: Vec<String>,
+    /// Services the app answers.
+    pub services: Vec<String>,
 }
 
 /// `[modem]`: what a board with a cellular modem (the nRF9160's) needs from the manifest.

@@ -150,6 +150,11 @@ pub(crate) struct RawFirmware {
 pub(crate) struct RawThingModel {
     pub file: String,
     pub app: String,
+    /// Grants; `None` means all the model defines (of the allowed kind).
+    pub post: Option<Vec<String>>,
+    pub set: Option<Vec<String>>,
+    pub events: Option<Vec<String>>,
+    pub services: Option<Vec<String>>,
 }
 
 /// `[modem]`: settings of the nRF9160's cellular modem. Checked by hand.

@@ -1,7 +1,5 @@
 //! The committed default manifest loads and generates what the kernel and the apps expect.
 
-use std::path::Path;
-
 use aliot_manifest::{
     Direction, EndpointKind, MqttVersion, RestartPolicy, SecretSource, SignMethod,
     default_manifest_path, generate_app_constants, generate_kernel_config, load,
@@ -26,7 +24,7 @@ fn default_manifest_matches_the_demo_registry() {
     assert_eq!(m.mqtt.keepalive_secs, 300);
     assert!(m.tls.enabled);
     assert_eq!(m.auth.sign_method, SignMethod::HmacSha256);
-    let expected: [(&str, &str, Direction); 4] = [
+    let expected: [(&str, &str, Direction); 11] = [
         (
             "update",
             "/a1NrfDemo01/nrf9160-dk-01/user/update",
@@ -47,6 +45,42 @@ fn default_manifest_matches_the_demo_registry() {
             "/a1NrfDemo01/nrf9160-dk-01/user/ceshi",
             Direction::Both,
         ),
+        // The sensor's thing model (manifest/tsl/sensor.json), after the named topics.
+        (
+            "thing_post",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/thing/event/property/post",
+            Direction::Publish,
+        ),
+        (
+            "thing_post_reply",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/thing/event/+/post_reply",
+            Direction::Subscribe,
+        ),
+        (
+            "thing_event_0",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/thing/event/overheat/post",
+            Direction::Publish,
+        ),
+        (
+            "thing_set",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/thing/service/property/set",
+            Direction::Subscribe,
+        ),
+        (
+            "thing_set_reply",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/thing/service/property/set_reply",
+            Direction::Publish,
+        ),
+        (
+            "thing_service",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/thing/service/+",
+            Direction::Subscribe,
+        ),
+        (
+            "thing_service_0_reply",
+            "/sys/a1NrfDemo01/nrf9160-dk-01/thing/service/calibrate_reply",
+            Direction::Publish,
+        ),
     ];
     let got: Vec<(&str, &str, Direction)> = m
         .topics
@@ -55,7 +89,7 @@ fn default_manifest_matches_the_demo_registry() {
         .collect();
     assert_eq!(got, expected);
     let names: Vec<&str> = m.apps.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, ["publish_test", "echo"]);
+    assert_eq!(names, ["publish_test", "echo", "sensor"]);
     assert_eq!(m.apps[0].restart, RestartPolicy::OnFailure);
     assert!(
         m.apps[0]
@@ -189,7 +223,8 @@ fn secret_from_env_is_named_not_read() {
         "secret = { file = \"secrets/demo-device.secret\" }",
         "secret = { env = \"ALIOT_DEVICE_SECRET\" }",
     );
-    let m = aliot_manifest::parse(&text, Path::new("/tmp")).expect("env variant parses");
+    let m = aliot_manifest::parse(&text, default_manifest_path().parent().expect("manifest/"))
+        .expect("env variant parses");
     assert_eq!(
         m.auth.secret,
         SecretSource::Env("ALIOT_DEVICE_SECRET".into())
@@ -202,10 +237,10 @@ fn secret_from_env_is_named_not_read() {
 }
 
 #[test]
-fn default_budgets_fit_52_kib() {
+fn default_budgets_fit_57_kib() {
     let m = default_manifest();
-    // 52 KiB: the two demo apps and the kernel's OTA service.
-    assert_eq!(m.kernel.ram_budget, 52 * 1024);
+    // 57 KiB: the three demo apps and the kernel's OTA service.
+    assert_eq!(m.kernel.ram_budget, 57 * 1024);
     let budgets: Vec<(&str, u32, u32, u32, u16)> = m
         .apps
         .iter()
@@ -224,7 +259,9 @@ fn default_budgets_fit_52_kib() {
         budgets,
         [
             ("publish_test", 1024, 4096, 4096, 1),
-            ("echo", 4096, 8704, 8704, 1)
+            ("echo", 4096, 8704, 8704, 1),
+            // One subscription per thing-model filter: replies, property set, services.
+            ("sensor", 512, 2048, 2048, 3)
         ]
     );
     // echo echoes up to 4 KiB: its queues hold at least one such message.
@@ -232,9 +269,9 @@ fn default_budgets_fit_52_kib() {
     assert!(echo.event_queue_bytes >= aliot_kernel::budget::min_event_queue_bytes(4096));
     assert!(echo.outbox_bytes >= aliot_kernel::budget::min_outbox_bytes(4096));
     let total = aliot_manifest::ram_report(&m).total();
-    assert!(total <= 52 * 1024, "{}", aliot_manifest::ram_summary(&m));
+    assert!(total <= 57 * 1024, "{}", aliot_manifest::ram_summary(&m));
     let src = generate_kernel_config(&m);
-    assert!(src.contains("    kernel_ram_budget: 53248,\n"), "{src}");
+    assert!(src.contains("    kernel_ram_budget: 58368,\n"), "{src}");
     let apps = generate_app_constants(&m);
     assert!(
         apps.contains("pub const MAX_PAYLOAD: usize = 4096;"),

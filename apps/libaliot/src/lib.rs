@@ -18,6 +18,8 @@ mod lossy;
 pub mod settings;
 pub mod svc;
 mod syscalls;
+pub mod thing;
+pub mod thing_model;
 
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;

@@ -92,8 +92,11 @@ impl Syscalls for PipeSyscalls {
 type AppMain = fn(&mut Aliot<PipeSyscalls>, &[(&str, &str)]) -> Result<(), AppError<PipeError>>;
 
 /// The apps this board links in, by manifest name.
-pub const LINKED_APPS: &[(&str, AppMain)] =
-    &[("publish_test", publish_test::run), ("echo", echo::run)];
+pub const LINKED_APPS: &[(&str, AppMain)] = &[
+    ("publish_test", publish_test::run),
+    ("echo", echo::run),
+    ("sensor", sensor::run),
+];
 
 /// The prefix of the environment variables that override app `app`'s settings.
 pub fn setting_prefix(app: &str) -> String {

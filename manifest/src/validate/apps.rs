@@ -10,6 +10,7 @@ use super::{
 };
 use crate::model::{App, Device, Direction, Topic};
 use crate::raw::{RawApp, RawManifest};
+use crate::thing_topics::THING_TOPIC_PREFIX;
 use crate::topic;
 
 pub(super) fn topics(raw: &RawManifest, device: &Device) -> Result<Vec<Topic>> {
@@ -21,6 +22,14 @@ pub(super) fn topics(raw: &RawManifest, device: &Device) -> Result<Vec<Topic>> {
                 field,
                 format!(
                     "`{name}` is not a valid topic name; allowed: a lowercase letter, then lowercase letters, digits and `_`, at most {MAX_TOPIC_NAME_LEN} characters"
+                ),
+            );
+        }
+        if name.starts_with(THING_TOPIC_PREFIX) {
+            return err(
+                field,
+                format!(
+                    "`{name}` is reserved: names starting with `{THING_TOPIC_PREFIX}` are the thing model's topics, which [thing_model] grants; choose another name"
                 ),
             );
         }
@@ -38,7 +47,20 @@ pub(super) fn topics(raw: &RawManifest, device: &Device) -> Result<Vec<Topic>> {
     Ok(out)
 }
 
-pub(super) fn apps(raw: &[RawApp], topics: &[Topic]) -> Result<Vec<App>> {
+/// Topics granted to one app by something other than its own lists (the thing model): it
+/// may publish to the publish ones and subscribe to the subscribe ones.
+pub(super) struct ExtraGrants<'a> {
+    /// The app's index.
+    pub app: usize,
+    /// The topics.
+    pub topics: &'a [Topic],
+}
+
+pub(super) fn apps(
+    raw: &[RawApp],
+    topics: &[Topic],
+    extra: Option<ExtraGrants<'_>>,
+) -> Result<Vec<App>> {
     if raw.is_empty() {
         return err("apps", "no apps; at least one [[apps]] entry is required");
     }
@@ -113,8 +135,18 @@ pub(super) fn apps(raw: &[RawApp], topics: &[Topic]) -> Result<Vec<App>> {
                 );
             }
         };
-        let publish = grants(&app.publish, topics, &format!("{at}.publish"), true)?;
-        let subscribe = grants(&app.subscribe, topics, &format!("{at}.subscribe"), false)?;
+        let mut publish = grants(&app.publish, topics, &format!("{at}.publish"), true)?;
+        let mut subscribe = grants(&app.subscribe, topics, &format!("{at}.subscribe"), false)?;
+        if let Some(extra) = extra.as_ref().filter(|e| e.app == i) {
+            for t in extra.topics {
+                if t.direction.can_publish() {
+                    publish.push(t.name.clone());
+                }
+                if t.direction.can_subscribe() {
+                    subscribe.push(t.name.clone());
+                }
+            }
+        }
         let budget = budget::app(app, &at, subscribe.len())?;
         let mut settings = Vec::with_capacity(app.settings.len());
         for (key, value) in &app.settings {

@@ -127,14 +127,23 @@ pub(crate) fn validate(raw: RawManifest, base_dir: &Path) -> Result<Manifest> {
     let kernel = Kernel {
         ram_budget: budget::kernel(&raw.kernel)?,
     };
-    let topics = apps::topics(&raw, &device)?;
-    let apps = apps::apps(&raw.apps, &topics)?;
-    budget::total(&apps, mqtt.version, kernel.ram_budget)?;
-    let thing_model = raw
+    let mut topics = apps::topics(&raw, &device)?;
+    // Before the apps: the thing model's topics join the grants its app's budget counts.
+    let thing = raw
         .thing_model
         .as_ref()
-        .map(|t| thing_model::thing_model(t, &base_dir, &device, &apps))
+        .map(|t| thing_model::thing_model(t, &base_dir, &device, &raw.apps))
         .transpose()?;
+    let thing_grants = thing.as_ref().map(|t| apps::ExtraGrants {
+        app: t.config.app,
+        topics: &t.topics,
+    });
+    let apps = apps::apps(&raw.apps, &topics, thing_grants)?;
+    budget::total(&apps, mqtt.version, kernel.ram_budget)?;
+    let thing_model = thing.map(|t| {
+        topics.extend(t.topics);
+        t.config
+    });
     Ok(Manifest {
         base_dir,
         device,

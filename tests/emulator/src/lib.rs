@@ -20,6 +20,7 @@ pub mod registry;
 mod runtime;
 pub mod sign;
 mod state;
+pub mod thing;
 mod tls;
 pub mod topics;
 
@@ -309,6 +310,138 @@ impl Emulator {
         Ok(self
             .wait_for_uplink(pk, dn, timeout, |u| u.topic == want && u.refused.is_none())
             .map(|u| u.payload))
+    }
+    /// Loads the thing model of product `pk` (the TSL JSON the console exports). From then on
+    /// the platform checks every property and event post of its devices against it (a post
+    /// that fails is answered with code 460 and not stored) and keeps what passes.
+    pub fn load_thing_model(&self, pk: &str, tsl: &str) -> Result<(), EmulatorError> {
+        let v: serde_json::Value = serde_json::from_str(tsl)
+            .map_err(|e| EmulatorError::InvalidRequest(format!("TSL: {e}")))?;
+        thing::check_model(&v).map_err(|e| EmulatorError::InvalidRequest(format!("TSL: {e}")))?;
+        self.shared.lock().things.models.insert(pk.to_owned(), v);
+        Ok(())
+    }
+    /// The latest value of each property the device posted (and the platform accepted).
+    pub fn thing_properties(
+        &self,
+        pk: &str,
+        dn: &str,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let k = state::key(pk, dn);
+        self.shared
+            .lock()
+            .things
+            .properties
+            .get(&k)
+            .cloned()
+            .unwrap_or_default()
+    }
+    /// The events the device posted (and the platform accepted), in order.
+    pub fn thing_events(&self, pk: &str, dn: &str) -> Vec<thing::PostedEvent> {
+        let k = state::key(pk, dn);
+        self.shared
+            .lock()
+            .things
+            .events
+            .get(&k)
+            .cloned()
+            .unwrap_or_default()
+    }
+    /// Sets properties (the cloud's `SetDeviceProperty`): checked against the product's TSL
+    /// (known, writable, in range) when one is loaded, sent on
+    /// `/sys/pk/dn/thing/service/property/set`; waits (bounded) for the device's
+    /// `set_reply` with the same id and returns it (`None` after `timeout`).
+    pub fn set_properties(
+        &self,
+        pk: &str,
+        dn: &str,
+        params: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<Option<serde_json::Value>, EmulatorError> {
+        if let Some(tsl) = self.shared.lock().things.models.get(pk) {
+            thing::check_property_post(tsl, &params).map_err(EmulatorError::InvalidRequest)?;
+            thing::check_writable(tsl, &params).map_err(EmulatorError::InvalidRequest)?;
+        }
+        let topic = format!("/sys/{pk}/{dn}/thing/service/property/set");
+        self.thing_request(
+            pk,
+            dn,
+            &topic,
+            &format!("{topic}_reply"),
+            "thing.service.property.set",
+            params,
+            timeout,
+        )
+    }
+    /// Invokes the service `identifier` (the cloud's `InvokeThingService`), its input checked
+    /// against the TSL when one is loaded. An async service goes to
+    /// `/sys/pk/dn/thing/service/<identifier>` and is answered on its `_reply`; a sync one
+    /// (`callType: "sync"`) goes over RRPC, `/sys/pk/dn/rrpc/request/<messageId>`, and is
+    /// answered on `rrpc/response/<messageId>`. Returns the device's reply (`None` after
+    /// `timeout`).
+    pub fn invoke_service(
+        &self,
+        pk: &str,
+        dn: &str,
+        identifier: &str,
+        params: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<Option<serde_json::Value>, EmulatorError> {
+        let mut sync = false;
+        if let Some(tsl) = self.shared.lock().things.models.get(pk) {
+            thing::check_service(tsl, identifier, "inputData", &params)
+                .map_err(EmulatorError::InvalidRequest)?;
+            sync = thing::service_is_sync(tsl, identifier).unwrap_or(false);
+        }
+        let method = format!("thing.service.{identifier}");
+        if sync {
+            let id = rand_id();
+            let request = format!("/sys/{pk}/{dn}/rrpc/request/{id}");
+            let response = format!("/sys/{pk}/{dn}/rrpc/response/{id}");
+            return self.thing_request(pk, dn, &request, &response, &method, params, timeout);
+        }
+        let topic = format!("/sys/{pk}/{dn}/thing/service/{identifier}");
+        self.thing_request(
+            pk,
+            dn,
+            &topic,
+            &format!("{topic}_reply"),
+            &method,
+            params,
+            timeout,
+        )
+    }
+    /// Sends an Alink request with a fresh id on `topic` and waits for the uplink on `reply`
+    /// whose JSON carries the same id (as a string or a number).
+    #[allow(clippy::too_many_arguments)]
+    fn thing_request(
+        &self,
+        pk: &str,
+        dn: &str,
+        topic: &str,
+        reply: &str,
+        method: &str,
+        params: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<Option<serde_json::Value>, EmulatorError> {
+        let id = (rand_id() % u64::from(u32::MAX)).to_string();
+        let body =
+            serde_json::json!({"id": id, "version": "1.0", "params": params, "method": method});
+        self.publish_to_device(pk, dn, topic, body.to_string().as_bytes(), 0)?;
+        let same_id = |u: &Uplink| {
+            u.topic == reply
+                && u.refused.is_none()
+                && serde_json::from_slice::<serde_json::Value>(&u.payload)
+                    .ok()
+                    .and_then(|v| v.get("id").cloned())
+                    .is_some_and(|got| {
+                        got.as_str() == Some(&id)
+                            || got.as_u64().map(|n| n.to_string()).as_deref() == Some(&id)
+                    })
+        };
+        Ok(self
+            .wait_for_uplink(pk, dn, timeout, same_id)
+            .and_then(|u| serde_json::from_slice(&u.payload).ok()))
     }
     /// Adds a device to a product (the console's "add device"); returns its DeviceSecret
     /// (generated unless given; `None` for a pre-registered device of a dynreg product).

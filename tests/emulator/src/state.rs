@@ -199,6 +199,8 @@ pub(crate) struct Inner {
     pub downloads: Downloads,
     pub ota: OtaState,
     pub bases: Bases,
+    /// Thing models and what devices posted against them.
+    pub things: crate::thing::Things,
     next_id: u64,
 }
 
@@ -256,6 +258,7 @@ impl Shared {
                 downloads: Downloads::new(),
                 ota: OtaState::default(),
                 bases: Bases::default(),
+                things: crate::thing::Things::default(),
                 next_id: 1,
             }),
             cond: Condvar::new(),
@@ -631,6 +634,50 @@ pub(crate) fn send_locked(
     sent
 }
 
+/// Checks a thing-model post (`rest`: `property/post` or `<event>/post`) against the product's
+/// TSL, if one is loaded, and stores what passes. Without a TSL every post passes, unstored.
+fn thing_post(
+    g: &mut Inner,
+    k: &DevKey,
+    rest: &str,
+    req: &serde_json::Value,
+) -> Result<(), String> {
+    let Some(tsl) = g.things.models.get(&k.0) else {
+        return Ok(());
+    };
+    let params = req
+        .get("params")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    let now = SystemTime::now();
+    if rest == "property/post" {
+        crate::thing::check_property_post(tsl, &params)?;
+        let stored = g.things.properties.entry(k.clone()).or_default();
+        for (id, v) in params.as_object().into_iter().flatten() {
+            let value = match v {
+                serde_json::Value::Object(o) if o.contains_key("value") => o["value"].clone(),
+                v => v.clone(),
+            };
+            stored.insert(id.clone(), value);
+        }
+        return Ok(());
+    }
+    let Some(event) = rest.strip_suffix("/post") else {
+        return Ok(());
+    };
+    crate::thing::check_event_post(tsl, event, &params)?;
+    g.things
+        .events
+        .entry(k.clone())
+        .or_default()
+        .push(crate::thing::PostedEvent {
+            identifier: event.to_owned(),
+            params: params.as_object().cloned().unwrap_or_default(),
+            at: now,
+        });
+    Ok(())
+}
+
 /// The platform's automatic answers to an accepted uplink.
 fn reactions(g: &mut Inner, k: &DevKey, up: &Uplink) -> Vec<(String, Vec<u8>)> {
     let (pk, dn) = (&k.0, &k.1);
@@ -661,14 +708,22 @@ fn reactions(g: &mut Inner, k: &DevKey, up: &Uplink) -> Vec<(String, Vec<u8>)> {
             .and_then(|v| v.get("sys"))
             .and_then(|s| s.get("ack"))
             .and_then(|a| a.as_i64());
+        // With the product's TSL loaded, the post is checked and, if it passes, stored.
+        let checked = req
+            .as_ref()
+            .map(|v| thing_post(g, k, &up.topic[thing.len()..], v));
         if let Some(v) = req.filter(|_| ack != Some(0)) {
             let method = v.get("method").cloned().unwrap_or_else(|| {
                 let m = up.topic[format!("/sys/{pk}/{dn}/").len()..].replace('/', ".");
                 serde_json::Value::String(m)
             });
+            let (code, message) = match checked {
+                Some(Err(e)) => (crate::thing::CODE_BAD_PARAMS, e),
+                _ => (200, "success".to_owned()),
+            };
             let body = serde_json::json!({
                 "id": v.get("id").cloned().unwrap_or(serde_json::Value::Null),
-                "code": 200, "data": {}, "message": "success", "method": method, "version": "1.0",
+                "code": code, "data": {}, "message": message, "method": method, "version": "1.0",
             });
             out.push((format!("{}_reply", up.topic), body.to_string().into_bytes()));
         }

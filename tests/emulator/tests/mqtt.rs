@@ -338,6 +338,88 @@ fn ntp_request_is_answered() {
     );
 }
 
+/// With the product's TSL loaded, property and event posts are checked as the platform does:
+/// a value out of range, of the wrong type or for an unknown identifier is answered 460 and
+/// not stored; a good one is answered 200 and kept.
+#[test]
+fn thing_model_posts_are_checked_against_the_tsl() {
+    let emu = start();
+    let tsl = r#"{"properties":[
+        {"identifier":"temperature","accessMode":"r","dataType":{"type":"float","specs":{"min":"-40","max":"120"}}},
+        {"identifier":"interval","accessMode":"rw","dataType":{"type":"int","specs":{"min":"5","max":"3600"}}}],
+      "events":[{"identifier":"overheat","outputData":[
+        {"identifier":"temperature","dataType":{"type":"float","specs":{"min":"-40","max":"120"}}}]}]}"#;
+    emu.load_thing_model(PK, tsl).expect("TSL loads");
+    let c = online(&emu, 4, DN, DS);
+    let sys = format!("/sys/{PK}/{DN}/thing/event");
+    assert!(c.subscribe(&format!("{sys}/+/post_reply"), 0)[0].starts_with("Success"));
+    let post = |id: &str, params: &str| {
+        let body = format!(
+            r#"{{"id":"{id}","version":"1.0","params":{params},"method":"thing.event.property.post"}}"#
+        );
+        c.publish(&format!("{sys}/property/post"), 0, body.as_bytes());
+        let reply = c
+            .wait_publish(&format!("{sys}/property/post_reply"))
+            .expect("reply");
+        let v: serde_json::Value = serde_json::from_slice(&reply).expect("json");
+        assert_eq!(v["id"], id, "{v}");
+        v
+    };
+    assert_eq!(post("1", r#"{"temperature":121.0}"#)["code"], 460);
+    assert_eq!(post("2", r#"{"interval":"60"}"#)["code"], 460);
+    let v = post("3", r#"{"pressure":1}"#);
+    assert_eq!(v["code"], 460);
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("pressure")),
+        "{v}"
+    );
+    assert!(
+        emu.thing_properties(PK, DN).is_empty(),
+        "nothing refused is stored"
+    );
+    assert_eq!(
+        post("4", r#"{"temperature":21.5,"interval":60}"#)["code"],
+        200
+    );
+    let props = emu.thing_properties(PK, DN);
+    assert_eq!(props["temperature"], 21.5);
+    assert_eq!(props["interval"], 60);
+    // Events: checked against their outputData.
+    c.publish(
+        &format!("{sys}/overheat/post"),
+        0,
+        br#"{"id":"5","params":{"temperature":130}}"#,
+    );
+    let r = c
+        .wait_publish(&format!("{sys}/overheat/post_reply"))
+        .expect("reply");
+    assert!(
+        String::from_utf8_lossy(&r).contains("460"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    c.publish(
+        &format!("{sys}/overheat/post"),
+        0,
+        br#"{"id":"6","params":{"temperature":99}}"#,
+    );
+    assert!(
+        c.wait_publish(&format!("{sys}/overheat/post_reply"))
+            .is_some()
+    );
+    let events = emu.thing_events(PK, DN);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].identifier, "overheat");
+    assert_eq!(events[0].params["temperature"], 99);
+    // The cloud may not set a read-only property, nor one out of range.
+    let r = emu.set_properties(PK, DN, serde_json::json!({"temperature": 20}), WAIT);
+    assert!(matches!(r, Err(EmulatorError::InvalidRequest(_))), "{r:?}");
+    let r = emu.set_properties(PK, DN, serde_json::json!({"interval": 1}), WAIT);
+    assert!(matches!(r, Err(EmulatorError::InvalidRequest(_))), "{r:?}");
+}
+
 #[test]
 fn kick_and_drop_end_the_session() {
     let emu = start();

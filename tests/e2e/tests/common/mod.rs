@@ -240,7 +240,7 @@ impl Device {
 
 impl Drop for Device {
     fn drop(&mut self) {
-        let apps: Vec<i32> = ["publish_test", "echo"]
+        let apps: Vec<i32> = ["publish_test", "echo", "sensor"]
             .iter()
             .filter_map(|a| self.app_pid(a))
             .collect();
