@@ -63,6 +63,10 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/device_config.rs"));
 }
 
+/// The slots. A `const` of its own: a reference into `DEVICE` itself would put the whole
+/// configuration (topics, apps) into this stage's flash.
+const OTA: aliot_kernel::config::OtaConfig = generated::DEVICE.ota;
+
 /// The NVMC's page: `embassy-boot` copies one at a time, through this much RAM.
 const PAGE: usize = 4096;
 
@@ -81,7 +85,7 @@ const RETRY_DELAY_CYCLES: u32 = 64_000_000;
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let p = embassy_nrf::init(Default::default());
-    let ota = &generated::DEVICE.ota;
+    let ota = &OTA;
     let flash = Mutex::<NoopRawMutex, _>::new(RefCell::new(Nvmc::new(p.NVMC)));
     let capacity = flash.lock(|f| f.borrow().capacity()) as u32;
     let (active, update, state) = match partitions_from_config(&flash, capacity, ota) {
