@@ -1,4 +1,5 @@
-//! Puts memory.x where cortex-m-rt's link.x finds it and turns the device manifest
+//! Puts kernel-memory.x where cortex-m-rt's link.x finds it (as memory.x, see
+//! `aliot_manifest::use_board_memory_x` for why it is not named so here) and turns the device manifest
 //! (`$ALIOT_MANIFEST`, else `manifest/device.toml`) into `flash.x`, the flash layout the image
 //! is linked into (`[flash.active]` after the boot stage's image header; the boot stage in
 //! `boot/` links against the same generator), and `device_config.rs`: the kernel's `DEVICE` constant,
@@ -14,7 +15,7 @@ use std::{env, process::ExitCode};
 const ALLOCATOR_SLACK: u32 = 2048;
 
 fn main() -> ExitCode {
-    if let Err(e) = aliot_manifest::use_board_memory_x() {
+    if let Err(e) = aliot_manifest::use_board_memory_x("kernel-memory.x") {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

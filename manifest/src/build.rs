@@ -9,18 +9,23 @@ use crate::{
     rerun_directives,
 };
 
-/// For the build script of a Cortex-M board whose `memory.x` (its RAM) `INCLUDE`s the
-/// manifest's `flash.x` ([`flash_x`]): copies the board's `memory.x` into `OUT_DIR`, where
-/// cortex-m-rt's `link.x` looks for it, and tells cargo to search there and to rerun when it
-/// changes. Shared by the nRF9160 DK's firmware and its boot stage.
-pub fn use_board_memory_x() -> Result<(), String> {
+/// For the build script of a Cortex-M board whose RAM script `source` (a path relative to the
+/// package) `INCLUDE`s the manifest's `flash.x` ([`flash_x`]): copies it into `OUT_DIR` as
+/// `memory.x`, where cortex-m-rt's `link.x` looks for it, and tells cargo to search there and
+/// to rerun when it changes. Shared by the nRF9160 DK's firmware and its boot stage.
+///
+/// Why `source` need not be named `memory.x`: the linker runs in the cargo workspace's root and
+/// looks for an `INCLUDE`d file there before its search paths, so a `memory.x` in the root (the
+/// firmware's package is the nRF9160 DK workspace's root) would be linked into every binary of
+/// the workspace, the boot stage included. The firmware's is `kernel-memory.x` for that reason.
+pub fn use_board_memory_x(source: &str) -> Result<(), String> {
     let out = std::env::var_os("OUT_DIR")
         .map(PathBuf::from)
         .ok_or("OUT_DIR is not set (this build script runs under cargo only)")?;
-    std::fs::copy("memory.x", out.join("memory.x"))
-        .map_err(|e| format!("cannot copy memory.x into {}: {e}", out.display()))?;
+    std::fs::copy(source, out.join("memory.x"))
+        .map_err(|e| format!("cannot copy {source} into {}: {e}", out.display()))?;
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed={source}");
     Ok(())
 }
 

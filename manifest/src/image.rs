@@ -115,7 +115,7 @@ pub const NRF9160DK_APP_RAM: Span = Span {
 };
 
 /// The kernel's RAM on the nRF9160 DK: between the modem's shared memory and the apps' window
-/// (`RAM` in `boards/nrf9160dk/memory.x`).
+/// (`RAM` in `boards/nrf9160dk/kernel-memory.x`).
 pub const NRF9160DK_KERNEL_RAM: Span = Span {
     start: 0x2000_8000,
     len: 0x2_8000,

@@ -54,7 +54,7 @@ use crate::size::{CLibrary, Memory, Origins, archive_symbols, attribute};
 
 /// The board's crate directory (from the repository root) and binary name.
 pub const NRF9160DK: (&str, &str) = ("boards/nrf9160dk", "aliot-nrf9160dk");
-/// The board's RAM for the kernel's image (`RAM` in boards/nrf9160dk/memory.x); the apps'
+/// The board's RAM for the kernel's image (`RAM` in boards/nrf9160dk/kernel-memory.x); the apps'
 /// RAM is above it (`aliot_manifest::NRF9160DK_APP_RAM`).
 pub const NRF9160DK_RAM: Span = aliot_manifest::NRF9160DK_KERNEL_RAM;
 /// The modem's shared memory (`MODEM` in memory.x), reserved for the modem library.

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    if let Err(e) = aliot_manifest::use_board_memory_x() {
+    if let Err(e) = aliot_manifest::use_board_memory_x("memory.x") {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

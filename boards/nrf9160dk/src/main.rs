@@ -49,7 +49,7 @@
 //! | `0x000F_C000..0x000F_E000` | 8 KiB | `[flash.credentials]` lower half: provisioned secret |
 //! | `0x000F_E000..0x0010_0000` | 8 KiB | `[flash.credentials]` upper half: registered credentials |
 //!
-//! RAM (memory.x):
+//! RAM (kernel-memory.x, linked as memory.x):
 //!
 //! | range | size | what |
 //! |---|---|---|
