@@ -14,22 +14,34 @@
 //! better no time than a wrong one.
 
 /// Earliest year taken: anything before is the modem's default, not the network's time.
-pub const MIN_YEAR: i64 = 2020;
+pub const MIN_YEAR: u32 = 2020;
 /// Latest year taken (two-digit years `20..=79` are 2020..=2079).
-pub const MAX_YEAR: i64 = 2079;
+pub const MAX_YEAR: u32 = 2079;
 
 /// Seconds since 1970-01-01T00:00:00Z of the time in an `AT+CCLK?` answer, or `None`.
+///
+/// Parsed as ASCII bytes with 32-bit fields on purpose: `str`'s pattern searches, Unicode
+/// trimming and 64-bit divisions cost the nRF9160 image about a kilobyte more (its size
+/// budget, see `aliot-image`); non-ASCII input is refused by [`number`] all the same.
 pub fn unix_secs_from_cclk(answer: &str) -> Option<u64> {
-    let after = answer.split_once("+CCLK:").map_or(answer, |(_, rest)| rest);
-    let line = after.lines().next()?.trim();
-    let text = line.trim_matches('"').trim();
-    let (date, time) = text.split_once(',')?;
-    let mut d = date.trim().split('/');
+    let answer = answer.as_bytes();
+    const TAG: &[u8] = b"+CCLK:";
+    let after = match answer.windows(TAG.len()).position(|w| w == TAG) {
+        Some(at) => answer.get(at + TAG.len()..)?,
+        None => answer,
+    };
+    let line = after
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()?
+        .trim_ascii();
+    let text = trim_quotes(line).trim_ascii();
+    let (date, time) = split_once(text, b',')?;
+    let mut d = date.trim_ascii().split(|&b| b == b'/');
     let (year, month, day) = (d.next()?, d.next()?, d.next()?);
     if d.next().is_some() {
         return None;
     }
-    let year = match year.len() {
+    let year = match year.trim_ascii().len() {
         2 => 2000 + number(year)?,
         4 => number(year)?,
         _ => return None,
@@ -38,12 +50,15 @@ pub fn unix_secs_from_cclk(answer: &str) -> Option<u64> {
         return None;
     }
     // The zone starts at the first sign after the seconds.
-    let time = time.trim();
-    let (clock, zone) = match time.find(['+', '-']) {
-        Some(at) => (time.get(..at)?, time.get(at..)),
+    let time = time.trim_ascii();
+    let (clock, zone) = match time.iter().position(|&b| b == b'+' || b == b'-') {
+        Some(at) => {
+            let (clock, zone) = time.split_at_checked(at)?;
+            (clock, Some(zone))
+        }
         None => (time, None),
     };
-    let mut c = clock.split(':');
+    let mut c = clock.split(|&b| b == b':');
     let (hour, minute, second) = (c.next()?, c.next()?, c.next()?);
     if c.next().is_some() {
         return None;
@@ -63,41 +78,57 @@ pub fn unix_secs_from_cclk(answer: &str) -> Option<u64> {
     let zone_secs = match zone {
         None => 0,
         Some(z) => {
-            let (sign, quarters) = z.split_at_checked(1)?;
+            let (sign, quarters) = z.split_first()?;
             let quarters = number(quarters)?;
             // ±14 h is the widest zone in use.
             if quarters > 56 {
                 return None;
             }
-            if sign == "-" {
-                -quarters * 900
-            } else {
-                quarters * 900
-            }
+            let secs = i64::from(quarters * 900);
+            if *sign == b'-' { -secs } else { secs }
         }
     };
     let days = days_from_civil(year, month, day);
-    let local = days * 86_400 + hour * 3_600 + minute * 60 + second;
-    u64::try_from(local - zone_secs).ok()
+    let local = u64::from(days) * 86_400 + u64::from(hour * 3_600 + minute * 60 + second);
+    u64::try_from(i64::try_from(local).ok()? - zone_secs).ok()
 }
 
-/// A field of one to four ASCII digits, nothing else. (By hand rather than `str::parse`,
-/// whose general integer parser costs the nRF9160 image about a kilobyte.)
-fn number(text: &str) -> Option<i64> {
-    let text = text.trim();
+/// `text` without the double quotes at either end (any number of them, as `trim_matches`).
+fn trim_quotes(mut text: &[u8]) -> &[u8] {
+    while let Some(rest) = text.strip_prefix(b"\"") {
+        text = rest;
+    }
+    while let Some(rest) = text.strip_suffix(b"\"") {
+        text = rest;
+    }
+    text
+}
+
+/// `text` split at the first `sep` (which neither half keeps).
+fn split_once(text: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
+    let at = text.iter().position(|&b| b == sep)?;
+    let (head, tail) = text.split_at_checked(at)?;
+    Some((head, tail.get(1..)?))
+}
+
+/// A field of one to four ASCII digits, nothing else (spaces around it aside). (By hand
+/// rather than `str::parse`, whose general integer parser costs the nRF9160 image about a
+/// kilobyte.)
+fn number(text: &[u8]) -> Option<u32> {
+    let text = text.trim_ascii();
     if text.is_empty() || text.len() > 4 {
         return None;
     }
-    text.bytes().try_fold(0i64, |n, b| {
-        b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+    text.iter().try_fold(0u32, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
     })
 }
 
-fn is_leap(year: i64) -> bool {
+fn is_leap(year: u32) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
+fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         2 if is_leap(year) => 29,
         2 => 28,
@@ -107,7 +138,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 }
 
 /// Days from 1970-01-01 to `year-month-day` (proleptic Gregorian), for the years taken here.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+fn days_from_civil(year: u32, month: u32, day: u32) -> u32 {
     let mut days = 0;
     for y in 1970..year {
         days += if is_leap(y) { 366 } else { 365 };
