@@ -31,8 +31,16 @@
 //! | apps run: the runtime, its port, the kernel's syscall path (dead code before) | 124 984 | (not measured) |
 //! | the board's app log lines as plain defmt fields, no `core::fmt` `Debug` | 123 540 | (not measured) |
 //! | sha2's compact SHA-256 (`sha2_backend_soft="compact"`, the board's rustflags) | 116 832 | 127 844 |
+//! | (main with dk-apps and the thing model, merged with dk-boot: boot stage, PSM/eDRX, network time, shared NVMC; measured on the merge) | 123 800 | 133 480 |
+//! | the network-time task without it (measured, not kept: the feature stays) | 120 196 | 129 872 |
+//! | `AT+CCLK?` parsed as ASCII bytes with 32-bit fields (no `str` searches, Unicode trims, 64-bit divisions) | 122 364 | 131 964 |
 //!
-//! Measured and not kept: the `log` crate's `release_max_level_warn` on the board (a further
+//! Measured and not kept on the merge (each against the row above it): one shared
+//! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (-4 B with device.toml, +32 B with
+//! regnwl.toml); skipping `request_power_saving` by a const branch when the manifest asks for no
+//! PSM/eDRX (-28 B with device.toml, -24 B with regnwl.toml: the AT strings are build-time constants already); the credential
+//! store's mismatch line without `{:?}` (0 B: `str`'s `Debug` has other users). Also measured
+//! and not kept earlier: the `log` crate's `release_max_level_warn` on the board (a further
 //! 5.3 KB and 1.7 KB, but it drops the kernel's info lines such as the login) and a panic
 //! handler that prints no message instead of `panic-probe` (0.2 KB). What the report calls
 //! unattributed (about 27 KB) is mostly `.rodata` no symbol names: log and panic strings, panic
