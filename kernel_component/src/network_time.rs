@@ -20,9 +20,10 @@ pub const MAX_YEAR: u32 = 2079;
 
 /// Seconds since 1970-01-01T00:00:00Z of the time in an `AT+CCLK?` answer, or `None`.
 ///
-/// Parsed as ASCII bytes with 32-bit fields on purpose: `str`'s pattern searches, Unicode
-/// trimming and 64-bit divisions cost the nRF9160 image about a kilobyte more (its size
-/// budget, see `aliot-image`); non-ASCII input is refused by [`number`] all the same.
+/// Read front to back as ASCII bytes, one field after the other, with 32-bit fields on
+/// purpose: `str`'s pattern searches and splits, Unicode trimming and 64-bit divisions cost the
+/// nRF9160 image about two kilobytes more (its size budget, see `aliot-image`); non-ASCII input
+/// is refused by [`Fields::number`] all the same.
 pub fn unix_secs_from_cclk(answer: &str) -> Option<u64> {
     let answer = answer.as_bytes();
     const TAG: &[u8] = b"+CCLK:";
@@ -34,37 +35,21 @@ pub fn unix_secs_from_cclk(answer: &str) -> Option<u64> {
         .split(|&b| b == b'\r' || b == b'\n')
         .next()?
         .trim_ascii();
-    let text = trim_quotes(line).trim_ascii();
-    let (date, time) = split_once(text, b',')?;
-    let mut d = date.trim_ascii().split(|&b| b == b'/');
-    let (year, month, day) = (d.next()?, d.next()?, d.next()?);
-    if d.next().is_some() {
-        return None;
-    }
-    let year = match year.trim_ascii().len() {
-        2 => 2000 + number(year)?,
-        4 => number(year)?,
+    let mut f = Fields(trim_quotes(line));
+    let (year, digits) = f.number()?;
+    let year = match digits {
+        2 => 2000 + year,
+        4 => year,
         _ => return None,
     };
     if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
         return None;
     }
-    // The zone starts at the first sign after the seconds.
-    let time = time.trim_ascii();
-    let (clock, zone) = match time.iter().position(|&b| b == b'+' || b == b'-') {
-        Some(at) => {
-            let (clock, zone) = time.split_at_checked(at)?;
-            (clock, Some(zone))
-        }
-        None => (time, None),
-    };
-    let mut c = clock.split(|&b| b == b':');
-    let (hour, minute, second) = (c.next()?, c.next()?, c.next()?);
-    if c.next().is_some() {
-        return None;
-    }
-    let (month, day) = (number(month)?, number(day)?);
-    let (hour, minute, second) = (number(hour)?, number(minute)?, number(second)?);
+    let month = f.after(b'/')?;
+    let day = f.after(b'/')?;
+    let hour = f.after(b',')?;
+    let minute = f.after(b':')?;
+    let second = f.after(b':')?;
     if !(1..=12).contains(&month)
         || day < 1
         || day > days_in_month(year, month)
@@ -75,17 +60,21 @@ pub fn unix_secs_from_cclk(answer: &str) -> Option<u64> {
         return None;
     }
     // Quarter hours east of UTC: local = UTC + zone, so UTC = local - zone.
-    let zone_secs = match zone {
+    let zone_secs = match f.0.split_first() {
         None => 0,
-        Some(z) => {
-            let (sign, quarters) = z.split_first()?;
-            let quarters = number(quarters)?;
-            // ±14 h is the widest zone in use.
-            if quarters > 56 {
+        Some((&sign, rest)) => {
+            f.0 = rest;
+            let (quarters, _) = f.number()?;
+            // ±14 h is the widest zone in use; nothing may follow it.
+            if quarters > 56 || !f.0.is_empty() {
                 return None;
             }
             let secs = i64::from(quarters * 900);
-            if *sign == b'-' { -secs } else { secs }
+            match sign {
+                b'+' => secs,
+                b'-' => -secs,
+                _ => return None,
+            }
         }
     };
     let days = days_from_civil(year, month, day);
@@ -93,7 +82,7 @@ pub fn unix_secs_from_cclk(answer: &str) -> Option<u64> {
     u64::try_from(i64::try_from(local).ok()? - zone_secs).ok()
 }
 
-/// `text` without the double quotes at either end (any number of them, as `trim_matches`).
+/// `text` without the double quotes and ASCII spaces at either end.
 fn trim_quotes(mut text: &[u8]) -> &[u8] {
     while let Some(rest) = text.strip_prefix(b"\"") {
         text = rest;
@@ -101,27 +90,41 @@ fn trim_quotes(mut text: &[u8]) -> &[u8] {
     while let Some(rest) = text.strip_suffix(b"\"") {
         text = rest;
     }
-    text
+    text.trim_ascii()
 }
 
-/// `text` split at the first `sep` (which neither half keeps).
-fn split_once(text: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
-    let at = text.iter().position(|&b| b == sep)?;
-    let (head, tail) = text.split_at_checked(at)?;
-    Some((head, tail.get(1..)?))
-}
+/// The rest of an answer, read one field at a time.
+struct Fields<'a>(&'a [u8]);
 
-/// A field of one to four ASCII digits, nothing else (spaces around it aside). (By hand
-/// rather than `str::parse`, whose general integer parser costs the nRF9160 image about a
-/// kilobyte.)
-fn number(text: &[u8]) -> Option<u32> {
-    let text = text.trim_ascii();
-    if text.is_empty() || text.len() > 4 {
-        return None;
+impl Fields<'_> {
+    /// One to four ASCII digits (spaces around them skipped): the value and how many digits.
+    /// (By hand rather than `str::parse`, whose general integer parser costs the nRF9160 image
+    /// about a kilobyte.)
+    fn number(&mut self) -> Option<(u32, usize)> {
+        let text = self.0.trim_ascii_start();
+        let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+        let (number, rest) = text.split_at_checked(digits)?;
+        if !(1..=4).contains(&digits) {
+            return None;
+        }
+        self.0 = rest.trim_ascii_start();
+        Some((
+            number
+                .iter()
+                .fold(0, |n, &b| n * 10 + u32::from(b.wrapping_sub(b'0'))),
+            digits,
+        ))
     }
-    text.iter().try_fold(0u32, |n, &b| {
-        b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
-    })
+
+    /// `separator`, then a [`Fields::number`].
+    fn after(&mut self, separator: u8) -> Option<u32> {
+        let (&first, rest) = self.0.split_first()?;
+        if first != separator {
+            return None;
+        }
+        self.0 = rest;
+        Some(self.number()?.0)
+    }
 }
 
 fn is_leap(year: u32) -> bool {
