@@ -81,7 +81,7 @@ pub async fn start(psm: bool) -> Result<(), Failed> {
 /// is, cut at 64 bytes).
 pub async fn log_version() {
     match with_timeout(Duration::from_secs(5), nrf_modem::send_at::<64>("AT+CGMR")).await {
-        Ok(Ok(answer)) => defmt::info!("modem: firmware {=str}", answer.as_str().trim()),
+        Ok(Ok(answer)) => defmt::info!("modem: firmware {=str}", answer.as_str().trim_ascii()),
         Ok(Err(e)) => defmt::warn!("modem: AT+CGMR failed: {}", e),
         Err(_) => defmt::warn!("modem: AT+CGMR not answered within 5 s"),
     }
