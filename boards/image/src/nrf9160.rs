@@ -34,12 +34,16 @@
 //! | (main with dk-apps and the thing model, merged with dk-boot: boot stage, PSM/eDRX, network time, shared NVMC; measured on the merge) | 123 800 | 133 480 |
 //! | the network-time task without it (measured, not kept: the feature stays) | 120 196 | 129 872 |
 //! | `AT+CCLK?` parsed as ASCII bytes with 32-bit fields (no `str` searches, Unicode trims, 64-bit divisions) | 122 364 | 131 964 |
+//! | `AT+CCLK?` read front to back, one field after the other (no split iterators) | 122 132 | 131 752 |
+//! | the modem's version line trimmed as ASCII (`str`'s Unicode trim leaves the image) | 121 628 | 131 256 |
 //!
-//! Measured and not kept on the merge (each against the row above it): one shared
-//! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (-4 B with device.toml, +32 B with
-//! regnwl.toml); skipping `request_power_saving` by a const branch when the manifest asks for no
-//! PSM/eDRX (-28 B with device.toml, -24 B with regnwl.toml: the AT strings are build-time constants already); the credential
-//! store's mismatch line without `{:?}` (0 B: `str`'s `Debug` has other users). Also measured
+//! Measured on the merge and not kept, each against the row it was tried on: one shared
+//! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (on 122 364 / 131 964: -4 B / +32 B);
+//! skipping `request_power_saving` by a const branch when the manifest asks for no PSM/eDRX
+//! (same base: -28 B / -24 B; the AT strings are build-time constants already); the
+//! credential store's mismatch line without `{:?}` (same base: 0 B, `str`'s `Debug` has other
+//! users); the `AT+CCLK?` line cut by `position` instead of `split` (on 121 628 / 131 256: 0
+//! B). Also measured
 //! and not kept earlier: the `log` crate's `release_max_level_warn` on the board (a further
 //! 5.3 KB and 1.7 KB, but it drops the kernel's info lines such as the login) and a panic
 //! handler that prints no message instead of `panic-probe` (0.2 KB). What the report calls
