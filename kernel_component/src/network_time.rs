@@ -23,7 +23,7 @@ pub const MAX_YEAR: u32 = 2079;
 /// Read front to back as ASCII bytes, one field after the other, with 32-bit fields on
 /// purpose: `str`'s pattern searches and splits, Unicode trimming and 64-bit divisions cost the
 /// nRF9160 image about two kilobytes more (its size budget, see `aliot-image`); non-ASCII input
-/// is refused by [`Fields::number`] all the same.
+/// is refused all the same (only ASCII digits make a number).
 pub fn unix_secs_from_cclk(answer: &str) -> Option<u64> {
     let answer = answer.as_bytes();
     const TAG: &[u8] = b"+CCLK:";
