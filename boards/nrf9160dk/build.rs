@@ -1,11 +1,13 @@
-//! Puts memory.x where cortex-m-rt's link.x finds it and turns the device manifest
+//! Puts kernel-memory.x where cortex-m-rt's link.x finds it (as memory.x, see
+//! `aliot_manifest::use_board_memory_x` for why it is not named so here) and turns the device manifest
 //! (`$ALIOT_MANIFEST`, else `manifest/device.toml`) into `flash.x`, the flash layout the image
-//! is linked into (`[flash.active]`), and `device_config.rs`: the kernel's `DEVICE` constant,
+//! is linked into (`[flash.active]` after the boot stage's image header; the boot stage in
+//! `boot/` links against the same generator), and `device_config.rs`: the kernel's `DEVICE` constant,
 //! the heap sized from the kernel's worst-case RAM (printed as a build warning, as the other
 //! boards do) and the modem's security tag. No secret is read here: this board takes them
 //! from the credentials partition at run time. It also refuses a manifest that needs a kernel
 //! feature this build leaves out (`aliot_manifest::check_kernel_features`).
-use std::{env, fs, path::PathBuf, process::ExitCode};
+use std::{env, process::ExitCode};
 
 /// Room for the allocator's own bookkeeping (a few words per block) and the login material
 /// (secret, client id, password) on top of the kernel's worst case, which counts only what
@@ -13,10 +15,10 @@ use std::{env, fs, path::PathBuf, process::ExitCode};
 const ALLOCATOR_SLACK: u32 = 2048;
 
 fn main() -> ExitCode {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::copy("memory.x", out.join("memory.x")).expect("memory.x is readable");
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    if let Err(e) = aliot_manifest::use_board_memory_x("kernel-memory.x") {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     aliot_manifest::emit_generated_files(|m| {
         // The kernel features this build has are the board's own (Cargo.toml passes each on).
         let enabled = |feature: &str| {
@@ -31,10 +33,7 @@ fn main() -> ExitCode {
         })?;
         Ok(vec![
             ("device_config.rs".to_owned(), device_config(m)),
-            (
-                "flash.x".to_owned(),
-                aliot_manifest::generate_memory_x(m, aliot_manifest::Image::Active),
-            ),
+            aliot_manifest::flash_x(m, aliot_manifest::Image::Active),
         ]
         .into_iter()
         .chain(app_images(m)?)
@@ -47,11 +46,25 @@ fn device_config(m: &aliot_manifest::Manifest) -> String {
     println!("cargo:warning={}", aliot_manifest::ram_summary(m));
     let report = aliot_manifest::ram_report(m);
     let heap = report.total() + ALLOCATOR_SLACK;
-    format!(
-        "{}\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The modem security tag holding the CA certificate the TLS handshake verifies against (`[modem] security_tag`).\npub const SECURITY_TAG: u32 = {};\n",
-        aliot_manifest::generate_kernel_config(m),
-        m.modem.security_tag,
-    )
+    // `{:?}` of a str is a Rust string literal.
+    let after_attach: Vec<String> = m
+        .modem
+        .after_attach()
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .collect();
+    let power = format!(
+        "/// Whether PSM is requested (`[modem] psm`): the modem library starts with PSM support on.\npub const LTE_PSM: bool = {};\n/// `AT+CPSMS`/`AT+CEDRXS` from `[modem] psm` and `edrx`, sent after every attach.\npub const AFTER_ATTACH: &[&str] = &[{}];\n",
+        m.modem.psm.is_some(),
+        after_attach.join(", ")
+    );
+    power
+        + &format!(
+            "{}\n/// The kernel's heap: its worst case (queues, tables and the link's buffers) plus allocator slack.\npub const KERNEL_HEAP_BYTES: usize = {heap};\n/// The modem security tag holding the CA certificate the TLS handshake verifies against (`[modem] security_tag`).\npub const SECURITY_TAG: u32 = {};\n/// Whether the manifest asks for the OTA service (`[firmware] ota`; it runs only in a build with the `ota` feature).\n#[allow(dead_code)]\npub const RUN_OTA: bool = {};\n",
+            aliot_manifest::generate_kernel_config(m),
+            m.modem.security_tag,
+            m.firmware.ota,
+        )
 }
 
 /// The apps' images on this board (`aliot_manifest::nrf9160dk_board`: at the top of

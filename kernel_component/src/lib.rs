@@ -49,6 +49,7 @@ pub mod credentials;
 pub mod features;
 pub mod kernel;
 pub mod link;
+pub mod network_time;
 pub mod ota;
 pub mod registration;
 pub mod runner;

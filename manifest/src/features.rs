@@ -8,8 +8,8 @@ use crate::model::{AuthMode, Manifest, MqttVersion, Registration, SignMethod};
 
 /// The kernel features `m` needs, each with the setting that needs it, in cargo's spelling
 /// (`mqtt-v311`, `mqtt-v5`, `register-mqtt`, `register-https`, `sign-hmacmd5`,
-/// `sign-hmacsha1`, `sign-hmacsha256`). `ota` is never among them:
-/// no manifest field asks for it, the board that runs the OTA service does.
+/// `sign-hmacsha1`, `sign-hmacsha256`), and `ota` with `[firmware] ota = true` (the kernel's
+/// OTA service; a board that always runs it, like the host board, builds it anyway).
 pub fn kernel_features(m: &Manifest) -> Vec<(&'static str, &'static str)> {
     let version = match m.mqtt.version {
         MqttVersion::V311 => k::MqttVersion::V311,
@@ -29,9 +29,14 @@ pub fn kernel_features(m: &Manifest) -> Vec<(&'static str, &'static str)> {
         SignMethod::HmacSha1 => k::SignMethod::HmacSha1,
         SignMethod::HmacSha256 => k::SignMethod::HmacSha256,
     };
-    aliot_kernel::features::needed(version, auth, transport, sign)
-        .map(|(f, setting)| (f.name(), setting))
-        .collect()
+    let mut features: Vec<(&'static str, &'static str)> =
+        aliot_kernel::features::needed(version, auth, transport, sign)
+            .map(|(f, setting)| (f.name(), setting))
+            .collect();
+    if m.firmware.ota {
+        features.push(("ota", "firmware.ota = true"));
+    }
+    features
 }
 
 /// For a build script: an error naming every feature `m` needs that this build lacks, given
@@ -97,6 +102,23 @@ mod tests {
                 sha256
             ]
         );
+    }
+
+    #[test]
+    fn ota_is_a_feature_only_when_the_manifest_asks_for_it() {
+        let m = manifest("");
+        assert!(!kernel_features(&m).iter().any(|(f, _)| *f == "ota"));
+        let text = std::fs::read_to_string(crate::workspace_root().join("manifest/device.toml"))
+            .unwrap()
+            .replace("# [firmware]\n", "[firmware]\nota = true\n");
+        let m = parse(&text);
+        assert!(m.firmware.ota);
+        assert_eq!(
+            kernel_features(&m).last(),
+            Some(&("ota", "firmware.ota = true"))
+        );
+        let e = check_kernel_features(&m, |f| f != "ota").unwrap_err();
+        assert!(e.contains("`ota` (for firmware.ota = true)"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 
 use crate::error::ManifestError;
 use crate::layout::memory_layout;
+use crate::linker::IMAGE_HEADER_LEN;
 use crate::model::Manifest;
 use crate::validate::APP_FLASH_ALIGN;
 
@@ -114,15 +115,15 @@ pub const NRF9160DK_APP_RAM: Span = Span {
 };
 
 /// The kernel's RAM on the nRF9160 DK: between the modem's shared memory and the apps' window
-/// (`RAM` in `boards/nrf9160dk/memory.x`).
+/// (`RAM` in `boards/nrf9160dk/kernel-memory.x`).
 pub const NRF9160DK_KERNEL_RAM: Span = Span {
     start: 0x2000_8000,
     len: 0x2_8000,
 };
 
-/// The nRF9160 DK, laid out from the manifest's `[flash.active]`: the kernel's image from the
-/// start of the slot (its vector table first, where the boot stage jumps), the apps' images at
-/// the top of the slot, each `[[apps]] flash` bytes in whole pages. Both are inside
+/// The nRF9160 DK, laid out from the manifest's `[flash.active]`: the image header the boot
+/// stage checks ([`IMAGE_HEADER_LEN`] bytes), then the kernel's image (its vector table first,
+/// where the boot stage jumps), the apps' images at the top of the slot, each `[[apps]] flash` bytes in whole pages. Both are inside
 /// `[flash.active]`, so an OTA image of the slot carries the apps with the kernel they were
 /// built for (an app is never left behind running against a new kernel's ABI). RAM: the modem's
 /// 32 KiB, then [`NRF9160DK_KERNEL_RAM`], then [`NRF9160DK_APP_RAM`].
@@ -143,12 +144,14 @@ pub fn nrf9160dk_board(m: &Manifest) -> CortexM33Board {
     // does not fit.
     let apps = apps.min(u64::from(active.size));
     let app_start = active.end() - apps;
+    // The kernel is linked after the image header the boot stage checks (`IMAGE_HEADER_LEN`).
+    let kernel_start = u64::from(active.offset) + u64::from(IMAGE_HEADER_LEN.min(active.size));
     CortexM33Board {
         name: "nrf9160dk",
         kernel_flash: Span {
-            start: active.offset,
+            start: kernel_start as u32,
             // Below 2^32: inside the slot.
-            len: (app_start - u64::from(active.offset)) as u32,
+            len: app_start.saturating_sub(kernel_start) as u32,
         },
         kernel_ram: NRF9160DK_KERNEL_RAM,
         app_flash: Span {

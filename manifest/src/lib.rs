@@ -19,6 +19,7 @@ mod image;
 mod layout;
 mod linker;
 mod model;
+pub mod power;
 mod ram;
 mod raw;
 pub mod thing_api;
@@ -30,7 +31,7 @@ mod validate;
 use std::path::Path;
 
 pub use aliot_kernel::budget::{AppBudget, RamReport};
-pub use build::{emit_generated, emit_generated_files};
+pub use build::{emit_generated, emit_generated_files, flash_x, use_board_memory_x};
 pub use env::{
     MANIFEST_ENV, default_manifest_path, manifest_path_from, manifest_path_from_env,
     rerun_directives, workspace_root,
@@ -47,11 +48,11 @@ pub use image::{
     nrf9160dk_board,
 };
 pub use layout::{AppRegion, MPU_ALIGN, MemoryLayout, generate_memory_layout, memory_layout};
-pub use linker::{Image, generate_memory_x};
+pub use linker::{IMAGE_HEADER_LEN, Image, generate_memory_x};
 pub use model::{
-    App, Auth, AuthMode, Device, Direction, Endpoint, EndpointKind, Firmware, Flash, HttpsEndpoint,
-    Kernel, Manifest, Modem, Mqtt, MqttVersion, Partition, Registration, RestartPolicy,
-    SecretSource, SignMethod, ThingGrants, ThingModelConfig, Tls, Topic,
+    App, Auth, AuthMode, Device, Direction, Edrx, Endpoint, EndpointKind, Firmware, Flash,
+    HttpsEndpoint, Kernel, Manifest, Modem, Mqtt, MqttVersion, Partition, Psm, Registration,
+    RestartPolicy, SecretSource, SignMethod, ThingGrants, ThingModelConfig, Tls, Topic,
 };
 pub use ram::{ram_report, ram_summary};
 pub use thing_api::generate_thing_api;

@@ -8,15 +8,26 @@
 //! region the image is linked into. RAM is not the manifest's: the board's own `memory.x`
 //! declares it and `INCLUDE`s this file (GNU ld treats several `MEMORY` commands as one).
 //! Offsets are addresses: the nRF9160's flash is mapped at address 0.
+//!
+//! The active slot holds an image, not a bare program: the boot stage (`aliot-boot`) runs
+//! only what its [`IMAGE_HEADER_LEN`]-byte header (version, length, SHA-256) vouches for, so
+//! the application's `FLASH` starts after that header (`IMAGE_HEADER`), and its vector table
+//! is where the boot stage jumps: `[flash.active].offset + IMAGE_HEADER_LEN`.
 
 use std::fmt::Write as _;
 
 use crate::model::{Manifest, Partition};
 
+/// Bytes of the image header in front of the application in `[flash.active]`: `aliot-boot`'s
+/// `HEADER_LEN` (512, which keeps the vector table behind it aligned for `VTOR`; `aliot-image`
+/// checks the two agree).
+pub const IMAGE_HEADER_LEN: u32 = 512;
+
 /// Which image a linker script is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Image {
-    /// The application (kernel, board and apps), linked into `[flash.active]`.
+    /// The application (kernel, board and apps), linked into `[flash.active]` after the
+    /// image header.
     Active,
     /// The boot stage, linked into `[flash.bootloader]`; it also needs the active slot's bounds.
     Bootloader,
@@ -26,12 +37,23 @@ pub enum Image {
 /// the one the image is linked into) and embassy-boot's partition symbols.
 pub fn generate_memory_x(m: &Manifest, image: Image) -> String {
     let f = &m.flash;
-    let (which, regions): (&str, [(&str, Partition); 5]) = match image {
+    // The manifest's validation keeps every partition at least one page (>= 4 bytes) long;
+    // saturating keeps a hand-made `Manifest` from underflowing.
+    let header = Partition {
+        offset: f.active.offset,
+        size: IMAGE_HEADER_LEN.min(f.active.size),
+    };
+    let program = Partition {
+        offset: f.active.offset.saturating_add(header.size),
+        size: f.active.size.saturating_sub(header.size),
+    };
+    let (which, regions): (&str, Vec<(&str, Partition)>) = match image {
         Image::Active => (
-            "the application, linked into [flash.active]",
-            [
+            "the application, linked into [flash.active] after the image header",
+            vec![
                 ("BOOTLOADER", f.bootloader),
-                ("FLASH", f.active),
+                ("IMAGE_HEADER", header),
+                ("FLASH", program),
                 ("DFU", f.update),
                 ("BOOTLOADER_STATE", f.boot_state),
                 ("CREDENTIALS", f.credentials),
@@ -39,7 +61,7 @@ pub fn generate_memory_x(m: &Manifest, image: Image) -> String {
         ),
         Image::Bootloader => (
             "the bootloader, linked into [flash.bootloader]",
-            [
+            vec![
                 ("FLASH", f.bootloader),
                 ("ACTIVE", f.active),
                 ("DFU", f.update),

@@ -195,6 +195,10 @@ pub struct Firmware {
     /// The OTA module: 1..=64 letters, digits, `_ - .` (default `"default"`, the whole
     /// device's firmware).
     pub module: String,
+    /// Whether a board that can leave the OTA service out builds and runs it (`ota = true`;
+    /// default `false`). The nRF9160 DK builds the kernel's `ota` feature and its NVMC update
+    /// slot only then ([`crate::kernel_features`]); the host board always runs the service.
+    pub ota: bool,
 }
 
 /// `[thing_model]`: the console's TSL export, read and checked, and the app that owns it.
@@ -235,6 +239,53 @@ pub struct Modem {
     /// platform against (provisioned with `AT%CMNG`): 0..=2147483647 (higher tags are
     /// reserved by Nordic), default 42.
     pub security_tag: u32,
+    /// Power saving mode requested after attach (`[modem] psm`); `None`: PSM off.
+    pub psm: Option<Psm>,
+    /// The eDRX cycle requested after attach (`[modem] edrx`); `None`: the modem's default.
+    pub edrx: Option<Edrx>,
+}
+
+/// `[modem] psm`: the periodic TAU and the active time, as requested and encoded
+/// ([`crate::power`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Psm {
+    /// The periodic tracking-area update, in seconds.
+    pub tau_secs: u64,
+    /// Its T3412 extended octet.
+    pub tau_bits: u8,
+    /// How long the modem stays reachable after the link is released, in seconds.
+    pub active_secs: u64,
+    /// Its T3324 octet.
+    pub active_bits: u8,
+}
+
+/// `[modem] edrx`: LTE-M's eDRX cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edrx {
+    /// The cycle in hundredths of a second.
+    pub centis: u64,
+    /// Its 4-bit value.
+    pub bits: u8,
+}
+
+impl Modem {
+    /// The AT commands that request this power saving, sent after every attach: `AT+CPSMS`
+    /// with both timers, `AT+CEDRXS` for LTE-M (mode 2: on, with `+CEDRXP` reports).
+    pub fn after_attach(&self) -> Vec<String> {
+        use crate::power::bit_string;
+        let mut commands = Vec::new();
+        if let Some(p) = self.psm {
+            commands.push(format!(
+                "AT+CPSMS=1,,,\"{}\",\"{}\"",
+                bit_string(p.tau_bits, 8),
+                bit_string(p.active_bits, 8)
+            ));
+        }
+        if let Some(e) = self.edrx {
+            commands.push(format!("AT+CEDRXS=2,4,\"{}\"", bit_string(e.bits, 4)));
+        }
+        commands
+    }
 }
 
 /// `[flash]`: the device's flash layout, checked (every partition page-aligned, inside the

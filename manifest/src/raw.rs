@@ -141,6 +141,7 @@ fn default_true() -> bool {
 pub(crate) struct RawFirmware {
     pub version: Option<String>,
     pub module: Option<String>,
+    pub ota: Option<toml::Value>,
 }
 
 /// `[thing_model]`: the console's TSL export and the app that owns it.
@@ -163,6 +164,19 @@ pub(crate) struct RawThingModel {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawModem {
     pub security_tag: Option<i64>,
+    pub psm: Option<RawPsm>,
+    pub edrx: Option<String>,
+}
+
+/// `[modem] psm = { tau = "1h", active = "10s" }`. Checked by hand.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with both timers, e.g. { tau = \"1h\", active = \"10s\" }"
+)]
+pub(crate) struct RawPsm {
+    pub tau: String,
+    pub active: String,
 }
 
 /// `[flash]`. Every number is optional so that validation can fill in defaults that depend

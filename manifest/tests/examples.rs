@@ -61,6 +61,9 @@ const LAST_4_PAGES: Partition = Partition {
 /// nRF9160 layout of 1 MiB.
 const DEFAULT_OTA: &str = "ota: K::OtaConfig { version: \"1.0.0\", module: \"default\", bootloader: K::FlashPartition { offset: 0x0, size: 0x8000, erase_page: 4096 }, active: K::FlashPartition { offset: 0x8000, size: 0x79000, erase_page: 4096 }, update: K::FlashPartition { offset: 0x81000, size: 0x7A000, erase_page: 4096 }, boot_state: K::FlashPartition { offset: 0xFB000, size: 0x1000, erase_page: 4096 } },";
 
+/// The one example that asks for the OTA service on boards that can leave it out.
+const WITH_OTA: &str = "device-secret.toml";
+
 fn expectations() -> Vec<Expect> {
     vec![
         Expect {
@@ -159,6 +162,7 @@ fn examples_resolve_to_what_they_say() {
         let m = load(&path).unwrap_or_else(|err| panic!("{err}"));
         let at = e.file;
         assert_eq!(m.auth.mode, e.mode, "{at}: auth.mode");
+        assert_eq!(m.firmware.ota, e.file == WITH_OTA, "{at}: firmware.ota");
         assert_eq!(m.auth.secret, e.secret, "{at}: secret source");
         assert_eq!(m.auth.registration, e.registration, "{at}: registration");
         assert_eq!(

@@ -185,8 +185,13 @@ fn the_nrf9160dk_puts_the_apps_at_the_top_of_the_active_slot_and_above_the_kerne
         let m = aliot_manifest::load(&dir("..").join(manifest)).unwrap_or_else(|e| panic!("{e}"));
         let b = nrf9160dk_board(&m);
         let active = m.flash.active;
-        // Kernel from the slot's start, apps up to its end, nothing between or outside.
-        assert_eq!(b.kernel_flash.start, active.offset, "{manifest}");
+        // The image header at the slot's start, then the kernel, apps up to its end, nothing
+        // between or outside.
+        assert_eq!(
+            b.kernel_flash.start,
+            active.offset + aliot_manifest::IMAGE_HEADER_LEN,
+            "{manifest}"
+        );
         assert_eq!(
             u64::from(b.app_flash.start),
             b.kernel_flash.end(),

@@ -12,6 +12,7 @@
 mod hex;
 mod map;
 mod nrf9160;
+mod nrf9160_boot;
 mod nrf_apps;
 mod place;
 mod qemu;
@@ -26,6 +27,10 @@ pub use nrf_apps::{AppSize, NRF9160DK_APP_BOARD, app_sizes};
 pub use nrf9160::{
     Inputs, MIN_STACK, NRF9160DK, NRF9160DK_MODEM_RAM, NRF9160DK_RAM, NrfReport, OUR_FLASH_BUDGET,
     OUR_RAM_BUDGET, build_nrf9160dk_image, report_text,
+};
+pub use nrf9160_boot::{
+    NRF9160DK_BOOT, NRF9160DK_BOOT_RAM, active_image, bootloader_span, build_boot_stage,
+    program_span,
 };
 pub use place::{Part, Segment, check_placement, parse_elf};
 pub use qemu::{BuiltImage, QEMU_APP_IMAGES, QEMU_KERNEL, build_qemu_image, image_from_parts};

@@ -99,9 +99,11 @@ fn nrf9160dk(
         Ok(report) => {
             print!("{}", report.text);
             println!(
-                "\nimage: {}\nelf:   {}",
+                "\nimage: {} (boot stage + firmware: flash this)\nota:   {} (header + firmware: an OTA job's file)\nelf:   {}\nboot:  {}",
                 report.hex.display(),
-                report.elf.display()
+                report.image.display(),
+                report.elf.display(),
+                report.boot_elf.display()
             );
             for (app, elf) in &report.app_elfs {
                 println!("app:   {app}: {}", elf.display());

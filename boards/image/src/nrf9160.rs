@@ -1,8 +1,11 @@
 //! The nRF9160 DK image and its size report: builds `boards/nrf9160dk` in release against a
 //! manifest, and each manifest app's image for the DK's layout ([`crate::nrf_apps`]: at the top
 //! of `[flash.active]`), checks that every part's segments lie in its regions and that no two
-//! overlap, writes one Intel HEX of them all, and attributes every byte of the kernel's image
-//! to our code, the modem library or the rest; each app is its own part of the report.
+//! overlap, and attributes every byte of the kernel's image to our code, the modem library or
+//! the rest; each app is its own part of the report. The boot stage (`boards/nrf9160dk/boot`,
+//! [`crate::nrf9160_boot`]) is built too, reported as its own part and checked against
+//! `[flash.bootloader]`. It writes one Intel HEX (boot stage, image header, kernel, apps) and
+//! the OTA image (header, kernel, apps): the header's length and SHA-256 cover the apps too.
 //!
 //! The budgets it enforces (issue 11): the image within the manifest's flash layout and the
 //! board's RAM (with room for the stack), and our code, meaning everything but the modem
@@ -28,8 +31,21 @@
 //! | apps run: the runtime, its port, the kernel's syscall path (dead code before) | 124 984 | (not measured) |
 //! | the board's app log lines as plain defmt fields, no `core::fmt` `Debug` | 123 540 | (not measured) |
 //! | sha2's compact SHA-256 (`sha2_backend_soft="compact"`, the board's rustflags) | 116 832 | 127 844 |
+//! | (main with dk-apps and the thing model, merged with dk-boot: boot stage, PSM/eDRX, network time, shared NVMC; measured on the merge) | 123 800 | 133 480 |
+//! | the network-time task without it (measured, not kept: the feature stays) | 120 196 | 129 872 |
+//! | `AT+CCLK?` parsed as ASCII bytes with 32-bit fields (no `str` searches, Unicode trims, 64-bit divisions) | 122 364 | 131 964 |
+//! | `AT+CCLK?` read front to back, one field after the other (no split iterators) | 122 132 | 131 752 |
+//! | the modem's version line trimmed as ASCII (`str`'s Unicode trim leaves the image) | 121 628 | 131 256 |
+//! | the `log` crate's `release_max_level_info` on the board (the kernel's two `debug!` lines leave the image; every info, warn and error line stays) | 121 364 | 130 992 |
 //!
-//! Measured and not kept: the `log` crate's `release_max_level_warn` on the board (a further
+//! Measured on the merge and not kept, each against the row it was tried on: one shared
+//! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (on 122 364 / 131 964: -4 B / +32 B);
+//! skipping `request_power_saving` by a const branch when the manifest asks for no PSM/eDRX
+//! (same base: -28 B / -24 B; the AT strings are build-time constants already); the
+//! credential store's mismatch line without `{:?}` (same base: 0 B, `str`'s `Debug` has other
+//! users); the `AT+CCLK?` line cut by `position` instead of `split` (on 121 628 / 131 256: 0
+//! B). Also measured
+//! and not kept earlier: the `log` crate's `release_max_level_warn` on the board (a further
 //! 5.3 KB and 1.7 KB, but it drops the kernel's info lines such as the login) and a panic
 //! handler that prints no message instead of `panic-probe` (0.2 KB). What the report calls
 //! unattributed (about 27 KB) is mostly `.rodata` no symbol names: log and panic strings, panic
@@ -39,18 +55,19 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use aliot_manifest::{Span, image_layout, nrf9160dk_board, ram_report};
+use aliot_manifest::{IMAGE_HEADER_LEN, Span, image_layout, nrf9160dk_board, ram_report};
 
 use crate::BuildError;
 use crate::hex::intel_hex;
 use crate::nrf_apps::{AppSize, app_elfs, app_sizes, build_app_parts};
+use crate::nrf9160_boot::{active_image, build_boot_stage};
 use crate::place::{Part, check_placement};
 use crate::qemu::{cargo_build, io};
 use crate::size::{CLibrary, Memory, Origins, archive_symbols, attribute};
 
 /// The board's crate directory (from the repository root) and binary name.
 pub const NRF9160DK: (&str, &str) = ("boards/nrf9160dk", "aliot-nrf9160dk");
-/// The board's RAM for the kernel's image (`RAM` in boards/nrf9160dk/memory.x); the apps'
+/// The board's RAM for the kernel's image (`RAM` in boards/nrf9160dk/kernel-memory.x); the apps'
 /// RAM is above it (`aliot_manifest::NRF9160DK_APP_RAM`).
 pub const NRF9160DK_RAM: Span = aliot_manifest::NRF9160DK_KERNEL_RAM;
 /// The modem's shared memory (`MODEM` in memory.x), reserved for the modem library.
@@ -72,10 +89,15 @@ const MODEM: &str = "modem library";
 pub struct NrfReport {
     /// The ELF.
     pub elf: PathBuf,
-    /// The Intel HEX (the kernel's image and the apps').
+    /// The Intel HEX: boot stage, image header, kernel and apps, what a fresh board is
+    /// flashed with.
     pub hex: PathBuf,
     /// Each app image's ELF: `(manifest app name, path)`.
     pub app_elfs: Vec<(String, PathBuf)>,
+    /// The boot stage's ELF.
+    pub boot_elf: PathBuf,
+    /// The active slot's image (header, kernel, apps): the file an OTA job delivers.
+    pub image: PathBuf,
     /// The report, as printed and written next to the HEX.
     pub text: String,
     /// The layout budgets exceeded: the image does not fit the manifest's flash layout or
@@ -87,8 +109,9 @@ pub struct NrfReport {
     pub over_target: Vec<String>,
 }
 
-/// Builds the board against `manifest_path` and measures it; writes `aliot-nrf9160dk.hex`
-/// and `aliot-nrf9160dk.size.txt` in `out_dir`. A budget exceeded is in the report's
+/// Builds the board and its boot stage against `manifest_path` and measures them; writes
+/// `aliot-nrf9160dk.hex` (both), `aliot-nrf9160dk.img` (the OTA image) and
+/// `aliot-nrf9160dk.size.txt` in `out_dir`. A budget exceeded is in the report's
 /// `exceeded`, not an error: the caller prints the figures, then fails.
 pub fn build_nrf9160dk_image(
     manifest_path: &Path,
@@ -110,12 +133,16 @@ pub fn build_nrf9160dk_image(
         start: m.flash.active.offset,
         len: m.flash.active.size,
     };
+    // `kernel_flash` starts after the image header (`nrf9160dk_board`).
     let part = Part::read("kernel", &elf, board.kernel_flash, NRF9160DK_RAM)?;
     let app_parts = build_app_parts(&root, &manifest_path, &layout)?;
     let mut parts = vec![part.clone()];
     parts.extend(app_parts.iter().cloned());
     check_placement(&parts)?;
     let apps = app_sizes(&layout, &app_parts);
+    let boot = build_boot_stage(&dir, &manifest_path, &m, &short_paths_args(&root))?;
+    // The header vouches for everything the boot stage starts: the kernel and the apps.
+    let image = active_image(&m, &part, &app_parts)?;
 
     let bytes = std::fs::read(&elf).map_err(io(&elf))?;
     let build_dir = dir.join("target/thumbv8m.main-none-eabihf/release/build");
@@ -160,25 +187,33 @@ pub fn build_nrf9160dk_image(
         apps_heap,
         origins: &origins,
         bootloader: m.flash.bootloader.size,
+        bootloader_flash: boot.flash_used(),
+        bootloader_ram: boot.ram_used(),
         features: &features,
         apps: &apps,
     });
 
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
-    let chunks: Vec<(u32, &[u8])> = parts
+    // The boot stage's segments, then the slot's image (header, kernel, apps, gaps erased).
+    let mut chunks: Vec<(u32, &[u8])> = boot
+        .segments
         .iter()
-        .flat_map(|p| p.segments.iter())
         .filter(|s| !s.data.is_empty())
         .map(|s| (s.load, s.data.as_slice()))
         .collect();
+    chunks.push((active.start, &image));
     let hex = out_dir.join("aliot-nrf9160dk.hex");
-    std::fs::write(&hex, intel_hex(&chunks, Some(part.entry))).map_err(io(&hex))?;
+    std::fs::write(&hex, intel_hex(&chunks, Some(boot.entry))).map_err(io(&hex))?;
+    let image_file = out_dir.join("aliot-nrf9160dk.img");
+    std::fs::write(&image_file, &image).map_err(io(&image_file))?;
     let size = out_dir.join("aliot-nrf9160dk.size.txt");
     std::fs::write(&size, &text).map_err(io(&size))?;
     Ok(NrfReport {
         elf,
         hex,
         app_elfs: app_elfs(&app_parts),
+        boot_elf: boot.elf,
+        image: image_file,
         text,
         exceeded,
         over_target,
@@ -263,8 +298,12 @@ pub struct Inputs<'a> {
     pub apps_heap: u64,
     /// Bytes per origin.
     pub origins: &'a Origins,
-    /// `[flash.bootloader]` size (no boot stage is built for this board yet).
+    /// `[flash.bootloader]` size.
     pub bootloader: u32,
+    /// Bytes the boot stage loads into `[flash.bootloader]`.
+    pub bootloader_flash: u64,
+    /// Its `.data` and `.bss` (it runs alone, before the firmware: not counted with it).
+    pub bootloader_ram: u64,
     /// The kernel features the board was built with (from the manifest).
     pub features: &'a str,
     /// Each manifest app, its own part (at the top of `[flash.active]`, RAM above the
@@ -315,7 +354,17 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
     let line = |s: &mut String, label: &str, b: u64| {
         let _ = writeln!(s, "  {label:<42} {b:>9} {:>11}", kib(b));
     };
-    line(&mut s, "bootloader [flash.bootloader]: not built yet", 0);
+    line(
+        &mut s,
+        "boot stage in [flash.bootloader]",
+        i.bootloader_flash,
+    );
+    line(&mut s, "[flash.bootloader] size", u64::from(i.bootloader));
+    line(
+        &mut s,
+        "image header in [flash.active]",
+        u64::from(IMAGE_HEADER_LEN),
+    );
     line(
         &mut s,
         "kernel image (kernel, board, runtime)",
@@ -384,6 +433,11 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
             u64::from(a.ram_region),
         );
     }
+    line(
+        &mut s,
+        "boot stage .data + .bss (runs first, alone)",
+        i.bootloader_ram,
+    );
 
     let _ = writeln!(s, "\nper origin (flash / RAM bytes):");
     let mut names: Vec<&String> = i.origins.keys().map(|(_, o)| o).collect();
@@ -433,8 +487,15 @@ pub fn report_text(i: &Inputs<'_>) -> Budgets {
     };
     check(
         &mut s,
-        "kernel image + apps' regions in [flash.active]".to_owned(),
-        i.flash_total + app_regions,
+        "boot stage in [flash.bootloader]".to_owned(),
+        i.bootloader_flash,
+        u64::from(i.bootloader),
+        true,
+    );
+    check(
+        &mut s,
+        "header + kernel image + apps' regions in [flash.active]".to_owned(),
+        u64::from(IMAGE_HEADER_LEN) + i.flash_total + app_regions,
         u64::from(i.active.len),
         true,
     );
@@ -489,6 +550,8 @@ mod tests {
             apps_heap: 1000,
             origins,
             bootloader: 0x8000,
+            bootloader_flash: 20_000,
+            bootloader_ram: 2_000,
             features: "mqtt-v311,sign-hmacsha256",
             apps: &[],
         }
@@ -514,6 +577,38 @@ mod tests {
         assert!(over.exceeded.is_empty(), "{:?}", over.exceeded);
         assert_eq!(over.over_target.len(), 1, "{}", over.text);
         assert!(over.text.contains("OVER our code's flash"), "{}", over.text);
+    }
+
+    #[test]
+    fn a_boot_stage_beyond_flash_bootloader_is_a_layout_failure() {
+        let origins = Origins::new();
+        let mut i = inputs(&origins, 1000, 0);
+        i.bootloader_flash = 0x8000;
+        let fits = report_text(&i);
+        assert!(fits.exceeded.is_empty(), "{}", fits.text);
+        assert!(
+            fits.text
+                .contains("ok   boot stage in [flash.bootloader]: 32768 of 32768 bytes"),
+            "{}",
+            fits.text
+        );
+        i.bootloader_flash = 0x8001;
+        let r = report_text(&i);
+        assert_eq!(r.exceeded.len(), 1, "{}", r.text);
+        assert!(
+            r.exceeded[0].contains("[flash.bootloader]"),
+            "{:?}",
+            r.exceeded
+        );
+    }
+
+    #[test]
+    fn the_image_header_counts_against_flash_active() {
+        let origins = Origins::new();
+        let fits = report_text(&inputs(&origins, 480 * 1024 - 512, 0));
+        assert!(fits.exceeded.is_empty(), "{}", fits.text);
+        let r = report_text(&inputs(&origins, 480 * 1024 - 511, 0));
+        assert_eq!(r.exceeded.len(), 1, "{}", r.text);
     }
 
     #[test]
@@ -579,19 +674,21 @@ mod tests {
     fn the_apps_regions_count_against_flash_active() {
         let origins = Origins::new();
         let apps = apps();
-        // 480 KiB slot, 128 KiB of app regions: a kernel of 352 KiB fits, one byte more does not.
+        // 480 KiB slot, 128 KiB of app regions and the 512-byte image header: a kernel of
+        // 352 KiB - 512 B fits, one byte more does not.
+        let kernel = 352 * 1024 - u64::from(IMAGE_HEADER_LEN);
         let fits = report_text(&Inputs {
             apps: &apps,
-            ..inputs(&origins, 352 * 1024, 0)
+            ..inputs(&origins, kernel, 0)
         });
         assert!(fits.exceeded.is_empty(), "{}", fits.text);
         let over = report_text(&Inputs {
             apps: &apps,
-            ..inputs(&origins, 352 * 1024 + 1, 0)
+            ..inputs(&origins, kernel + 1, 0)
         });
         assert_eq!(over.exceeded.len(), 1, "{}", over.text);
         assert!(
-            over.exceeded[0].starts_with("kernel image + apps' regions in [flash.active]"),
+            over.exceeded[0].starts_with("header + kernel image + apps' regions in [flash.active]"),
             "{:?}",
             over.exceeded
         );

@@ -26,10 +26,12 @@ use aliot_kernel::credentials::{
 };
 use aliot_kernel::registration::{Issued, RegistrationError};
 use aliot_kernel::store::{BlockingFlash, CredentialStore, provisioned_and_registered};
-use embassy_nrf::nvmc::Nvmc;
 
-/// The flash the stores use: the whole NVMC (partitions are absolute addresses).
-pub type Flash = BlockingFlash<Nvmc<'static>>;
+use crate::flash::NvmcPart;
+
+/// The flash the stores use: the whole NVMC (partitions are absolute addresses), shared with
+/// the update slot ([`crate::flash`]).
+pub type Flash<'a> = BlockingFlash<NvmcPart<'a>>;
 
 /// Why there is no login.
 #[derive(Debug, Clone, Copy, defmt::Format)]
@@ -49,19 +51,19 @@ pub enum NoLogin {
 // One value, made once at boot and owned by the runner: boxing the large variant would only
 // move it onto the kernel's heap, whose size is the kernel's worst case.
 #[allow(clippy::large_enum_variant)]
-pub enum BoardCredentials {
+pub enum BoardCredentials<'a> {
     /// 一机一密.
     Device(DeviceSecretLogin),
     /// 一型一密, registered credentials in the upper half.
-    Registered(RegisteredLogin<CredentialStore<Flash>>),
+    Registered(RegisteredLogin<CredentialStore<Flash<'a>>>),
 }
 
 /// Reads the provisioned secret and builds the provider. Logs (without the secret) what is
 /// missing.
-pub async fn load(
+pub async fn load<'a>(
     config: &DeviceConfig,
-    flash: Nvmc<'static>,
-) -> Result<BoardCredentials, NoLogin> {
+    flash: NvmcPart<'a>,
+) -> Result<BoardCredentials<'a>, NoLogin> {
     let Some((provisioned, registered)) = provisioned_and_registered(config.credentials_partition)
     else {
         defmt::error!(
@@ -136,7 +138,7 @@ pub fn secret_name(mode: AuthMode) -> &'static str {
     }
 }
 
-impl Credentials for BoardCredentials {
+impl Credentials for BoardCredentials<'_> {
     fn check(&self, config: &DeviceConfig) -> Result<(), CredentialsError> {
         match self {
             BoardCredentials::Device(c) => c.check(config),

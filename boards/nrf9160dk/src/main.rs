@@ -5,13 +5,17 @@
 //! - [`net`]: the `Network`, TCP and TLS 1.2 sockets in the modem (nrf-modem), the CA in the
 //!   manifest's `[modem] security_tag`, peer verification required, every connect bounded;
 //! - [`modem`]: the modem's start and the LTE-M attach (bounded attempts, backoff) before the
-//!   runner's first connect;
-//! - [`platform`]: the `Clock` (embassy-time on RTC1), the `Entropy` (the CryptoCell CC310's
-//!   TRNG) and the kernel's `log` lines as defmt over RTT;
+//!   runner's first connect, then the manifest's PSM and eDRX requests (`[modem] psm`, `edrx`:
+//!   `AT+CPSMS`, `AT+CEDRXS`, encoded by `aliot_manifest::power`);
+//! - [`platform`]: the `Clock` (embassy-time on RTC1), the network's time (`AT+CCLK?` after
+//!   attach) as the log's timestamps, the `Entropy` (the CryptoCell CC310's TRNG) and the
+//!   kernel's `log` lines as defmt over RTT;
 //! - [`status`]: LED1-LED4 show the link and the update, Button 1 forces a reconnect
 //!   (`aliot-status-leds` over embedded-hal pins);
 //! - [`credentials`]: the DeviceSecret or ProductSecret from the credentials partition on the
-//!   NVMC (provisioned, never compiled in);
+//!   NVMC (provisioned, never compiled in), which [`flash`] shares;
+//! - `ota` (feature `ota`, run with `[firmware] ota = true`): the kernel's OTA service with
+//!   the update slot and boot state on the NVMC, for the boot stage in `boot/`;
 //! - [`apps`]: the `AppPort`: the manifest's apps, each its own image at the top of
 //!   `[flash.active]`, run unprivileged and MPU-isolated by the shared Cortex-M33 runtime
 //!   (`boards/cortex-m33`; its SVCall, SysTick and fault handlers are this image's, its kernel
@@ -31,20 +35,21 @@
 //!
 //! # Flash and RAM map (nRF9160: 1 MiB flash in 4 KiB pages, 256 KiB RAM)
 //!
-//! Flash comes from the device manifest's `[flash]` (build.rs turns it into `flash.x`); with
-//! its defaults:
+//! Flash comes from the device manifest's `[flash]` (build.rs turns it into `flash.x`, and the
+//! apps' regions into `apps.x`); with its defaults:
 //!
 //! | range | size | what |
 //! |---|---|---|
-//! | `0x0000_0000..0x0000_8000` | 32 KiB | `[flash.bootloader]`: the boot stage (embassy-boot; not built yet) |
-//! | `0x0000_8000..0x0006_1000` | 356 KiB | `[flash.active]`: this image (vector table first) |
-//! | `0x0006_1000..0x0008_1000` | 128 KiB | `[flash.active]`, its top: the apps' images, `[[apps]] flash` each (64 KiB by default) |
+//! | `0x0000_0000..0x0000_8000` | 32 KiB | `[flash.bootloader]`: the boot stage (`boot/`: aliot-boot over embassy-boot; about 22 KB) |
+//! | `0x0000_8000..0x0000_8200` | 512 B | `[flash.active]` start: the image header (version, length, SHA-256 of everything after it up to the apps' last byte) the boot stage checks |
+//! | `0x0000_8200..0x0006_1000` | 355.5 KiB | `[flash.active]`: this firmware, vector table first (where the boot stage jumps), then erased flash |
+//! | `0x0006_1000..0x0008_1000` | 128 KiB | `[flash.active]`, its top: the apps' images, `[[apps]] flash` each (64 KiB by default; two apps here, as in `regnwl.toml`: `device.toml`'s three start at `0x0005_1000`), covered by the header |
 //! | `0x0008_1000..0x000F_B000` | 488 KiB | `[flash.update]`: where an OTA download goes |
 //! | `0x000F_B000..0x000F_C000` | 4 KiB | `[flash.boot_state]`: embassy-boot's swap state |
 //! | `0x000F_C000..0x000F_E000` | 8 KiB | `[flash.credentials]` lower half: provisioned secret |
 //! | `0x000F_E000..0x0010_0000` | 8 KiB | `[flash.credentials]` upper half: registered credentials |
 //!
-//! RAM (memory.x):
+//! RAM (kernel-memory.x, linked as memory.x):
 //!
 //! | range | size | what |
 //! |---|---|---|
@@ -52,9 +57,14 @@
 //! | `0x2000_8000..0x2003_0000` | 160 KiB | `RAM`: `.data`, `.bss` (the kernel's heap, sized from the manifest, and nrf-modem's own heap), then the stack at the top |
 //! | `0x2003_0000..0x2004_0000` | 64 KiB | the apps' RAM: each app's `memory` (statics, then its stack), 32-byte MPU regions |
 //!
-//! Until the boot stage exists, an image linked for `[flash.active]` does not start by
-//! itself after a reset (the chip starts at address 0): see the crate's README draft in the
-//! issue report.
+//! After a reset the chip runs the boot stage at 0 (`boot/`, its own binary in this workspace),
+//! which swaps in a marked update or reverts an unconfirmed one, checks the active image's
+//! header and SHA-256 and jumps to the vector table after the header. `aliot-image --board
+//! nrf9160dk` builds both and the apps' images and writes one HEX with the boot stage, the
+//! header, this firmware and the apps, and the OTA image (header, firmware, apps: the header's
+//! length and SHA-256 run from the firmware's first byte to the apps' last, so the boot stage
+//! starts no unverified app and an update carries the apps built for its kernel).
+//! Its RAM map is its own (all 256 KiB, before this firmware starts).
 #![no_std]
 #![no_main]
 
@@ -62,8 +72,11 @@ extern crate alloc;
 
 mod apps;
 mod credentials;
+mod flash;
 mod modem;
 mod net;
+#[cfg(feature = "ota")]
+mod ota;
 mod platform;
 mod status;
 
@@ -152,14 +165,15 @@ async fn main(spawner: embassy_executor::Spawner) {
     interrupt::IPC.set_priority(Priority::P0);
     // SAFETY: the IPC handler is bound above and only calls into nrf-modem, which expects it.
     unsafe { interrupt::IPC.enable() };
-    if let Err(e) = modem::start().await {
+    if let Err(e) = modem::start(generated::LTE_PSM).await {
         defmt::error!("modem: could not start: {}; halting", e);
         park().await;
     }
     modem::log_version().await;
 
     let mut entropy = platform::CryptoCellEntropy::new(CcRng::new_blocking(p.CC_RNG));
-    let credentials = match credentials::load(&DEVICE, Nvmc::new(p.NVMC)).await {
+    let flash = flash::share(Nvmc::new(p.NVMC));
+    let credentials = match credentials::load(&DEVICE, flash::whole(&flash)).await {
         Ok(c) => c,
         Err(why) => {
             defmt::error!("no login ({}): the device stays offline", why);
@@ -168,9 +182,13 @@ async fn main(spawner: embassy_executor::Spawner) {
     };
     let link = modem::attach(&mut entropy).await;
     status::set_attaching(false);
+    modem::request_power_saving(generated::AFTER_ATTACH).await;
+    match modem::network_time() {
+        Ok(task) => spawner.spawn(task),
+        Err(_) => defmt::warn!("time: the network-time task is already running"),
+    }
+    let network = net::ModemNetwork::new(generated::SECURITY_TAG);
 
-    let mut kernel = Kernel::new(&DEVICE);
-    kernel.set_watch(&status::LINK);
     // ---- The apps (UNTESTED ON HARDWARE): SysTick slices, the MPU, the fault handlers ----
     let Some(reload) = slice_reload(apps::CPU_HZ, apps::SLICE_MS) else {
         defmt::error!(
@@ -182,9 +200,43 @@ async fn main(spawner: embassy_executor::Spawner) {
     // SAFETY: called once, privileged on MSP, before any app runs.
     let mut rt = unsafe { Runtime::take(apps::kernel_ram(), reload, apps::SLICE_BUDGET) };
     let mut port = apps::port(&mut rt);
+
+    // UNTESTED ON HARDWARE. A const branch: without `[firmware] ota = true` it is not linked.
+    #[cfg(feature = "ota")]
+    if generated::RUN_OTA
+        && let Some(stage) = ota::stage(&DEVICE, &flash)
+    {
+        let downloads = net::ModemNetwork::new(generated::SECURITY_TAG);
+        match ota::run(
+            &DEVICE,
+            stage,
+            network,
+            downloads,
+            entropy,
+            &mut port,
+            credentials,
+        )
+        .await
+        {
+            ota::Ended::Reboot => {
+                defmt::info!("ota: resetting for the boot stage");
+                // Let the defmt log drain (RTT: a debugger reads it) before the reset.
+                Timer::after_millis(100).await;
+                cortex_m::peripheral::SCB::sys_reset()
+            }
+            ota::Ended::Failed(e) => {
+                defmt::error!("kernel: stopped: {}", defmt::Display2Format(&e));
+                drop(link);
+                park().await
+            }
+        }
+    }
+
+    let mut kernel = Kernel::new(&DEVICE);
+    kernel.set_watch(&status::LINK);
     let mut runner = Runner::new(
         &mut kernel,
-        net::ModemNetwork::new(generated::SECURITY_TAG),
+        network,
         platform::EmbassyClock,
         entropy,
         &mut port,

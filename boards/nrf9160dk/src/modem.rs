@@ -50,12 +50,12 @@ pub fn open_to_modem() {
     }
 }
 
-/// Starts the modem library for LTE-M only (no NB-IoT, no GNSS; PSM off until the manifest
-/// configures it), with its shared memory where memory.x puts it.
-pub async fn start() -> Result<(), Failed> {
+/// Starts the modem library for LTE-M only (no NB-IoT, no GNSS; PSM on when the manifest
+/// asks for it, `psm`), with its shared memory where memory.x puts it.
+pub async fn start(psm: bool) -> Result<(), Failed> {
     let mode = SystemMode {
         lte_support: true,
-        lte_psm_support: false,
+        lte_psm_support: psm,
         nbiot_support: false,
         gnss_support: false,
         preference: ConnectionPreference::Lte,
@@ -81,10 +81,64 @@ pub async fn start() -> Result<(), Failed> {
 /// is, cut at 64 bytes).
 pub async fn log_version() {
     match with_timeout(Duration::from_secs(5), nrf_modem::send_at::<64>("AT+CGMR")).await {
-        Ok(Ok(answer)) => defmt::info!("modem: firmware {=str}", answer.as_str().trim()),
+        Ok(Ok(answer)) => defmt::info!("modem: firmware {=str}", answer.as_str().trim_ascii()),
         Ok(Err(e)) => defmt::warn!("modem: AT+CGMR failed: {}", e),
         Err(_) => defmt::warn!("modem: AT+CGMR not answered within 5 s"),
     }
+}
+
+/// How long the modem gets to answer one power-saving request.
+const POWER_SAVING_TIMEOUT_MS: u64 = 5_000;
+
+/// Sends the manifest's power-saving requests (`[modem] psm` and `edrx`: `AT+CPSMS`,
+/// `AT+CEDRXS`, built by aliot-manifest) after an attach, each bounded. A refusal is logged
+/// and the device carries on without it: the network decides what it grants anyway.
+pub async fn request_power_saving(commands: &[&str]) {
+    for command in commands {
+        let answer = with_timeout(
+            Duration::from_millis(POWER_SAVING_TIMEOUT_MS),
+            nrf_modem::send_at::<0>(command),
+        )
+        .await;
+        match answer {
+            Ok(Ok(_)) => defmt::info!("lte: requested {=str}", command),
+            Ok(Err(e)) => defmt::warn!("lte: {=str} refused: {}", command, e),
+            Err(_) => defmt::warn!(
+                "lte: {=str} not answered within {=u64} ms",
+                command,
+                POWER_SAVING_TIMEOUT_MS
+            ),
+        }
+    }
+}
+
+/// Attempts at reading the network's time: the network sends it (NITZ) some time after the
+/// attach, if at all.
+const NETWORK_TIME_ATTEMPTS: u32 = 20;
+/// Wait between two attempts.
+const NETWORK_TIME_RETRY_MS: u64 = 30_000;
+
+/// Reads the modem's clock (`AT+CCLK?`, bounded) until it holds the network's time (parsed by
+/// `aliot_kernel::network_time`, which refuses the modem's own default), then hands it to
+/// [`crate::platform::set_network_time`]; gives up after [`NETWORK_TIME_ATTEMPTS`]. Runs
+/// beside the kernel: the log's times switch from "since boot" to UTC when it succeeds.
+#[embassy_executor::task]
+pub async fn network_time() {
+    for _ in 0..NETWORK_TIME_ATTEMPTS {
+        let answer =
+            with_timeout(Duration::from_secs(5), nrf_modem::send_at::<64>("AT+CCLK?")).await;
+        let unix = match answer {
+            Ok(Ok(text)) => aliot_kernel::network_time::unix_secs_from_cclk(text.as_str()),
+            _ => None,
+        };
+        if let Some(unix) = unix {
+            crate::platform::set_network_time(unix);
+            defmt::info!("time: the network's time is {=u64:iso8601s}", unix);
+            return;
+        }
+        Timer::after_millis(NETWORK_TIME_RETRY_MS).await;
+    }
+    defmt::warn!("time: the network sent no time; log times stay counted from boot");
 }
 
 /// Attaches to LTE-M and keeps the link: each attempt is bounded by [`ATTACH_TIMEOUT_MS`];

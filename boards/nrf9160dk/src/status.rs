@@ -32,8 +32,8 @@ use embedded_hal::digital::{InputPin, OutputPin};
 pub static LINK: LinkWatch = LinkWatch::new();
 /// The modem is attaching to LTE (set at boot, cleared by `main` once attached).
 static ATTACHING: AtomicBool = AtomicBool::new(true);
-/// The running image is on trial, waiting for its confirmation (for the boot stage to set; no
-/// boot stage on this branch yet, so nothing sets it).
+/// The running image is on trial, waiting for its confirmation (`ota::run` sets it when the
+/// boot stage swapped it in, its slot wrapper clears it on confirm).
 static AWAITING_CONFIRM: AtomicBool = AtomicBool::new(false);
 /// Button 1 asked for the connection to be cut.
 static CUT: Signal<CriticalSectionRawMutex, ()> = Signal::new();
@@ -48,11 +48,9 @@ pub fn set_attaching(attaching: bool) {
     ATTACHING.store(attaching, Ordering::Relaxed);
 }
 
-/// The running image waits for its confirmation (`true`) or not.
-#[allow(
-    dead_code,
-    reason = "the boot stage (another branch) sets it on a trial boot"
-)]
+/// The running image waits for its confirmation (`true`) or not: set by `ota::run` on a trial
+/// boot, cleared when the slot confirms the image. Without the `ota` feature nothing calls it.
+#[cfg_attr(not(feature = "ota"), allow(dead_code))]
 pub fn set_awaiting_confirm(waiting: bool) {
     AWAITING_CONFIRM.store(waiting, Ordering::Relaxed);
 }

@@ -35,9 +35,22 @@ pub(super) fn firmware(raw: &RawFirmware) -> Result<Firmware> {
         &allowed,
         |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'),
     )?;
+    let ota = match &raw.ota {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(other) => {
+            return err(
+                "firmware.ota",
+                format!(
+                    "{other} is not allowed; allowed: true (the device runs the OTA service: download, A/B swap, confirm) or false (it does not; boards that can leave it out, like the nRF9160 DK, build without it); default false"
+                ),
+            );
+        }
+    };
     Ok(Firmware {
         version: version.to_owned(),
         module: module.to_owned(),
+        ota,
     })
 }
 
