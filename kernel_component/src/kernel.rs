@@ -21,7 +21,8 @@ use alloc::vec::Vec;
 use crate::watch::LinkWatch;
 use aliot_abi::{
     ABI_MAJOR, ABI_MINOR, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN,
-    MAX_TOPIC_LEN, OtaStatus, Qos, REQUEST_VARIANTS, Registration, Request, Response,
+    MAX_TOPIC_LEN, OtaStatus, Qos, REQUEST_VARIANTS, Registration, Request, Response, TimeSource,
+    WallClock,
 };
 
 use crate::budget::event_record_bytes;
@@ -276,8 +277,19 @@ pub struct Kernel {
     refused_inbound: u32,
     registration: Registration,
     ota: OtaStatus,
+    /// The wall-clock time, once learnt ([`Kernel::set_wall_time`]).
+    wall: Option<WallAnchor>,
     /// The board's view of the link, kept current (see [`crate::watch`]).
     watch: Option<&'static LinkWatch>,
+}
+
+/// The wall-clock time learnt at a monotonic instant.
+#[derive(Debug, Clone, Copy)]
+struct WallAnchor {
+    unix_ms: u64,
+    at_ms: u64,
+    source: TimeSource,
+    accuracy_ms: u32,
 }
 
 /// Bytes of the kernel's fixed tables for `clients` clients (see [`crate::budget`]).
@@ -329,6 +341,7 @@ impl Kernel {
                 _ => Registration::Registering,
             },
             ota: OtaStatus::Idle,
+            wall: None,
             watch: None,
         }
     }
@@ -359,6 +372,34 @@ impl Kernel {
         if let Some(w) = self.watch {
             w.set_ota(status);
         }
+    }
+
+    /// The wall-clock time was `unix_ms` at monotonic `at_ms`, learnt from `source` to within
+    /// `accuracy_ms`: what [`Request::Time`] answers from now on, carried forward on the
+    /// monotonic clock. The latest learnt time wins (each source is read when it is fresh).
+    pub fn set_wall_time(
+        &mut self,
+        unix_ms: u64,
+        at_ms: u64,
+        source: TimeSource,
+        accuracy_ms: u32,
+    ) {
+        self.wall = Some(WallAnchor {
+            unix_ms,
+            at_ms,
+            source,
+            accuracy_ms,
+        });
+    }
+
+    /// The wall-clock time at monotonic `now_ms`, if the kernel has learnt it. A `now_ms`
+    /// before the anchor (a caller's stale clock reading) gives the anchor's time.
+    pub fn wall_time(&self, now_ms: u64) -> Option<WallClock> {
+        self.wall.map(|w| WallClock {
+            unix_ms: w.unix_ms.saturating_add(now_ms.saturating_sub(w.at_ms)),
+            source: w.source,
+            accuracy_ms: w.accuracy_ms,
+        })
     }
 
     /// Sets how long an acknowledgement may take (see [`DEFAULT_ACK_TIMEOUT_MS`]).
@@ -468,6 +509,9 @@ impl Kernel {
             client.wait_deadline = Some(now_ms.saturating_add(u64::from(timeout_ms)));
             return Ok(Answer::Wait);
         }
+        if let Request::Time = request {
+            return Ok(Answer::Now(Response::Time(self.wall_time(now_ms))));
+        }
         self.handle(index, request).map(Answer::Now)
     }
 
@@ -493,7 +537,10 @@ impl Kernel {
                 self.unsubscribe(index, filter).map(|()| Response::Ok)
             }
             Request::Status => Ok(Response::Status(self.status(index))),
-            Request::Hello { .. } | Request::WaitEvent { .. } => Err(ErrorCode::Unsupported),
+            // Answered by `request` (apps); a service reads `Kernel::wall_time` itself.
+            Request::Hello { .. } | Request::WaitEvent { .. } | Request::Time => {
+                Err(ErrorCode::Unsupported)
+            }
         }
     }
 

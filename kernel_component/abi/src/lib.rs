@@ -23,7 +23,9 @@
 //!   ignores trailing bytes, so an older app decodes the fields it knows.
 //!
 //! Minor 1 appended [`LinkStatus::registration`] (一型一密 registration state); minor 2
-//! appended [`LinkStatus::ota`] (where a firmware update stands).
+//! appended [`LinkStatus::ota`] (where a firmware update stands); minor 3 appended
+//! [`Request::Time`] and its answer [`Response::Time`] (the wall-clock time the kernel learnt
+//! from the platform's NTP service or the cellular network).
 #![no_std]
 #![cfg_attr(
     not(test),
@@ -42,11 +44,11 @@ use serde::{Deserialize, Serialize};
 pub const ABI_MAJOR: u16 = 2;
 
 /// Minor version: what was appended to the contract since the major changed.
-pub const ABI_MINOR: u16 = 2;
+pub const ABI_MINOR: u16 = 3;
 
 /// Number of [`Request`] variants this minor knows: a request tagged at or past it is from a
 /// newer minor and is answered [`ErrorCode::Unsupported`].
-pub const REQUEST_VARIANTS: u8 = 6;
+pub const REQUEST_VARIANTS: u8 = 7;
 
 /// Longest topic the platform accepts (Alibaba IoT: 1..=128 characters).
 pub const MAX_TOPIC_LEN: usize = 128;
@@ -122,6 +124,8 @@ pub enum Request<'a> {
         /// Longest wait in milliseconds.
         timeout_ms: u32,
     },
+    /// Ask for the wall-clock time; answered with [`Response::Time`] (since minor 3).
+    Time,
 }
 
 /// The kernel's answer to one [`Request`].
@@ -152,6 +156,33 @@ pub enum Response<'a> {
     NoEvent,
     /// The request was refused; nothing was sent anywhere.
     Error(ErrorCode),
+    /// Answer to `Time` (since minor 3): the wall-clock time now, or `None` while the kernel
+    /// has not learnt it yet (before the first login's NTP answer on a board without a modem
+    /// clock).
+    Time(Option<WallClock>),
+}
+
+/// The wall-clock time as the kernel knows it: learnt once from a [`TimeSource`], carried
+/// forward on the kernel's monotonic clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WallClock {
+    /// Milliseconds since 1970-01-01T00:00:00Z (UTC, no leap seconds).
+    pub unix_ms: u64,
+    /// Where the kernel learnt it.
+    pub source: TimeSource,
+    /// How far off it may be, in milliseconds, when it was learnt: half the NTP exchange's
+    /// round trip, or the network clock's one-second resolution. The monotonic clock's drift
+    /// since then is not included.
+    pub accuracy_ms: u32,
+}
+
+/// Where the kernel's wall-clock time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeSource {
+    /// The platform's NTP service (`/ext/ntp/${pk}/${dn}/request|response`), after a login.
+    Platform,
+    /// The cellular network's time (NITZ, read from the modem with `AT+CCLK?`).
+    Network,
 }
 
 /// Link state as an app sees it.

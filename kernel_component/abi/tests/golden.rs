@@ -19,18 +19,15 @@ where
 
 #[test]
 fn abi_version_is_pinned() {
-    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 2));
-    assert_eq!(REQUEST_VARIANTS, 6);
+    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 3));
+    assert_eq!(REQUEST_VARIANTS, 7);
 }
 
 #[test]
 fn a_request_of_a_newer_minor_is_recognisable_by_its_tag() {
     // The first byte of every request is its variant tag; the kernel answers `Unsupported` to
     // tags at or past REQUEST_VARIANTS, `Malformed` to anything else it cannot decode.
-    assert_eq!(
-        bytes(&Request::WaitEvent { timeout_ms: 0 })[0],
-        REQUEST_VARIANTS - 1
-    );
+    assert_eq!(bytes(&Request::Time)[0], REQUEST_VARIANTS - 1);
     assert!(postcard::from_bytes::<Request>(&[REQUEST_VARIANTS]).is_err());
 }
 
@@ -76,6 +73,8 @@ fn requests() {
         Request::WaitEvent { timeout_ms: 20_000 },
         &[5, 0xa0, 0x9c, 0x01],
     );
+    // Minor 3.
+    golden(Request::Time, &[6]);
 }
 
 #[test]
@@ -145,6 +144,19 @@ fn responses() {
     golden(Response::Event(Event::Connected), &[4, 0]);
     golden(Response::NoEvent, &[5]);
     golden(Response::Error(ErrorCode::NotPermitted), &[6, 2]);
+    // Minor 3: the time, or none yet.
+    golden(Response::Time(None), &[7, 0]);
+    golden(
+        Response::Time(Some(WallClock {
+            unix_ms: 1_764_547_200_123,
+            source: TimeSource::Platform,
+            accuracy_ms: 150,
+        })),
+        // 1 764 547 200 123 as a varint (7 bits a byte, low first), then the source's tag and
+        // 150 as a varint.
+        &[7, 1, 0xFB, 0x88, 0xD6, 0xB9, 0xAD, 0x33, 0, 0x96, 0x01],
+    );
+    golden(TimeSource::Network, &[1]);
 }
 
 #[test]

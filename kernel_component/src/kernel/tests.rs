@@ -1329,3 +1329,55 @@ fn the_watch_follows_the_session_and_the_update() {
     k.set_ota_status(OtaStatus::Failed { step: -2 });
     assert_eq!(WATCH.ota(), OtaPhase::Idle);
 }
+
+/// `Time` at monotonic `now_ms`, through the syscall edge.
+fn time_at(k: &mut Kernel, app: AppId, now_ms: u64) -> Response<'static> {
+    let mut buf = vec![0u8; 64];
+    let len = postcard::to_slice(&Request::Time, &mut buf).unwrap().len();
+    let n = k.syscall(app, &mut buf, len, now_ms).expect("answered at once");
+    owned(buf[..n].to_vec())
+}
+
+#[test]
+fn time_is_none_until_learnt_then_carried_forward_on_the_monotonic_clock() {
+    let mut k = kernel();
+    assert_eq!(time_at(&mut k, PUB, 5_000), Response::Time(None));
+    k.set_wall_time(1_764_547_200_000, 5_000, TimeSource::Platform, 40);
+    assert_eq!(
+        time_at(&mut k, ECHO, 12_345),
+        Response::Time(Some(WallClock {
+            unix_ms: 1_764_547_207_345,
+            source: TimeSource::Platform,
+            accuracy_ms: 40,
+        }))
+    );
+    // A reading from before the anchor does not go back in time.
+    assert_eq!(
+        time_at(&mut k, PUB, 4_000),
+        Response::Time(Some(WallClock {
+            unix_ms: 1_764_547_200_000,
+            source: TimeSource::Platform,
+            accuracy_ms: 40,
+        }))
+    );
+    // A later learnt time replaces it, whatever its source.
+    k.set_wall_time(1_800_000_000_000, 20_000, TimeSource::Network, 1_000);
+    assert_eq!(
+        time_at(&mut k, PUB, 21_000),
+        Response::Time(Some(WallClock {
+            unix_ms: 1_800_000_001_000,
+            source: TimeSource::Network,
+            accuracy_ms: 1_000,
+        }))
+    );
+}
+
+#[test]
+fn time_needs_hello_like_every_request() {
+    let mut k = Kernel::new(&CONFIG);
+    k.set_wall_time(1_000, 0, TimeSource::Network, 1_000);
+    assert_eq!(
+        time_at(&mut k, PUB, 10),
+        Response::Error(ErrorCode::AbiMismatch)
+    );
+}
