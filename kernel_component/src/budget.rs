@@ -90,8 +90,11 @@ impl RamReport {
 }
 
 /// The budgets of the kernel's own services, in the order boards start them
-/// ([`crate::ota::services`]): each costs like an app.
-pub const KERNEL_SERVICES: &[AppBudget] = &[crate::ota::SERVICE_BUDGET];
+/// ([`crate::services::all`]): each costs like an app.
+pub const KERNEL_SERVICES: &[AppBudget] = &[
+    crate::ota::SERVICE_BUDGET,
+    crate::platform_time::SERVICE_BUDGET,
+];
 
 /// Worst-case RAM of a kernel serving the apps `clients` and its own services
 /// ([`KERNEL_SERVICES`]) over an MQTT `version` link.
@@ -100,7 +103,8 @@ pub fn worst_case_ram(clients: &[AppBudget], version: MqttVersion) -> RamReport 
         link: crate::link::ram_bytes(version) as u32,
         tables: crate::kernel::fixed_bytes(clients.len() + KERNEL_SERVICES.len()) as u32
             + crate::ota::DEF_BYTES
-            + crate::ota::JOB_BYTES,
+            + crate::ota::JOB_BYTES
+            + crate::platform_time::DEF_BYTES,
         ..RamReport::default()
     };
     for client in clients.iter().chain(KERNEL_SERVICES) {

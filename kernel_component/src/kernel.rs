@@ -825,6 +825,13 @@ impl Kernel {
         self.handle(index, request)
     }
 
+    /// The definition kernel service `service` was made with, if the kernel has it.
+    pub fn service_def(&self, service: ServiceId) -> Option<&'static AppDef> {
+        self.clients
+            .get(self.apps.checked_add(service)?)
+            .map(|c| c.def)
+    }
+
     /// The next event for kernel service `service`, decoded from `buf` (which it is copied into).
     pub fn service_event<'b>(
         &mut self,

@@ -29,6 +29,7 @@
         feature = "register-mqtt",
         feature = "register-https",
         feature = "ota",
+        feature = "platform-time",
         feature = "sign-hmacmd5",
         feature = "sign-hmacsha1",
         feature = "sign-hmacsha256"
@@ -51,11 +52,15 @@ pub mod kernel;
 pub mod link;
 pub mod network_time;
 pub mod ota;
+pub mod platform_time;
 pub mod registration;
 pub mod runner;
+pub mod services;
 pub mod session;
 pub mod store;
 #[cfg(test)]
 mod test_log;
+#[cfg(test)]
+mod test_wire;
 pub mod topic;
 pub mod watch;

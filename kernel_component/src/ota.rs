@@ -109,9 +109,9 @@ impl Topics {
     }
 }
 
-/// Most heap [`services`] takes for the service's definition: its five topics (each at most
-/// [`aliot_abi::MAX_TOPIC_LEN`] bytes), the two slices that list them, and the slice of
-/// definitions itself. Counted in the kernel's worst case ([`crate::budget::worst_case_ram`]).
+/// Most heap [`crate::services::all`] takes for the service's definition: its five topics
+/// (each at most [`aliot_abi::MAX_TOPIC_LEN`] bytes), the two slices that list them, and its
+/// entry in the slice of definitions. Counted in the kernel's worst case ([`crate::budget::worst_case_ram`]).
 pub const DEF_BYTES: u32 = (5 * aliot_abi::MAX_TOPIC_LEN
     + 5 * core::mem::size_of::<&str>()
     + core::mem::size_of::<AppDef>()) as u32;
@@ -120,13 +120,7 @@ pub const DEF_BYTES: u32 = (5 * aliot_abi::MAX_TOPIC_LEN
 /// come from one message of at most [`MAX_MESSAGE`] bytes. Counted in the kernel's worst case.
 pub const JOB_BYTES: u32 = MAX_MESSAGE;
 
-/// The kernel services a board starts: the OTA service only, as [`OTA_SERVICE`]. Made once
-/// at boot (the strings live as long as the kernel).
-pub fn services(config: &DeviceConfig) -> &'static [AppDef] {
-    Box::leak(vec![service_def(config)].into_boxed_slice())
-}
-
-/// The OTA service's index among [`services`].
+/// The OTA service's index among [`crate::services::all`].
 pub const OTA_SERVICE: ServiceId = 0;
 
 /// The OTA service's grants and budget, for [`Kernel::with_services`].

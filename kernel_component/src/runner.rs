@@ -27,13 +27,19 @@ use crate::link::{ConnectParams, LinkError, MqttLink, Refusal};
 use crate::ota::updates::Updates;
 #[cfg(feature = "ota")]
 use crate::ota::{OtaAgent, OtaOptions};
+#[cfg(feature = "platform-time")]
+use crate::platform_time::{TimeAgent, TimeOptions};
 use crate::session::{Action, Heard, Session, SessionEnd, Timing};
 #[cfg(not(feature = "ota"))]
 use no_ota::OtaAgent;
+#[cfg(not(feature = "platform-time"))]
+use no_time::TimeAgent;
 
 mod links;
 #[cfg(not(feature = "ota"))]
 mod no_ota;
+#[cfg(not(feature = "platform-time"))]
+mod no_time;
 mod register;
 
 pub use links::{AnyLink, LinkFactory, MqttLinks};
@@ -51,11 +57,13 @@ pub struct Runner<'k, N, C, E, P, K, F = MqttLinks> {
     credentials: K,
     links: F,
     timing: Timing,
-    /// The OTA service's agent, when the kernel was made with [`crate::ota::services`].
+    /// The OTA service's agent, when the kernel was made with [`crate::services::all`].
     #[cfg(feature = "ota")]
     ota: Option<OtaAgent<'k>>,
     #[cfg(not(feature = "ota"))]
     ota: Option<OtaAgent>,
+    /// The platform-time service's agent, likewise.
+    time: Option<TimeAgent>,
 }
 
 impl<'k, N, C, E, P, K> Runner<'k, N, C, E, P, K, MqttLinks> {
@@ -79,6 +87,7 @@ impl<'k, N, C, E, P, K> Runner<'k, N, C, E, P, K, MqttLinks> {
             links: MqttLinks,
             timing,
             ota: None,
+            time: None,
         }
     }
 }
@@ -96,12 +105,13 @@ impl<'k, N, C, E, P, K, F> Runner<'k, N, C, E, P, K, F> {
             links,
             timing: self.timing,
             ota: self.ota,
+            time: self.time,
         }
     }
 
     #[cfg(feature = "ota")]
     /// The same runner driving the OTA service too (its kernel must have been made with
-    /// [`crate::ota::services`]): announce after every login, check every job and hand it to
+    /// [`crate::services::all`]): announce after every login, check every job and hand it to
     /// the download task behind `updates` ([`crate::ota::task::run_updates`], which the board
     /// runs beside the runner). The runner stops by itself when an update needs a reboot
     /// ([`Updates::reboot_requested`]).
@@ -113,6 +123,21 @@ impl<'k, N, C, E, P, K, F> Runner<'k, N, C, E, P, K, F> {
             updates,
             options,
         ));
+        self
+    }
+
+    #[cfg(feature = "platform-time")]
+    /// The same runner driving the platform-time service too (its kernel must have been made
+    /// with [`crate::services::all`]): ask the platform for the time after every login and
+    /// every [`TimeOptions::resync_ms`], and give the answer to the kernel, where apps read it
+    /// ([`aliot_abi::Request::Time`]). Without that service in the kernel, nothing changes.
+    pub fn with_platform_time(mut self, options: TimeOptions) -> Self {
+        let service = crate::platform_time::TIME_SERVICE;
+        self.time = self
+            .kernel
+            .service_def(service)
+            .filter(|def| def.name == "time")
+            .and_then(|def| TimeAgent::new(def, service, options));
         self
     }
 }
@@ -147,6 +172,7 @@ where
             links,
             timing,
             ota,
+            time,
         } = self;
         let cfg: &'static DeviceConfig = kernel.config();
         if let Some((feature, setting)) = crate::features::missing(cfg) {
@@ -201,14 +227,21 @@ where
         };
         loop {
             deliver_ready(kernel, port, clock);
-            let mut ota_deadline = None;
+            let mut service_deadline = None;
             if let Some(agent) = ota.as_mut() {
                 let now = clock.now_ms();
                 agent.poll(kernel, now);
                 if agent.reboot_due(kernel, now) {
                     session.stop(now);
                 }
-                ota_deadline = agent.next_deadline();
+                service_deadline = agent.next_deadline();
+            }
+            if let Some(agent) = time.as_mut() {
+                agent.poll(kernel, clock.now_ms());
+                service_deadline = match (service_deadline, agent.next_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
             let now = clock.now_ms();
             if let Some(l) = &link {
@@ -216,7 +249,7 @@ where
             }
             match session.next(now, kernel) {
                 Action::Pause { until } => {
-                    let until = ota_deadline.map_or(until, |d| d.min(until));
+                    let until = service_deadline.map_or(until, |d| d.min(until));
                     let idle = serving(kernel, port, clock, Some(&mut stop), until, news());
                     if let Waited::Stopped = idle.await {
                         session.stop(clock.now_ms());
@@ -282,6 +315,9 @@ where
                         if let Some(agent) = ota.as_mut() {
                             agent.on_login(kernel);
                         }
+                        if let Some(agent) = time.as_mut() {
+                            agent.on_login(kernel, now);
+                        }
                     }
                 }
                 Action::Send { packet, deadline } => {
@@ -318,7 +354,7 @@ where
                         continue;
                     };
                     let was_partial = l.partial();
-                    let until = ota_deadline.map_or(until, |d| d.min(until));
+                    let until = service_deadline.map_or(until, |d| d.min(until));
                     let woke = select4(
                         ready_or_started(l, was_partial),
                         port.recv(),

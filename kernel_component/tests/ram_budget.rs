@@ -224,16 +224,29 @@ fn the_heap_stays_within_the_printed_worst_case() {
         config.product_key, config.device_name
     );
     let push = vec![b'{'; aliot_kernel::ota::MAX_MESSAGE as usize];
+    let ntp = format!(
+        "/ext/ntp/{}/{}/response",
+        config.product_key, config.device_name
+    );
+    let ntp_answer = vec![b'{'; aliot_kernel::platform_time::MAX_MESSAGE as usize];
     // Everything above is the test's own; from here on the heap grows only by the kernel's
     // (and only this thread's allocations are counted).
     COUNTED.with(|c| c.set(true));
     let before = CURRENT.load(Ordering::SeqCst);
     PEAK.store(before, Ordering::SeqCst);
     let mut driver = Driver {
-        kernel: Kernel::with_services(config, aliot_kernel::ota::services(config)),
+        kernel: Kernel::with_services(config, aliot_kernel::services::all(config)),
         buf,
     };
     let kernel_at_boot = CURRENT.load(Ordering::SeqCst) - before;
+    // The runner's time agent (it allocates nothing: its topics are the kernel's).
+    let time_service = aliot_kernel::platform_time::TIME_SERVICE;
+    let mut time = aliot_kernel::platform_time::TimeAgent::new(
+        driver.kernel.service_def(time_service).unwrap(),
+        time_service,
+        aliot_kernel::platform_time::TimeOptions::default(),
+    )
+    .unwrap();
 
     for round in 0..8 {
         for app in 0..2u8 {
@@ -263,11 +276,28 @@ fn the_heap_stays_within_the_printed_worst_case() {
                 assert!(taken >= 1, "app {app} queued at least one largest message");
             }
         }
-        // Online: the OTA service announces itself; fill every event queue with largest
-        // messages, the OTA service's with largest pushes.
+        // Online: the OTA service announces itself, the time service asks; fill every event
+        // queue with largest messages, the OTA service's with largest pushes, the time
+        // service's with largest answers.
         driver.kernel.on_connected();
         ota.on_login(&mut driver.kernel);
+        time.on_login(&mut driver.kernel, 0);
+        time.poll(&mut driver.kernel, 0);
         driver.write_everything();
+        let mut answers_refused = 0;
+        for _ in 0..8 {
+            if driver
+                .kernel
+                .on_publish(&ntp, &ntp_answer, Qos::AtLeastOnce)
+                == Delivery::Refused
+            {
+                answers_refused += 1;
+            }
+        }
+        assert!(
+            answers_refused > 0,
+            "the time service's queue really filled"
+        );
         let mut pushes_refused = 0;
         for _ in 0..8 {
             if driver.kernel.on_publish(&upgrade, &push, Qos::AtLeastOnce) == Delivery::Refused {

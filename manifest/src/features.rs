@@ -67,7 +67,7 @@ mod tests {
         let text = std::fs::read_to_string(crate::workspace_root().join("manifest/device.toml"))
             .unwrap()
             .replace("version = \"3.1.1\"", "version = \"5\"")
-            .replace("ram_budget = 58368", "ram_budget = 73728");
+            .replace("ram_budget = 60416", "ram_budget = 73728");
         let text = if auth.is_empty() {
             text
         } else {

@@ -214,7 +214,8 @@ async fn run<K: Credentials>(
         credentials,
         options,
     )
-    .with_ota(ota.updates, ota.options);
+    .with_ota(ota.updates, ota.options)
+    .with_platform_time(aliot_kernel::platform_time::TimeOptions::default());
     let clock = clock::HostClock::new();
     let mut buf = vec![0u8; aliot_kernel::ota::download::RECOMMENDED_BUF_LEN];
     let downloads = aliot_kernel::ota::task::run_updates(
@@ -425,7 +426,7 @@ fn run_board(device: &'static DeviceConfig, args: Args) -> Result<Stopped, Strin
     };
     let mut port = apps::start(config.apps, launch, &args.state_dir);
     let ran = runtime.block_on(async {
-        let mut kernel = Kernel::with_services(config, aliot_kernel::ota::services(config));
+        let mut kernel = Kernel::with_services(config, aliot_kernel::services::all(config));
         let stop = signals.received();
         let ota = &mut ota_parts;
         match credentials {

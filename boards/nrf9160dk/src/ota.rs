@@ -109,7 +109,7 @@ pub async fn run<N: Network, D: Network, E: Entropy, P: AppPort, K: Credentials>
     // LED2 on until the trial image confirms itself (after its first login): [`ShowsConfirm`].
     crate::status::set_awaiting_confirm(matches!(boot, BootKind::Trial));
     let updates = Updates::new(boot);
-    let mut kernel = Kernel::with_services(config, aliot_kernel::ota::services(config));
+    let mut kernel = Kernel::with_services(config, aliot_kernel::services::all(config));
     kernel.set_watch(&crate::status::LINK);
     let mut runner = Runner::new(
         &mut kernel,

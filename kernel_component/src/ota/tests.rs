@@ -1,9 +1,9 @@
-use alloc::string::ToString;
 use alloc::vec::Vec;
 
 use super::*;
 use crate::config::TEST_CONFIG;
-use crate::kernel::{Delivery, Outgoing};
+use crate::kernel::Delivery;
+use crate::test_wire::wire;
 
 static CONFIG: DeviceConfig = TEST_CONFIG;
 
@@ -14,43 +14,6 @@ fn agent(updates: &Updates) -> OtaAgent<'_> {
 fn kernel() -> Kernel {
     let services: &'static [AppDef] = Box::leak(vec![service_def(&CONFIG)].into_boxed_slice());
     Kernel::with_services(&CONFIG, services)
-}
-
-/// Everything the kernel puts on the wire now, `(topic or filter, payload)`, each packet
-/// written and acknowledged.
-fn wire(k: &mut Kernel) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    while let Some(packet) = k.poll_outgoing(0) {
-        let (pid, entry, sub) = match packet {
-            Outgoing::Publish {
-                pid,
-                topic,
-                payload,
-                ..
-            } => (
-                pid,
-                (
-                    topic.to_string(),
-                    String::from_utf8_lossy(payload).into_owned(),
-                ),
-                false,
-            ),
-            Outgoing::Subscribe { pid, filter, .. } => {
-                (pid, (filter.to_string(), String::new()), true)
-            }
-            Outgoing::Unsubscribe { pid, filter } => {
-                (pid, (filter.to_string(), String::new()), true)
-            }
-        };
-        k.on_written();
-        if sub {
-            k.on_suback(pid, true);
-        } else {
-            k.on_puback(pid);
-        }
-        out.push(entry);
-    }
-    out
 }
 
 #[test]

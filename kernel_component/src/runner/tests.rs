@@ -686,7 +686,7 @@ impl World {
         let responses = Rc::new(RefCell::new(Vec::new()));
         let raw = Rc::new(RefCell::new(Vec::new()));
         let mut kernel = match ota {
-            Some(_) => Kernel::with_services(self.config, crate::ota::services(self.config)),
+            Some(_) => Kernel::with_services(self.config, crate::services::all(self.config)),
             None => Kernel::new(self.config),
         };
         let net = Net {
