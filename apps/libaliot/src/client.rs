@@ -2,7 +2,7 @@
 
 use crate::{AppError, Syscalls};
 use aliot_abi::{
-    ABI_MAJOR, ABI_MINOR, Event, LinkStatus, MAX_COBS_FRAME_LEN, Qos, Request, Response,
+    ABI_MAJOR, ABI_MINOR, Event, LinkStatus, MAX_COBS_FRAME_LEN, Qos, Request, Response, WallClock,
     decode_frame, encode_frame,
 };
 
@@ -102,6 +102,19 @@ impl<S: Syscalls> Aliot<S> {
     pub fn status(&mut self) -> Result<LinkStatus, AppError<S::Error>> {
         match self.call(&Request::Status)? {
             Response::Status(status) => Ok(status),
+            _ => Err(AppError::UnexpectedResponse),
+        }
+    }
+
+    /// The wall-clock time (UTC) now, as the kernel learnt it from the platform's NTP service or
+    /// the cellular network, with its source and accuracy; `None` until the kernel has learnt
+    /// it (on a board without a modem clock, until the first login's NTP answer). A kernel
+    /// older than ABI minor 3 answers [`AppError::Kernel`]`(`[`ErrorCode::Unsupported`]`)`.
+    ///
+    /// [`ErrorCode::Unsupported`]: aliot_abi::ErrorCode::Unsupported
+    pub fn time(&mut self) -> Result<Option<WallClock>, AppError<S::Error>> {
+        match self.call(&Request::Time)? {
+            Response::Time(time) => Ok(time),
             _ => Err(AppError::UnexpectedResponse),
         }
     }

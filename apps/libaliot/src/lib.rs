@@ -32,7 +32,7 @@ mod tests;
 pub use aliot_abi as abi;
 pub use aliot_abi::{
     DisconnectReason, ErrorCode, Event, LinkStatus, OtaStatus, Qos, Registration,
-    RegistrationFailure,
+    RegistrationFailure, TimeSource, WallClock,
 };
 pub use client::{Aliot, FRAME_BUF_LEN};
 pub use error::AppError;

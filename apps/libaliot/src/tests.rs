@@ -4,7 +4,7 @@ use crate::fake::{FakeError, FakeKernel};
 use crate::{Aliot, AppError, FRAME_BUF_LEN, Syscalls};
 use aliot_abi::{
     ABI_MAJOR, ABI_MINOR, DisconnectReason, ErrorCode, Event, LinkStatus, MAX_PAYLOAD_LEN,
-    MAX_TOPIC_LEN, Qos, Request, Response,
+    MAX_TOPIC_LEN, Qos, Request, Response, TimeSource, WallClock,
 };
 use std::vec;
 use std::vec::Vec;
@@ -238,6 +238,30 @@ fn status_returns_the_link_state() {
     let mut app = Aliot::new(&mut fake).expect("welcomed");
     assert_eq!(app.status(), Ok(link));
     assert_eq!(app.status(), Err(AppError::UnexpectedResponse));
+    fake.assert_done();
+}
+
+#[test]
+fn time_returns_the_kernel_s_wall_clock_or_none_yet() {
+    let now = WallClock {
+        unix_ms: 1_764_547_200_123,
+        source: TimeSource::Platform,
+        accuracy_ms: 40,
+    };
+    let mut fake = welcomed();
+    fake.expect(Request::Time, Response::Time(None))
+        .expect(Request::Time, Response::Time(Some(now)))
+        .expect(Request::Time, Response::Error(ErrorCode::Unsupported))
+        .expect(Request::Time, Response::NoEvent);
+    let mut app = Aliot::new(&mut fake).expect("welcomed");
+    assert_eq!(app.time(), Ok(None));
+    assert_eq!(app.time(), Ok(Some(now)));
+    assert_eq!(
+        app.time(),
+        Err(AppError::Kernel(ErrorCode::Unsupported)),
+        "a kernel older than minor 3"
+    );
+    assert_eq!(app.time(), Err(AppError::UnexpectedResponse));
     fake.assert_done();
 }
 
@@ -499,12 +523,12 @@ impl Syscalls for InPlace {
 
 #[test]
 fn a_backend_may_answer_over_the_request() {
-    // Hello { 2, 2 } = postcard [00 02 02] = COBS [01 03 02 02 00];
-    // Welcome { 2, 2, app_id: 5 } = [01 02 02 05] = COBS [05 01 02 02 05 00].
-    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 2));
+    // Hello { 2, 3 } = postcard [00 02 03] = COBS [01 03 02 03 00];
+    // Welcome { 2, 3, app_id: 5 } = [01 02 03 05] = COBS [05 01 02 03 05 00].
+    assert_eq!((ABI_MAJOR, ABI_MINOR), (2, 3));
     let mut backend = InPlace {
-        expect: &[0x01, 0x03, 0x02, 0x02, 0x00],
-        answer: &[0x05, 0x01, 0x02, 0x02, 0x05, 0x00],
+        expect: &[0x01, 0x03, 0x02, 0x03, 0x00],
+        answer: &[0x05, 0x01, 0x02, 0x03, 0x05, 0x00],
         overclaim: 0,
     };
     // Through `&mut`, which must forward the in-place exchange too.
@@ -515,8 +539,8 @@ fn a_backend_may_answer_over_the_request() {
 #[test]
 fn an_answer_claimed_past_the_buffer_is_a_decode_error() {
     let err = Aliot::new(InPlace {
-        expect: &[0x01, 0x03, 0x02, 0x02, 0x00],
-        answer: &[0x05, 0x01, 0x02, 0x02, 0x05, 0x00],
+        expect: &[0x01, 0x03, 0x02, 0x03, 0x00],
+        answer: &[0x05, 0x01, 0x02, 0x03, 0x05, 0x00],
         overclaim: FRAME_BUF_LEN,
     })
     .err()

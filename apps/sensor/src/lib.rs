@@ -8,7 +8,8 @@
 //! once. The `calibrate` service shifts the temperature by its `offset` and answers
 //! `applied = 1`; the synchronous `read_now` (over RRPC) answers the current temperature; a raw
 //! RRPC call is answered with the number of readings so far. A request that cannot be read
-//! gets its error reply and the app goes on.
+//! gets its error reply and the app goes on. Once the kernel knows the wall-clock time (the
+//! platform's NTP answer after the first login), the app logs it with its source and accuracy.
 //!
 //! Settings: `report_interval` (seconds, default 30, clamped to the TSL's range), `count` (stop
 //! after this many post replies; default 0 = forever; for tests).
@@ -43,8 +44,12 @@ pub fn run<S: Syscalls>(
     let mut readings: u32 = 0;
     let mut replies: u32 = 0;
     let mut next_post = app.now_ms();
+    let mut time_known = false;
     info!("sensor: posting every {interval} s");
     loop {
+        if !time_known {
+            time_known = log_time(app)?;
+        }
         let now = app.now_ms();
         if now >= next_post {
             let p = reading(readings, offset, interval);
@@ -123,6 +128,26 @@ pub fn run<S: Syscalls>(
                 sent(thing.reply_invalid(app, &mut buf, &bad), "error reply")?;
             }
         }
+    }
+}
+
+/// Logs the kernel's wall-clock time; `true` once there is nothing more to wait for (the time
+/// was logged, or the kernel predates ABI minor 3).
+fn log_time<S: Syscalls>(app: &mut Aliot<S>) -> Result<bool, AppError<S::Error>> {
+    match app.time() {
+        Ok(Some(t)) => {
+            info!(
+                "sensor: wall-clock time {} ms since 1970 (±{} ms, from {:?})",
+                t.unix_ms, t.accuracy_ms, t.source
+            );
+            Ok(true)
+        }
+        Ok(None) => Ok(false),
+        Err(AppError::Kernel(code)) => {
+            warn!("sensor: the kernel has no time service: {code:?}");
+            Ok(true)
+        }
+        Err(other) => Err(other),
     }
 }
 

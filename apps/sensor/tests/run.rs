@@ -2,7 +2,7 @@
 //! (doc-detail/89301's shapes), not produced by the generated code under test.
 
 use aliot_app::Aliot;
-use aliot_app::abi::{Event, Qos, Request, Response};
+use aliot_app::abi::{Event, Qos, Request, Response, TimeSource, WallClock};
 use aliot_app::fake::FakeKernel;
 
 const SYS: &str = "/sys/a1NrfDemo01/nrf9160-dk-01/thing";
@@ -49,7 +49,7 @@ fn ok(token: u32) -> Response<'static> {
 }
 
 /// The start every run shares: greeted as app 3, the four thing-model filters subscribed
-/// (tokens 1 to 4), and the first post (id 1, token 5) with the reading of tick 0 and
+/// (tokens 1 to 4), the wall-clock time asked once (known: not asked again), and the first post (id 1, token 5) with the reading of tick 0 and
 /// `report_interval` as `interval` says.
 fn started<'a>(fake: &'a mut FakeKernel, interval: &str) -> &'a mut FakeKernel {
     let post: &'static str = Box::leak(
@@ -63,6 +63,14 @@ fn started<'a>(fake: &'a mut FakeKernel, interval: &str) -> &'a mut FakeKernel {
         .expect(subscribe("service/property/set", 2), ok(2))
         .expect(subscribe("service/+", 3), ok(3))
         .expect(subscribe_rrpc(4), ok(4))
+        .expect(
+            Request::Time,
+            Response::Time(Some(WallClock {
+                unix_ms: 1_764_547_200_000,
+                source: TimeSource::Platform,
+                accuracy_ms: 20,
+            })),
+        )
         .expect(publish("event/property/post", post, 5), ok(5))
 }
 

@@ -85,8 +85,8 @@ pub trait Capsule {
     fn serve(&mut self, app_id: u8, buf: &mut [u8], len: usize) -> usize;
 }
 
-/// A capsule that needs no kernel: answers `Hello`, `Status` (offline, nothing pending) and
-/// `WaitEvent` (no event), and `Error(Unsupported)` to what needs the MQTT session.
+/// A capsule that needs no kernel: answers `Hello`, `Status` (offline, nothing pending),
+/// `WaitEvent` (no event) and `Time` (not known), and `Error(Unsupported)` to what needs the MQTT session.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Offline;
 
@@ -107,6 +107,8 @@ impl Offline {
                 ota: OtaStatus::Idle,
             }),
             Request::WaitEvent { .. } => Response::NoEvent,
+            // No network, no time learnt.
+            Request::Time => Response::Time(None),
             Request::Publish { .. } | Request::Subscribe { .. } | Request::Unsubscribe { .. } => {
                 Response::Error(ErrorCode::Unsupported)
             }
@@ -272,11 +274,13 @@ mod tests {
     #[test]
     fn hello_is_answered_welcome_in_place() {
         let mut buf = [0xAAu8; 32];
-        // Hello { major: 2, minor: 2 } = postcard [00 02 02], COBS [01 03 02 02 00].
+        // Hello { major: 2, minor: 2 } (an app of an older minor) = postcard [00 02 02],
+        // COBS [01 03 02 02 00].
         buf[..5].copy_from_slice(&[0x01, 0x03, 0x02, 0x02, 0x00]);
         let n = serve_command(&mut buf, 5, 7, &mut Offline).unwrap();
-        // Welcome { 2, 2, app_id 7 } = postcard [01 02 02 07], COBS [05 01 02 02 07 00].
-        assert_eq!(&buf[..n], &[0x05, 0x01, 0x02, 0x02, 0x07, 0x00]);
+        // Welcome { 2, 3 (the kernel's minor), app_id 7 } = postcard [01 02 03 07],
+        // COBS [05 01 02 03 07 00].
+        assert_eq!(&buf[..n], &[0x05, 0x01, 0x02, 0x03, 0x07, 0x00]);
     }
 
     #[test]

@@ -391,12 +391,14 @@ unsafe extern "C" fn greeter_main(_: u32) -> ! {
                 }
             };
         }
-        // Hello { major: 2, minor: 2 } = postcard [00 02 02] = COBS [01 03 02 02 00].
+        // Hello { major: 2, minor: 2 } (written against minor 2; a newer kernel serves it) =
+        // postcard [00 02 02] = COBS [01 03 02 02 00].
         put(p, [0x01, 0x03, 0x02, 0x02, 0x00]);
         let n = command(p, 5, CAP);
         after_call!();
-        // Welcome { major: 2, minor: 2, app_id: 0 } = [01 02 02 00] = COBS [04 01 02 02 01 00].
-        if n != 6 || !matches(p, [0x04, 0x01, 0x02, 0x02, 0x01, 0x00]) {
+        // Welcome { major: 2, minor: 3 (the kernel's), app_id: 0 } = [01 02 03 00]
+        // = COBS [04 01 02 03 01 00].
+        if n != 6 || !matches(p, [0x04, 0x01, 0x02, 0x03, 0x01, 0x00]) {
             exit(greeter_exit::BAD_WELCOME);
         }
         preempted!();
@@ -532,9 +534,9 @@ unsafe extern "C" fn hostile_main(act: u32) -> ! {
             }
             hostile_act::FLOOD | hostile_act::FLOOD_LIVE => {
                 // The kernel answers nothing but Hello before a Hello. Hello { 2, 2 } ->
-                // Welcome { 2, 2, app_id: 1 } = [01 02 02 01] = COBS [05 01 02 02 01 00].
+                // Welcome { 2, 3, app_id: 1 } = [01 02 03 01] = COBS [05 01 02 03 01 00].
                 put(p, [0x01, 0x03, 0x02, 0x02, 0x00]);
-                if command(p, 5, 16) != 6 || !matches(p, [0x05, 0x01, 0x02, 0x02, 0x01, 0x00]) {
+                if command(p, 5, 16) != 6 || !matches(p, [0x05, 0x01, 0x02, 0x03, 0x01, 0x00]) {
                     exit(hostile_exit::FLOOD_WRONG_ANSWER);
                 }
                 let kernel = crate::KERNEL_SECRET.as_ptr().cast::<u8>();

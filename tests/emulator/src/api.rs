@@ -179,6 +179,11 @@ pub(crate) fn set_packet_latency(sh: &Shared, d: Duration) {
     log::warn!("fault: packet latency {d:?}");
 }
 
+pub(crate) fn set_clock_offset(sh: &Shared, ms: i64) {
+    sh.lock().faults.clock_offset_ms = ms;
+    log::warn!("fault: the platform's clock is {ms} ms off the host's");
+}
+
 /// Creates an OTA job and pushes it to the targets that are online.
 pub(crate) fn create_ota_job(
     sh: &Shared,

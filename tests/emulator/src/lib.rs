@@ -460,6 +460,12 @@ impl Emulator {
     pub fn set_strict_ranges(&self, on: bool) {
         api::set_strict_ranges(&self.shared, on)
     }
+    /// The platform's clock runs `ms` milliseconds ahead of the host's (behind when negative):
+    /// NTP answers (`/ext/ntp/.../response`) give that time, so a test can tell the platform's
+    /// time from the host's.
+    pub fn set_clock_offset(&self, ms: i64) {
+        api::set_clock_offset(&self.shared, ms)
+    }
     /// Fault: delay every MQTT packet (both directions) by `d`.
     pub fn set_packet_latency(&self, d: Duration) {
         api::set_packet_latency(&self.shared, d)

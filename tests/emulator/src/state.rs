@@ -186,6 +186,8 @@ pub(crate) struct Faults {
     pub latency: Duration,
     /// Answer every download as if it carried `x-oss-range-behavior: standard`.
     pub strict_ranges: bool,
+    /// The platform's clock runs this many milliseconds from the host's (NTP answers say so).
+    pub clock_offset_ms: i64,
 }
 
 /// Every firmware download answered, in order (for tests: how much was fetched again).
@@ -683,10 +685,13 @@ fn reactions(g: &mut Inner, k: &DevKey, up: &Uplink) -> Vec<(String, Vec<u8>)> {
     let (pk, dn) = (&k.0, &k.1);
     let mut out = Vec::new();
     if up.topic == format!("/ext/ntp/{pk}/{dn}/request") {
-        let now = SystemTime::now()
+        let host_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let now = host_ms
+            .saturating_add(g.faults.clock_offset_ms)
+            .max(0)
             .to_string();
         let sent = serde_json::from_slice::<serde_json::Value>(&up.payload)
             .ok()

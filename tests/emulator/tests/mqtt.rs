@@ -336,6 +336,31 @@ fn ntp_request_is_answered() {
             .as_str()
             .is_some_and(|s| s.parse::<u64>().is_ok())
     );
+
+    // The platform's clock set a day ahead: the next answer says so.
+    const DAY_MS: i64 = 86_400_000;
+    emu.set_clock_offset(DAY_MS);
+    let host_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let before = host_ms();
+    c.publish(
+        &format!("/ext/ntp/{PK}/{DN}/request"),
+        0,
+        br#"{"deviceSendTime":"5678"}"#,
+    );
+    let p = c.wait_publish(&resp).expect("second NTP reply");
+    let after = host_ms();
+    let v: serde_json::Value = serde_json::from_slice(&p).expect("json");
+    assert_eq!(v["deviceSendTime"], "5678");
+    let server: i64 = v["serverSendTime"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (before + DAY_MS..=after + DAY_MS).contains(&server),
+        "{server} not a day ahead of [{before}, {after}]"
+    );
 }
 
 /// With the product's TSL loaded, property and event posts are checked as the platform does:
