@@ -54,6 +54,12 @@ pub trait Clock {
     fn now_ms(&self) -> u64;
     /// Complete at or after `deadline_ms`. Must be cancel-safe.
     async fn sleep_until(&self, deadline_ms: u64);
+    /// Milliseconds since 1970-01-01T00:00:00Z now, when the board knows the time itself (a
+    /// modem's network time, to the second); `None` (the default) otherwise. The kernel takes it
+    /// while it has no time of its own ([`crate::kernel::Kernel::set_wall_time`]).
+    fn network_time_ms(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Randomness for backoff jitter and registration nonces.

@@ -454,6 +454,18 @@ where
     }
 }
 
+/// The board's own wall-clock time (a modem's network time), while the kernel has none: the
+/// platform's NTP answer, where a board runs that service, replaces it. Taken before each
+/// syscall (only a syscall reads it).
+fn take_network_time<C: Clock>(kernel: &mut Kernel, clock: &C) {
+    let now = clock.now_ms();
+    if kernel.wall_time(now).is_none()
+        && let Some(unix_ms) = clock.network_time_ms()
+    {
+        kernel.set_wall_time(unix_ms, now, aliot_abi::TimeSource::Network, 1_000);
+    }
+}
+
 /// Logins refused in a row with registered (一型一密) credentials after which the runner
 /// tries one registration: the credentials may have been replaced by a registration
 /// elsewhere, or the device deleted and added again. Registration replaces them only when it
@@ -575,6 +587,7 @@ fn handle_input<P: AppPort, C: Clock>(
 ) {
     match input {
         AppInput::Syscall { app, len } => {
+            take_network_time(kernel, clock);
             let now = clock.now_ms();
             if let Some(buf) = port.buffer(app)
                 && let Some(response) = kernel.syscall(app, buf, len, now)

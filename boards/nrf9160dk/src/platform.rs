@@ -4,8 +4,8 @@
 //! Time: embassy-time over RTC1 (32.768 kHz LFCLK), monotonic from boot, for the kernel; and
 //! wall-clock time from the network (`AT+CCLK?` after attach, [`crate::modem::network_time`]),
 //! anchored on it here: every defmt line is stamped with it (ISO 8601, UTC; counted from
-//! 1970-01-01T00:00:00 at boot until the network's time is known), and [`unix_time_ms`] is
-//! where a later platform-time service reads it. Entropy: the CryptoCell CC310's true random
+//! 1970-01-01T00:00:00 at boot until the network's time is known), and the kernel reads it
+//! through [`EmbassyClock`]'s `network_time_ms` for apps (`Request::Time`, source `Network`). Entropy: the CryptoCell CC310's true random
 //! number generator through embassy-nrf (`cryptocell_rng`, secure images only), never a
 //! constant or a seed; it only feeds backoff jitter and registration nonces.
 
@@ -27,6 +27,12 @@ impl Clock for EmbassyClock {
 
     async fn sleep_until(&self, deadline_ms: u64) {
         Timer::at(Instant::from_millis(deadline_ms)).await
+    }
+
+    /// The network's time once the modem has it: the kernel answers apps' `Time` with it.
+    /// UNTESTED ON HARDWARE.
+    fn network_time_ms(&self) -> Option<u64> {
+        unix_time_ms()
     }
 }
 

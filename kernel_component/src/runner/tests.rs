@@ -37,6 +37,9 @@ struct TimeState {
     /// Clock reads since the time last moved: a runner that spins without waiting reads it
     /// without end.
     reads: Cell<u32>,
+    /// The board's network time: from this monotonic instant, this Unix time (a modem that
+    /// heard the network's time).
+    network: Cell<Option<(u64, u64)>>,
 }
 
 #[derive(Clone, Default)]
@@ -75,6 +78,12 @@ impl Clock for Time {
 
     async fn sleep_until(&self, deadline_ms: u64) {
         self.until(deadline_ms).await
+    }
+
+    fn network_time_ms(&self) -> Option<u64> {
+        let (from, unix) = self.0.network.get()?;
+        let now = self.now();
+        (now >= from).then(|| unix + (now - from))
     }
 }
 
@@ -1099,5 +1108,36 @@ fn a_trial_image_that_cannot_log_in_stops_the_runner_for_the_reverting_reboot() 
         (120_000..125_000).contains(&out.end),
         "at the trial deadline: {}",
         out.end
+    );
+}
+
+#[test]
+fn apps_get_the_board_s_network_time_once_it_has_one() {
+    const UNIX_MS: u64 = 1_764_547_200_000;
+    let mut world = World::new(vec![Dial::Accept], vec![accepting()]);
+    world.time.0.network.set(Some((5_000, UNIX_MS)));
+    world.inputs.push((1_000, 0, hello()));
+    world.inputs.push((2_000, 0, request(&Request::Time)));
+    world.inputs.push((7_000, 0, request(&Request::Time)));
+    let out = world.run(10_000);
+    let times: Vec<(u64, Response<'static>)> = out
+        .responses
+        .iter()
+        .filter(|(_, _, r)| matches!(r, Response::Time(_)))
+        .map(|(at, _, r)| (*at, r.clone()))
+        .collect();
+    assert_eq!(
+        times,
+        [
+            (2_000, Response::Time(None)),
+            (
+                7_000,
+                Response::Time(Some(aliot_abi::WallClock {
+                    unix_ms: UNIX_MS + 2_000,
+                    source: aliot_abi::TimeSource::Network,
+                    accuracy_ms: 1_000,
+                }))
+            ),
+        ]
     );
 }
