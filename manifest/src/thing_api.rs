@@ -13,8 +13,11 @@
 //!   ranges before it publishes.
 //!
 //! Types: `int` → `i32`, `float` → `f32`, `double` → `f64`, `bool` → `bool` (0/1 on the
-//! wire), `enum` → `i32` checked against its values, `text` → `heapless::String<length>`.
-//! `date`, `struct` and `array` are refused, naming the identifier (not generated yet).
+//! wire), `enum` → `i32` checked against its values, `text` → `heapless::String<length>`,
+//! `date` → `thing::Date` (UTC milliseconds, a decimal string on the wire), `struct` → a
+//! generated struct named after its owner and field (`PropertiesLocation`), `array` →
+//! `heapless::Vec<item, size>` (items checked one by one). Arrays of `bool` are refused,
+//! naming the identifier.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -584,18 +587,22 @@ impl Generator<'_> {
             Derive::Deserialize => "serde::Deserialize",
         };
         let default = if optional { ", Default" } else { "" };
-        let _ = writeln!(s, "\n/// {doc}");
-        let _ = writeln!(s, "#[derive(Debug, Clone, PartialEq{default}, {serde})]");
-        let _ = writeln!(s, "pub struct {name} {{");
+        // The struct's own lines; a struct-typed field's type is written to `s` first.
+        let mut body = String::new();
+        let _ = writeln!(body, "\n/// {doc}");
+        let _ = writeln!(body, "#[derive(Debug, Clone, PartialEq{default}, {serde})]");
+        let _ = writeln!(body, "pub struct {name} {{");
         let mut checks = String::new();
         for f in fields {
             let what = format!("{path}[{}]", f.identifier);
-            let (ty, bool01) = rust_type(f.data_type, &what)?;
+            let nested = format!("{name}{}", type_name(f.identifier));
+            self.nested_types(s, &nested, f, derive, &what)?;
+            let (ty, bool01) = rust_type(f.data_type, &nested, &what)?;
             let field = field_name(f.identifier);
             let _ = writeln!(
-                s,
+                body,
                 "    /// {}{}",
-                describe(f.data_type),
+                describe(f.data_type, &nested),
                 if f.name.is_empty() {
                     String::new()
                 } else {
@@ -616,38 +623,64 @@ impl Generator<'_> {
                     "with = \"crate::thing::bool01\"".to_owned()
                 });
             }
-            let _ = writeln!(s, "    #[serde({})]", attrs.join(", "));
+            let _ = writeln!(body, "    #[serde({})]", attrs.join(", "));
             let ty = if optional {
                 format!("Option<{ty}>")
             } else {
                 ty
             };
-            let _ = writeln!(s, "    pub {field}: {ty},");
-            if let Some(cond) = range_check(f.data_type, "v") {
-                let id = f.identifier;
+            let _ = writeln!(body, "    pub {field}: {ty},");
+            if let Some(check) = check_statement(f.data_type, "v", f.identifier) {
                 if optional {
                     let _ = writeln!(
                         checks,
-                        "        if let Some(v) = &self.{field}\n            && !({cond})\n        {{\n            return Err(ThingError::OutOfRange({id:?}));\n        }}"
+                        "        if let Some(v) = &self.{field} {{\n            {check}\n        }}"
                     );
                 } else {
                     let _ = writeln!(
                         checks,
-                        "        let v = &self.{field};\n        if !({cond}) {{\n            return Err(ThingError::OutOfRange({id:?}));\n        }}"
+                        "        {{\n            let v = &self.{field};\n            {check}\n        }}"
                     );
                 }
             }
         }
+        s.push_str(&body);
         let _ = writeln!(s, "}}\n");
         let _ = writeln!(s, "impl {name} {{");
         let _ = writeln!(
             s,
             "    /// Refuses a value outside the thing model's range, naming its identifier."
         );
+        // One shape for every field's check (scalar, struct, array), not collapsed per kind.
+        let _ = writeln!(s, "    #[allow(clippy::collapsible_if)]");
         let _ = writeln!(s, "    pub fn check(&self) -> Result<(), ThingError> {{");
         s.push_str(&checks);
         let _ = writeln!(s, "        Ok(())\n    }}\n}}");
         Ok(())
+    }
+}
+
+impl Generator<'_> {
+    /// The type a `struct` field (or an array of structs) needs, named `nested` (the array's
+    /// item type `<nested>Item`), written to `s` before the struct that uses it.
+    fn nested_types(
+        &self,
+        s: &mut String,
+        nested: &str,
+        f: &Field<'_>,
+        derive: Derive,
+        what: &str,
+    ) -> Result<(), ManifestError> {
+        let (fields, ty) = match f.data_type {
+            DataType::Struct(fields) => (fields, nested.to_owned()),
+            DataType::Array { item, .. } => match item.as_ref() {
+                DataType::Struct(fields) => (fields, format!("{nested}Item")),
+                _ => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        let doc = format!("The struct `{}` of `{}`.", f.identifier, what);
+        self.structure(s, &ty, &doc, &params(fields), false, derive, what)
     }
 }
 
@@ -681,36 +714,56 @@ fn check_unique_names(ids: &[&str], path: &str) -> Result<(), ManifestError> {
     Ok(())
 }
 
-/// The Rust type of a TSL type, and whether it is a 0/1 bool.
-fn rust_type(t: &DataType, what: &str) -> Result<(String, bool), ManifestError> {
+/// The Rust type of a TSL type, and whether it is a 0/1 bool. A struct is the type `nested`
+/// (generated beside), an array of structs holds `<nested>Item`s.
+fn rust_type(t: &DataType, nested: &str, what: &str) -> Result<(String, bool), ManifestError> {
     Ok(match t {
         DataType::Int { .. } | DataType::Enum { .. } => ("i32".to_owned(), false),
         DataType::Float { .. } => ("f32".to_owned(), false),
         DataType::Double { .. } => ("f64".to_owned(), false),
         DataType::Bool { .. } => ("bool".to_owned(), true),
         DataType::Text { length } => (format!("heapless::String<{length}>"), false),
-        DataType::Date => {
-            return refuse(
-                what,
-                "the generator does not support `date` yet; supported: int, float, double, bool, enum, text",
-            );
-        }
-        DataType::Struct(_) => {
-            return refuse(
-                what,
-                "the generator does not support `struct` yet; supported: int, float, double, bool, enum, text",
-            );
-        }
-        DataType::Array { .. } => {
-            return refuse(
-                what,
-                "the generator does not support `array` yet; supported: int, float, double, bool, enum, text",
-            );
+        DataType::Date => ("thing::Date".to_owned(), false),
+        DataType::Struct(_) => (nested.to_owned(), false),
+        DataType::Array { size, item } => {
+            let item_type = match item.as_ref() {
+                DataType::Bool { .. } => {
+                    return refuse(
+                        what,
+                        "the generator does not support arrays of `bool`; supported items: int, float, double, enum, text, date, struct",
+                    );
+                }
+                DataType::Array { .. } => {
+                    return refuse(what, "an array of arrays is not supported");
+                }
+                DataType::Struct(_) => format!("{nested}Item"),
+                other => rust_type(other, nested, what)?.0,
+            };
+            (format!("heapless::Vec<{item_type}, {size}>"), false)
         }
     })
 }
 
-/// The condition a value `v` (a reference) must meet, if any.
+/// The statement that refuses a value `v` (a reference) outside the TSL's range, naming `id`,
+/// if the type has a range: a condition for numbers and enums, the nested struct's own
+/// `check()`, each item of an array.
+fn check_statement(t: &DataType, v: &str, id: &str) -> Option<String> {
+    match t {
+        DataType::Struct(_) => Some(format!("{v}.check()?;")),
+        DataType::Array { item, .. } => {
+            let inner = check_statement(item, "x", id)?;
+            Some(format!("for x in {v}.iter() {{ {inner} }}"))
+        }
+        _ => {
+            let cond = range_check(t, v)?;
+            Some(format!(
+                "if !({cond}) {{ return Err(ThingError::OutOfRange({id:?})); }}"
+            ))
+        }
+    }
+}
+
+/// The condition a number or enum value `v` (a reference) must meet, if any.
 fn range_check(t: &DataType, v: &str) -> Option<String> {
     match t {
         DataType::Int { min, max, .. } => Some(format!("in_range(*{v}, {min}i32, {max}i32)")),
@@ -729,8 +782,8 @@ fn range_check(t: &DataType, v: &str) -> Option<String> {
     }
 }
 
-/// A field's doc line: type, range, unit, values.
-fn describe(t: &DataType) -> String {
+/// A field's doc line: type, range, unit, values (`nested`: a struct's generated type).
+fn describe(t: &DataType, nested: &str) -> String {
     let unit = |u: &Option<String>| u.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
     match t {
         DataType::Int { min, max, unit: u } => format!("int, {min}..={max}{}", unit(u)),
@@ -746,9 +799,12 @@ fn describe(t: &DataType) -> String {
                 .join(", ")
         ),
         DataType::Text { length } => format!("text, at most {length} bytes"),
-        DataType::Date => "date".to_owned(),
-        DataType::Struct(_) => "struct".to_owned(),
-        DataType::Array { .. } => "array".to_owned(),
+        DataType::Date => "date: UTC milliseconds (a decimal string on the wire)".to_owned(),
+        DataType::Struct(_) => format!("struct: [`{nested}`]"),
+        DataType::Array { size, item } => format!(
+            "array of at most {size}: {}",
+            describe(item, &format!("{nested}Item"))
+        ),
     }
 }
 
@@ -792,5 +848,66 @@ mod tests {
         };
         assert_eq!(range_check(&e, "v").unwrap(), "*v == 0 || *v == 2");
         assert!(range_check(&DataType::Text { length: 8 }, "v").is_none());
+    }
+
+    #[test]
+    fn structs_arrays_and_dates_become_types_and_checks() {
+        let int = DataType::Int {
+            min: 0,
+            max: 9,
+            unit: None,
+        };
+        let array = DataType::Array {
+            size: 3,
+            item: Box::new(int.clone()),
+        };
+        assert_eq!(
+            rust_type(&array, "PropertiesList", "properties[list]").unwrap(),
+            ("heapless::Vec<i32, 3>".to_owned(), false)
+        );
+        assert_eq!(
+            check_statement(&array, "v", "list").unwrap(),
+            "for x in v.iter() { if !(in_range(*x, 0i32, 9i32)) { return Err(ThingError::OutOfRange(\"list\")); } }"
+        );
+        let structure = DataType::Struct(vec![]);
+        assert_eq!(
+            rust_type(&structure, "PropertiesPos", "properties[pos]")
+                .unwrap()
+                .0,
+            "PropertiesPos"
+        );
+        assert_eq!(
+            check_statement(&structure, "v", "pos").unwrap(),
+            "v.check()?;"
+        );
+        let structs = DataType::Array {
+            size: 2,
+            item: Box::new(DataType::Struct(vec![])),
+        };
+        assert_eq!(
+            rust_type(&structs, "AlarmEventList", "x").unwrap().0,
+            "heapless::Vec<AlarmEventListItem, 2>"
+        );
+        assert_eq!(
+            rust_type(&DataType::Date, "", "x").unwrap().0,
+            "thing::Date"
+        );
+        assert!(check_statement(&DataType::Date, "v", "at").is_none());
+    }
+
+    #[test]
+    fn an_array_of_bools_is_refused_naming_the_identifier() {
+        let bools = DataType::Array {
+            size: 2,
+            item: Box::new(DataType::Bool {
+                off: "no".into(),
+                on: "yes".into(),
+            }),
+        };
+        let e = rust_type(&bools, "PropertiesFlags", "properties[flags]").unwrap_err();
+        assert_eq!(e.field_path(), Some("thing_model.file"));
+        let text = e.to_string();
+        assert!(text.contains("properties[flags]"), "{text}");
+        assert!(text.contains("arrays of `bool`"), "{text}");
     }
 }

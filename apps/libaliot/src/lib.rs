@@ -29,6 +29,7 @@ pub mod manifest;
 #[cfg(test)]
 mod tests;
 
+
 pub use aliot_abi as abi;
 pub use aliot_abi::{
     DisconnectReason, ErrorCode, Event, LinkStatus, OtaStatus, Qos, Registration,
@@ -40,3 +41,11 @@ pub use lossy::Lossy;
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 pub use svc::Svc;
 pub use syscalls::Syscalls;
+
+/// The typed API generated from `tests/fixtures/rich_tsl.json` (struct, array and date), for
+/// the generator's tests (`thing/tests.rs`).
+#[cfg(test)]
+#[allow(dead_code)]
+mod thing_fixture {
+    include!(concat!(env!("OUT_DIR"), "/thing_fixture.rs"));
+}

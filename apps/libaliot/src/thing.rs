@@ -346,6 +346,52 @@ pub mod bool01 {
     }
 }
 
+/// A TSL `date`: UTC milliseconds since 1970-01-01, a decimal string on the wire (the form the
+/// TSL documents, `"1764547200000"`). Read from that form only: the JSON reader here
+/// (`serde-json-core`) cannot take "a string or a number" in one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Date(pub u64);
+
+impl Serialize for Date {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = self.0;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // Only ASCII digits were written.
+        let text = core::str::from_utf8(&digits[at..]).unwrap_or("0");
+        s.serialize_str(text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Date {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Digits;
+        impl serde::de::Visitor<'_> for Digits {
+            type Value = Date;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a date: UTC milliseconds as a string of digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Date, E> {
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(E::custom("a date is a string of digits"));
+                }
+                v.parse()
+                    .map(Date)
+                    .map_err(|_| E::custom("a date beyond u64"))
+            }
+        }
+        d.deserialize_str(Digits)
+    }
+}
+
 /// Whether `v` lies in `min..=max` (NaN does not).
 pub fn in_range<T: PartialOrd>(v: T, min: T, max: T) -> bool {
     min <= v && v <= max

@@ -164,3 +164,180 @@ fn rrpc_ids_name_their_response_topic() {
     );
     assert_eq!(decode_method(br#"{"id":"1"}"#), None);
 }
+
+// ---- struct, array and date, through the API generated from tests/fixtures/rich_tsl.json ----
+
+mod rich {
+    use super::*;
+    use crate::thing_fixture::{
+        AlarmsEvent, AlarmsEventListItem, Downlink, Properties, PropertiesLocation, decode,
+    };
+
+    const SYS: &str = "/sys/a1NrfDemo01/nrf9160-dk-01/thing/";
+
+    fn text<const N: usize>(s: &str) -> heapless::String<N> {
+        heapless::String::try_from(s).unwrap()
+    }
+
+    fn posted(p: &Properties) -> std::string::String {
+        let mut buf = [0u8; 256];
+        let n = encode_request(&mut buf, 7, "thing.event.property.post", p).unwrap();
+        std::string::String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn structs_arrays_and_dates_are_posted_in_the_documented_forms() {
+        let p = Properties {
+            location: Some(PropertiesLocation {
+                lat: 31.25,
+                lng: 121.5,
+                fixed: true,
+            }),
+            history: Some(heapless::Vec::from_slice(&[20.5, -3.0]).unwrap()),
+            since: Some(Date(1_764_547_200_000)),
+            tags: Some(heapless::Vec::from_slice(&[text("lab"), text("b2")]).unwrap()),
+        };
+        assert_eq!(p.check(), Ok(()));
+        assert_eq!(
+            posted(&p),
+            r#"{"id":"7","version":"1.0","params":{"location":{"lat":31.25,"lng":121.5,"fixed":1},"history":[20.5,-3.0],"since":"1764547200000","tags":["lab","b2"]},"method":"thing.event.property.post"}"#
+        );
+        let event = AlarmsEvent {
+            list: heapless::Vec::from_slice(&[AlarmsEventListItem {
+                code: 42,
+                at: Date(0),
+            }])
+            .unwrap(),
+        };
+        assert_eq!(event.check(), Ok(()));
+        let mut buf = [0u8; 128];
+        let n = encode_request(&mut buf, 8, "thing.event.alarms.post", &event).unwrap();
+        assert_eq!(
+            core::str::from_utf8(&buf[..n]).unwrap(),
+            r#"{"id":"8","version":"1.0","params":{"list":[{"code":42,"at":"0"}]},"method":"thing.event.alarms.post"}"#
+        );
+    }
+
+    #[test]
+    fn ranges_are_checked_inside_structs_and_for_every_item() {
+        let mut p = Properties {
+            location: Some(PropertiesLocation {
+                lat: 91.0,
+                lng: 0.0,
+                fixed: false,
+            }),
+            ..Properties::default()
+        };
+        assert_eq!(p.check(), Err(ThingError::OutOfRange("lat")));
+        p.location = None;
+        p.history = Some(heapless::Vec::from_slice(&[20.0, 121.0]).unwrap());
+        assert_eq!(p.check(), Err(ThingError::OutOfRange("history")));
+        p.history = Some(heapless::Vec::from_slice(&[f32::NAN]).unwrap());
+        assert_eq!(p.check(), Err(ThingError::OutOfRange("history")));
+        let event = AlarmsEvent {
+            list: heapless::Vec::from_slice(&[
+                AlarmsEventListItem {
+                    code: 1,
+                    at: Date(5),
+                },
+                AlarmsEventListItem {
+                    code: 100,
+                    at: Date(5),
+                },
+            ])
+            .unwrap(),
+        };
+        assert_eq!(event.check(), Err(ThingError::OutOfRange("code")));
+    }
+
+    fn set(params: &str) -> Option<Downlink> {
+        let payload = std::format!(
+            r#"{{"id":"9","version":"1.0","params":{params},"method":"thing.service.property.set"}}"#
+        );
+        decode(
+            &std::format!("{SYS}service/property/set"),
+            payload.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn a_set_of_a_struct_and_an_array_is_read_and_checked() {
+        let Some(Downlink::Set(r)) =
+            set(r#"{"location":{"lat":-33.5,"lng":151.25,"fixed":0},"tags":["x"]}"#)
+        else {
+            panic!("a good set");
+        };
+        assert_eq!(r.id, 9);
+        let location = r.params.location.unwrap();
+        assert_eq!(
+            (location.lat, location.lng, location.fixed),
+            (-33.5, 151.25, false)
+        );
+        assert_eq!(r.params.tags.unwrap().as_slice(), [text::<8>("x")]);
+        for (params, error) in [
+            // Out of range inside the struct.
+            (
+                r#"{"location":{"lat":0,"lng":181,"fixed":1}}"#,
+                ThingError::OutOfRange("lng"),
+            ),
+            // More items than the TSL's size, a text longer than its length, a field missing
+            // from the struct, an item of the wrong type.
+            (r#"{"tags":["a","b","c"]}"#, ThingError::Malformed),
+            (r#"{"tags":["123456789"]}"#, ThingError::Malformed),
+            (r#"{"location":{"lat":0,"fixed":1}}"#, ThingError::Malformed),
+            (r#"{"tags":[1]}"#, ThingError::Malformed),
+        ] {
+            match set(params) {
+                Some(Downlink::Invalid(bad)) => {
+                    assert_eq!(bad.error, error, "{params}");
+                    assert_eq!(bad.id, Some(9), "{params}");
+                }
+                other => panic!("{params}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_service_with_an_array_input_is_checked_item_by_item() {
+        let call = |params: &str| {
+            let payload = std::format!(
+                r#"{{"id":"3","version":"1.0","params":{params},"method":"thing.service.setpoints"}}"#
+            );
+            decode(&std::format!("{SYS}service/setpoints"), payload.as_bytes())
+        };
+        let Some(Downlink::Setpoints(r)) = call(r#"{"values":[0,5,10]}"#) else {
+            panic!("a good call");
+        };
+        assert_eq!(r.params.values.as_slice(), [0, 5, 10]);
+        match call(r#"{"values":[0,11]}"#) {
+            Some(Downlink::Invalid(bad)) => assert_eq!(bad.error, ThingError::OutOfRange("values")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dates_are_strings_of_digits() {
+        #[derive(serde::Deserialize, Debug)]
+        struct D {
+            at: Date,
+        }
+        let read = |json: &str| serde_json_core::from_str::<D>(json).map(|(d, _)| d.at);
+        assert_eq!(
+            read(r#"{"at":"1764547200000"}"#),
+            Ok(Date(1_764_547_200_000))
+        );
+        assert_eq!(read(r#"{"at":"18446744073709551615"}"#), Ok(Date(u64::MAX)));
+        for bad in [
+            r#"{"at":""}"#,
+            r#"{"at":"-1"}"#,
+            r#"{"at":"12a"}"#,
+            r#"{"at":"18446744073709551616"}"#,
+            r#"{"at":1764547200000}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+        let mut buf = [0u8; 32];
+        let n = serde_json_core::to_slice(&Date(u64::MAX), &mut buf).unwrap();
+        assert_eq!(&buf[..n], br#""18446744073709551615""#);
+    }
+}
