@@ -8,7 +8,10 @@
 
 #![no_main]
 
+use std::sync::OnceLock;
+
 use aliot_abi::{Qos, TimeSource};
+use aliot_kernel::config::AppDef;
 use aliot_kernel::kernel::Kernel;
 use aliot_kernel::platform_time::{TIME_SERVICE, TimeAgent, TimeOptions};
 use aliot_kernel_fuzz::DEVICE;
@@ -24,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let round_trip = u64::from(u32::from_le_bytes(*head));
-    let mut kernel = Kernel::with_services(&CONFIG, aliot_kernel::services::all(&CONFIG));
+    // Made once, as at boot (the definitions are leaked to live as long as the kernel).
+    static SERVICES: OnceLock<&'static [AppDef]> = OnceLock::new();
+    let services = *SERVICES.get_or_init(|| aliot_kernel::services::all(&CONFIG));
+    let mut kernel = Kernel::with_services(&CONFIG, services);
     let def = kernel.service_def(TIME_SERVICE).expect("the time service");
     let response = def.subscribe[0];
     let mut agent = TimeAgent::new(def, TIME_SERVICE, TimeOptions::default()).expect("its topics");
