@@ -304,7 +304,8 @@ pub fn decode_request<'a, P: Deserialize<'a>>(payload: &'a [u8]) -> Result<Reque
     })
 }
 
-/// A TSL `bool`: 0 or 1 on the wire (Alink), `bool` in Rust. Reads `true`/`false` too.
+/// A TSL `bool`: 0 or 1 on the wire (Alink), `bool` in Rust. Reads 0 and 1 only: the JSON
+/// reader here (`serde-json-core`) cannot take "a number or a literal" in one field.
 pub mod bool01 {
     use serde::{Deserialize, Deserializer, Serializer};
 
