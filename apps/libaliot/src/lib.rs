@@ -29,7 +29,6 @@ pub mod manifest;
 #[cfg(test)]
 mod tests;
 
-
 pub use aliot_abi as abi;
 pub use aliot_abi::{
     DisconnectReason, ErrorCode, Event, LinkStatus, OtaStatus, Qos, Registration,

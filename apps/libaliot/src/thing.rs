@@ -133,9 +133,13 @@ impl Ids {
 }
 
 /// The decimal form of an id, as Alink sends it.
-fn id_text(id: u32) -> heapless::String<10> {
-    let mut digits = [0u8; 10];
-    let mut n = id;
+fn id_text(id: u32) -> heapless::String<20> {
+    decimal(u64::from(id))
+}
+
+/// `n` in decimal (at most 20 digits).
+fn decimal(mut n: u64) -> heapless::String<20> {
+    let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -148,7 +152,7 @@ fn id_text(id: u32) -> heapless::String<10> {
     }
     let mut out = heapless::String::new();
     for &d in &digits[at..] {
-        // Ten digits always fit.
+        // Twenty digits always fit.
         let _ = out.push(char::from(d));
     }
     out
@@ -355,20 +359,7 @@ pub struct Date(pub u64);
 
 impl Serialize for Date {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = self.0;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        // Only ASCII digits were written.
-        let text = core::str::from_utf8(&digits[at..]).unwrap_or("0");
-        s.serialize_str(text)
+        s.serialize_str(&decimal(self.0))
     }
 }
 
