@@ -107,6 +107,8 @@ impl Offline {
                 ota: OtaStatus::Idle,
             }),
             Request::WaitEvent { .. } => Response::NoEvent,
+            // No kernel, so no wall-clock time learnt.
+            Request::Time => Response::Time(None),
             Request::Publish { .. } | Request::Subscribe { .. } | Request::Unsubscribe { .. } => {
                 Response::Error(ErrorCode::Unsupported)
             }
