@@ -47,6 +47,8 @@ pub mod budget;
 pub mod config;
 pub mod credentials;
 pub mod features;
+#[cfg(any(feature = "register-mqtt", feature = "ota"))]
+mod flat_json;
 pub mod kernel;
 pub mod link;
 pub mod network_time;

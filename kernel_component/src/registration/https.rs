@@ -94,6 +94,7 @@
 use core::fmt;
 
 use embedded_io_async::{Read, Write};
+#[cfg(feature = "register-https")]
 use serde_json::Value;
 use zeroize::Zeroize;
 
@@ -138,6 +139,7 @@ pub struct HttpsRequest<'a> {
     pub product_secret: &'a [u8],
 }
 
+#[cfg(feature = "register-https")]
 /// Register the device `req` names over `stream` (already connected, TLS negotiated) and
 /// return its DeviceSecret. `buf` holds the request and the answer (see the module doc for
 /// its size; [`RECOMMENDED_BUF_LEN`] is plenty) and is zeroized before this returns, also
@@ -161,6 +163,7 @@ impl Drop for Wipe<'_> {
     }
 }
 
+#[cfg(feature = "register-https")]
 async fn exchange<S: Read + Write>(
     stream: &mut S,
     req: &HttpsRequest<'_>,
@@ -763,6 +766,7 @@ fn hex_value(byte: u8) -> u8 {
     }
 }
 
+#[cfg(feature = "register-https")]
 /// The answer's `code`: absent, a number or a numeric string that fits a u32, or neither
 /// (`Some(Err(()))`).
 fn answer_code(answer: &Value) -> Option<Result<u32, ()>> {
@@ -775,6 +779,7 @@ fn answer_code(answer: &Value) -> Option<Result<u32, ()>> {
     Some(n.and_then(|n| u32::try_from(n).ok()).ok_or(()))
 }
 
+#[cfg(feature = "register-https")]
 /// Reads an HTTP 200 answer: the secret, or why not.
 fn parse_answer(body: &[u8], req: &HttpsRequest<'_>) -> Result<Secret, RegistrationError> {
     let mut answer: Value =
@@ -825,6 +830,7 @@ fn parse_answer(body: &[u8], req: &HttpsRequest<'_>) -> Result<Secret, Registrat
     Ok(secret)
 }
 
+#[cfg(feature = "register-https")]
 /// A non-200 HTTP answer: classified by the JSON `code` and `message` the body may carry,
 /// else by the HTTP status.
 fn refused_by_status(
