@@ -53,6 +53,7 @@ pub mod kernel;
 pub mod link;
 pub mod network_time;
 pub mod ota;
+mod quoted;
 pub mod registration;
 pub mod runner;
 pub mod session;
