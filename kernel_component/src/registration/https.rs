@@ -500,13 +500,19 @@ fn framing(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
     for header in headers {
         if header.name.eq_ignore_ascii_case("transfer-encoding") {
             let value = core::str::from_utf8(header.value).map_err(|_| HttpError::Malformed)?;
-            if let Some(last) = value.rsplit(',').map(str::trim).find(|c| !c.is_empty()) {
+            // HTTP's optional whitespace is spaces and tabs: ASCII trims (str's Unicode trim
+            // and its tables stay out of the image, issue 11).
+            if let Some(last) = value
+                .rsplit(',')
+                .map(str::trim_ascii)
+                .find(|c| !c.is_empty())
+            {
                 chunked = Some(last.eq_ignore_ascii_case("chunked"));
             }
         } else if header.name.eq_ignore_ascii_case("content-length") {
             let value = core::str::from_utf8(header.value)
                 .map_err(|_| HttpError::Malformed)?
-                .trim();
+                .trim_ascii();
             if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(HttpError::Malformed);
             }
