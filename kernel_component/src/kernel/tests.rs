@@ -1334,7 +1334,9 @@ fn the_watch_follows_the_session_and_the_update() {
 fn time_at(k: &mut Kernel, app: AppId, now_ms: u64) -> Response<'static> {
     let mut buf = vec![0u8; 64];
     let len = postcard::to_slice(&Request::Time, &mut buf).unwrap().len();
-    let n = k.syscall(app, &mut buf, len, now_ms).expect("answered at once");
+    let n = k
+        .syscall(app, &mut buf, len, now_ms)
+        .expect("answered at once");
     owned(buf[..n].to_vec())
 }
 
