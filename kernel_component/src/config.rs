@@ -141,7 +141,7 @@ pub struct FlashPartition {
 }
 
 /// Where a secret is read from at start-up. Its `Debug` (a login refusal's log line names it)
-/// quotes the name without `str`'s `Debug` ([`crate::quoted`], issue 11).
+/// quotes the name without `str`'s `Debug` (`quoted.rs`, issue 11).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum SecretSource {
     /// An environment variable (host board), read at start-up.
