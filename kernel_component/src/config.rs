@@ -5,6 +5,7 @@
 //! in flash. Topic templates are already expanded (`${productKey}`, `${deviceName}` replaced).
 
 pub use crate::budget::AppBudget;
+use crate::quoted::Quoted;
 
 /// Everything the kernel needs to know about this device and its apps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,8 +140,9 @@ pub struct FlashPartition {
     pub erase_page: u32,
 }
 
-/// Where a secret is read from at start-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a secret is read from at start-up. Its `Debug` (a login refusal's log line names it)
+/// quotes the name without `str`'s `Debug` (`quoted.rs`, issue 11).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum SecretSource {
     /// An environment variable (host board), read at start-up.
     Env(&'static str),
@@ -148,6 +150,16 @@ pub enum SecretSource {
     File(&'static str),
     /// The board's provisioned secure storage (written at the factory).
     Provisioned,
+}
+
+impl core::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SecretSource::Env(name) => write!(f, "Env({})", Quoted(name)),
+            SecretSource::File(path) => write!(f, "File({})", Quoted(path)),
+            SecretSource::Provisioned => f.write_str("Provisioned"),
+        }
+    }
 }
 
 /// Where the MQTT endpoint is.

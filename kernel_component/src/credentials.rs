@@ -22,6 +22,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::auth::{DeviceIdentity, LoginCredentials, device_login};
 use crate::config::{AuthMode, DeviceConfig};
+use crate::quoted::Quoted;
 use crate::registration::mqtt::token_login;
 use crate::registration::{Issued, RegistrationError, StoredCredentials};
 
@@ -74,8 +75,9 @@ impl Drop for Secret {
 
 impl ZeroizeOnDrop for Secret {}
 
-/// Why a provider has no login material.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a provider has no login material. Its `Debug` (a session's end is logged with it)
+/// quotes the strings without `str`'s `Debug` (`quoted.rs`, issue 11).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum CredentialsError {
     /// The provider serves another `auth.mode` than the configuration's (a board wired the
     /// wrong provider).
@@ -95,6 +97,24 @@ pub enum CredentialsError {
         /// The manifest setting that needs it, e.g. `mqtt.version = "5"`.
         setting: &'static str,
     },
+}
+
+impl core::fmt::Debug for CredentialsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CredentialsError::WrongMode { configured } => {
+                write!(f, "WrongMode {{ configured: {configured:?} }}")
+            }
+            CredentialsError::EmptySecret => f.write_str("EmptySecret"),
+            CredentialsError::NotRegistered => f.write_str("NotRegistered"),
+            CredentialsError::CompiledOut { feature, setting } => write!(
+                f,
+                "CompiledOut {{ feature: {}, setting: {} }}",
+                Quoted(feature),
+                Quoted(setting)
+            ),
+        }
+    }
 }
 
 impl core::fmt::Display for CredentialsError {

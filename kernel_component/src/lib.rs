@@ -48,11 +48,14 @@ pub mod budget;
 pub mod config;
 pub mod credentials;
 pub mod features;
+#[cfg(any(feature = "register-mqtt", feature = "ota", feature = "platform-time"))]
+mod flat_json;
 pub mod kernel;
 pub mod link;
 pub mod network_time;
 pub mod ota;
 pub mod platform_time;
+mod quoted;
 pub mod registration;
 pub mod runner;
 pub mod services;

@@ -314,8 +314,9 @@ impl<'u> OtaAgent<'u> {
     }
 
     /// Takes the service's queued events (checking every job that arrived, handing a good one
-    /// to the task, reporting a refusal) and the task's news. Reading a job allocates
-    /// (`serde_json`), bounded by [`MAX_MESSAGE`] and freed before this returns.
+    /// to the task, reporting a refusal) and the task's news. Reading a job allocates (its
+    /// strings, and any unescaped by [`job`]), bounded by [`MAX_MESSAGE`]; what the job does
+    /// not keep is freed before this returns.
     pub fn poll(&mut self, kernel: &mut Kernel, now: u64) {
         self.started_at.get_or_insert(now);
         let mut buf = core::mem::take(&mut self.buf);

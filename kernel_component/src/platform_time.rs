@@ -278,28 +278,46 @@ struct Answer {
 #[cfg(feature = "platform-time")]
 /// The answer's times, each a JSON string of digits (documented) or a JSON integer; `None`
 /// when one is missing or is anything else. Server times before 2000-01-01 are refused: a
-/// platform does not answer with them, a garbled answer might.
+/// platform does not answer with them, a garbled answer might. Read with
+/// [`crate::flat_json`], not `serde_json` (issue 11: a few hundred bytes instead of kilobytes
+/// on a board that runs this service).
+#[cfg(feature = "platform-time")]
 fn read_answer(payload: &[u8]) -> Option<Answer> {
     const YEAR_2000_MS: u64 = 946_684_800_000;
-    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    let time = |name: &str| -> Option<u64> {
-        match value.get(name)? {
-            serde_json::Value::String(s)
-                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                s.parse().ok()
+    let text = core::str::from_utf8(payload).ok()?;
+    let (mut device_send, mut server_recv, mut server_send) = (None, None, None);
+    crate::flat_json::members(text, |key, value| {
+        let slot = match key {
+            "deviceSendTime" => &mut device_send,
+            "serverRecvTime" => &mut server_recv,
+            "serverSendTime" => &mut server_send,
+            _ => return Ok(()),
+        };
+        *slot = match value {
+            crate::flat_json::Member::Str(t) | crate::flat_json::Member::Literal(t) => {
+                milliseconds(t)
             }
-            serde_json::Value::Number(n) => n.as_u64(),
             _ => None,
-        }
-    };
+        };
+        Ok(())
+    })
+    .ok()?;
     let answer = Answer {
-        device_send: time("deviceSendTime")?,
-        server_recv: time("serverRecvTime")?,
-        server_send: time("serverSendTime")?,
+        device_send: device_send?,
+        server_recv: server_recv?,
+        server_send: server_send?,
     };
     let plausible = |t: u64| t >= YEAR_2000_MS;
     (plausible(answer.server_recv) && plausible(answer.server_send)).then_some(answer)
+}
+
+/// A time in milliseconds: ASCII digits only (no sign, fraction or exponent), within `u64`.
+#[cfg(feature = "platform-time")]
+fn milliseconds(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 #[cfg(all(test, feature = "platform-time"))]

@@ -65,6 +65,4 @@ pub enum RegistrationError {
     Storage,
 }
 
-#[cfg(feature = "register-mqtt")]
-mod flat_json;
 pub mod mqtt;

@@ -77,6 +77,7 @@ pub use record::{
 };
 
 use crate::config::FlashPartition;
+use crate::quoted::Quoted;
 use crate::registration::StoredCredentials;
 
 /// The map key the credentials record is stored under (the only key in the partition).
@@ -200,11 +201,11 @@ impl<F: NorFlash> CredentialStore<F> {
         let creds = record::decode(bytes)?;
         if creds.product_key != product_key || creds.device_name != device_name {
             log::warn!(
-                "credential store: the stored credentials are for {:?}/{:?}, not {:?}/{:?}; ignored",
-                creds.product_key,
-                creds.device_name,
-                product_key,
-                device_name
+                "credential store: the stored credentials are for {}/{}, not {}/{}; ignored",
+                Quoted(&creds.product_key),
+                Quoted(&creds.device_name),
+                Quoted(product_key),
+                Quoted(device_name)
             );
             return Ok(None);
         }

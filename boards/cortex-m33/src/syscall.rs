@@ -107,7 +107,7 @@ impl Offline {
                 ota: OtaStatus::Idle,
             }),
             Request::WaitEvent { .. } => Response::NoEvent,
-            // No network, no time learnt.
+            // No kernel, so no wall-clock time learnt.
             Request::Time => Response::Time(None),
             Request::Publish { .. } | Request::Subscribe { .. } | Request::Unsubscribe { .. } => {
                 Response::Error(ErrorCode::Unsupported)

@@ -17,26 +17,33 @@
 //! # Our code's flash (issue 11), measured with this report
 //!
 //! Bytes of our code (the image without the modem library), per lever, each row on top of the
-//! ones above it:
+//! ones above it; the last column is the OTA build (`manifest/examples/device-secret.toml`,
+//! `[firmware] ota = true`), measured from the ABI's minor 3 on:
 //!
-//! | lever | `manifest/device.toml` | `manifest/examples/regnwl.toml` |
-//! |---|---:|---:|
-//! | before (every kernel feature, opt-level "s") | 289 746 | 289 378 |
-//! | kernel features from the manifest ([`feature_args`]) | 126 936 | 161 458 |
-//! | opt-level "z" instead of "s" (the board's release profile) | 122 768 | 153 692 |
-//! | `--remap-path-prefix` (panic locations' paths, [`short_paths_args`]) | 120 528 | 151 292 |
-//! | registration's answer read without `serde_json` | (not built in) | 131 312 |
-//! | one signature hash (`sign-*` features) | 113 884 | 124 832 |
-//! | (the same tree measured again before the apps came) | 113 900 | 124 840 |
-//! | apps run: the runtime, its port, the kernel's syscall path (dead code before) | 124 984 | (not measured) |
-//! | the board's app log lines as plain defmt fields, no `core::fmt` `Debug` | 123 540 | (not measured) |
-//! | sha2's compact SHA-256 (`sha2_backend_soft="compact"`, the board's rustflags) | 116 832 | 127 844 |
-//! | (main with dk-apps and the thing model, merged with dk-boot: boot stage, PSM/eDRX, network time, shared NVMC; measured on the merge) | 123 800 | 133 480 |
-//! | the network-time task without it (measured, not kept: the feature stays) | 120 196 | 129 872 |
-//! | `AT+CCLK?` parsed as ASCII bytes with 32-bit fields (no `str` searches, Unicode trims, 64-bit divisions) | 122 364 | 131 964 |
-//! | `AT+CCLK?` read front to back, one field after the other (no split iterators) | 122 132 | 131 752 |
-//! | the modem's version line trimmed as ASCII (`str`'s Unicode trim leaves the image) | 121 628 | 131 256 |
-//! | the `log` crate's `release_max_level_info` on the board (the kernel's two `debug!` lines leave the image; every info, warn and error line stays) | 121 364 | 130 992 |
+//! | lever | `manifest/device.toml` | `manifest/examples/regnwl.toml` | `device-secret.toml` (OTA) |
+//! |---|---:|---:|---:|
+//! | before (every kernel feature, opt-level "s") | 289 746 | 289 378 | (not measured) |
+//! | kernel features from the manifest ([`feature_args`]) | 126 936 | 161 458 | (not measured) |
+//! | opt-level "z" instead of "s" (the board's release profile) | 122 768 | 153 692 | (not measured) |
+//! | `--remap-path-prefix` (panic locations' paths, [`short_paths_args`]) | 120 528 | 151 292 | (not measured) |
+//! | registration's answer read without `serde_json` | (not built in) | 131 312 | (not measured) |
+//! | one signature hash (`sign-*` features) | 113 884 | 124 832 | (not measured) |
+//! | (the same tree measured again before the apps came) | 113 900 | 124 840 | (not measured) |
+//! | apps run: the runtime, its port, the kernel's syscall path (dead code before) | 124 984 | (not measured) | (not measured) |
+//! | the board's app log lines as plain defmt fields, no `core::fmt` `Debug` | 123 540 | (not measured) | (not measured) |
+//! | sha2's compact SHA-256 (`sha2_backend_soft="compact"`, the board's rustflags) | 116 832 | 127 844 | (not measured) |
+//! | (main with dk-apps and the thing model, merged with dk-boot: boot stage, PSM/eDRX, network time, shared NVMC; measured on the merge) | 123 800 | 133 480 | (not measured) |
+//! | the network-time task without it (measured, not kept: the feature stays) | 120 196 | 129 872 | (not measured) |
+//! | `AT+CCLK?` parsed as ASCII bytes with 32-bit fields (no `str` searches, Unicode trims, 64-bit divisions) | 122 364 | 131 964 | (not measured) |
+//! | `AT+CCLK?` read front to back, one field after the other (no split iterators) | 122 132 | 131 752 | (not measured) |
+//! | the modem's version line trimmed as ASCII (`str`'s Unicode trim leaves the image) | 121 628 | 131 256 | (not measured) |
+//! | the `log` crate's `release_max_level_info` on the board (the kernel's two `debug!` lines leave the image; every info, warn and error line stays) | 121 364 | 130 992 | (not measured) |
+//! | (main with the ABI's minor 3, `Request::Time`, measured again; the board's offline capsule answers it) | 122 028 | 131 640 | 193 354 |
+//! | OTA jobs read with `flat_json` (shared with registration over MQTT; it now hands out nested objects, literals and escaped strings) instead of `serde_json` and its float parsing | 122 028 | 131 704 | 172 294 |
+//! | strings in log lines quoted by `aliot_kernel`'s `Quoted`, not `str`'s `Debug` (its Unicode tables and `escape_debug` leave the image) | 116 244 | 125 900 | 172 422 |
+//! | the board's OTA flash-layout refusal logged as defmt fields, not `Debug2Format` (the last user of `str`'s `Debug` in the OTA build) | (no OTA) | (no OTA) | 166 054 |
+//! | the OTA task downloads into one sink type, the slot's writer or patcher (`download_job` compiled once, not once per sink) | (no OTA) | (no OTA) | 163 854 |
+//! | HTTP header values (`Content-Range`, `Transfer-Encoding`, `Content-Length`) trimmed as ASCII (`str`'s Unicode whitespace table leaves the image) | 116 244 | 125 900 | 163 178 |
 //!
 //! Measured on the merge and not kept, each against the row it was tried on: one shared
 //! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (on 122 364 / 131 964: -4 B / +32 B);
@@ -47,10 +54,16 @@
 //! B). Also measured
 //! and not kept earlier: the `log` crate's `release_max_level_warn` on the board (a further
 //! 5.3 KB and 1.7 KB, but it drops the kernel's info lines such as the login) and a panic
-//! handler that prints no message instead of `panic-probe` (0.2 KB). What the report calls
-//! unattributed (about 27 KB) is mostly `.rodata` no symbol names: log and panic strings, panic
+//! handler that prints no message instead of `panic-probe` (0.2 KB). Looked at for the OTA
+//! build and not done: a feature for the differential-package patcher (its named code is
+//! about 1.5 KB: `Patcher::feed`, the heatshrink decoder, the header; too little for a
+//! manifest field), and `httparse` (1.8 KB with its byte maps) and `md5` (1.9 KB, MD5 being
+//! the platform's default `signMethod`), which the download needs. What the report calls
+//! unattributed (about 28 KB) is mostly `.rodata` no symbol names: log and panic strings, panic
 //! locations (file paths, shortened by the remapping), format-argument tables, vtables; the
-//! lookup tables (sha2's round constants, `serde_json`'s powers of ten) are named symbols.
+//! lookup tables (sha2's round constants, `httparse`'s byte maps) are named symbols.
+//! `serde_json` is built in only for registration over HTTPS (no DK manifest here asks for
+//! it); registration over MQTT and OTA jobs are read by the kernel's `flat_json`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

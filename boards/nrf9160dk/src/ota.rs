@@ -21,7 +21,7 @@
 //! service the kernel's (host- and end-to-end-tested); what is new here is the NVMC under them
 //! and the reset.
 
-use aliot_boot::{BootStage, partitions_from_config};
+use aliot_boot::{BootStage, LayoutError, partitions_from_config};
 use aliot_kernel::board::{AppPort, Entropy, Network};
 use aliot_kernel::config::DeviceConfig;
 use aliot_kernel::credentials::{Credentials, CredentialsError};
@@ -53,12 +53,65 @@ pub type Stage<'a> = BootStage<NvmcPart<'a>, NvmcPart<'a>, NvmcPart<'a>, BUF>;
 pub fn stage<'a>(config: &DeviceConfig, flash: &'a SharedNvmc) -> Option<Stage<'a>> {
     let capacity = flash.lock(|f| f.borrow().capacity()) as u32;
     let slots = partitions_from_config(flash, capacity, &config.ota)
-        .map_err(|e| defmt::error!("ota: flash layout refused: {}", defmt::Debug2Format(&e)))
+        .map_err(|e| defmt::error!("ota: flash layout refused: {}", Layout(e)))
         .ok()?;
     let (active, update, state) = slots;
     BootStage::new(active, update, state)
-        .map_err(|e| defmt::error!("ota: flash layout refused: {}", defmt::Debug2Format(&e)))
+        .map_err(|e| defmt::error!("ota: flash layout refused: {}", Layout(e)))
         .ok()
+}
+
+/// A [`LayoutError`] as defmt fields: its partitions' names as `{=str}` rather than through
+/// `Debug2Format`, whose `str` `Debug` (with Unicode tables to escape) costs about 3 KB of
+/// flash for this one line (issue 11; measured in boards/image/src/nrf9160.rs).
+struct Layout(LayoutError);
+
+impl defmt::Format for Layout {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self.0 {
+            LayoutError::Misaligned { partition } => {
+                defmt::write!(f, "Misaligned {{ partition: {=str} }}", partition)
+            }
+            LayoutError::OutOfFlash { partition } => {
+                defmt::write!(f, "OutOfFlash {{ partition: {=str} }}", partition)
+            }
+            LayoutError::Overlap { a, b } => {
+                defmt::write!(f, "Overlap {{ a: {=str}, b: {=str} }}", a, b)
+            }
+            LayoutError::NotPageMultiple {
+                partition,
+                size,
+                page,
+            } => defmt::write!(
+                f,
+                "NotPageMultiple {{ partition: {=str}, size: {=u32}, page: {=u32} }}",
+                partition,
+                size,
+                page
+            ),
+            LayoutError::DfuTooSmall { active, dfu, page } => defmt::write!(
+                f,
+                "DfuTooSmall {{ active: {=u32}, dfu: {=u32}, page: {=u32} }}",
+                active,
+                dfu,
+                page
+            ),
+            LayoutError::StateTooSmall {
+                needed_words,
+                words,
+            } => defmt::write!(
+                f,
+                "StateTooSmall {{ needed_words: {=u32}, words: {=u32} }}",
+                needed_words,
+                words
+            ),
+            LayoutError::StateNotEraseMultiple => defmt::write!(f, "StateNotEraseMultiple"),
+            LayoutError::BadBuffer { len } => {
+                defmt::write!(f, "BadBuffer {{ len: {=usize} }}", len)
+            }
+            LayoutError::ActiveTooSmall => defmt::write!(f, "ActiveTooSmall"),
+        }
+    }
 }
 
 /// What the boot stage did at this reset, read from embassy-boot's state: the swap magic

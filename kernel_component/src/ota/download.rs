@@ -321,12 +321,14 @@ fn content_range(head: &[u8]) -> Result<Option<(u64, u64, u64)>, DownloadError> 
 }
 
 fn parse_content_range(value: &[u8]) -> Option<(u64, u64, u64)> {
-    let value = core::str::from_utf8(value).ok()?.trim();
+    // HTTP's optional whitespace is spaces and tabs: ASCII trims (str's Unicode trim and its
+    // tables stay out of the image, issue 11).
+    let value = core::str::from_utf8(value).ok()?.trim_ascii();
     let unit = value.get(..6)?;
     if !unit.eq_ignore_ascii_case("bytes ") {
         return None;
     }
-    let (first, rest) = value.get(6..)?.trim_start().split_once('-')?;
+    let (first, rest) = value.get(6..)?.trim_ascii_start().split_once('-')?;
     let (last, complete) = rest.split_once('/')?;
     Some((number(first)?, number(last)?, number(complete)?))
 }

@@ -9,10 +9,10 @@
 //! the platform expects (-1 upgrade failed, -2 download failed, -3 verification failed).
 //! `isDiff` 1 (as 1, "1" or true) marks a differential package ([`super::delta`]).
 
+use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 
-use serde::Deserialize;
-use serde_json::Value;
+use crate::flat_json::{Member, members, unescape};
 
 /// The file's digest, as the job gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,33 +84,26 @@ impl JobError {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    data: Option<Value>,
-}
-
 /// Reads a push or a `firmware/get` answer. `Ok(None)` when it carries no job (an empty or
 /// missing `data`: nothing to do); `Err` for a job this device must refuse, with the reason.
 pub fn parse(payload: &[u8], module: &str, slot_size: u32) -> Result<Option<Job>, JobError> {
-    let envelope: Envelope = serde_json::from_slice(payload).map_err(|_| JobError::Malformed)?;
-    let data = match envelope.data {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Object(map)) if map.is_empty() => return Ok(None),
-        Some(Value::Object(map)) => map,
-        Some(_) => return Err(JobError::Malformed),
+    let Some(data) = Data::read(payload).map_err(|()| JobError::Malformed)? else {
+        return Ok(None);
     };
-    let text = |key: &str| data.get(key).and_then(Value::as_str);
-    let job_module = text("module")
+    let job_module = data
+        .module
+        .as_ref()
+        .and_then(Value::text)
         .filter(|m| !m.is_empty())
         .unwrap_or("default");
     if job_module != module {
         return Err(JobError::OtherModule);
     }
-    let diff = is_diff(data.get("isDiff"));
+    let diff = data.is_diff.as_ref().is_some_and(Value::is_one);
     let size = data
-        .get("size")
-        .and_then(number)
+        .size
+        .as_ref()
+        .and_then(Value::number)
         .ok_or(JobError::Malformed)?;
     if size > u64::from(slot_size) {
         return Err(JobError::TooLarge {
@@ -118,15 +111,23 @@ pub fn parse(payload: &[u8], module: &str, slot_size: u32) -> Result<Option<Job>
             slot: slot_size,
         });
     }
-    let url = text("url")
+    let text = |v: &'_ Option<Value<'_>>| v.as_ref().and_then(Value::text).map(str::to_string);
+    let url = text(&data.url)
         .filter(|u| !u.is_empty())
         .ok_or(JobError::Malformed)?;
-    let version = text("version")
+    let version = text(&data.version)
         .filter(|v| !v.is_empty())
         .ok_or(JobError::Malformed)?;
-    let method = text("signMethod").unwrap_or("MD5");
-    let sign = text("sign")
-        .or_else(|| text("md5"))
+    let method = data
+        .sign_method
+        .as_ref()
+        .and_then(Value::text)
+        .unwrap_or("MD5");
+    let sign = data
+        .sign
+        .as_ref()
+        .and_then(Value::text)
+        .or_else(|| data.md5.as_ref().and_then(Value::text))
         .ok_or(JobError::BadSign)?;
     let digest = if method.eq_ignore_ascii_case("md5") {
         Digest::Md5(hex(sign).ok_or(JobError::BadSign)?)
@@ -136,10 +137,10 @@ pub fn parse(payload: &[u8], module: &str, slot_size: u32) -> Result<Option<Job>
         return Err(JobError::UnknownSignMethod);
     };
     Ok(Some(Job {
-        version: version.to_string(),
+        version,
         // Checked against the slot (a u32) above.
         size: u32::try_from(size).map_err(|_| JobError::Malformed)?,
-        url: url.to_string(),
+        url,
         digest,
         module: job_module.to_string(),
         diff,
@@ -149,27 +150,126 @@ pub fn parse(payload: &[u8], module: &str, slot_size: u32) -> Result<Option<Job>
 /// The module a job names (`None` for the default module, or for a message that is not a
 /// job): a refusal is reported with it, so the platform files it under that job.
 pub fn announced_module(payload: &[u8]) -> Option<String> {
-    let envelope: Envelope = serde_json::from_slice(payload).ok()?;
-    let module = envelope.data?.get("module")?.as_str()?.to_string();
-    (!module.is_empty()).then_some(module)
+    let data = Data::read(payload).ok()??;
+    let module = data.module.as_ref()?.text()?;
+    (!module.is_empty()).then(|| module.to_string())
 }
 
-/// `isDiff` as 1, "1" or true.
-fn is_diff(value: Option<&Value>) -> bool {
-    match value {
-        Some(Value::Bool(b)) => *b,
-        Some(v) => number(v) == Some(1),
-        None => false,
+/// The members of `data` this parser reads; the last of a name counts, as in `serde_json`'s
+/// map. Read with [`crate::flat_json`] rather than `serde_json` (issue 11: 21 KB less flash on
+/// the nRF9160 DK without its float parsing, number tables and error messages, for eight
+/// members).
+///
+/// What `serde_json` refused is refused here too where it matters: text that is not one JSON
+/// object, a `data` that is neither an object nor `null` (or given twice), a bad escape in
+/// a member read here, a number that is not a JSON integer. More tolerant only where nothing
+/// depends on it: members not read here are checked for their shape, not every character
+/// (an invalid escape in `extData` is not refused), nesting has no depth limit (it is counted,
+/// not recursed), and a decimal string's surrounding whitespace is trimmed as ASCII.
+#[derive(Default)]
+struct Data<'a> {
+    module: Option<Value<'a>>,
+    is_diff: Option<Value<'a>>,
+    size: Option<Value<'a>>,
+    url: Option<Value<'a>>,
+    version: Option<Value<'a>>,
+    sign_method: Option<Value<'a>>,
+    sign: Option<Value<'a>>,
+    md5: Option<Value<'a>>,
+}
+
+impl<'a> Data<'a> {
+    /// The `data` object of `payload`; `Ok(None)` for a missing, `null` or empty one.
+    fn read(payload: &'a [u8]) -> Result<Option<Self>, ()> {
+        let text = core::str::from_utf8(payload).map_err(drop)?;
+        let mut data = None;
+        members(text, |key, value| {
+            if key != "data" {
+                return Ok(());
+            }
+            // serde's derive refused a field given twice.
+            match data.replace(value) {
+                None => Ok(()),
+                Some(_) => Err(()),
+            }
+        })?;
+        let object = match data {
+            None | Some(Member::Null) => return Ok(None),
+            Some(Member::Object(object)) => object,
+            Some(_) => return Err(()),
+        };
+        let mut fields = Data::default();
+        let mut empty = true;
+        members(object, |key, value| {
+            empty = false;
+            let slot = match key {
+                "module" => &mut fields.module,
+                "isDiff" => &mut fields.is_diff,
+                "size" => &mut fields.size,
+                "url" => &mut fields.url,
+                "version" => &mut fields.version,
+                "signMethod" => &mut fields.sign_method,
+                "sign" => &mut fields.sign,
+                "md5" => &mut fields.md5,
+                _ => return Ok(()),
+            };
+            *slot = Some(Value::read(value)?);
+            Ok(())
+        })?;
+        Ok((!empty).then_some(fields))
     }
 }
 
-/// A non-negative integer given as a number or a decimal string.
-fn number(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+/// A member's value as the job reads it: strings unescaped, numbers and literals as written.
+enum Value<'a> {
+    Text(Cow<'a, str>),
+    Literal(&'a str),
+    Other,
+}
+
+impl<'a> Value<'a> {
+    /// `Err` for a string with an escape JSON does not define.
+    fn read(member: Member<'a>) -> Result<Self, ()> {
+        Ok(match member {
+            Member::Str(s) => Value::Text(Cow::Borrowed(s)),
+            Member::Escaped(raw) => Value::Text(Cow::Owned(unescape(raw).ok_or(())?)),
+            Member::Literal(literal) => Value::Literal(literal),
+            Member::Null | Member::Object(_) | Member::Array => Value::Other,
+        })
     }
+
+    /// A string's text (`None` for anything else).
+    fn text(&self) -> Option<&str> {
+        match self {
+            Value::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A non-negative integer given as a number or a decimal string.
+    fn number(&self) -> Option<u64> {
+        match self {
+            Value::Text(text) => text.trim_ascii().parse().ok(),
+            Value::Literal(literal) => integer(literal),
+            Value::Other => None,
+        }
+    }
+
+    /// `isDiff` as 1, "1" or true.
+    fn is_one(&self) -> bool {
+        matches!(self, Value::Literal("true")) || self.number() == Some(1)
+    }
+}
+
+/// A JSON number that `serde_json` reads as a `u64`: digits only (no sign, fraction or
+/// exponent), no leading zero, at most `u64::MAX` (a larger one became a float there).
+fn integer(literal: &str) -> Option<u64> {
+    let digits = literal.as_bytes();
+    let leading_zero = digits.len() > 1 && digits.starts_with(b"0");
+    if digits.is_empty() || leading_zero || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    literal.parse().ok()
 }
 
 /// Exactly `N` bytes of hex, either case.

@@ -92,6 +92,17 @@ fn the_answer_sets_the_time_by_the_documented_formula() {
 }
 
 #[test]
+fn other_members_and_nested_values_are_ignored() {
+    let (mut k, mut agent) = logged_in(700);
+    wire(&mut k);
+    let body = format!(
+        r#" {{"extra":{{"a":[1,{{"b":"}}"}}]}},"deviceSendTime":"700","serverRecvTime":"{SERVER_MS}","note":"x\"y","serverSendTime":"{SERVER_MS}"}} "#
+    );
+    answer(&mut k, &mut agent, &body, 700);
+    assert_eq!(k.wall_time(700).unwrap().unix_ms, SERVER_MS);
+}
+
+#[test]
 fn numbers_are_taken_as_well_as_strings() {
     let (mut k, mut agent) = logged_in(700);
     wire(&mut k);
@@ -131,6 +142,20 @@ fn answers_that_are_not_for_the_waiting_request_or_cannot_be_read_change_nothing
             r#"{{"deviceSendTime":"5000","serverRecvTime":"99999999999999999999999","serverSendTime":"{SERVER_MS}"}}"#
         ),
         "[]".into(),
+        // Literals that are not integers, and an escaped string.
+        format!(
+            r#"{{"deviceSendTime":"5000","serverRecvTime":true,"serverSendTime":"{SERVER_MS}"}}"#
+        ),
+        format!(
+            r#"{{"deviceSendTime":"5000","serverRecvTime":1.7645472e12,"serverSendTime":"{SERVER_MS}"}}"#
+        ),
+        format!(
+            r#"{{"deviceSendTime":"5000","serverRecvTime":"\u0031764547200000","serverSendTime":"{SERVER_MS}"}}"#
+        ),
+        // Trailing garbage after the object.
+        format!(
+            r#"{{"deviceSendTime":"5000","serverRecvTime":"{SERVER_MS}","serverSendTime":"{SERVER_MS}"}}x"#
+        ),
     ] {
         answer(&mut k, &mut agent, &body, 5_100);
         assert_eq!(k.wall_time(5_100), None, "{body}");

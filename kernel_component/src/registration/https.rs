@@ -94,6 +94,7 @@
 use core::fmt;
 
 use embedded_io_async::{Read, Write};
+#[cfg(feature = "register-https")]
 use serde_json::Value;
 use zeroize::Zeroize;
 
@@ -138,6 +139,7 @@ pub struct HttpsRequest<'a> {
     pub product_secret: &'a [u8],
 }
 
+#[cfg(feature = "register-https")]
 /// Register the device `req` names over `stream` (already connected, TLS negotiated) and
 /// return its DeviceSecret. `buf` holds the request and the answer (see the module doc for
 /// its size; [`RECOMMENDED_BUF_LEN`] is plenty) and is zeroized before this returns, also
@@ -161,6 +163,7 @@ impl Drop for Wipe<'_> {
     }
 }
 
+#[cfg(feature = "register-https")]
 async fn exchange<S: Read + Write>(
     stream: &mut S,
     req: &HttpsRequest<'_>,
@@ -497,13 +500,19 @@ fn framing(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
     for header in headers {
         if header.name.eq_ignore_ascii_case("transfer-encoding") {
             let value = core::str::from_utf8(header.value).map_err(|_| HttpError::Malformed)?;
-            if let Some(last) = value.rsplit(',').map(str::trim).find(|c| !c.is_empty()) {
+            // HTTP's optional whitespace is spaces and tabs: ASCII trims (str's Unicode trim
+            // and its tables stay out of the image, issue 11).
+            if let Some(last) = value
+                .rsplit(',')
+                .map(str::trim_ascii)
+                .find(|c| !c.is_empty())
+            {
                 chunked = Some(last.eq_ignore_ascii_case("chunked"));
             }
         } else if header.name.eq_ignore_ascii_case("content-length") {
             let value = core::str::from_utf8(header.value)
                 .map_err(|_| HttpError::Malformed)?
-                .trim();
+                .trim_ascii();
             if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(HttpError::Malformed);
             }
@@ -763,6 +772,7 @@ fn hex_value(byte: u8) -> u8 {
     }
 }
 
+#[cfg(feature = "register-https")]
 /// The answer's `code`: absent, a number or a numeric string that fits a u32, or neither
 /// (`Some(Err(()))`).
 fn answer_code(answer: &Value) -> Option<Result<u32, ()>> {
@@ -775,6 +785,7 @@ fn answer_code(answer: &Value) -> Option<Result<u32, ()>> {
     Some(n.and_then(|n| u32::try_from(n).ok()).ok_or(()))
 }
 
+#[cfg(feature = "register-https")]
 /// Reads an HTTP 200 answer: the secret, or why not.
 fn parse_answer(body: &[u8], req: &HttpsRequest<'_>) -> Result<Secret, RegistrationError> {
     let mut answer: Value =
@@ -825,6 +836,7 @@ fn parse_answer(body: &[u8], req: &HttpsRequest<'_>) -> Result<Secret, Registrat
     Ok(secret)
 }
 
+#[cfg(feature = "register-https")]
 /// A non-200 HTTP answer: classified by the JSON `code` and `message` the body may carry,
 /// else by the HTTP status.
 fn refused_by_status(

@@ -16,11 +16,11 @@ use core::fmt::Write;
 #[cfg(feature = "register-mqtt")]
 use super::Issued;
 use super::RegistrationError;
-#[cfg(feature = "register-mqtt")]
-use super::flat_json::{Member, members};
 use crate::auth::{LoginCredentials, hmac_hex, register_sign_content, sign_method_name};
 use crate::config::{AuthMode, DeviceConfig};
 use crate::credentials::Secret;
+#[cfg(feature = "register-mqtt")]
+use crate::flat_json::{Member, members};
 use crate::link::Refusal;
 
 /// Topic of the pushed answer for a pre-registered device.

@@ -1,24 +1,34 @@
-//! The string members of one JSON object, without `serde_json` (issue 11: on the nRF9160 DK,
-//! registration over MQTT is the only user of JSON, and `serde_json` with its number tables
-//! and error messages cost about 13 KB of flash for five string fields).
+//! The members of one JSON object, without `serde_json` (issue 11: on the nRF9160 DK,
+//! `serde_json` with its number tables, float parsing and error messages cost 13-18 KB of
+//! flash; registration over MQTT reads five string fields with this, the OTA job parser
+//! ([`crate::ota::job`]) a handful of strings and numbers in one nested object).
 //!
 //! Strict where it matters to the caller and no more: the text must be one JSON object
 //! (whitespace around it allowed) whose members are separated properly; a member's value may
-//! be a string, a number or literal (checked for its characters only), or a nested object or
-//! array (skipped with its strings, brackets balanced). Strings are returned as written,
-//! without unescaping: [`Member::Escaped`] tells the caller a value had a `\`.
+//! be a string, a number or literal (checked for its characters only: the caller reads the
+//! ones it uses), or a nested object or array (skipped with its strings, brackets balanced).
+//! Strings are returned as written, without unescaping: [`Member::Escaped`] tells the caller
+//! a value had a `\`, and [`unescape`] reads it when the caller needs its text.
+
+use alloc::string::String;
 
 /// One member's value, as the caller sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Member<'a> {
     /// A string without escapes (its text).
     Str(&'a str),
-    /// A string with at least one escape (not unescaped here).
-    Escaped,
+    /// A string with at least one escape: its text as written, between the quotes (read it
+    /// with [`unescape`]).
+    Escaped(&'a str),
     /// `null`.
     Null,
-    /// Anything else: a number, `true`/`false`, an object or an array.
-    Other,
+    /// An object: its text, braces included (read it with [`members`]).
+    Object(&'a str),
+    /// A number, `true` or `false`: its text as written (its characters are those of a JSON
+    /// number or literal; its syntax is the caller's to check).
+    Literal(&'a str),
+    /// An array (skipped).
+    Array,
 }
 
 /// Calls `member(key, value)` for every top-level member of the object `text`, in order;
@@ -108,12 +118,16 @@ impl<'a> Reader<'a> {
     fn value(&mut self) -> Result<Member<'a>, ()> {
         match self.peek().ok_or(())? {
             b'"' => match self.string()? {
-                (_, true) => Ok(Member::Escaped),
+                (s, true) => Ok(Member::Escaped(s)),
                 (s, false) => Ok(Member::Str(s)),
             },
-            b'{' | b'[' => {
+            open @ (b'{' | b'[') => {
+                let start = self.pos;
                 self.nested()?;
-                Ok(Member::Other)
+                match open {
+                    b'{' => Ok(Member::Object(self.text.get(start..self.pos).ok_or(())?)),
+                    _ => Ok(Member::Array),
+                }
             }
             _ => {
                 let start = self.pos;
@@ -126,7 +140,7 @@ impl<'a> Reader<'a> {
                 match self.text.get(start..self.pos).ok_or(())? {
                     "" => Err(()),
                     "null" => Ok(Member::Null),
-                    _ => Ok(Member::Other),
+                    literal => Ok(Member::Literal(literal)),
                 }
             }
         }
@@ -157,6 +171,58 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The text of a string written with escapes (what [`Member::Escaped`] holds), as JSON
+/// defines them: `\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t` and `\uXXXX` (a UTF-16
+/// surrogate pair for characters beyond the BMP). `None` for any other escape or a lone
+/// surrogate, which `serde_json` refuses too.
+pub fn unescape(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            c @ ('"' | '\\' | '/') => c,
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let unit = hex4(&mut chars)?;
+                let code = if (0xD800..0xDC00).contains(&unit) {
+                    // A high surrogate: its low half must follow as the next escape.
+                    if (chars.next(), chars.next()) != (Some('\\'), Some('u')) {
+                        return None;
+                    }
+                    let low = hex4(&mut chars)?;
+                    if !(0xDC00..0xE000).contains(&low) {
+                        return None;
+                    }
+                    0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                } else {
+                    unit
+                };
+                // A lone low surrogate is not a char.
+                char::from_u32(code)?
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+/// Four hex digits of a `\u` escape.
+fn hex4(chars: &mut core::str::Chars<'_>) -> Option<u32> {
+    let mut unit = 0;
+    for _ in 0..4 {
+        unit = unit * 16 + chars.next()?.to_digit(16)?;
+    }
+    Some(unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,15 +241,16 @@ mod tests {
     fn reads_string_members_and_skips_the_rest() {
         assert_eq!(
             all(
-                r#" { "a" : "x", "n": -1.5E3, "o": {"b": ["}", {"c": "]"}]}, "z": null, "e": "q\"r", "t": true } "#
+                r#" { "a" : "x", "n": -1.5E3, "o": {"b": ["}", {"c": "]"}]}, "z": null, "e": "q\"r", "t": true, "a": [1, {"x": 2}] } "#
             ),
             Ok(alloc::vec![
                 ("a", Member::Str("x")),
-                ("n", Member::Other),
-                ("o", Member::Other),
+                ("n", Member::Literal("-1.5E3")),
+                ("o", Member::Object(r#"{"b": ["}", {"c": "]"}]}"#)),
                 ("z", Member::Null),
-                ("e", Member::Escaped),
-                ("t", Member::Other),
+                ("e", Member::Escaped(r#"q\"r"#)),
+                ("t", Member::Literal("true")),
+                ("a", Member::Array),
             ])
         );
         assert_eq!(all("{}"), Ok(Vec::new()));
@@ -221,5 +288,33 @@ mod tests {
             if k == "b" { Err(()) } else { Ok(()) }
         });
         assert_eq!(refused, Err(()));
+    }
+
+    #[test]
+    fn unescape_reads_every_json_escape_as_serde_json_does() {
+        for raw in [
+            r#"a\"b"#,
+            r#"\\ \/ \b \f \n \r \t"#,
+            r#"https:\/\/h\/f?a=1\u0026b=2"#,
+            r#"\u00e9\u65e5\uD83D\uDE00 \ud83d\ude00"#,
+            "plain",
+        ] {
+            let want: String = serde_json::from_str(&alloc::format!("\"{raw}\"")).unwrap();
+            assert_eq!(unescape(raw).as_deref(), Some(want.as_str()), "{raw}");
+        }
+        for bad in [
+            r#"\x"#,
+            r#"\"#,
+            r#"\u12"#,
+            r#"\u12g4"#,
+            r#"\uD83D"#,
+            r#"\uD83Dx"#,
+            r#"\uD83D\u0041"#,
+            r#"\uDE00"#,
+            r#"\U0041"#,
+        ] {
+            assert!(serde_json::from_str::<String>(&alloc::format!("\"{bad}\"")).is_err());
+            assert_eq!(unescape(bad), None, "{bad}");
+        }
     }
 }
