@@ -205,6 +205,28 @@ impl<N> CountingNetwork<N> {
     }
 }
 
+/// The capsule's runner over `network` (counted or not: the two are different types) until
+/// `stop`, with the host board's clock and entropy.
+async fn run_over<N: Network>(
+    kernel: &mut Kernel,
+    network: N,
+    port: ChannelPort,
+    credentials: DeviceSecretLogin,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), aliot_kernel::credentials::CredentialsError> {
+    Runner::new(
+        kernel,
+        network,
+        aliot_host::clock::HostClock::new(),
+        aliot_host::clock::HostEntropy,
+        port,
+        credentials,
+        RunnerOptions::default(),
+    )
+    .run_until(stop)
+    .await
+}
+
 impl<N: Network> Network for CountingNetwork<N> {
     type Stream = Counted<N::Stream>;
 
@@ -351,34 +373,11 @@ impl Capsule {
                     let stop = async {
                         let _ = stop_rx.await;
                     };
-                    let clock = aliot_host::clock::HostClock::new();
-                    let entropy = aliot_host::clock::HostEntropy;
-                    let options = RunnerOptions::default();
                     let ran = if count {
                         let network = CountingNetwork::new(network, log);
-                        Runner::new(
-                            &mut kernel,
-                            network,
-                            clock,
-                            entropy,
-                            port,
-                            credentials,
-                            options,
-                        )
-                        .run_until(stop)
-                        .await
+                        run_over(&mut kernel, network, port, credentials, stop).await
                     } else {
-                        Runner::new(
-                            &mut kernel,
-                            network,
-                            clock,
-                            entropy,
-                            port,
-                            credentials,
-                            options,
-                        )
-                        .run_until(stop)
-                        .await
+                        run_over(&mut kernel, network, port, credentials, stop).await
                     };
                     if let Err(e) = ran {
                         eprintln!("capsule: {e:?}");
