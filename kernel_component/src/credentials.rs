@@ -304,7 +304,7 @@ impl<S: CredentialStorage> Credentials for RegisteredLogin<S> {
             .await
         {
             Ok(Some(stored)) => {
-                log::info!(
+                log_info!(
                     "stored credentials found for {}/{} ({}): logging in with them",
                     config.product_key,
                     config.device_name,
@@ -315,8 +315,9 @@ impl<S: CredentialStorage> Credentials for RegisteredLogin<S> {
             }
             Ok(None) => Readiness::MustRegister,
             Err(e) => {
-                log::warn!(
-                    "the credentials partition could not be read ({e}); registering as if it were empty"
+                log_warn!(
+                    "the credentials partition could not be read ({}); registering as if it were empty",
+                    crate::logging::Disp(&e)
                 );
                 Readiness::MustRegister
             }
@@ -343,8 +344,9 @@ impl<S: CredentialStorage> Credentials for RegisteredLogin<S> {
                 Ok(())
             }
             Err(e) => {
-                log::error!(
-                    "the credentials registration issued could not be stored ({e}); they are not used, and the next attempt registers again"
+                log_error!(
+                    "the credentials registration issued could not be stored ({}); they are not used, and the next attempt registers again",
+                    crate::logging::Disp(&e)
                 );
                 Err(RegistrationError::Storage)
             }

@@ -479,9 +479,13 @@ impl Kernel {
         let client = self.clients.get_mut(index).ok_or(ErrorCode::Malformed)?;
         if let Request::Hello { major, minor } = request {
             if major != ABI_MAJOR {
-                log::warn!(
-                    "app {}: ABI {major}.{minor} refused (kernel speaks {ABI_MAJOR}.{ABI_MINOR})",
-                    client.def.name
+                log_warn!(
+                    "app {}: ABI {}.{} refused (kernel speaks {}.{})",
+                    client.def.name,
+                    major,
+                    minor,
+                    ABI_MAJOR,
+                    ABI_MINOR
                 );
                 client.inbox.greeted = false;
                 return Err(ErrorCode::AbiMismatch);
@@ -576,9 +580,10 @@ impl Kernel {
             return Err(ErrorCode::PayloadTooLarge);
         }
         if !client.grants.may_publish(topic) {
-            log::warn!(
-                "app {}: publish to {topic} refused: not granted by the manifest",
-                client.def.name
+            log_warn!(
+                "app {}: publish to {} refused: not granted by the manifest",
+                client.def.name,
+                topic
             );
             return Err(ErrorCode::NotPermitted);
         }
@@ -610,9 +615,10 @@ impl Kernel {
             .iter()
             .any(|g| filter_covers(g, filter))
         {
-            log::warn!(
-                "app {}: subscribe to {filter} refused: not granted by the manifest",
-                client.def.name
+            log_warn!(
+                "app {}: subscribe to {} refused: not granted by the manifest",
+                client.def.name,
+                filter
             );
             return Err(ErrorCode::NotPermitted);
         }
@@ -730,8 +736,9 @@ impl Kernel {
                     pid: None,
                 });
             } else {
-                log::warn!(
-                    "no room to unsubscribe {filter}; its messages reach no app until the next connection"
+                log_warn!(
+                    "no room to unsubscribe {}; its messages reach no app until the next connection",
+                    filter
                 );
             }
         }
@@ -1077,8 +1084,9 @@ impl Kernel {
                 .any(|c| targets(c) && !too_large(c) && !c.inbox.ring.fits(record))
         {
             self.refused_inbound = self.refused_inbound.saturating_add(1);
-            log::warn!(
-                "message on {topic} left unacknowledged: an app's event queue is full (the platform will send it again)"
+            log_warn!(
+                "message on {} left unacknowledged: an app's event queue is full (the platform will send it again)",
+                topic
             );
             return Delivery::Refused;
         }
@@ -1091,8 +1099,9 @@ impl Kernel {
         for client in self.clients.iter_mut().filter(|c| targets(c)) {
             clients += 1;
             if too_large(client) {
-                log::warn!(
-                    "message on {topic} ({} bytes) exceeds app {}'s max_payload; counted as dropped",
+                log_warn!(
+                    "message on {} ({} bytes) exceeds app {}'s max_payload; counted as dropped",
+                    topic,
                     payload.len(),
                     client.def.name
                 );
@@ -1120,7 +1129,7 @@ impl Kernel {
             .in_flight
             .take(pid, |w| matches!(w, Waiting::Publish { .. }))
         else {
-            log::debug!("acknowledgement for unknown packet id {pid}");
+            log_debug!("acknowledgement for unknown packet id {}", pid);
             return;
         };
         let Some(c) = self.clients.get_mut(client) else {
@@ -1147,7 +1156,7 @@ impl Kernel {
             .take(pid, |w| matches!(w, Waiting::Subscribe))
             .is_none()
         {
-            log::debug!("SUBACK for unknown packet id {pid}");
+            log_debug!("SUBACK for unknown packet id {}", pid);
             return;
         }
         let Some(pos) = self
@@ -1183,7 +1192,7 @@ impl Kernel {
             }
         } else {
             let sub = self.session.swap_remove(pos);
-            log::warn!("platform refused subscription {}", sub.filter);
+            log_warn!("platform refused subscription {}", sub.filter.as_str());
             for client in &mut self.clients {
                 if let Some(i) = client.subs.iter().position(|s| s.filter == sub.filter) {
                     let lost = client.subs.remove(i);

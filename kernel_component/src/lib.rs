@@ -41,6 +41,9 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+// First: its macros (`log_info!`, ...) are in scope in every module below.
+#[macro_use]
+mod logging;
 pub mod auth;
 pub mod backoff;
 pub mod board;

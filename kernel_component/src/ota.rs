@@ -273,7 +273,7 @@ impl<'u> OtaAgent<'u> {
         // `firmware/get` could hand the same job out again.
         match self.updates.boot() {
             BootKind::Trial if !self.confirm_requested => {
-                log::info!("image {} logged in: confirming it", self.version);
+                log_info!("image {} logged in: confirming it", self.version);
                 self.updates.request_confirm();
                 self.confirm_requested = true;
             }
@@ -283,7 +283,7 @@ impl<'u> OtaAgent<'u> {
                 } else {
                     "the new image failed the boot stage's check and was not run"
                 };
-                log::error!("OTA: {desc}; running version {}", self.version);
+                log_error!("OTA: {}; running version {}", desc, self.version);
                 self.rollback_reported = self.report(kernel, -1, desc, None);
             }
             _ => {}
@@ -331,7 +331,7 @@ impl<'u> OtaAgent<'u> {
                 Ok(None) => {}
                 Ok(Some(job)) => self.take(kernel, job),
                 Err(e) => {
-                    log::warn!("OTA job refused: {}", e.desc());
+                    log_warn!("OTA job refused: {}", e.desc().as_str());
                     // A job for another module is answered under that module, so the
                     // platform files the refusal with that job.
                     let module = match e {
@@ -353,7 +353,10 @@ impl<'u> OtaAgent<'u> {
     /// A job that passed the checks.
     fn take(&mut self, kernel: &mut Kernel, job: job::Job) {
         if job.version == self.version {
-            log::info!("OTA job for version {}: already running it", job.version);
+            log_info!(
+                "OTA job for version {}: already running it",
+                job.version.as_str()
+            );
             return;
         }
         if self
@@ -365,21 +368,21 @@ impl<'u> OtaAgent<'u> {
             return;
         }
         if self.ready_at.is_some() {
-            log::info!(
+            log_info!(
                 "OTA job for version {} arrives while an image waits for its reboot: asked for again after the reboot",
-                job.version
+                job.version.as_str()
             );
             return;
         }
         match &self.current {
-            Some(c) => log::warn!(
+            Some(c) => log_warn!(
                 "OTA job for version {} supersedes the download of {}",
-                job.version,
-                c.version
+                job.version.as_str(),
+                c.version.as_str()
             ),
-            None => log::info!(
+            None => log_info!(
                 "OTA job for version {} ({}{} bytes): downloading",
-                job.version,
+                job.version.as_str(),
                 if job.diff {
                     "differential package, "
                 } else {
@@ -411,8 +414,9 @@ impl<'u> OtaAgent<'u> {
         }
         match news.end {
             Some(End::Ready { version }) => {
-                log::info!(
-                    "OTA: image {version} downloaded, verified and marked: rebooting to run it"
+                log_info!(
+                    "OTA: image {} downloaded, verified and marked: rebooting to run it",
+                    version.as_str()
                 );
                 self.report(kernel, 100, "", None);
                 kernel.set_ota_status(OtaStatus::PendingReboot);
@@ -420,7 +424,12 @@ impl<'u> OtaAgent<'u> {
             }
             Some(End::Failed { step, desc }) => {
                 let version = self.current.take().map(|c| c.version).unwrap_or_default();
-                log::warn!("OTA update to {version} failed ({step}): {desc}");
+                log_warn!(
+                    "OTA update to {} failed ({}): {}",
+                    version.as_str(),
+                    step,
+                    desc
+                );
                 self.report(kernel, step, desc, None);
                 kernel.set_ota_status(OtaStatus::Failed { step });
             }
@@ -429,12 +438,16 @@ impl<'u> OtaAgent<'u> {
         match news.confirmed {
             Some(Ok(())) => {
                 self.confirmed = true;
-                log::info!(
+                log_info!(
                     "image {} confirmed: it stays after the next reset",
                     self.version
                 );
             }
-            Some(Err(e)) => log::error!("image {} could not be confirmed: {e:?}", self.version),
+            Some(Err(e)) => log_error!(
+                "image {} could not be confirmed: {}",
+                self.version,
+                crate::logging::Dbg(&e)
+            ),
             None => {}
         }
     }
@@ -450,7 +463,7 @@ impl<'u> OtaAgent<'u> {
             kernel.pending_publishes() == 0
                 || now >= at.saturating_add(self.options.reboot_grace_ms)
         } else if self.trial_unconfirmed() && now >= self.trial_deadline().unwrap_or(u64::MAX) {
-            log::error!(
+            log_error!(
                 "image {} did not log in within {} s of boot: rebooting, so the boot stage restores the previous image",
                 self.version,
                 self.options.trial_login_ms / 1000
@@ -529,7 +542,11 @@ fn subscribe(kernel: &mut Kernel, service: ServiceId, filter: &str, token: u32) 
     match kernel.service_call(service, request) {
         Ok(_) => true,
         Err(e) => {
-            log::error!("OTA: cannot subscribe to {filter}: {e:?}");
+            log_error!(
+                "OTA: cannot subscribe to {}: {}",
+                filter,
+                crate::logging::Dbg(&e)
+            );
             false
         }
     }
@@ -546,7 +563,11 @@ fn publish(kernel: &mut Kernel, service: ServiceId, topic: &str, body: &str, tok
     match kernel.service_call(service, request) {
         Ok(_) => true,
         Err(e) => {
-            log::warn!("OTA: cannot queue a report on {topic}: {e:?}");
+            log_warn!(
+                "OTA: cannot queue a report on {}: {}",
+                topic,
+                crate::logging::Dbg(&e)
+            );
             false
         }
     }

@@ -170,7 +170,11 @@ impl TimeAgent {
                 token: 0,
             };
             if let Err(e) = kernel.service_call(self.service, request) {
-                log::error!("time: cannot subscribe to {}: {e:?}", self.response);
+                log_error!(
+                    "time: cannot subscribe to {}: {}",
+                    self.response,
+                    crate::logging::Dbg(&e)
+                );
                 return;
             }
             self.subscribed = true;
@@ -188,7 +192,7 @@ impl TimeAgent {
                     self.on_answer(kernel, payload, now);
                 }
                 Event::SubscribeResult { granted: false, .. } => {
-                    log::warn!(
+                    log_warn!(
                         "time: the platform refused {}; no platform time",
                         self.response
                     );
@@ -201,7 +205,7 @@ impl TimeAgent {
         match self.phase {
             Phase::AskAt(at) if now >= at => self.ask(kernel, now),
             Phase::Waiting { deadline, .. } if now >= deadline => {
-                log::warn!("time: no NTP answer in {} ms", self.options.answer_ms);
+                log_warn!("time: no NTP answer in {} ms", self.options.answer_ms);
                 self.phase = Phase::AskAt(now.saturating_add(self.options.retry_ms));
             }
             _ => {}
@@ -234,7 +238,10 @@ impl TimeAgent {
             // Link down between the login and now: the next login asks again.
             Err(aliot_abi::ErrorCode::NotConnected) => Phase::Off,
             Err(e) => {
-                log::warn!("time: cannot queue the NTP request: {e:?}");
+                log_warn!(
+                    "time: cannot queue the NTP request: {}",
+                    crate::logging::Dbg(&e)
+                );
                 Phase::AskAt(now.saturating_add(self.options.retry_ms))
             }
         };
@@ -254,13 +261,13 @@ impl TimeAgent {
                 let unix_ms = u64::try_from(sum / 2).unwrap_or(u64::MAX);
                 let accuracy = u32::try_from(round_trip / 2 + 1).unwrap_or(u32::MAX);
                 kernel.set_wall_time(unix_ms, now, TimeSource::Platform, accuracy);
-                log::info!("time: platform time {unix_ms} ms (±{accuracy} ms)");
+                log_info!("time: platform time {} ms (±{} ms)", unix_ms, accuracy);
                 self.phase = Phase::AskAt(now.saturating_add(self.options.resync_ms));
             }
             // Another request's answer (one that was counted lost): keep waiting.
             Some(_) => {}
             None => {
-                log::warn!("time: an NTP answer that cannot be read was ignored");
+                log_warn!("time: an NTP answer that cannot be read was ignored");
             }
         }
     }

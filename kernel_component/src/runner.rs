@@ -206,7 +206,7 @@ where
         if credentials.prepare(cfg).await == Readiness::MustRegister {
             let mut phase = registration_phase!();
             if !phase.until_stored().await {
-                log::info!("stopped before registration completed");
+                log_info!("stopped before registration completed");
                 return Ok(());
             }
         } else if cfg.auth != AuthMode::DeviceSecret {
@@ -303,13 +303,13 @@ where
                         Waited::Stopped => session.stop(now),
                     }
                     if session.is_up() {
-                        log::info!(
-                            "logged in as {}/{} (MQTT {:?}, TLS {}) at {}",
+                        log_info!(
+                            "logged in as {}/{} (MQTT {}, TLS {}) at {}",
                             cfg.product_key,
                             cfg.device_name,
-                            cfg.mqtt_version,
+                            crate::logging::Dbg(&cfg.mqtt_version),
                             cfg.tls.enabled,
-                            net.describe(host, tcp_port)
+                            crate::logging::Disp(&net.describe(host, tcp_port))
                         );
                         refused_in_a_row = 0;
                         if let Some(agent) = ota.as_mut() {
@@ -415,7 +415,7 @@ where
                         let closing =
                             serving(kernel, port, clock, unstoppable, deadline, l.disconnect());
                         if let Waited::TimedOut = closing.await {
-                            log::warn!("DISCONNECT not written within its deadline");
+                            log_warn!("DISCONNECT not written within its deadline");
                         }
                     }
                     session.closed(clock.now_ms());
@@ -446,7 +446,7 @@ where
                 }
                 Action::Stop => {
                     drop(link);
-                    log::info!("MQTT session stopped");
+                    log_info!("MQTT session stopped");
                     return Ok(());
                 }
             }
@@ -596,7 +596,7 @@ fn handle_input<P: AppPort, C: Clock>(
             }
         }
         AppInput::Exited(app) => {
-            log::info!("app {app} exited; its subscriptions are released");
+            log_info!("app {} exited; its subscriptions are released", app);
             kernel.app_exited(app);
         }
     }
@@ -632,39 +632,60 @@ fn log_session_end(
     delay_ms: u32,
     dialled: impl core::fmt::Display,
 ) {
+    let dialled = crate::logging::Disp(&dialled);
     match end {
         SessionEnd::Link(LinkError::Refused(Refusal::BadCredentials | Refusal::NotAuthorized))
             if cfg.auth != AuthMode::DeviceSecret =>
         {
-            log::error!(
-                "login refused for {}/{} at {dialled}: the platform no longer accepts the credentials registration stored (was the device deleted, or its registration reset and done again elsewhere?); after {REREGISTER_AFTER} refusals in a row the device registers again; retrying in {delay_ms} ms",
+            log_error!(
+                "login refused for {}/{} at {}: the platform no longer accepts the credentials registration stored (was the device deleted, or its registration reset and done again elsewhere?); after {} refusals in a row the device registers again; retrying in {} ms",
                 cfg.product_key,
                 cfg.device_name,
+                dialled,
+                REREGISTER_AFTER,
+                delay_ms
             )
         }
         SessionEnd::Link(LinkError::Refused(Refusal::BadCredentials | Refusal::NotAuthorized)) => {
-            log::error!(
-                "login refused for {}/{} at {dialled}: bad user name or password — check the DeviceSecret ({:?}) and that the device exists in this instance; retrying in {delay_ms} ms",
+            log_error!(
+                "login refused for {}/{} at {}: bad user name or password — check the DeviceSecret ({}) and that the device exists in this instance; retrying in {} ms",
                 cfg.product_key,
                 cfg.device_name,
-                cfg.secret,
+                dialled,
+                crate::logging::Dbg(&cfg.secret),
+                delay_ms
             )
         }
         SessionEnd::Link(LinkError::Refused(r)) => {
-            log::error!(
-                "login refused for {}/{} at {dialled}: {r:?}; retrying in {delay_ms} ms",
+            log_error!(
+                "login refused for {}/{} at {}: {}; retrying in {} ms",
                 cfg.product_key,
                 cfg.device_name,
+                dialled,
+                crate::logging::Dbg(&r),
+                delay_ms
             )
         }
         SessionEnd::Net(e) => {
-            log::warn!("cannot reach {dialled} ({e:?}); retrying in {delay_ms} ms")
+            log_warn!(
+                "cannot reach {} ({}); retrying in {} ms",
+                dialled,
+                crate::logging::Dbg(&e),
+                delay_ms
+            )
         }
-        SessionEnd::ConnectTimeout => log::warn!(
-            "cannot reach {dialled} (no connection within the deadline); retrying in {delay_ms} ms"
+        SessionEnd::ConnectTimeout => log_warn!(
+            "cannot reach {} (no connection within the deadline); retrying in {} ms",
+            dialled,
+            delay_ms
         ),
         other => {
-            log::warn!("session with {dialled} ended: {other:?}; reconnecting in {delay_ms} ms")
+            log_warn!(
+                "session with {} ended: {}; reconnecting in {} ms",
+                dialled,
+                crate::logging::Dbg(&other),
+                delay_ms
+            )
         }
     }
 }

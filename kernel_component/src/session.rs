@@ -566,12 +566,17 @@ impl Session {
                 pid,
             } => {
                 let delivery = kernel.on_publish(topic, payload, qos);
-                log::info!("message on {topic} ({} bytes): {delivery:?}", payload.len());
+                log_info!(
+                    "message on {} ({} bytes): {}",
+                    topic,
+                    payload.len(),
+                    crate::logging::Dbg(&delivery)
+                );
                 up.ack_owed = pid.filter(|_| matches!(delivery, Delivery::Taken { .. }));
             }
             Incoming::PubAck(pid) => kernel.on_puback(pid),
             Incoming::PubRejected(pid) => {
-                log::warn!("the platform refused a QoS 1 message (packet id {pid})");
+                log_warn!("the platform refused a QoS 1 message (packet id {})", pid);
                 kernel.on_pub_rejected(pid);
             }
             Incoming::SubAck { pid, granted } => kernel.on_suback(pid, granted),

@@ -163,7 +163,10 @@ impl<F: NorFlash> CredentialStore<F> {
             Map::<F>::item_overhead_size(),
         )?;
         let config = MapConfig::<F>::try_new(range).map_err(|e| {
-            log::warn!("credential store: partition refused: {e:?}");
+            log_warn!(
+                "credential store: partition refused: {}",
+                crate::logging::Dbg(&e)
+            );
             StoreError::BadPartition
         })?;
         Ok(Self {
@@ -200,12 +203,12 @@ impl<F: NorFlash> CredentialStore<F> {
         };
         let creds = record::decode(bytes)?;
         if creds.product_key != product_key || creds.device_name != device_name {
-            log::warn!(
+            log_warn!(
                 "credential store: the stored credentials are for {}/{}, not {}/{}; ignored",
-                Quoted(&creds.product_key),
-                Quoted(&creds.device_name),
-                Quoted(product_key),
-                Quoted(device_name)
+                crate::logging::Disp(&Quoted(&creds.product_key)),
+                crate::logging::Disp(&Quoted(&creds.device_name)),
+                crate::logging::Disp(&Quoted(product_key)),
+                crate::logging::Disp(&Quoted(device_name))
             );
             return Ok(None);
         }
@@ -231,7 +234,7 @@ impl<F: NorFlash> CredentialStore<F> {
         pages::scrub(self.map.flash(), range, &mut self.work.0)
             .await
             .map_err(|e| {
-                log::warn!("credential store: flash error: {e:?}");
+                log_warn!("credential store: flash error: {}", crate::logging::Dbg(&e));
                 StoreError::Flash
             })?;
         self.map
@@ -246,7 +249,7 @@ impl<F: NorFlash> CredentialStore<F> {
         if read == Some(written) {
             Ok(())
         } else {
-            log::warn!("credential store: the record did not read back as written");
+            log_warn!("credential store: the record did not read back as written");
             Err(StoreError::ReadBack)
         }
     }
@@ -257,7 +260,10 @@ impl<F: NorFlash> CredentialStore<F> {
     pub async fn wipe(&mut self) -> Result<(), StoreError> {
         let range = self.map.flash_range();
         pages::wipe(self.map.flash(), range).await.map_err(|e| {
-            log::warn!("credential store: flash error while wiping: {e:?}");
+            log_warn!(
+                "credential store: flash error while wiping: {}",
+                crate::logging::Dbg(&e)
+            );
             StoreError::Flash
         })
     }
@@ -297,11 +303,14 @@ pub fn provisioned_and_registered(p: FlashPartition) -> Option<(FlashPartition, 
 fn map_error<E: fmt::Debug>(error: sequential_storage::Error<E>) -> StoreError {
     match error {
         sequential_storage::Error::Storage { value, .. } => {
-            log::warn!("credential store: flash error: {value:?}");
+            log_warn!(
+                "credential store: flash error: {}",
+                crate::logging::Dbg(&value)
+            );
             StoreError::Flash
         }
         other => {
-            log::warn!("credential store: {other:?}");
+            log_warn!("credential store: {}", crate::logging::Dbg(&other));
             StoreError::Corrupt
         }
     }
@@ -321,7 +330,11 @@ fn check_partition(
     item_overhead: u32,
 ) -> Result<Range<u32>, StoreError> {
     let bad = |why: &str| {
-        log::warn!("credential store: bad partition {partition:?}: {why}");
+        log_warn!(
+            "credential store: bad partition {}: {}",
+            crate::logging::Dbg(&partition),
+            why
+        );
         StoreError::BadPartition
     };
     let page = u32::try_from(erase_size).map_err(|_| bad("erase page too large"))?;

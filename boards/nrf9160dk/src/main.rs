@@ -143,9 +143,6 @@ async fn main(spawner: embassy_executor::Spawner) {
         Ok(task) => spawner.spawn(task),
         Err(_) => defmt::warn!("status LEDs: task not started"),
     }
-    // Only fails if a logger is already set, which nothing else does.
-    let _ = log::set_logger(&platform::LOGGER);
-    log::set_max_level(log::LevelFilter::Info);
     // SAFETY: called once, before the first allocation; HEAP_MEM is used by nothing else.
     unsafe {
         HEAP.init(

@@ -1,5 +1,5 @@
-//! The kernel's [`Clock`] and [`Entropy`] on the nRF9160, and the `log` facade the kernel
-//! writes to, carried to defmt over RTT.
+//! The kernel's [`Clock`] and [`Entropy`] on the nRF9160. (The kernel's log lines reach defmt
+//! over RTT directly: its `defmt` feature.)
 //!
 //! Time: embassy-time over RTC1 (32.768 kHz LFCLK), monotonic from boot, for the kernel; and
 //! wall-clock time from the network (`AT+CCLK?` after attach, [`crate::modem::network_time`]),
@@ -77,40 +77,3 @@ impl Entropy for CryptoCellEntropy {
         self.rng.blocking_next_u32()
     }
 }
-
-/// The kernel's `log` records as defmt lines. The kernel names no secret in its logs (its
-/// credentials never implement `Debug` or `Display`), so nothing here filters.
-pub struct DefmtLogger;
-
-/// Longest log line kept; longer ones are cut (and end with `...`).
-const LINE: usize = 192;
-
-impl log::Log for DefmtLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Info
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let mut line = heapless::String::<LINE>::new();
-        if core::fmt::write(&mut line, *record.args()).is_err() {
-            // Full: mark the cut where it fits.
-            while line.len() > LINE - 3 {
-                line.pop();
-            }
-            let _ = line.push_str("...");
-        }
-        match record.level() {
-            log::Level::Error => defmt::error!("{=str}", line.as_str()),
-            log::Level::Warn => defmt::warn!("{=str}", line.as_str()),
-            _ => defmt::info!("{=str}", line.as_str()),
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-/// The logger the kernel's `log` calls reach.
-pub static LOGGER: DefmtLogger = DefmtLogger;

@@ -198,10 +198,11 @@ impl PacketReader {
                 } else {
                     let dropped = skip.finish();
                     self.oversized = self.oversized.saturating_add(1);
-                    log::warn!(
-                        "dropped a {}-byte PUBLISH (QoS {}): larger than the {MAX_PACKET_LEN}-byte receive buffer",
+                    log_warn!(
+                        "dropped a {}-byte PUBLISH (QoS {}): larger than the {}-byte receive buffer",
                         dropped.len,
-                        dropped.qos
+                        dropped.qos,
+                        MAX_PACKET_LEN
                     );
                     self.current = Some(Frame::Dropped(dropped));
                     continue;
@@ -228,9 +229,11 @@ impl PacketReader {
                     });
                     continue;
                 } else {
-                    log::warn!(
-                        "a packet of type {} announces {total} bytes, over the {MAX_PACKET_LEN}-byte receive buffer",
-                        first >> 4
+                    log_warn!(
+                        "a packet of type {} announces {} bytes, over the {}-byte receive buffer",
+                        first >> 4,
+                        total,
+                        MAX_PACKET_LEN
                     );
                     return Err(LinkError::TooLarge);
                 }

@@ -333,7 +333,7 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
 
     async fn acknowledge(&mut self, pid: u16) -> Result<(), LinkError> {
         let Ok(pid) = Pid::try_from(pid) else {
-            log::warn!("mqtt: asked to acknowledge packet id 0; ignored");
+            log_warn!("mqtt: asked to acknowledge packet id 0; ignored");
             return Ok(());
         };
         encode_and_write(&mut self.io, &mut self.tx, &Packet::Puback(pid)).await

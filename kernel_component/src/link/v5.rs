@@ -255,7 +255,7 @@ async fn drive<F: Future, T: Read + Write>(
             return Ok(output);
         }
         if !pipe.take_starved() {
-            log::error!("mqtt5: the client waits for something other than input");
+            log_error!("mqtt5: the client waits for something other than input");
             return Err(LinkError::Protocol);
         }
         let frame = reader.ready(io).await?;
@@ -395,7 +395,7 @@ fn convert<'a>(
             .map_or(Incoming::Other, Incoming::PubAck),
         Event::PublishRejected(rej) => {
             let kernel = pids.take(rej.packet_identifier.get().get(), PidKind::Publish);
-            log::warn!(
+            log_warn!(
                 "mqtt5: publish rejected by the server, reason 0x{:02x}",
                 rej.reason_code.value()
             );
@@ -525,7 +525,7 @@ impl<T: Read + Write> MqttLink for V5Link<T> {
                     Err(MqttError::UnsupportedByServer) => {
                         // E.g. a wildcard filter while the server announced no wildcard
                         // support: answer like the server would have, with a failed SUBACK.
-                        log::warn!("mqtt5: server cannot accept a subscription (pid {pid})");
+                        log_warn!("mqtt5: server cannot accept a subscription (pid {})", pid);
                         refused_subs.push_back(pid);
                         Ok(None)
                     }
@@ -626,7 +626,10 @@ impl<T: Read + Write> MqttLink for V5Link<T> {
             .find(|slot| slot.is_some_and(|id| id.get().get() == pid))
             .and_then(Option::take)
         else {
-            log::warn!("mqtt5: asked to acknowledge packet id {pid}, which is not waiting");
+            log_warn!(
+                "mqtt5: asked to acknowledge packet id {}, which is not waiting",
+                pid
+            );
             return Ok(());
         };
         let Self {

@@ -212,19 +212,19 @@ pub async fn fetch<S: Read + Write, K: Sink>(
         other => DownloadError::Http(other),
     })?;
     let start = check_head(&head, buf, from, total).inspect_err(|e| {
-        log::warn!(
-            "OTA download from {} (bytes {}-): HTTP {}: {:?}",
-            url.redacted(),
+        log_warn!(
+            "OTA download from {} (bytes {}-): HTTP {}: {}",
+            crate::logging::Disp(&url.redacted()),
             from,
             head.status,
-            e
+            crate::logging::Dbg(&e)
         );
     })?;
     let restarted_from_zero = start < from;
     if restarted_from_zero {
-        log::info!(
+        log_info!(
             "OTA download from {}: the server sends the whole file, not from {}",
-            url.redacted(),
+            crate::logging::Disp(&url.redacted()),
             from
         );
         sink.restart().await.map_err(DownloadError::Sink)?;

@@ -175,7 +175,7 @@ pub async fn download_job<N: Network, C: Clock, K: Sink, R: FnMut(Report)>(
     let url = match Url::parse(&job.url) {
         Ok(url) => url,
         Err(e) => {
-            log::warn!("OTA download: {e}");
+            log_warn!("OTA download: {}", crate::logging::Disp(&e));
             return failed(Failure::Url(e));
         }
     };
@@ -220,9 +220,12 @@ pub async fn download_job<N: Network, C: Clock, K: Sink, R: FnMut(Report)>(
         } else {
             without_progress = without_progress.saturating_add(1);
         }
-        log::warn!(
-            "OTA download from {} stopped at {reached} of {size} bytes: {retry:?}",
-            url.redacted()
+        log_warn!(
+            "OTA download from {} stopped at {} of {} bytes: {}",
+            crate::logging::Disp(&url.redacted()),
+            reached,
+            size,
+            crate::logging::Dbg(&retry)
         );
         if without_progress >= max_without_progress {
             return failed(Failure::NoProgress {

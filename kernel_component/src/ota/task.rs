@@ -61,9 +61,9 @@ pub async fn run_updates<N: Network, C: Clock, U: UpdateSlot>(
                 };
                 let end = match downloaded {
                     Downloaded::Superseded => {
-                        log::warn!(
+                        log_warn!(
                             "OTA download of version {} superseded by a newer job",
-                            job.version
+                            job.version.as_str()
                         );
                         continue;
                     }

@@ -172,11 +172,11 @@ async fn exchange<S: Read + Write>(
     let len = match encode_register_request(req, buf) {
         Ok(len) => len,
         Err(e) => {
-            log::error!(
+            log_error!(
                 "HTTPS registration of {}/{}: cannot write the request ({}); buffer {} bytes",
                 req.product_key,
                 req.device_name,
-                e,
+                crate::logging::Disp(&e),
                 buf.len()
             );
             return Err(RegistrationError::BadReply);
@@ -201,12 +201,12 @@ async fn exchange<S: Read + Write>(
     let body = buf.get(..len).ok_or(RegistrationError::BadReply)?;
     let outcome = parse_answer(body, req);
     match &outcome {
-        Ok(_) => log::info!(
+        Ok(_) => log_info!(
             "HTTPS registration of {}/{}: DeviceSecret received",
             req.product_key,
             req.device_name
         ),
-        Err(RegistrationError::BadReply) => log::warn!(
+        Err(RegistrationError::BadReply) => log_warn!(
             "HTTPS registration of {}/{}: the answer (HTTP 200, {} bytes) is not a registration \
              answer for this device",
             req.product_key,
@@ -865,14 +865,14 @@ fn refused(
     message: Option<&str>,
 ) -> RegistrationError {
     let error = classify_refusal(code, message);
-    log::warn!(
-        "HTTPS registration of {}/{} refused: HTTP {}, code {}, message {:?}: {:?}",
+    log_warn!(
+        "HTTPS registration of {}/{} refused: HTTP {}, code {}, message {}: {}",
         req.product_key,
         req.device_name,
         status,
         code,
-        message.unwrap_or(""),
-        error
+        crate::logging::Dbg(&message.unwrap_or("")),
+        crate::logging::Dbg(&error)
     );
     error
 }

@@ -119,7 +119,7 @@ where
     /// when the board stopped.
     pub async fn once_more(&mut self) -> bool {
         let cfg: &'static DeviceConfig = self.apps.kernel.config();
-        log::warn!(
+        log_warn!(
             "the platform refuses the stored credentials of {}/{}: trying to register again",
             cfg.product_key,
             cfg.device_name
@@ -127,8 +127,9 @@ where
         match self.attempt(cfg).await {
             Ok(stored) => stored,
             Err(e) => {
-                log::warn!(
-                    "registering again failed ({e:?}); keeping the stored credentials and logging in with them"
+                log_warn!(
+                    "registering again failed ({}); keeping the stored credentials and logging in with them",
+                    crate::logging::Dbg(&e)
                 );
                 self.apps.kernel.set_registration(Registration::Registered);
                 true
@@ -139,12 +140,12 @@ where
     /// One attempt, with the state apps see set: `Ok(true)` stored, `Ok(false)` stopped.
     async fn attempt(&mut self, cfg: &'static DeviceConfig) -> Result<bool, RegistrationError> {
         self.apps.kernel.set_registration(Registration::Registering);
-        log::info!(
+        log_info!(
             "registering {}/{} ({}, over {}; 一型一密)",
             cfg.product_key,
             cfg.device_name,
             auth_mode_name(cfg.auth),
-            transport_name(cfg.registration.transport),
+            transport_name(cfg.registration.transport)
         );
         let attempt = match cfg.registration.transport {
             #[cfg(feature = "register-mqtt")]
@@ -155,7 +156,7 @@ where
             // (`crate::features::missing`), so this is never reached; stop rather than retry.
             #[allow(unreachable_patterns)]
             other => {
-                log::error!(
+                log_error!(
                     "registration over {} is compiled out of this firmware",
                     transport_name(other)
                 );
@@ -165,10 +166,11 @@ where
         match attempt {
             Attempt::Stored(kind) => {
                 self.apps.kernel.set_registration(Registration::Registered);
-                log::info!(
-                    "registered {}/{}: {kind} stored and read back; logging in with it",
+                log_info!(
+                    "registered {}/{}: {} stored and read back; logging in with it",
                     cfg.product_key,
-                    cfg.device_name
+                    cfg.device_name,
+                    kind
                 );
                 Ok(true)
             }
@@ -293,8 +295,9 @@ where
                     if mqtt::is_answer(cfg.auth, topic) {
                         (Some(mqtt::parse_answer(cfg, payload)), pid)
                     } else {
-                        log::warn!(
-                            "ignoring a message on {topic} while waiting for the registration answer"
+                        log_warn!(
+                            "ignoring a message on {} while waiting for the registration answer",
+                            topic
                         );
                         (None, pid)
                     }
@@ -399,37 +402,67 @@ pub(super) fn failure(e: RegistrationError) -> RegistrationFailure {
 fn log_failure(cfg: &DeviceConfig, e: RegistrationError, delay_ms: u32) {
     let (pk, dn) = (cfg.product_key, cfg.device_name);
     match e {
-        RegistrationError::AlreadyActivated => log::error!(
-            "registration of {pk}/{dn} refused: the device is already activated (it has logged in before) and the platform issues its credentials only once, but none are stored here. Reset the device's registration in the console (ResetThing; or, if registration is off for the product, enable it), then the device registers by itself; retrying in {delay_ms} ms"
+        RegistrationError::AlreadyActivated => log_error!(
+            "registration of {}/{} refused: the device is already activated (it has logged in before) and the platform issues its credentials only once, but none are stored here. Reset the device's registration in the console (ResetThing; or, if registration is off for the product, enable it), then the device registers by itself; retrying in {} ms",
+            pk,
+            dn,
+            delay_ms
         ),
-        RegistrationError::BadProductSecret => log::error!(
-            "registration of {pk}/{dn} refused: bad signature — check the ProductSecret ({:?}) and the ProductKey; retrying in {delay_ms} ms",
-            cfg.secret
+        RegistrationError::BadProductSecret => log_error!(
+            "registration of {}/{} refused: bad signature — check the ProductSecret ({}) and the ProductKey; retrying in {} ms",
+            pk,
+            dn,
+            crate::logging::Dbg(&cfg.secret),
+            delay_ms
         ),
-        RegistrationError::UnknownDevice => log::error!(
-            "registration of {pk}/{dn} refused: the product does not know this device — add it in the console (register: pre-register the DeviceName) or enable registration without pre-registration (regnwl); retrying in {delay_ms} ms"
+        RegistrationError::UnknownDevice => log_error!(
+            "registration of {}/{} refused: the product does not know this device — add it in the console (register: pre-register the DeviceName) or enable registration without pre-registration (regnwl); retrying in {} ms",
+            pk,
+            dn,
+            delay_ms
         ),
-        RegistrationError::Refused(code) => log::error!(
-            "registration of {pk}/{dn} refused (code {code}); retrying in {delay_ms} ms"
+        RegistrationError::Refused(code) => log_error!(
+            "registration of {}/{} refused (code {}); retrying in {} ms",
+            pk,
+            dn,
+            code,
+            delay_ms
         ),
         RegistrationError::Net(n) => {
-            log::warn!(
-                "registration of {pk}/{dn}: cannot reach the platform ({n:?}); retrying in {delay_ms} ms"
+            log_warn!(
+                "registration of {}/{}: cannot reach the platform ({}); retrying in {} ms",
+                pk,
+                dn,
+                crate::logging::Dbg(&n),
+                delay_ms
             )
         }
         RegistrationError::Link(l) => {
-            log::warn!(
-                "registration of {pk}/{dn}: connection failed ({l:?}); retrying in {delay_ms} ms"
+            log_warn!(
+                "registration of {}/{}: connection failed ({}); retrying in {} ms",
+                pk,
+                dn,
+                crate::logging::Dbg(&l),
+                delay_ms
             )
         }
-        RegistrationError::Timeout => log::warn!(
-            "registration of {pk}/{dn}: no answer within the deadline; retrying in {delay_ms} ms"
+        RegistrationError::Timeout => log_warn!(
+            "registration of {}/{}: no answer within the deadline; retrying in {} ms",
+            pk,
+            dn,
+            delay_ms
         ),
-        RegistrationError::BadReply => log::error!(
-            "registration of {pk}/{dn}: the platform's answer could not be used (malformed, too long, or for another device); retrying in {delay_ms} ms"
+        RegistrationError::BadReply => log_error!(
+            "registration of {}/{}: the platform's answer could not be used (malformed, too long, or for another device); retrying in {} ms",
+            pk,
+            dn,
+            delay_ms
         ),
-        RegistrationError::Storage => log::error!(
-            "registration of {pk}/{dn}: the credentials could not be stored, so they were not used; retrying in {delay_ms} ms"
+        RegistrationError::Storage => log_error!(
+            "registration of {}/{}: the credentials could not be stored, so they were not used; retrying in {} ms",
+            pk,
+            dn,
+            delay_ms
         ),
     }
 }

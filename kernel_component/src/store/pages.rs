@@ -108,7 +108,7 @@ pub async fn scrub<F: NorFlash>(
             };
             flash.read(at, bytes).await?;
             if bytes.iter().any(|b| *b != 0xFF) {
-                log::warn!("credential store: erasing leftovers of an interrupted erase");
+                log_warn!("credential store: erasing leftovers of an interrupted erase");
                 flash.erase(start, end).await?;
                 break;
             }

@@ -59,7 +59,10 @@ pub fn decode(bytes: &[u8]) -> Result<StoredCredentials, StoreError> {
     let mut reader = Reader { bytes };
     let version = reader.byte()?;
     if version != FORMAT_VERSION {
-        log::warn!("credential store: record format version {version} is not known");
+        log_warn!(
+            "credential store: record format version {} is not known",
+            version
+        );
         return Err(StoreError::Corrupt);
     }
     let kind = reader.byte()?;
