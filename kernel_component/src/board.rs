@@ -5,6 +5,7 @@
 use crate::kernel::AppId;
 
 /// Why a board could not open a stream.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetError {
     /// Name resolution failed.

@@ -47,6 +47,7 @@ pub struct DeviceConfig {
 }
 
 /// How the device authenticates.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
     /// 一机一密: ProductKey + DeviceName + DeviceSecret.
@@ -130,6 +131,7 @@ pub const NRF9160_OTA: OtaConfig = OtaConfig {
 };
 
 /// A region of the device's flash, in bytes from the start of the flash.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlashPartition {
     /// First byte; a multiple of `erase_page`.
@@ -162,6 +164,18 @@ impl core::fmt::Debug for SecretSource {
     }
 }
 
+/// The same as its `Debug`, for the kernel's defmt log lines (logging.rs).
+#[cfg(feature = "defmt")]
+impl defmt::Format for SecretSource {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self {
+            SecretSource::Env(name) => defmt::write!(f, "Env(\"{=str}\")", name),
+            SecretSource::File(path) => defmt::write!(f, "File(\"{=str}\")", path),
+            SecretSource::Provisioned => defmt::write!(f, "Provisioned"),
+        }
+    }
+}
+
 /// Where the MQTT endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Endpoint {
@@ -175,6 +189,7 @@ pub struct Endpoint {
 }
 
 /// MQTT protocol version.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MqttVersion {
     /// MQTT 3.1.1 (every Alibaba instance).

@@ -77,6 +77,7 @@ impl ZeroizeOnDrop for Secret {}
 
 /// Why a provider has no login material. Its `Debug` (a session's end is logged with it)
 /// quotes the strings without `str`'s `Debug` (`quoted.rs`, issue 11).
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum CredentialsError {
     /// The provider serves another `auth.mode` than the configuration's (a board wired the

@@ -54,6 +54,7 @@ pub const DEFAULT_ACK_TIMEOUT_MS: u32 = 30_000;
 type Filter = heapless::String<MAX_TOPIC_LEN>;
 
 /// What the kernel did with an incoming PUBLISH.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     /// Every matching client's queue took it (or it can never be taken and was counted as

@@ -11,10 +11,12 @@
 //!
 //! # Writing a line
 //!
-//! The macros ([`log_info!`], [`log_warn!`], [`log_error!`], [`log_debug!`]) take what both backends accept:
-//! a literal with positional `{}` only (no inline `{name}`, no format specs), and arguments
-//! that are `Display` for `log` and `defmt::Format` for defmt: integers, `bool`, `&str`, or a
-//! value wrapped in [`Dbg`] (shown by its `Debug`) or [`Disp`] (shown by its `Display`).
+//! The macros ([`log_info!`], [`log_warn!`], [`log_error!`], [`log_debug!`]) take what both
+//! backends accept: a literal with positional `{}` and `{:?}` only (no inline `{name}`), and
+//! arguments that are `defmt::Format` for defmt and, for `log`, `Display` (`{}`: integers,
+//! `bool`, `&str`) or `Debug` (`{:?}`: the kernel's error enums, which derive `defmt::Format`
+//! with the feature). A type whose text is made on the device (a redacted URL, a quoted
+//! identifier) goes in [`Disp`], which defmt shows by its `Display`.
 
 use core::fmt;
 
@@ -58,23 +60,6 @@ macro_rules! log_debug {
     }};
 }
 
-/// Shows a value by its `Debug` impl where a log line writes `{}`: for types with no
-/// `defmt::Format` (errors of the board's traits, kernel enums only ever logged).
-pub(crate) struct Dbg<'a, T: ?Sized>(pub(crate) &'a T);
-
-impl<T: fmt::Debug + ?Sized> fmt::Display for Dbg<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0, f)
-    }
-}
-
-#[cfg(feature = "defmt")]
-impl<T: fmt::Debug + ?Sized> defmt::Format for Dbg<'_, T> {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "{}", defmt::Debug2Format(self.0));
-    }
-}
-
 /// Shows a value by its `Display` impl: for types with no `defmt::Format` whose text is
 /// made on the device (a redacted URL, a quoted identifier, an error's message).
 pub(crate) struct Disp<'a, T: ?Sized>(pub(crate) &'a T);
@@ -106,16 +91,14 @@ mod tests {
     }
 
     #[test]
-    fn the_wrappers_show_what_debug_and_display_show() {
-        assert_eq!(format!("{}", Dbg(&Some(3))), "Some(3)");
-        assert_eq!(format!("{}", Dbg("a\"b")), "\"a\\\"b\"");
+    fn disp_shows_what_display_shows() {
         assert_eq!(format!("{}", Disp(&Word)), "word");
     }
 
     #[test]
     fn the_macros_reach_the_log_crate() {
         crate::test_log::install();
-        log_info!("logging test: one {} two {}", 1, Dbg(&Some(2)));
+        log_info!("logging test: one {} two {:?}", 1, Some(2));
         log_warn!("logging test: three {}", Disp(&Word));
         let lines = crate::test_log::lines();
         for want in [

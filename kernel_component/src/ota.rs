@@ -443,11 +443,7 @@ impl<'u> OtaAgent<'u> {
                     self.version
                 );
             }
-            Some(Err(e)) => log_error!(
-                "image {} could not be confirmed: {}",
-                self.version,
-                crate::logging::Dbg(&e)
-            ),
+            Some(Err(e)) => log_error!("image {} could not be confirmed: {:?}", self.version, e),
             None => {}
         }
     }
@@ -542,11 +538,7 @@ fn subscribe(kernel: &mut Kernel, service: ServiceId, filter: &str, token: u32) 
     match kernel.service_call(service, request) {
         Ok(_) => true,
         Err(e) => {
-            log_error!(
-                "OTA: cannot subscribe to {}: {}",
-                filter,
-                crate::logging::Dbg(&e)
-            );
+            log_error!("OTA: cannot subscribe to {}: {:?}", filter, e);
             false
         }
     }
@@ -563,11 +555,7 @@ fn publish(kernel: &mut Kernel, service: ServiceId, topic: &str, body: &str, tok
     match kernel.service_call(service, request) {
         Ok(_) => true,
         Err(e) => {
-            log_warn!(
-                "OTA: cannot queue a report on {}: {}",
-                topic,
-                crate::logging::Dbg(&e)
-            );
+            log_warn!("OTA: cannot queue a report on {}: {:?}", topic, e);
             false
         }
     }

@@ -170,11 +170,7 @@ impl TimeAgent {
                 token: 0,
             };
             if let Err(e) = kernel.service_call(self.service, request) {
-                log_error!(
-                    "time: cannot subscribe to {}: {}",
-                    self.response,
-                    crate::logging::Dbg(&e)
-                );
+                log_error!("time: cannot subscribe to {}: {:?}", self.response, e);
                 return;
             }
             self.subscribed = true;
@@ -238,10 +234,7 @@ impl TimeAgent {
             // Link down between the login and now: the next login asks again.
             Err(aliot_abi::ErrorCode::NotConnected) => Phase::Off,
             Err(e) => {
-                log_warn!(
-                    "time: cannot queue the NTP request: {}",
-                    crate::logging::Dbg(&e)
-                );
+                log_warn!("time: cannot queue the NTP request: {:?}", e);
                 Phase::AskAt(now.saturating_add(self.options.retry_ms))
             }
         };

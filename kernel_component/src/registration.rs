@@ -40,6 +40,7 @@ pub struct StoredCredentials {
 
 /// Why a registration attempt failed. Each has its own message, because each asks the user
 /// for something different.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistrationError {
     /// The platform refuses to register a device that has already logged in (activated):

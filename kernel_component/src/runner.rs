@@ -304,10 +304,10 @@ where
                     }
                     if session.is_up() {
                         log_info!(
-                            "logged in as {}/{} (MQTT {}, TLS {}) at {}",
+                            "logged in as {}/{} (MQTT {:?}, TLS {}) at {}",
                             cfg.product_key,
                             cfg.device_name,
-                            crate::logging::Dbg(&cfg.mqtt_version),
+                            cfg.mqtt_version,
                             cfg.tls.enabled,
                             crate::logging::Disp(&net.describe(host, tcp_port))
                         );
@@ -648,29 +648,29 @@ fn log_session_end(
         }
         SessionEnd::Link(LinkError::Refused(Refusal::BadCredentials | Refusal::NotAuthorized)) => {
             log_error!(
-                "login refused for {}/{} at {}: bad user name or password — check the DeviceSecret ({}) and that the device exists in this instance; retrying in {} ms",
+                "login refused for {}/{} at {}: bad user name or password — check the DeviceSecret ({:?}) and that the device exists in this instance; retrying in {} ms",
                 cfg.product_key,
                 cfg.device_name,
                 dialled,
-                crate::logging::Dbg(&cfg.secret),
+                cfg.secret,
                 delay_ms
             )
         }
         SessionEnd::Link(LinkError::Refused(r)) => {
             log_error!(
-                "login refused for {}/{} at {}: {}; retrying in {} ms",
+                "login refused for {}/{} at {}: {:?}; retrying in {} ms",
                 cfg.product_key,
                 cfg.device_name,
                 dialled,
-                crate::logging::Dbg(&r),
+                r,
                 delay_ms
             )
         }
         SessionEnd::Net(e) => {
             log_warn!(
-                "cannot reach {} ({}); retrying in {} ms",
+                "cannot reach {} ({:?}); retrying in {} ms",
                 dialled,
-                crate::logging::Dbg(&e),
+                e,
                 delay_ms
             )
         }
@@ -681,9 +681,9 @@ fn log_session_end(
         ),
         other => {
             log_warn!(
-                "session with {} ended: {}; reconnecting in {} ms",
+                "session with {} ended: {:?}; reconnecting in {} ms",
                 dialled,
-                crate::logging::Dbg(&other),
+                other,
                 delay_ms
             )
         }

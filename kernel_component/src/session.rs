@@ -81,6 +81,7 @@ impl Default for Timing {
 }
 
 /// Why one session ended.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEnd {
     /// The stream could not be opened.
@@ -567,10 +568,10 @@ impl Session {
             } => {
                 let delivery = kernel.on_publish(topic, payload, qos);
                 log_info!(
-                    "message on {} ({} bytes): {}",
+                    "message on {} ({} bytes): {:?}",
                     topic,
                     payload.len(),
-                    crate::logging::Dbg(&delivery)
+                    delivery
                 );
                 up.ack_owed = pid.filter(|_| matches!(delivery, Delivery::Taken { .. }));
             }

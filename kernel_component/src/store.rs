@@ -66,7 +66,7 @@ mod tests;
 use core::fmt;
 use core::ops::Range;
 
-use embedded_storage_async::nor_flash::NorFlash;
+use embedded_storage_async::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
 use sequential_storage::cache::{Cache, Uncached};
 use sequential_storage::map::{MapConfig, MapStorage};
 use zeroize::Zeroize;
@@ -163,10 +163,7 @@ impl<F: NorFlash> CredentialStore<F> {
             Map::<F>::item_overhead_size(),
         )?;
         let config = MapConfig::<F>::try_new(range).map_err(|e| {
-            log_warn!(
-                "credential store: partition refused: {}",
-                crate::logging::Dbg(&e)
-            );
+            log_warn!("credential store: partition refused: {:?}", e);
             StoreError::BadPartition
         })?;
         Ok(Self {
@@ -234,7 +231,7 @@ impl<F: NorFlash> CredentialStore<F> {
         pages::scrub(self.map.flash(), range, &mut self.work.0)
             .await
             .map_err(|e| {
-                log_warn!("credential store: flash error: {}", crate::logging::Dbg(&e));
+                log_warn!("credential store: flash error: {}", flash_error_kind(&e));
                 StoreError::Flash
             })?;
         self.map
@@ -262,7 +259,7 @@ impl<F: NorFlash> CredentialStore<F> {
         pages::wipe(self.map.flash(), range).await.map_err(|e| {
             log_warn!(
                 "credential store: flash error while wiping: {}",
-                crate::logging::Dbg(&e)
+                flash_error_kind(&e)
             );
             StoreError::Flash
         })
@@ -300,19 +297,35 @@ pub fn provisioned_and_registered(p: FlashPartition) -> Option<(FlashPartition, 
 /// The crate's error as ours. Only `Storage` and `Corrupted` can happen on a partition that
 /// passed [`check_partition`] (the record always fits the buffer and a page, and one key can
 /// never fill two pages); the others are reported as `Corrupt` rather than trusted away.
-fn map_error<E: fmt::Debug>(error: sequential_storage::Error<E>) -> StoreError {
-    match error {
-        sequential_storage::Error::Storage { value, .. } => {
+fn map_error<E: NorFlashError>(error: sequential_storage::Error<E>) -> StoreError {
+    use sequential_storage::Error;
+    let why = match error {
+        Error::Storage { value, .. } => {
             log_warn!(
                 "credential store: flash error: {}",
-                crate::logging::Dbg(&value)
+                flash_error_kind(&value)
             );
-            StoreError::Flash
+            return StoreError::Flash;
         }
-        other => {
-            log_warn!("credential store: {}", crate::logging::Dbg(&other));
-            StoreError::Corrupt
-        }
+        Error::Corrupted { .. } => "corrupted",
+        Error::FullStorage => "full",
+        Error::LogicBug { .. } => "logic bug",
+        Error::BufferTooBig | Error::BufferTooSmall(_) => "buffer size",
+        Error::SerializationError(_) => "serialization",
+        Error::ItemTooBig => "item too big",
+        _ => "other",
+    };
+    log_warn!("credential store: {}", why);
+    StoreError::Corrupt
+}
+
+/// A flash error by its kind: the board's error types need no `Debug` or `defmt::Format`
+/// (logging.rs).
+fn flash_error_kind(error: &impl NorFlashError) -> &'static str {
+    match error.kind() {
+        NorFlashErrorKind::NotAligned => "not aligned",
+        NorFlashErrorKind::OutOfBounds => "out of bounds",
+        _ => "other",
     }
 }
 
@@ -330,11 +343,7 @@ fn check_partition(
     item_overhead: u32,
 ) -> Result<Range<u32>, StoreError> {
     let bad = |why: &str| {
-        log_warn!(
-            "credential store: bad partition {}: {}",
-            crate::logging::Dbg(&partition),
-            why
-        );
+        log_warn!("credential store: bad partition {:?}: {}", partition, why);
         StoreError::BadPartition
     };
     let page = u32::try_from(erase_size).map_err(|_| bad("erase page too large"))?;

@@ -316,6 +316,7 @@ pub enum DisconnectReason {
 }
 
 /// Why a request was refused.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
     /// The frame did not decode as a [`Request`].

@@ -216,6 +216,7 @@ pub enum Incoming<'a> {
 }
 
 /// Why the platform refused a CONNECT.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Bad user name or password (3.1.1 code 4, 5.0 0x86) — wrong secret or unknown device.
@@ -231,6 +232,7 @@ pub enum Refusal {
 }
 
 /// Why a link operation failed. Any error ends the link; the runner reconnects.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkError {
     /// The transport failed or the peer closed it.

@@ -47,6 +47,7 @@ pub use apply::{NewImage, OldImage, Patcher};
 pub use header::{FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_WINDOW_BITS, PatchHeader};
 
 /// Why a patch was refused.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchError {
     /// Not a patch of this format (magic).

@@ -77,6 +77,7 @@ pub trait Sink {
 }
 
 /// Why a [`Sink`] failed.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkError {
     /// Writing (flashing) failed (progress -4).
@@ -124,6 +125,7 @@ pub struct Fetched {
 }
 
 /// Why a [`fetch`] did not reach `total`.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownloadError {
     /// The stream failed or closed (or a chunked body ended) before `total`: the sink holds
@@ -213,11 +215,11 @@ pub async fn fetch<S: Read + Write, K: Sink>(
     })?;
     let start = check_head(&head, buf, from, total).inspect_err(|e| {
         log_warn!(
-            "OTA download from {} (bytes {}-): HTTP {}: {}",
+            "OTA download from {} (bytes {}-): HTTP {}: {:?}",
             crate::logging::Disp(&url.redacted()),
             from,
             head.status,
-            crate::logging::Dbg(&e)
+            e
         );
     })?;
     let restarted_from_zero = start < from;

@@ -113,6 +113,7 @@ pub enum Failure {
 }
 
 /// Why one attempt failed in a way worth retrying.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
     /// The stream could not be opened.
@@ -221,11 +222,11 @@ pub async fn download_job<N: Network, C: Clock, K: Sink, R: FnMut(Report)>(
             without_progress = without_progress.saturating_add(1);
         }
         log_warn!(
-            "OTA download from {} stopped at {} of {} bytes: {}",
+            "OTA download from {} stopped at {} of {} bytes: {:?}",
             crate::logging::Disp(&url.redacted()),
             reached,
             size,
-            crate::logging::Dbg(&retry)
+            retry
         );
         if without_progress >= max_without_progress {
             return failed(Failure::NoProgress {

@@ -31,6 +31,7 @@ pub trait UpdateSlot {
 }
 
 /// Why the update slot refused.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotError {
     /// The running image is on trial (not confirmed yet): no update may be written.

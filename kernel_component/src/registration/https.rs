@@ -386,6 +386,7 @@ impl fmt::Write for Counter {
 }
 
 /// Why an HTTP exchange failed.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpError {
     /// The stream reported an error.
@@ -866,13 +867,13 @@ fn refused(
 ) -> RegistrationError {
     let error = classify_refusal(code, message);
     log_warn!(
-        "HTTPS registration of {}/{} refused: HTTP {}, code {}, message {}: {}",
+        "HTTPS registration of {}/{} refused: HTTP {}, code {}, message {:?}: {:?}",
         req.product_key,
         req.device_name,
         status,
         code,
-        crate::logging::Dbg(&message.unwrap_or("")),
-        crate::logging::Dbg(&error)
+        message.unwrap_or(""),
+        error
     );
     error
 }

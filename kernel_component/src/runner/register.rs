@@ -128,8 +128,8 @@ where
             Ok(stored) => stored,
             Err(e) => {
                 log_warn!(
-                    "registering again failed ({}); keeping the stored credentials and logging in with them",
-                    crate::logging::Dbg(&e)
+                    "registering again failed ({:?}); keeping the stored credentials and logging in with them",
+                    e
                 );
                 self.apps.kernel.set_registration(Registration::Registered);
                 true
@@ -409,10 +409,10 @@ fn log_failure(cfg: &DeviceConfig, e: RegistrationError, delay_ms: u32) {
             delay_ms
         ),
         RegistrationError::BadProductSecret => log_error!(
-            "registration of {}/{} refused: bad signature — check the ProductSecret ({}) and the ProductKey; retrying in {} ms",
+            "registration of {}/{} refused: bad signature — check the ProductSecret ({:?}) and the ProductKey; retrying in {} ms",
             pk,
             dn,
-            crate::logging::Dbg(&cfg.secret),
+            cfg.secret,
             delay_ms
         ),
         RegistrationError::UnknownDevice => log_error!(
@@ -430,19 +430,19 @@ fn log_failure(cfg: &DeviceConfig, e: RegistrationError, delay_ms: u32) {
         ),
         RegistrationError::Net(n) => {
             log_warn!(
-                "registration of {}/{}: cannot reach the platform ({}); retrying in {} ms",
+                "registration of {}/{}: cannot reach the platform ({:?}); retrying in {} ms",
                 pk,
                 dn,
-                crate::logging::Dbg(&n),
+                n,
                 delay_ms
             )
         }
         RegistrationError::Link(l) => {
             log_warn!(
-                "registration of {}/{}: connection failed ({}); retrying in {} ms",
+                "registration of {}/{}: connection failed ({:?}); retrying in {} ms",
                 pk,
                 dn,
-                crate::logging::Dbg(&l),
+                l,
                 delay_ms
             )
         }
