@@ -231,7 +231,7 @@ impl Credentials for DeviceSecretLogin {
 #[allow(async_fn_in_trait)]
 pub trait CredentialStorage {
     /// Why storage failed (printed in logs; never carries secret bytes).
-    type Error: core::fmt::Display;
+    type Error: crate::Loggable;
     /// What is stored for this ProductKey and DeviceName, if anything.
     async fn load(
         &mut self,
@@ -318,7 +318,7 @@ impl<S: CredentialStorage> Credentials for RegisteredLogin<S> {
             Err(e) => {
                 log_warn!(
                     "the credentials partition could not be read ({}); registering as if it were empty",
-                    crate::logging::Disp(&e)
+                    e
                 );
                 Readiness::MustRegister
             }
@@ -347,7 +347,7 @@ impl<S: CredentialStorage> Credentials for RegisteredLogin<S> {
             Err(e) => {
                 log_error!(
                     "the credentials registration issued could not be stored ({}); they are not used, and the next attempt registers again",
-                    crate::logging::Disp(&e)
+                    e
                 );
                 Err(RegistrationError::Storage)
             }

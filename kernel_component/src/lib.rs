@@ -44,6 +44,7 @@ extern crate std;
 // First: its macros (`log_info!`, ...) are in scope in every module below.
 #[macro_use]
 mod logging;
+pub use logging::Loggable;
 pub mod auth;
 pub mod backoff;
 pub mod board;

@@ -60,6 +60,21 @@ macro_rules! log_debug {
     }};
 }
 
+/// What an error of a board's trait must be for the kernel's log lines to show it with `{}`:
+/// `Display`, and with the `defmt` feature also `defmt::Format` (which defmt shows instead, so
+/// the `Display` text need not be in the device's flash).
+#[cfg(not(feature = "defmt"))]
+pub trait Loggable: fmt::Display {}
+#[cfg(not(feature = "defmt"))]
+impl<T: fmt::Display + ?Sized> Loggable for T {}
+/// What an error of a board's trait must be for the kernel's log lines to show it with `{}`:
+/// `Display`, and with the `defmt` feature also `defmt::Format` (which defmt shows instead, so
+/// the `Display` text need not be in the device's flash).
+#[cfg(feature = "defmt")]
+pub trait Loggable: fmt::Display + defmt::Format {}
+#[cfg(feature = "defmt")]
+impl<T: fmt::Display + defmt::Format + ?Sized> Loggable for T {}
+
 /// Shows a value by its `Display` impl: for types with no `defmt::Format` whose text is
 /// made on the device (a redacted URL, a quoted identifier, an error's message).
 pub(crate) struct Disp<'a, T: ?Sized>(pub(crate) &'a T);

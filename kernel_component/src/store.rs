@@ -88,6 +88,7 @@ pub const CREDENTIALS_KEY: u8 = 0x01;
 pub const WORK_BUFFER: usize = 512;
 
 /// Why the store failed. The messages name no secret (the store never prints one).
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreError {
     /// The flash reported an error (including a power cut in the middle of an operation).

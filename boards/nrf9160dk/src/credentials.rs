@@ -73,10 +73,7 @@ pub async fn load<'a>(
         return Err(NoLogin::PartitionTooSmall);
     };
     let mut store = CredentialStore::new(BlockingFlash::new(flash), provisioned).map_err(|e| {
-        defmt::error!(
-            "credentials: provisioned half refused: {}",
-            defmt::Display2Format(&e)
-        );
+        defmt::error!("credentials: provisioned half refused: {}", e);
         NoLogin::Store
     })?;
     let found = store.load(config.product_key, config.device_name).await;
@@ -89,10 +86,7 @@ pub async fn load<'a>(
         },
         Ok(None) => return Err(not_provisioned(config)),
         Err(e) => {
-            defmt::error!(
-                "credentials: the provisioned half cannot be read: {}",
-                defmt::Display2Format(&e)
-            );
+            defmt::error!("credentials: the provisioned half cannot be read: {}", e);
             return Err(NoLogin::Store);
         }
     };
@@ -102,10 +96,7 @@ pub async fn load<'a>(
             .map_err(|_| empty()),
         AuthMode::ProductSecretRegister | AuthMode::ProductSecretNoPreRegister => {
             let store = CredentialStore::new(flash, registered).map_err(|e| {
-                defmt::error!(
-                    "credentials: registration half refused: {}",
-                    defmt::Display2Format(&e)
-                );
+                defmt::error!("credentials: registration half refused: {}", e);
                 NoLogin::Store
             })?;
             RegisteredLogin::new(secret, store)

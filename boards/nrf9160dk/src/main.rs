@@ -222,7 +222,7 @@ async fn main(spawner: embassy_executor::Spawner) {
                 cortex_m::peripheral::SCB::sys_reset()
             }
             ota::Ended::Failed(e) => {
-                defmt::error!("kernel: stopped: {}", defmt::Display2Format(&e));
+                defmt::error!("kernel: stopped: {}", e);
                 drop(link);
                 park().await
             }
@@ -243,7 +243,7 @@ async fn main(spawner: embassy_executor::Spawner) {
     // Never asked to stop: the session runs until reset. It returns only when the
     // credentials cannot log this device in at all.
     if let Err(e) = runner.run_until(core::future::pending()).await {
-        defmt::error!("kernel: stopped: {}", defmt::Display2Format(&e));
+        defmt::error!("kernel: stopped: {}", e);
     }
     drop(link);
     park().await
