@@ -45,6 +45,8 @@
 //! | the OTA task downloads into one sink type, the slot's writer or patcher (`download_job` compiled once, not once per sink) | (no OTA) | (no OTA) | 163 854 |
 //! | HTTP header values (`Content-Range`, `Transfer-Encoding`, `Content-Length`) trimmed as ASCII (`str`'s Unicode whitespace table leaves the image) | 116 244 | 125 900 | 163 178 |
 //! | (merged with the platform-time service and `Clock::network_time_ms`: apps on the DK read the modem's time with `Request::Time`; measured by CI on the merge) | 116 192 | 125 844 | 163 578 |
+//! | (the same tree measured again on the branch `size2`) | 116 192 | 125 844 | 163 586 |
+//! | the links' `PidMap` a fixed table of `MAX_IN_FLIGHT` entries searched linearly, not a `BTreeMap` (the firmware's only one: the btree code leaves the image; measured on the branch) | 110 948 | 120 408 | 158 462 |
 //!
 //! Measured on the merge and not kept, each against the row it was tried on: one shared
 //! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (on 122 364 / 131 964: -4 B / +32 B);
