@@ -66,7 +66,7 @@ impl<DFU: NorFlash> SlotWriter<'_, DFU> {
     /// soon as the last byte comes).
     fn finish_now(&mut self) -> Result<(), SinkError> {
         // Programmed includes the last word's padding.
-        if self.tail_len == 0 && u64::from(self.programmed) >= u64::from(self.len) {
+        if self.tail_len == 0 && self.programmed >= self.len {
             Ok(())
         } else {
             Err(SinkError::Write)
@@ -104,13 +104,23 @@ impl<DFU: NorFlash> Sink for SlotWriter<'_, DFU> {
 }
 
 impl<DFU: NorFlash> SlotWriter<'_, DFU> {
+    /// Bytes taken so far: programmed plus the tail held back. Never above `len` (`put`
+    /// refuses more), so it fits a u32 and the checks need no 64-bit arithmetic.
+    fn written(&self) -> u32 {
+        self.programmed.saturating_add(self.tail_len as u32)
+    }
+
     /// [`Sink::write`], synchronously.
     fn put(&mut self, offset: u32, mut data: &[u8]) -> Result<(), SinkError> {
-        let at = u64::from(self.programmed) + self.tail_len as u64;
-        if u64::from(offset) != at {
+        let at = self.written();
+        if offset != at {
             return Err(SinkError::OutOfOrder);
         }
-        if at + data.len() as u64 > u64::from(self.len) {
+        if u32::try_from(data.len())
+            .ok()
+            .and_then(|n| at.checked_add(n))
+            .is_none_or(|end| end > self.len)
+        {
             return Err(SinkError::Write);
         }
         let word = Self::word();
@@ -138,9 +148,7 @@ impl<DFU: NorFlash> SlotWriter<'_, DFU> {
         let room = self.tail.get_mut(self.tail_len..self.tail_len + rest.len());
         room.ok_or(SinkError::Write)?.copy_from_slice(rest);
         self.tail_len += rest.len();
-        if self.tail_len > 0
-            && u64::from(self.programmed) + self.tail_len as u64 == u64::from(self.len)
-        {
+        if self.tail_len > 0 && self.written() == self.len {
             self.flush_tail()?;
         }
         Ok(())
@@ -176,7 +184,7 @@ impl<DFU: NorFlash> NewImage for SlotWriter<'_, DFU> {
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), PatchError> {
-        let at = self.programmed.saturating_add(self.tail_len as u32);
+        let at = self.written();
         self.put(at, data).map_err(|e| match e {
             SinkError::Patch(p) => p,
             _ => PatchError::Write,

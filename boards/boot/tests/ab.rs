@@ -570,6 +570,15 @@ fn partitions_from_config_checks() {
             b: "boot_state"
         })
     );
+    let mut c = LAYOUT;
+    c.update.offset = 0xFFFF_F000; // its end past u32::MAX
+    c.update.size = 0x2000;
+    assert_eq!(
+        partitions_from_config(&flash, FLASH_SIZE as u32, &c).err(),
+        Some(LayoutError::OutOfFlash {
+            partition: "update"
+        })
+    );
     assert_eq!(
         partitions_from_config(&flash, FLASH_SIZE as u32 - 4096, &LAYOUT).err(),
         Some(LayoutError::OutOfFlash {
@@ -677,6 +686,13 @@ mod ota_slot {
         let mut w = UpdateSlot::writer(&mut st, 100).unwrap();
         assert_eq!(at_once(w.write(4, &img[..4])), Err(SinkError::OutOfOrder));
         assert_eq!(at_once(w.write(0, &img[..101])), Err(SinkError::Write));
+        // With a tail held back (3 bytes, not a whole word): offsets count it, the end too.
+        at_once(w.write(0, &img[..3])).unwrap();
+        assert_eq!(at_once(w.write(4, &img[4..8])), Err(SinkError::OutOfOrder));
+        assert_eq!(at_once(w.write(3, &img[3..101])), Err(SinkError::Write));
+        at_once(w.write(3, &img[3..100])).unwrap();
+        assert_eq!(at_once(w.write(100, &img[100..101])), Err(SinkError::Write));
+        at_once(w.finish()).unwrap();
         let too_big = (ACTIVE_PAGES * PAGE + 1) as u32;
         assert_eq!(
             UpdateSlot::writer(&mut st, too_big).err(),

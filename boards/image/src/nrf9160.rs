@@ -45,6 +45,9 @@
 //! | the OTA task downloads into one sink type, the slot's writer or patcher (`download_job` compiled once, not once per sink) | (no OTA) | (no OTA) | 163 854 |
 //! | HTTP header values (`Content-Range`, `Transfer-Encoding`, `Content-Length`) trimmed as ASCII (`str`'s Unicode whitespace table leaves the image) | 116 244 | 125 900 | 163 178 |
 //! | (merged with the platform-time service and `Clock::network_time_ms`: apps on the DK read the modem's time with `Request::Time`; measured by CI on the merge) | 116 192 | 125 844 | 163 578 |
+//! | (the same tree measured again on the branch `size2`) | 116 192 | 125 844 | 163 586 |
+//! | the links' `PidMap` a fixed table of `MAX_IN_FLIGHT` entries searched linearly, not a `BTreeMap` (the firmware's only one: the btree code leaves the image; measured on the branch) | 110 948 | 120 408 | 158 462 |
+//! | the OTA slot writer's offset and length checks in 32 bits (`aliot_boot::slot`: no 64-bit arithmetic; measured on the branch) | 110 948 | 120 408 | 158 446 |
 //!
 //! Measured on the merge and not kept, each against the row it was tried on: one shared
 //! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (on 122 364 / 131 964: -4 B / +32 B);
@@ -52,9 +55,12 @@
 //! (same base: -28 B / -24 B; the AT strings are build-time constants already); the
 //! credential store's mismatch line without `{:?}` (same base: 0 B, `str`'s `Debug` has other
 //! users); the `AT+CCLK?` line cut by `position` instead of `split` (on 121 628 / 131 256: 0
-//! B). Also measured
-//! and not kept earlier: the `log` crate's `release_max_level_warn` on the board (a further
-//! 5.3 KB and 1.7 KB, but it drops the kernel's info lines such as the login) and a panic
+//! B). Measured on the branch `size2` and not kept: `--remap-path-prefix` for the standard
+//! library's `/rustc/<commit-hash>` (on 158 462 B, OTA: 0 B; its panic locations keep the
+//! full path, rustc does not remap the precompiled library's file names again); the layout
+//! checks of `aliot_boot::stage::partitions_from_config` in 32 bits (same base: +132 B). Also
+//! measured and not kept earlier: the `log` crate's `release_max_level_warn` on the board (a
+//! further 5.3 KB and 1.7 KB, but it drops the kernel's info lines such as the login) and a panic
 //! handler that prints no message instead of `panic-probe` (0.2 KB). Looked at for the OTA
 //! build and not done: a feature for the differential-package patcher (its named code is
 //! about 1.5 KB: `Patcher::feed`, the heatshrink decoder, the header; too little for a
