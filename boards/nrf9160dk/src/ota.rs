@@ -21,7 +21,7 @@
 //! service the kernel's (host- and end-to-end-tested); what is new here is the NVMC under them
 //! and the reset.
 
-use aliot_boot::{BootStage, LayoutError, partitions_from_config};
+use aliot_boot::{BootStage, BootStageError, LayoutError, partitions_from_config};
 use aliot_kernel::board::{AppPort, Entropy, Network};
 use aliot_kernel::config::DeviceConfig;
 use aliot_kernel::credentials::{Credentials, CredentialsError};
@@ -131,7 +131,14 @@ pub fn boot_kind(stage: &mut Stage<'_>) -> BootKind {
         }
         Ok(_) => BootKind::Normal,
         Err(e) => {
-            defmt::warn!("ota: boot state unreadable: {}", defmt::Debug2Format(&e));
+            // Named here, not by `Debug2Format`: the boot errors' derived `Debug` and its
+            // strings are about 1.4 KB of flash (issue 11).
+            let why = match e {
+                BootStageError::Flash(_) => "flash error",
+                BootStageError::BadState => "bad state magic",
+                _ => "unexpected error",
+            };
+            defmt::warn!("ota: boot state unreadable: {=str}", why);
             BootKind::Normal
         }
     }
