@@ -21,8 +21,10 @@
 //! cuts at every word).
 
 use aliot_kernel::config::{AuthMode, DeviceConfig};
+#[cfg(any(feature = "register-mqtt", feature = "register-https"))]
+use aliot_kernel::credentials::RegisteredLogin;
 use aliot_kernel::credentials::{
-    Credentials, CredentialsError, DeviceSecretLogin, Readiness, RegisteredLogin, Secret,
+    Credentials, CredentialsError, DeviceSecretLogin, Readiness, Secret,
 };
 use aliot_kernel::registration::{Issued, RegistrationError};
 use aliot_kernel::store::{BlockingFlash, CredentialStore, provisioned_and_registered};
@@ -54,8 +56,18 @@ pub enum NoLogin {
 pub enum BoardCredentials<'a> {
     /// 一机一密.
     Device(DeviceSecretLogin),
-    /// 一型一密, registered credentials in the upper half.
+    /// 一型一密, registered credentials in the upper half. Only in a build that registers (a
+    /// `register-*` feature; build.rs refuses a 一型一密 manifest without one), so an image
+    /// without registration keeps none of its code (issue 11).
+    #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
     Registered(RegisteredLogin<CredentialStore<Flash<'a>>>),
+    /// Never made: holds the lifetime in a build without registration.
+    #[cfg(not(any(feature = "register-mqtt", feature = "register-https")))]
+    #[allow(dead_code)] // uninhabited by design
+    Never(
+        core::convert::Infallible,
+        core::marker::PhantomData<Flash<'a>>,
+    ),
 }
 
 /// Reads the provisioned secret and builds the provider. Logs (without the secret) what is
@@ -94,6 +106,7 @@ pub async fn load<'a>(
         AuthMode::DeviceSecret => DeviceSecretLogin::new(secret)
             .map(BoardCredentials::Device)
             .map_err(|_| empty()),
+        #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
         AuthMode::ProductSecretRegister | AuthMode::ProductSecretNoPreRegister => {
             let store = CredentialStore::new(flash, registered).map_err(|e| {
                 defmt::error!("credentials: registration half refused: {}", e);
@@ -102,6 +115,13 @@ pub async fn load<'a>(
             RegisteredLogin::new(secret, store)
                 .map(BoardCredentials::Registered)
                 .map_err(|_| empty())
+        }
+        // Not reached: build.rs refuses a 一型一密 manifest for a build without registration.
+        #[cfg(not(any(feature = "register-mqtt", feature = "register-https")))]
+        AuthMode::ProductSecretRegister | AuthMode::ProductSecretNoPreRegister => {
+            let _ = (flash, registered);
+            defmt::error!("credentials: this firmware was built without registration");
+            Err(NoLogin::Store)
         }
     }
 }
@@ -133,7 +153,10 @@ impl Credentials for BoardCredentials<'_> {
     fn check(&self, config: &DeviceConfig) -> Result<(), CredentialsError> {
         match self {
             BoardCredentials::Device(c) => c.check(config),
+            #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
             BoardCredentials::Registered(c) => c.check(config),
+            #[cfg(not(any(feature = "register-mqtt", feature = "register-https")))]
+            BoardCredentials::Never(never, _) => match *never {},
         }
     }
 
@@ -143,21 +166,30 @@ impl Credentials for BoardCredentials<'_> {
     ) -> Result<aliot_kernel::auth::LoginCredentials, CredentialsError> {
         match self {
             BoardCredentials::Device(c) => c.login_params(config),
+            #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
             BoardCredentials::Registered(c) => c.login_params(config),
+            #[cfg(not(any(feature = "register-mqtt", feature = "register-https")))]
+            BoardCredentials::Never(never, _) => match *never {},
         }
     }
 
     async fn prepare(&mut self, config: &DeviceConfig) -> Readiness {
         match self {
             BoardCredentials::Device(c) => c.prepare(config).await,
+            #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
             BoardCredentials::Registered(c) => c.prepare(config).await,
+            #[cfg(not(any(feature = "register-mqtt", feature = "register-https")))]
+            BoardCredentials::Never(never, _) => match *never {},
         }
     }
 
     fn product_secret(&self) -> Option<&Secret> {
         match self {
             BoardCredentials::Device(c) => c.product_secret(),
+            #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
             BoardCredentials::Registered(c) => c.product_secret(),
+            #[cfg(not(any(feature = "register-mqtt", feature = "register-https")))]
+            BoardCredentials::Never(never, _) => match *never {},
         }
     }
 
@@ -168,7 +200,10 @@ impl Credentials for BoardCredentials<'_> {
     ) -> Result<(), RegistrationError> {
         match self {
             BoardCredentials::Device(c) => c.registered(config, issued).await,
+            #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
             BoardCredentials::Registered(c) => c.registered(config, issued).await,
+            #[cfg(not(any(feature = "register-mqtt", feature = "register-https")))]
+            BoardCredentials::Never(never, _) => match *never {},
         }
     }
 }
