@@ -48,6 +48,11 @@
 //! | (the same tree measured again on the branch `size2`) | 116 192 | 125 844 | 163 586 |
 //! | the links' `PidMap` a fixed table of `MAX_IN_FLIGHT` entries searched linearly, not a `BTreeMap` (the firmware's only one: the btree code leaves the image; measured on the branch) | 110 948 | 120 408 | 158 462 |
 //! | the OTA slot writer's offset and length checks in 32 bits (`aliot_boot::slot`: no 64-bit arithmetic; measured on the branch) | 110 948 | 120 408 | 158 446 |
+//! | (main, before the merge with `size2`, on 163 586:) the kernel's log lines through defmt (`aliot_kernel`'s `logging.rs`, feature `defmt`): their text goes to the ELF's `.defmt` section, not to flash, and the board's `log`-to-defmt bridge leaves | (not measured) | (not measured) | 154 286 |
+//! | (same) the kernel's errors in log lines by their derived `defmt::Format`, not `Debug2Format` (their `Debug` code and variant-name strings leave); flash errors named by kind | (not measured) | (not measured) | 151 252 |
+//! | (same) the board's credential and kernel-stop lines by `defmt::Format` (`aliot_kernel::Loggable`: a storage error is `Display`, and `Format` with defmt) | (not measured) | (not measured) | 150 280 |
+//! | the boot state's read error named by hand on the board, not `Debug2Format` (the boot errors' derived `Debug` leaves; measured on the merge with `size2`) | (not measured) | (not measured) | 143 294 |
+//! | registration compiled out of builds without a `register-*` feature (the runner's registration phase, the DK's registered provider) | 98 896 | 109 064 | 142 042 |
 //!
 //! Measured on the merge and not kept, each against the row it was tried on: one shared
 //! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (on 122 364 / 131 964: -4 B / +32 B);
@@ -58,7 +63,9 @@
 //! B). Measured on the branch `size2` and not kept: `--remap-path-prefix` for the standard
 //! library's `/rustc/<commit-hash>` (on 158 462 B, OTA: 0 B; its panic locations keep the
 //! full path, rustc does not remap the precompiled library's file names again); the layout
-//! checks of `aliot_boot::stage::partitions_from_config` in 32 bits (same base: +132 B). Also
+//! checks of `aliot_boot::stage::partitions_from_config` in 32 bits (same base: +132 B).
+//! Measured on main and not kept: the OTA topics built with `concat` instead of `format!` (on
+//! 150 280 B, OTA: +404 B). Also
 //! measured and not kept earlier: the `log` crate's `release_max_level_warn` on the board (a
 //! further 5.3 KB and 1.7 KB, but it drops the kernel's info lines such as the login) and a panic
 //! handler that prints no message instead of `panic-probe` (0.2 KB). Looked at for the OTA
