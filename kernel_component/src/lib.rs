@@ -34,7 +34,13 @@
         feature = "sign-hmacsha1",
         feature = "sign-hmacsha256"
     )),
-    allow(dead_code, unused_imports, unused_variables)
+    allow(
+        dead_code,
+        unused_imports,
+        unused_variables,
+        unused_macros,
+        unused_assignments
+    )
 )]
 
 extern crate alloc;

@@ -203,17 +203,20 @@ where
                 }
             };
         }
-        // `REGISTERS`: a build without registration (no `register-*` feature) cannot get here
-        // with a 一型一密 manifest (`features::missing` refused it above), and its image keeps
-        // none of the registration phase (issue 11).
-        let readiness = credentials.prepare(cfg).await;
-        if REGISTERS && readiness == Readiness::MustRegister {
+        // A build without registration (no `register-*` feature) cannot get here with a
+        // 一型一密 manifest (`features::missing` refused it above), and its image keeps none of
+        // the registration phase (issue 11). `#[cfg]`, not a constant `if`: an `.await` in
+        // dead code still leaves its state, and all it calls, in the async state machine.
+        let must_register = credentials.prepare(cfg).await == Readiness::MustRegister;
+        #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
+        if must_register {
             let mut phase = registration_phase!();
             if !phase.until_stored().await {
                 log_info!("stopped before registration completed");
                 return Ok(());
             }
-        } else if cfg.auth != AuthMode::DeviceSecret {
+        }
+        if !must_register && cfg.auth != AuthMode::DeviceSecret {
             kernel.set_registration(aliot_abi::Registration::Registered);
         }
         let mut session = Session::new(*timing, cfg.keepalive_secs);
@@ -440,7 +443,8 @@ where
                     if refused && credentials.product_secret().is_some() {
                         refused_in_a_row += 1;
                     }
-                    if REGISTERS && refused_in_a_row >= REREGISTER_AFTER {
+                    #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
+                    if refused_in_a_row >= REREGISTER_AFTER {
                         refused_in_a_row = 0;
                         let mut phase = registration_phase!();
                         if !phase.once_more().await {
@@ -469,9 +473,6 @@ fn take_network_time<C: Clock>(kernel: &mut Kernel, clock: &C) {
         kernel.set_wall_time(unix_ms, now, aliot_abi::TimeSource::Network, 1_000);
     }
 }
-
-/// Whether this build can register (一型一密): a `register-*` feature is on.
-const REGISTERS: bool = cfg!(any(feature = "register-mqtt", feature = "register-https"));
 
 /// Logins refused in a row with registered (一型一密) credentials after which the runner
 /// tries one registration: the credentials may have been replaced by a registration

@@ -53,6 +53,7 @@
 //! | (same) the board's credential and kernel-stop lines by `defmt::Format` (`aliot_kernel::Loggable`: a storage error is `Display`, and `Format` with defmt) | (not measured) | (not measured) | 150 280 |
 //! | the boot state's read error named by hand on the board, not `Debug2Format` (the boot errors' derived `Debug` leaves; measured on the merge with `size2`) | (not measured) | (not measured) | 143 294 |
 //! | registration compiled out of builds without a `register-*` feature (the runner's registration phase, the DK's registered provider) | 98 896 | 109 064 | 142 042 |
+//! | the runner's registration phase behind `#[cfg]`, not a constant `if` (an `.await` in dead code still keeps its state, and all it calls, in the async state machine) | (not measured) | (not measured) | 140 630 |
 //!
 //! Measured on the merge and not kept, each against the row it was tried on: one shared
 //! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (on 122 364 / 131 964: -4 B / +32 B);
