@@ -58,6 +58,7 @@
 //! The boards' flashes are blocking; wrap them in [`BlockingFlash`].
 
 mod blocking;
+mod factory;
 mod pages;
 mod record;
 #[cfg(test)]
@@ -72,6 +73,7 @@ use sequential_storage::map::{MapConfig, MapStorage};
 use zeroize::Zeroize;
 
 pub use blocking::BlockingFlash;
+pub use factory::{FACTORY_LAYOUT, FACTORY_MAGIC, factory_record, read_factory};
 pub use record::{
     FORMAT_VERSION, MAX_CLIENT_ID, MAX_DEVICE_NAME, MAX_PRODUCT_KEY, MAX_RECORD, MAX_SECRET,
 };

@@ -7,17 +7,18 @@
 //! * `credentials.hex`: the provisioned half of the manifest's credentials partition
 //!   (`aliot_kernel::store::provisioned_and_registered`, as the nRF9160 DK board reads it)
 //!   holding the secret the manifest's auth mode needs (the DeviceSecret, or the ProductSecret
-//!   for 一型一密), in the very record format the kernel reads at boot (`aliot_kernel::store`,
-//!   written here through the same `CredentialStore` over a flash image with the nRF9160's
-//!   4 KiB pages and 4-byte words, then read back and compared). Flashed like any image
-//!   (`probe-rs download`); the registered half is left alone (a registration's result stays).
+//!   for 一型一密), as the kernel's factory record, the format the board reads at boot
+//!   (`aliot_kernel::store::factory_record`, read back here through the kernel's
+//!   `read_factory` from a flash image with the nRF9160's 4 KiB pages and compared). Flashed
+//!   like any image (`probe-rs download`); the registered half is left alone (a
+//!   registration's result stays).
 //! * `modem-ca.at`: the `AT%CMNG` command that writes the server's root CA into the modem's
 //!   security tag (the nRF9160 does TLS in the modem; its firmware verifies the platform with
 //!   the certificates in that tag). It is sent with the modem offline, by Nordic's
 //!   `at_client` sample or `nrfcredstore`; this firmware has no AT shell.
 //!
 //! UNTESTED ON HARDWARE: the files are checked on the host (the partition reads back through
-//! the kernel's store; the AT command is checked against Nordic's documented syntax), but no
+//! the kernel's factory reader; the AT command is checked against Nordic's documented syntax), but no
 //! board has been flashed with them.
 
 use std::fmt::Write as _;
@@ -28,7 +29,7 @@ use aliot_kernel::config::{AuthMode, DeviceConfig, FlashPartition};
 use aliot_kernel::credentials::Secret;
 use aliot_kernel::registration::{Issued, StoredCredentials};
 use aliot_kernel::store::provisioned_and_registered;
-use aliot_kernel::store::{BlockingFlash, CredentialStore, MAX_SECRET};
+use aliot_kernel::store::{MAX_SECRET, factory_record, read_factory};
 use clap::Parser;
 
 use crate::flash::{FileFlash, PAGE_SIZE};
@@ -163,8 +164,10 @@ fn provisioned_half(config: &DeviceConfig) -> Result<FlashPartition, String> {
     })
 }
 
-/// The provisioned half's bytes holding `secret` for the manifest's device: written with the
-/// kernel's store over a flash image of the device's geometry, then read back.
+/// The provisioned half's bytes holding `secret` for the manifest's device: the kernel's
+/// factory record (`aliot_kernel::store::factory_record`) at its start, the rest erased; read
+/// back through the kernel's reader from a flash image of the device's geometry (in `scratch`)
+/// before it is returned.
 pub fn credentials_partition_image(
     config: &DeviceConfig,
     secret: Secret,
@@ -177,36 +180,36 @@ pub fn credentials_partition_image(
         ));
     }
     let p = provisioned_half(config)?;
-    let end = (p.offset + p.size) as usize;
-    let pages = end.div_ceil(PAGE_SIZE);
-    let path = scratch.join("flash.bin");
-    let _ = std::fs::remove_file(&path);
-    let flash =
-        FileFlash::open(&path, pages).map_err(|e| format!("cannot make a flash image: {e}"))?;
-    let mut store =
-        CredentialStore::new(BlockingFlash::new(flash), p).map_err(|e| format!("{e} ({p:?})"))?;
     let expected = secret.expose().to_vec();
     let creds = StoredCredentials {
         product_key: config.product_key.into(),
         device_name: config.device_name.into(),
         issued: Issued::DeviceSecret(secret),
     };
-    let read_back = embassy_futures::block_on(async {
-        store.save(&creds).await?;
-        store.load(config.product_key, config.device_name).await
-    })
-    .map_err(|e| e.to_string())?;
-    match read_back.map(|c| c.issued) {
-        Some(Issued::DeviceSecret(s)) if s.expose() == expected.as_slice() => {}
-        _ => return Err("the credentials partition did not read back as written".into()),
-    }
-    drop(store);
-    let image = std::fs::read(&path).map_err(|e| format!("cannot read the flash image: {e}"))?;
-    let _ = std::fs::remove_file(&path);
+    let record = factory_record(&creds).map_err(|e| e.to_string())?;
+    let mut image = vec![0xFF; p.size as usize];
     image
-        .get(p.offset as usize..end)
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| "the flash image is shorter than the partition".into())
+        .get_mut(..record.len())
+        .ok_or("the factory record is larger than the provisioned half")?
+        .copy_from_slice(&record);
+    // Read it back the way the firmware will: the half at its address in the whole flash.
+    let end = (p.offset + p.size) as usize;
+    let pages = end.div_ceil(PAGE_SIZE);
+    let path = scratch.join("flash.bin");
+    let mut whole = vec![0xFF; pages * PAGE_SIZE];
+    whole[p.offset as usize..end].copy_from_slice(&image);
+    std::fs::write(&path, &whole).map_err(|e| format!("cannot make a flash image: {e}"))?;
+    let read_back = FileFlash::open(&path, pages)
+        .map_err(|e| format!("cannot open the flash image: {e}"))
+        .and_then(|mut flash| {
+            read_factory(&mut flash, p, config.product_key, config.device_name)
+                .map_err(|e| e.to_string())
+        });
+    let _ = std::fs::remove_file(&path);
+    match read_back?.map(|c| c.issued) {
+        Some(Issued::DeviceSecret(s)) if s.expose() == expected.as_slice() => Ok(image),
+        _ => Err("the credentials partition did not read back as written".into()),
+    }
 }
 
 /// `AT%CMNG=0,<tag>,0,"<PEM>"`: write a root CA certificate (type 0) into security tag `tag`
@@ -259,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn the_partition_holds_the_secret_in_the_kernels_record_and_nothing_else() {
+    fn the_partition_holds_the_secret_in_the_kernels_factory_record_and_nothing_else() {
         let config = &crate::generated::DEVICE;
         let dir = tempfile::tempdir().unwrap();
         let secret = b"0123456789abcdef0123456789abcdef".to_vec();
@@ -282,9 +285,8 @@ mod tests {
         let mut whole = vec![0xFF; pages * PAGE_SIZE];
         whole[p.offset as usize..].copy_from_slice(&image);
         std::fs::write(&path, &whole).unwrap();
-        let flash = FileFlash::open(&path, pages).unwrap();
-        let mut store = CredentialStore::new(BlockingFlash::new(flash), p).unwrap();
-        let loaded = embassy_futures::block_on(store.load(config.product_key, config.device_name))
+        let mut flash = FileFlash::open(&path, pages).unwrap();
+        let loaded = read_factory(&mut flash, p, config.product_key, config.device_name)
             .unwrap()
             .unwrap();
         match loaded.issued {

@@ -54,6 +54,7 @@
 //! | the boot state's read error named by hand on the board, not `Debug2Format` (the boot errors' derived `Debug` leaves; measured on the merge with `size2`) | (not measured) | (not measured) | 143 294 |
 //! | registration compiled out of builds without a `register-*` feature (the runner's registration phase, the DK's registered provider) | 98 896 | 109 064 | 142 042 |
 //! | the runner's registration phase behind `#[cfg]`, not a constant `if` (an `.await` in dead code still keeps its state, and all it calls, in the async state machine) | (not measured) | (not measured) | 140 630 |
+//! | the provisioned half as a factory record (`aliot_kernel::store::factory`: magic, length, record, CRC-32; written once by `aliot-provision`, only read by the firmware) instead of a `sequential-storage` map: a build without registration links no map | (not measured) | (not measured) | 132 402 |
 //!
 //! Measured on the merge and not kept, each against the row it was tried on: one shared
 //! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (on 122 364 / 131 964: -4 B / +32 B);

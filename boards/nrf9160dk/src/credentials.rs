@@ -1,24 +1,23 @@
 //! Login material from the credentials partition on the NVMC, never from the image.
 //!
 //! The manifest's `[flash.credentials]` partition is split in two halves on this board
-//! (`aliot_kernel::store::provisioned_and_registered`, the layout `aliot-provision` writes),
-//! each a `CredentialStore` of the kernel (power-fail-safe `sequential-storage` records):
+//! (`aliot_kernel::store::provisioned_and_registered`, the layout `aliot-provision` writes):
 //!
 //! - the lower half, **provisioned**: written once by the provisioning command, never by the
-//!   firmware. Its one record (kind DeviceSecret, the device's ProductKey and DeviceName) holds
-//!   the secret the manifest's `auth.mode` needs: the DeviceSecret (`device_secret`) or the
-//!   ProductSecret (`register`, `regnwl`);
+//!   firmware, as the kernel's factory record (`aliot_kernel::store::read_factory`: a checked
+//!   header and one record of kind DeviceSecret with the device's ProductKey and DeviceName).
+//!   It holds the secret the manifest's `auth.mode` needs: the DeviceSecret (`device_secret`)
+//!   or the ProductSecret (`register`, `regnwl`);
 //! - the upper half, **registered**: what a 一型一密 registration issued, written by the
-//!   kernel's `RegisteredLogin` (unused with `device_secret`).
+//!   kernel's `RegisteredLogin` through a `CredentialStore` (power-fail-safe
+//!   `sequential-storage` records); only in a build with a `register-*` feature.
 //!
-//! Two stores rather than two keys in one, because the kernel's store keeps exactly one record
-//! (its page-size checks and power-cut tests assume it), and because the firmware must never
-//! overwrite the factory secret while storing a registration. Each half needs 2 pages, so the
-//! partition needs 4 (the manifest's default); with fewer, or with nothing provisioned, the
-//! board logs why and does not log in.
+//! The firmware must never overwrite the factory secret while storing a registration, so the
+//! halves are apart. Each half needs 2 pages, so the partition needs 4 (the manifest's
+//! default); with fewer, or with nothing provisioned, the board logs why and does not log in.
 //!
-//! UNTESTED ON HARDWARE: the NVMC side (the store itself is tested on the host with power
-//! cuts at every word).
+//! UNTESTED ON HARDWARE: the NVMC side (the factory reader and the store are tested on the
+//! host, the store with power cuts at every word).
 
 use aliot_kernel::config::{AuthMode, DeviceConfig};
 #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
@@ -27,12 +26,15 @@ use aliot_kernel::credentials::{
     Credentials, CredentialsError, DeviceSecretLogin, Readiness, Secret,
 };
 use aliot_kernel::registration::{Issued, RegistrationError};
-use aliot_kernel::store::{BlockingFlash, CredentialStore, provisioned_and_registered};
+#[cfg(any(feature = "register-mqtt", feature = "register-https"))]
+use aliot_kernel::store::{BlockingFlash, CredentialStore};
+use aliot_kernel::store::{provisioned_and_registered, read_factory};
 
 use crate::flash::NvmcPart;
 
 /// The flash the stores use: the whole NVMC (partitions are absolute addresses), shared with
 /// the update slot ([`crate::flash`]).
+#[cfg(any(feature = "register-mqtt", feature = "register-https"))]
 pub type Flash<'a> = BlockingFlash<NvmcPart<'a>>;
 
 /// Why there is no login.
@@ -66,13 +68,13 @@ pub enum BoardCredentials<'a> {
     #[allow(dead_code)] // uninhabited by design
     Never(
         core::convert::Infallible,
-        core::marker::PhantomData<Flash<'a>>,
+        core::marker::PhantomData<NvmcPart<'a>>,
     ),
 }
 
 /// Reads the provisioned secret and builds the provider. Logs (without the secret) what is
 /// missing.
-pub async fn load<'a>(
+pub fn load<'a>(
     config: &DeviceConfig,
     flash: NvmcPart<'a>,
 ) -> Result<BoardCredentials<'a>, NoLogin> {
@@ -84,12 +86,13 @@ pub async fn load<'a>(
         );
         return Err(NoLogin::PartitionTooSmall);
     };
-    let mut store = CredentialStore::new(BlockingFlash::new(flash), provisioned).map_err(|e| {
-        defmt::error!("credentials: provisioned half refused: {}", e);
-        NoLogin::Store
-    })?;
-    let found = store.load(config.product_key, config.device_name).await;
-    let flash = store.into_flash();
+    let mut flash = flash;
+    let found = read_factory(
+        &mut flash,
+        provisioned,
+        config.product_key,
+        config.device_name,
+    );
     let secret = match found {
         Ok(Some(stored)) => match stored.issued {
             Issued::DeviceSecret(secret) => secret,
@@ -108,10 +111,11 @@ pub async fn load<'a>(
             .map_err(|_| empty()),
         #[cfg(any(feature = "register-mqtt", feature = "register-https"))]
         AuthMode::ProductSecretRegister | AuthMode::ProductSecretNoPreRegister => {
-            let store = CredentialStore::new(flash, registered).map_err(|e| {
-                defmt::error!("credentials: registration half refused: {}", e);
-                NoLogin::Store
-            })?;
+            let store =
+                CredentialStore::new(BlockingFlash::new(flash), registered).map_err(|e| {
+                    defmt::error!("credentials: registration half refused: {}", e);
+                    NoLogin::Store
+                })?;
             RegisteredLogin::new(secret, store)
                 .map(BoardCredentials::Registered)
                 .map_err(|_| empty())

@@ -170,7 +170,7 @@ async fn main(spawner: embassy_executor::Spawner) {
 
     let mut entropy = platform::CryptoCellEntropy::new(CcRng::new_blocking(p.CC_RNG));
     let flash = flash::share(Nvmc::new(p.NVMC));
-    let credentials = match credentials::load(&DEVICE, flash::whole(&flash)).await {
+    let credentials = match credentials::load(&DEVICE, flash::whole(&flash)) {
         Ok(c) => c,
         Err(why) => {
             defmt::error!("no login ({}): the device stays offline", why);
