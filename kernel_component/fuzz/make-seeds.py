@@ -436,6 +436,25 @@ put(
 put("patcher", "header-and-body", bytes([0x40 | 7, 4]) + bytes(range(64)))
 put("patcher", "whole-patch-garbage", bytes([0x00 | 3]) + b"ALDP" + bytes(60))
 
+# ---- factory_record ------------------------------------------------------------------------
+# The layout of store/factory.rs (and its tests): magic, layout 1, length, record, CRC-32.
+import zlib
+
+
+def factory(kind, pk, dn, client_id, secret):
+    rec = bytes([1, kind, len(pk)]) + pk + bytes([len(dn)]) + dn
+    rec += bytes([len(client_id)]) + client_id + bytes([len(secret)]) + secret
+    head = b"ALFR" + bytes([1, 0]) + struct.pack("<H", len(rec)) + rec
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+device_secret = factory(1, b"a1ExamplePk", b"nrf9160-0004", b"", b"0123456789abcdef")
+put("factory_record", "device-secret-word4", bytes([1]) + device_secret)
+put("factory_record", "device-secret-word1", bytes([0]) + device_secret)
+put("factory_record", "token-word32", bytes([2]) + factory(2, b"a1ExamplePk", b"nrf9160-0004", b"cid", b"tok"))
+put("factory_record", "other-device", bytes([1]) + factory(1, b"a1ExamplePk", b"other", b"", b"s"))
+put("factory_record", "erased", bytes([1]) + b"\xff" * 16)
+
 count = sum(len(files) for _, _, files in os.walk(SEEDS))
 size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(SEEDS) for f in files)
 print(f"{count} seeds, {size} bytes, in {SEEDS}")
