@@ -43,7 +43,7 @@ pub(crate) enum PubQos {
     Two(u16),
 }
 
-/// SUBACK's failure return code [MQTT-3.9.3].
+/// SUBACK's failure return code (section 3.9.3).
 pub(crate) const SUBACK_FAILURE: u8 = 0x80;
 
 /// Decodes `packet`, exactly one whole packet (fixed header included).
@@ -87,7 +87,7 @@ pub(crate) fn decode(packet: &[u8]) -> Result<Packet<'_>, LinkError> {
 }
 
 /// The variable header and payload after the remaining length, which must be exactly what
-/// follows it [MQTT-2.2.3]: at most four bytes, 7 bits each, least significant first.
+/// follows it (section 2.2.3): at most four bytes, 7 bits each, least significant first.
 fn body(rest: &[u8]) -> Result<&[u8], LinkError> {
     let mut len: usize = 0;
     for (i, &byte) in rest.iter().take(4).enumerate() {
@@ -105,7 +105,7 @@ fn body(rest: &[u8]) -> Result<&[u8], LinkError> {
     Err(LinkError::Protocol)
 }
 
-/// A PUBLISH's body: topic name, packet identifier for QoS 1 and 2, payload [MQTT-3.3.2].
+/// A PUBLISH's body: topic name, packet identifier for QoS 1 and 2, payload (section 3.3.2).
 /// DUP and RETAIN are not needed by a client and are left unchecked.
 fn publish(flags: u8, body: &[u8]) -> Result<Packet<'_>, LinkError> {
     let [hi, lo, rest @ ..] = body else {

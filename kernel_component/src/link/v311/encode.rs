@@ -53,7 +53,7 @@ pub(crate) enum Ack {
     Pubcomp = 7,
 }
 
-/// Largest remaining length the four-byte encoding holds [MQTT-2.2.3].
+/// Largest remaining length the four-byte encoding holds (section 2.2.3).
 const MAX_REMAINING: usize = 268_435_455;
 
 /// Encodes `packet` at the start of `buf`; returns its length.
@@ -164,7 +164,7 @@ impl Cursor<'_> {
     }
 
     /// The first byte and the remaining length, 7 bits per byte, least significant first
-    /// [MQTT-2.2.3].
+    /// (section 2.2.3).
     fn header(&mut self, first: u8, remaining: usize) -> Result<(), LinkError> {
         if remaining > MAX_REMAINING {
             return Err(LinkError::TooLarge);
@@ -181,7 +181,7 @@ impl Cursor<'_> {
         }
     }
 
-    /// A string or binary field: 16-bit big-endian length, then the bytes [MQTT-1.5.3].
+    /// A string or binary field: 16-bit big-endian length, then the bytes (section 1.5.3).
     fn field(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
         let len = u16::try_from(bytes.len()).map_err(|_| LinkError::TooLarge)?;
         self.put(&len.to_be_bytes())?;
