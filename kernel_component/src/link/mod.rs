@@ -1,7 +1,7 @@
 //! The MQTT link: one connection's worth of MQTT, in either protocol version, behind one
 //! trait so the runner (and therefore every app) sees identical behaviour.
 //!
-//! - [`v311`]: MQTT 3.1.1 — the `mqttrs` packet codec under our own read/write loop.
+//! - [`v311`]: MQTT 3.1.1 — our own client-side packet codec under our own read/write loop.
 //! - [`v5`]: MQTT 5.0 — the `rust-mqtt` client, fed whole checked packets from memory.
 //!
 //! A link lives for one network connection. Session state that must survive a reconnect

@@ -1,12 +1,19 @@
-//! MQTT 3.1.1 link: the `mqttrs` packet codec under our own read/write loop.
+//! MQTT 3.1.1 link: our own client-side packet codec under our own read/write loop.
 //!
 //! `rust-mqtt` speaks only MQTT 5, and Alibaba's older instances speak only 3.1.1, so this link
 //! drives a sans-IO codec itself:
-//! - every outgoing packet is encoded into a fixed buffer and leaves in ONE `write_all`;
-//! - incoming packets are read whole into a fixed buffer (`link/reader.rs`) before `mqttrs`
-//!   sees them, after a shape check: `mqttrs` 0.4 indexes without bounds checks and panics on a
-//!   truncated packet (`check_shape`);
+//! - every outgoing packet is encoded into a fixed buffer (`v311/encode.rs`) and leaves in ONE
+//!   `write_all`;
+//! - incoming packets are read whole into a fixed buffer (`link/reader.rs`) and decoded from
+//!   it (`v311/decode.rs`);
 //! - [`Incoming::Publish`] borrows topic and payload from that buffer.
+//!
+//! The codec is written by hand, not taken from `mqttrs` (issue 11: our code in 128 KiB of
+//! flash): `mqttrs` took 3.1 KB, much of it for packets a client never receives, and it
+//! indexes its input without bounds checks, so it needed a shape check before it to not panic
+//! on a truncated packet. Ours handles only what a client sends and receives, checks every
+//! index, and calls anything else a protocol error; the DK's builds lost 7.4 to 7.9 KB with
+//! `mqttrs` (its strings and panic locations too; `boards/image/src/nrf9160.rs`).
 //!
 //! The kernel's packet identifiers go on the wire unchanged. Acknowledgements are reported only
 //! for identifiers this connection has outstanding, as the MQTT 5 link does (see
@@ -26,16 +33,22 @@
 
 use aliot_abi::Qos;
 use embedded_io_async::{Read, Write};
-use mqttrs::{
-    Connect, ConnectReturnCode, Packet, Pid, Protocol, Publish, QoS, QosPid, Subscribe,
-    SubscribeReturnCodes, SubscribeTopic, Unsubscribe,
-};
 
+use self::decode::{PubQos, SUBACK_FAILURE};
+use self::encode::{Ack, Packet};
 use super::pids::{PidKind, PidMap};
 use super::reader::{Dropped, Frame, PacketReader};
 use super::writer::{MAX_PACKET_LEN, write_packet};
 use super::{ConnectParams, Incoming, LinkError, MqttLink, Outgoing, Refusal, Sent};
 use crate::link::WipedBuf;
+
+mod decode;
+mod encode;
+
+/// Longest filter the link subscribes or unsubscribes: the bound it always had (`mqttrs` held
+/// filters in 256-byte strings). The kernel's own filters are at most
+/// [`aliot_abi::MAX_TOPIC_LEN`].
+const MAX_FILTER_LEN: usize = 256;
 
 /// One MQTT 3.1.1 connection over transport `T` (TCP or TLS stream).
 pub struct V311Link<T> {
@@ -70,14 +83,22 @@ impl<T: Read + Write> V311Link<T> {
         self.io
     }
 
+    /// [`encode_and_write`] on this link's transport and encode buffer.
+    async fn write(&mut self, packet: &Packet<'_>) -> Result<(), LinkError> {
+        encode_and_write(&mut self.io, &mut self.tx, packet).await
+    }
+
     /// Answers a skipped oversized PUBLISH so the server does not resend it forever.
     async fn answer_dropped(&mut self, dropped: Dropped) -> Result<(), LinkError> {
-        let reply = match (dropped.qos, dropped.pid.map(Pid::try_from)) {
-            (1, Some(Ok(pid))) => Packet::Puback(pid),
-            (2, Some(Ok(pid))) => Packet::Pubrec(pid),
+        let ack = match dropped.qos {
+            1 => Ack::Puback,
+            2 => Ack::Pubrec,
             _ => return Ok(()),
         };
-        encode_and_write(&mut self.io, &mut self.tx, &reply).await
+        match dropped.pid {
+            Some(pid) if pid != 0 => self.write(&Packet::Ack(ack, pid)).await,
+            _ => Ok(()),
+        }
     }
 }
 
@@ -87,164 +108,109 @@ async fn encode_and_write<T: Write>(
     tx: &mut [u8],
     packet: &Packet<'_>,
 ) -> Result<(), LinkError> {
-    let len = mqttrs::encode_slice(packet, tx).map_err(|e| match e {
-        // The only way a well-formed packet fails to encode is not fitting the buffer.
-        mqttrs::Error::WriteZero | mqttrs::Error::InvalidLength => LinkError::TooLarge,
-        _ => LinkError::Protocol,
-    })?;
+    let len = encode::encode(packet, tx)?;
     write_packet(io, tx.get(..len).ok_or(LinkError::TooLarge)?).await
 }
 
-/// Decodes one whole packet into what the runner needs, plus the reply (if any) we owe the
+/// What the runner needs from one whole incoming packet, plus the reply (if any) we owe the
 /// server for it. Topic and payload borrow `bytes`.
-fn decode<'a>(
+fn incoming<'a>(
     bytes: &'a [u8],
     pids: &mut PidMap,
 ) -> Result<(Incoming<'a>, Option<Packet<'static>>), LinkError> {
-    check_shape(bytes)?;
-    let packet = mqttrs::decode_slice(bytes)
-        .map_err(|_| LinkError::Protocol)?
-        .ok_or(LinkError::Protocol)?;
-    Ok(match packet {
-        Packet::Publish(p) => {
-            let (qos, pid, reply) = match p.qospid {
-                QosPid::AtMostOnce => (Qos::AtMostOnce, None, None),
+    use self::decode::Packet as In;
+    Ok(match decode::decode(bytes)? {
+        In::Publish {
+            topic,
+            payload,
+            qos,
+        } => {
+            let (qos, pid, reply) = match qos {
+                PubQos::Zero => (Qos::AtMostOnce, None, None),
                 // Acknowledged by `acknowledge`, when the kernel says so.
-                QosPid::AtLeastOnce(pid) => (Qos::AtLeastOnce, Some(pid.get()), None),
+                PubQos::One(pid) => (Qos::AtLeastOnce, Some(pid), None),
                 // See the module docs: QoS 1 delivery, QoS 2 exchange.
-                QosPid::ExactlyOnce(pid) => (Qos::AtLeastOnce, None, Some(Packet::Pubrec(pid))),
+                PubQos::Two(pid) => (Qos::AtLeastOnce, None, Some(Packet::Ack(Ack::Pubrec, pid))),
             };
             (
                 Incoming::Publish {
-                    topic: p.topic_name,
-                    payload: p.payload,
+                    topic,
+                    payload,
                     qos,
                     pid,
                 },
                 reply,
             )
         }
-        Packet::Pubrel(pid) => (Incoming::Other, Some(Packet::Pubcomp(pid))),
-        Packet::Puback(pid) => (
-            pids.take(pid.get(), PidKind::Publish)
+        In::Pubrel(pid) => (Incoming::Other, Some(Packet::Ack(Ack::Pubcomp, pid))),
+        In::Puback(pid) => (
+            pids.take(pid, PidKind::Publish)
                 .map_or(Incoming::Other, Incoming::PubAck),
             None,
         ),
-        Packet::Suback(s) => {
+        In::Suback { pid, codes } => {
             // We subscribe one filter per packet, so exactly one code is expected; be
             // tolerant and judge by the first.
-            let granted = matches!(
-                s.return_codes.first(),
-                Some(SubscribeReturnCodes::Success(_))
-            );
+            let granted = codes.first().is_some_and(|c| *c != SUBACK_FAILURE);
             let event = pids
-                .take(s.pid.get(), PidKind::Subscribe)
+                .take(pid, PidKind::Subscribe)
                 .map_or(Incoming::Other, |pid| Incoming::SubAck { pid, granted });
             (event, None)
         }
-        Packet::Unsuback(pid) => (
-            pids.take(pid.get(), PidKind::Unsubscribe)
+        In::Unsuback(pid) => (
+            pids.take(pid, PidKind::Unsubscribe)
                 .map_or(Incoming::Other, Incoming::UnsubAck),
             None,
         ),
-        Packet::Pingresp => (Incoming::PingResp, None),
+        In::Pingresp => (Incoming::PingResp, None),
         // PUBREC/PUBCOMP for QoS 2 we never send: legal-looking, nothing to do.
-        Packet::Pubrec(_) | Packet::Pubcomp(_) => (Incoming::Other, None),
-        // A second CONNACK, or a client-only packet, from the server.
-        _ => return Err(LinkError::Protocol),
+        In::Pubrec(_) | In::Pubcomp(_) => (Incoming::Other, None),
+        // A second CONNACK: a server sends one per connection, first [MQTT-3.2.0-1].
+        In::Connack(_) => return Err(LinkError::Protocol),
     })
 }
 
-/// Checks the sizes `mqttrs` relies on without checking: its decoders index the buffer
-/// directly and would panic on a truncated packet (e.g. a CONNACK with remaining length 0).
-/// `packet` is exactly one whole packet, as `link/reader.rs` delimits it.
-fn check_shape(packet: &[u8]) -> Result<(), LinkError> {
-    let first = *packet.first().ok_or(LinkError::Protocol)?;
-    let header_len = 2 + packet
-        .iter()
-        .skip(1)
-        .take_while(|b| **b & 0x80 != 0)
-        .count();
-    let body = packet.get(header_len..).ok_or(LinkError::Protocol)?;
-    let ok = match first >> 4 {
-        // CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: exactly two bytes.
-        2 | 4..=7 | 11 => body.len() == 2,
-        // SUBACK: pid and at least one return code.
-        9 => body.len() >= 3,
-        13 => body.is_empty(),
-        3 => {
-            let qos = (first >> 1) & 0b11;
-            match body {
-                [hi, lo, rest @ ..] => {
-                    let topic_len = usize::from(u16::from_be_bytes([*hi, *lo]));
-                    let pid_len = if qos == 0 { 0 } else { 2 };
-                    qos != 3 && rest.len() >= topic_len + pid_len
-                }
-                _ => false,
-            }
-        }
-        _ => false,
-    };
-    if ok { Ok(()) } else { Err(LinkError::Protocol) }
+/// A CONNACK's return code (section 3.2.2.3): 0 accepts, anything else refuses, and the server
+/// closes the connection [MQTT-3.2.2-5]. 6..=255 are reserved, but a refusal whatever the
+/// number: kept for the log.
+fn connack(code: u8) -> Result<(), LinkError> {
+    Err(LinkError::Refused(match code {
+        0 => return Ok(()),
+        2 => Refusal::IdentifierRejected,
+        3 => Refusal::ServerUnavailable,
+        4 => Refusal::BadCredentials,
+        5 => Refusal::NotAuthorized,
+        n => Refusal::Other(n),
+    }))
 }
 
-fn refusal(code: ConnectReturnCode) -> Refusal {
-    match code {
-        ConnectReturnCode::RefusedIdentifierRejected => Refusal::IdentifierRejected,
-        ConnectReturnCode::ServerUnavailable => Refusal::ServerUnavailable,
-        ConnectReturnCode::BadUsernamePassword => Refusal::BadCredentials,
-        ConnectReturnCode::NotAuthorized => Refusal::NotAuthorized,
-        ConnectReturnCode::RefusedProtocolVersion => Refusal::Other(1),
-        // Not a refusal; never passed here.
-        ConnectReturnCode::Accepted => Refusal::Other(0),
+/// A filter within [`MAX_FILTER_LEN`].
+fn bounded(filter: &str) -> Result<&str, LinkError> {
+    if filter.len() > MAX_FILTER_LEN {
+        Err(LinkError::TooLarge)
+    } else {
+        Ok(filter)
     }
-}
-
-fn wire_qos(qos: Qos) -> QoS {
-    match qos {
-        Qos::AtMostOnce => QoS::AtMostOnce,
-        Qos::AtLeastOnce => QoS::AtLeastOnce,
-    }
-}
-
-/// A kernel pid as an MQTT pid; 0 is not a valid identifier (a kernel bug, not the network's).
-fn wire_pid(pid: u16) -> Result<Pid, LinkError> {
-    Pid::try_from(pid).map_err(|_| LinkError::Protocol)
 }
 
 impl<T: Read + Write> MqttLink for V311Link<T> {
     async fn connect(&mut self, params: &ConnectParams<'_>) -> Result<(), LinkError> {
-        let connect = Connect {
-            protocol: Protocol::MQTT311,
-            keep_alive: params.keepalive_secs,
+        self.write(&Packet::Connect {
             client_id: params.client_id,
-            // The kernel owns session state and resends/resubscribes itself.
-            clean_session: true,
-            last_will: None,
-            username: Some(params.username),
-            password: Some(params.password.as_bytes()),
-        };
-        encode_and_write(&mut self.io, &mut self.tx, &Packet::Connect(connect)).await?;
+            username: params.username,
+            password: params.password.as_bytes(),
+            keep_alive: params.keepalive_secs,
+        })
+        .await?;
         let frame = self.reader.ready(&mut self.io).await?;
         self.reader.consume();
         let Frame::Packet(len) = frame else {
             // The first packet from the server must be CONNACK [MQTT-3.2.0-1].
             return Err(LinkError::Protocol);
         };
-        let bytes = self.reader.bytes(len);
-        if bytes.first().map(|b| b >> 4) != Some(2) {
+        match decode::decode(self.reader.bytes(len))? {
+            decode::Packet::Connack(code) => connack(code),
             // The first packet from the server must be CONNACK [MQTT-3.2.0-1].
-            return Err(LinkError::Protocol);
-        }
-        check_shape(bytes)?;
-        match mqttrs::decode_slice(bytes) {
-            Ok(Some(Packet::Connack(c))) if c.code == ConnectReturnCode::Accepted => Ok(()),
-            Ok(Some(Packet::Connack(c))) => Err(LinkError::Refused(refusal(c.code))),
-            // Return codes 6..=255 are reserved, but a CONNACK with a non-zero code is a
-            // refusal whatever the number: keep it for the log.
-            Err(mqttrs::Error::InvalidConnectReturnCode(n)) => {
-                Err(LinkError::Refused(Refusal::Other(n)))
-            }
             _ => Err(LinkError::Protocol),
         }
     }
@@ -258,42 +224,33 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
                 qos,
                 dup,
             } => {
-                let qospid = match qos {
-                    Qos::AtMostOnce => QosPid::AtMostOnce,
-                    Qos::AtLeastOnce => QosPid::AtLeastOnce(wire_pid(pid)?),
-                };
-                let publish = Publish {
-                    // DUP only means something for QoS > 0 and must be 0 for QoS 0 [MQTT-3.3.1-2].
-                    dup: dup && qos == Qos::AtLeastOnce,
-                    qospid,
-                    retain: false,
-                    topic_name: topic,
+                self.write(&Packet::Publish {
+                    topic,
                     payload,
-                };
-                encode_and_write(&mut self.io, &mut self.tx, &Packet::Publish(publish)).await?;
+                    qos,
+                    pid,
+                    dup,
+                })
+                .await?;
                 if qos == Qos::AtLeastOnce {
                     self.pids.insert(pid, PidKind::Publish, pid);
                 }
             }
             Outgoing::Subscribe { pid, filter, qos } => {
-                let topic = SubscribeTopic {
-                    // mqttrs (no_std) holds filters in a 256-byte string.
-                    topic_path: filter.parse().map_err(|_| LinkError::TooLarge)?,
-                    qos: wire_qos(qos),
-                };
-                let subscribe = Subscribe::new(wire_pid(pid)?, core::iter::once(topic).collect());
-                encode_and_write(&mut self.io, &mut self.tx, &Packet::Subscribe(subscribe)).await?;
+                let filters = [(bounded(filter)?, qos)];
+                self.write(&Packet::Subscribe {
+                    pid,
+                    filters: &filters,
+                })
+                .await?;
                 self.pids.insert(pid, PidKind::Subscribe, pid);
             }
             Outgoing::Unsubscribe { pid, filter } => {
-                let filter = filter.parse().map_err(|_| LinkError::TooLarge)?;
-                let unsubscribe =
-                    Unsubscribe::new(wire_pid(pid)?, core::iter::once(filter).collect());
-                encode_and_write(
-                    &mut self.io,
-                    &mut self.tx,
-                    &Packet::Unsubscribe(unsubscribe),
-                )
+                let filters = [bounded(filter)?];
+                self.write(&Packet::Unsubscribe {
+                    pid,
+                    filters: &filters,
+                })
                 .await?;
                 self.pids.insert(pid, PidKind::Unsubscribe, pid);
             }
@@ -302,7 +259,7 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
     }
 
     async fn ping(&mut self) -> Result<(), LinkError> {
-        encode_and_write(&mut self.io, &mut self.tx, &Packet::Pingreq).await
+        self.write(&Packet::Pingreq).await
     }
 
     async fn ready(&mut self) -> Result<(), LinkError> {
@@ -324,7 +281,7 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
                 return Ok(Incoming::Other);
             }
         };
-        let (incoming, reply) = decode(self.reader.bytes(len), &mut self.pids)?;
+        let (incoming, reply) = incoming(self.reader.bytes(len), &mut self.pids)?;
         if let Some(reply) = reply {
             encode_and_write(&mut self.io, &mut self.tx, &reply).await?;
         }
@@ -332,16 +289,16 @@ impl<T: Read + Write> MqttLink for V311Link<T> {
     }
 
     async fn acknowledge(&mut self, pid: u16) -> Result<(), LinkError> {
-        let Ok(pid) = Pid::try_from(pid) else {
+        if pid == 0 {
             log_warn!("mqtt: asked to acknowledge packet id 0; ignored");
             return Ok(());
-        };
-        encode_and_write(&mut self.io, &mut self.tx, &Packet::Puback(pid)).await
+        }
+        self.write(&Packet::Ack(Ack::Puback, pid)).await
     }
 
     async fn disconnect(&mut self) {
         // Best effort: the connection is being dropped either way.
-        let _ = encode_and_write(&mut self.io, &mut self.tx, &Packet::Disconnect).await;
+        let _ = self.write(&Packet::Disconnect).await;
     }
 
     fn oversized_dropped(&self) -> u32 {
@@ -362,8 +319,8 @@ mod tests {
     use super::*;
     use crate::link::writer::fake::FakeTransport;
 
-    /// CONNECT as the spec lays it out, assembled by hand (not with mqttrs) so the test checks
-    /// the codec rather than repeating it.
+    /// CONNECT as the spec lays it out, assembled here so the test checks the codec rather
+    /// than repeating it.
     fn connect_bytes(client_id: &str, user: &str, pass: &str, keepalive: u16) -> Vec<u8> {
         let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0b1100_0010];
         body.extend_from_slice(&keepalive.to_be_bytes());
@@ -512,7 +469,7 @@ mod tests {
         let mut link = V311Link::new(fake.clone());
         fake.push(&[0xD0, 0x00]);
         assert_eq!(block_on(link.connect(&PARAMS)), Err(LinkError::Protocol));
-        // Truncated CONNACK (remaining length 0) must not reach mqttrs' unchecked indexing.
+        // Truncated CONNACK (remaining length 0).
         let fake = FakeTransport::new();
         let mut link = V311Link::new(fake.clone());
         fake.push(&[0x20, 0x00]);
@@ -841,9 +798,61 @@ mod tests {
     }
 
     #[test]
+    fn suback_is_judged_by_its_first_code_however_many_follow() {
+        let (mut link, fake) = connected();
+        block_on(async {
+            let sub = |pid| Outgoing::Subscribe {
+                pid,
+                filter: "a",
+                qos: Qos::AtLeastOnce,
+            };
+            link.send(&sub(5)).await.unwrap();
+            link.send(&sub(6)).await.unwrap();
+            fake.push(&[0x90, 0x08, 0x00, 0x05, 0x80, 1, 1, 1, 1, 1]);
+            fake.push(&[0x90, 0x04, 0x00, 0x06, 0x02, 0x80]);
+            let got = link.receive().await;
+            assert_eq!(
+                got,
+                Ok(Incoming::SubAck {
+                    pid: 5,
+                    granted: false
+                })
+            );
+            let got = link.receive().await;
+            assert_eq!(
+                got,
+                Ok(Incoming::SubAck {
+                    pid: 6,
+                    granted: true
+                })
+            );
+        });
+    }
+
+    #[test]
+    fn bad_flags_and_reserved_codes_are_protocol_errors() {
+        let cases: [&[u8]; 4] = [
+            &[0x60, 0x02, 0x00, 0x01],       // PUBREL without its 0010 flags
+            &[0x41, 0x02, 0x00, 0x01],       // PUBACK with flags
+            &[0x90, 0x03, 0x00, 0x01, 0x03], // SUBACK with a reserved return code
+            &[0xD0, 0x01, 0x00],             // PINGRESP with a body
+        ];
+        for bytes in cases {
+            let (mut link, fake) = connected();
+            fake.push(bytes);
+            fake.close();
+            let r = block_on(async {
+                link.ready().await?;
+                link.receive().await
+            });
+            assert_eq!(r, Err(LinkError::Protocol), "{bytes:02x?}");
+            assert!(fake.take_written().is_empty(), "{bytes:02x?}: no reply");
+        }
+    }
+
+    #[test]
     fn random_input_never_panics() {
-        // Deterministic pseudo-random packets with plausible headers, to walk the shape checks
-        // and mqttrs' decoders (which index without bounds checks).
+        // Deterministic pseudo-random packets with plausible headers, to walk every decoder.
         let mut seed: u32 = 0x1234_5678;
         let mut next = move || {
             seed ^= seed << 13;

@@ -1,7 +1,7 @@
 //! One transport write per MQTT packet, and the packet size both links are built around.
 //!
 //! On the nRF9160 every transport write is an IPC call into the modem and possibly its own
-//! radio segment. Both links therefore assemble each packet in memory first (3.1.1: `mqttrs`
+//! radio segment. Both links therefore assemble each packet in memory first (3.1.1: its codec
 //! encodes into a fixed buffer; 5: `rust-mqtt` writes into the link's write buffer, see
 //! `link/v5/pipe.rs`) and hand it to the transport with `write_packet`: one `write_all`,
 //! then the transport's own `flush`.

@@ -9,9 +9,9 @@
 //!
 //! [`check`] therefore walks every property of every packet type `rust-mqtt` reads properties
 //! from, and accepts the packet only if each property's length lies inside the property
-//! section and the section inside the packet [MQTT-2.2.2]. It is the MQTT 5 counterpart of the
-//! 3.1.1 link's shape check for `mqttrs`. On the way it records where a PUBLISH's topic and
-//! payload are, so the link can hand them out from its own buffer.
+//! section and the section inside the packet [MQTT-2.2.2]. (The 3.1.1 link's own codec checks
+//! every length as it decodes.) On the way it records where a PUBLISH's topic and payload are,
+//! so the link can hand them out from its own buffer.
 //!
 //! Everything else (reason codes, flags, which property is allowed where, duplicates) is left
 //! to `rust-mqtt`, which checks it without trusting lengths.
