@@ -56,6 +56,7 @@
 //! | the runner's registration phase behind `#[cfg]`, not a constant `if` (an `.await` in dead code still keeps its state, and all it calls, in the async state machine) | (not measured) | (not measured) | 140 630 |
 //! | the provisioned half as a factory record (`aliot_kernel::store::factory`: magic, length, record, CRC-32; written once by `aliot-provision`, only read by the firmware) instead of a `sequential-storage` map: a build without registration links no map | (not measured) | (not measured) | 132 402 |
 //! | the MQTT 3.1.1 link's own client-side codec (`aliot_kernel::link::v311`), not `mqttrs` (its decoders for packets a client never receives, its error strings and panic locations, and the shape check that guarded its unchecked indexing leave the image; measured on the branch against main at 6d33857, which measured 98 896 / 109 064 / 142 050) | 91 056 | 101 692 | 134 134 |
+//! | (main with the factory record, merged with the MQTT 3.1.1 codec; measured on the merge) | 80 660 | 99 502 | 124 434 |
 //!
 //! Measured on the merge and not kept, each against the row it was tried on: one shared
 //! `with_timeout(send_at)` for `AT+CGMR` and `AT+CCLK?` (on 122 364 / 131 964: -4 B / +32 B);
