@@ -50,6 +50,8 @@ pub mod fetcher;
 #[cfg(feature = "ota")]
 pub mod job;
 #[cfg(feature = "ota")]
+mod md5;
+#[cfg(feature = "ota")]
 pub mod progress;
 #[cfg(feature = "ota")]
 pub mod slot;

@@ -1,5 +1,5 @@
 //! Whole HTTP responses to the HTTPS registration (`registration::https::register`): the
-//! response head (`httparse`, framing), the body (Content-Length, chunked with `Dechunker`, or
+//! response head (`https::head`, framing), the body (Content-Length, chunked with `Dechunker`, or
 //! to the close) and the JSON answer, over a stream that replays the input.
 //!
 //! Input: one byte choosing the buffer size and the bytes per read, then the server's bytes.

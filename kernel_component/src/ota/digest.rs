@@ -7,11 +7,11 @@
 //! a byte seen twice or skipped is an error rather than a false mismatch at the end (the
 //! IOTKIT PR#142 class of bug, spec §7 item 5: a context not re-initialised between tries).
 
-use md5::Md5;
 use sha2::Digest as _;
 use sha2::Sha256;
 
 use super::job::Digest;
+use super::md5::Md5;
 
 /// A streaming MD5 or SHA-256 of the file, with the job's expected value.
 #[derive(Clone)]
@@ -82,7 +82,7 @@ impl Hasher {
     /// Whether what was hashed matches the job's digest (the caller checks the length).
     pub fn finish(self) -> bool {
         match (self.state, self.expected) {
-            (State::Md5(h), Digest::Md5(want)) => h.finalize().as_slice() == want.as_slice(),
+            (State::Md5(h), Digest::Md5(want)) => h.finalize() == want,
             (State::Sha256(h), Digest::Sha256(want)) => h.finalize().as_slice() == want.as_slice(),
             _ => false,
         }

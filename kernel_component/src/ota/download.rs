@@ -50,8 +50,7 @@ use zeroize::Zeroize;
 use super::digest::Hasher;
 use super::url::Url;
 use crate::registration::https::{
-    Dechunker, Framing, HttpError, MAX_HEADERS, ResponseHead, SliceWriter, read_head,
-    write_request_head,
+    Dechunker, Framing, HttpError, ResponseHead, SliceWriter, head, read_head, write_request_head,
 };
 
 /// A `buf` size for [`fetch`]: the request (an OSS URL is a few hundred bytes) and an OSS
@@ -304,19 +303,16 @@ fn check_head(
 /// The `Content-Range` of a response head (`bytes first-last/complete`), `None` when absent
 /// or not of that form (`*` for the length included). Two are refused ([`DownloadError::BadRange`]).
 fn content_range(head: &[u8]) -> Result<Option<(u64, u64, u64)>, DownloadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    match response.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return Err(DownloadError::Http(HttpError::Malformed)),
-    }
+    let Ok(Some(head)) = head::parse(head) else {
+        return Err(DownloadError::Http(HttpError::Malformed));
+    };
     let mut found = None;
-    for header in response.headers.iter() {
-        if header.name.eq_ignore_ascii_case("content-range") {
+    for (name, value) in head.headers() {
+        if name.eq_ignore_ascii_case(b"content-range") {
             if found.is_some() {
                 return Err(DownloadError::BadRange);
             }
-            found = Some(parse_content_range(header.value));
+            found = Some(parse_content_range(value));
         }
     }
     Ok(found.flatten())

@@ -84,12 +84,12 @@
 //!   (`p256` with ECDSA/ECDH, `pkcs8`, `rand_chacha`, older `hmac`/`sha2`/`digest`) and on
 //!   `embedded-nal-async`: 35 crates besides reqwless that the kernel does not otherwise use.
 //!
-//! So: the response head is parsed by `httparse` (the parser reqwless uses, already in the
-//! workspace), form values are encoded by `form_urlencoded`, JSON is read by `serde_json`
-//! (no_std + alloc); what is left by hand is writing the request line and headers and the
-//! body framing (`Content-Length`, `Transfer-Encoding: chunked`, read-to-close), kept in small
-//! functions ([`write_request_head`], [`write_form_body`], [`read_head`], [`read_body`],
-//! [`Dechunker`]) for the OTA download (issue 8) to reuse.
+//! So: the response head is parsed by [`head`] (by hand, for size, accepting what `httparse`,
+//! the parser reqwless uses, accepts), form values are encoded by `form_urlencoded`, JSON is
+//! read by `serde_json` (no_std + alloc); what is left by hand is writing the request line and
+//! headers and the body framing (`Content-Length`, `Transfer-Encoding: chunked`,
+//! read-to-close), kept in small functions ([`write_request_head`], [`write_form_body`],
+//! [`read_head`], [`read_body`], [`Dechunker`]) for the OTA download (issue 8) to reuse.
 
 use core::fmt;
 
@@ -104,6 +104,7 @@ use crate::config::SignMethod;
 use crate::credentials::Secret;
 use crate::link::LinkError;
 
+pub mod head;
 #[cfg(test)]
 mod tests;
 
@@ -471,36 +472,29 @@ async fn read_some<S: Read>(stream: &mut S, dst: &mut [u8]) -> Result<usize, Htt
     Ok(n.min(dst.len()))
 }
 
-/// Parses a response head at the start of `data`: `None` while incomplete, else the status,
-/// the body framing and the head's length. Kept out of the async functions so its header
-/// array does not live in their futures.
+/// Parses a response head at the start of `data` ([`head::parse`]): `None` while
+/// incomplete, else the status, the body framing and the head's length.
 fn parse_head(data: &[u8]) -> Result<Option<(u16, Framing, usize)>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(data) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooLarge),
-        Err(_) => return Err(HttpError::Malformed),
+    let Some(head) = head::parse(data)? else {
+        return Ok(None);
     };
-    let status = response.code.ok_or(HttpError::Malformed)?;
-    let framing = if status == 204 || status == 304 {
+    let framing = if head.status == 204 || head.status == 304 {
         Framing::Length(0)
     } else {
-        framing(response.headers)?
+        framing(head.headers())?
     };
-    Ok(Some((status, framing, head_len)))
+    Ok(Some((head.status, framing, head.len)))
 }
 
 /// The body framing the headers announce (names compared case-insensitively). The last
 /// transfer coding must be `chunked` if there is one (anything else has no knowable end);
 /// `Transfer-Encoding` wins over `Content-Length`; differing `Content-Length`s are refused.
-fn framing(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
+fn framing<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Framing, HttpError> {
     let mut length: Option<u64> = None;
     let mut chunked: Option<bool> = None;
-    for header in headers {
-        if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            let value = core::str::from_utf8(header.value).map_err(|_| HttpError::Malformed)?;
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let value = core::str::from_utf8(value).map_err(|_| HttpError::Malformed)?;
             // HTTP's optional whitespace is spaces and tabs: ASCII trims (str's Unicode trim
             // and its tables stay out of the image, issue 11).
             if let Some(last) = value
@@ -510,8 +504,8 @@ fn framing(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
             {
                 chunked = Some(last.eq_ignore_ascii_case("chunked"));
             }
-        } else if header.name.eq_ignore_ascii_case("content-length") {
-            let value = core::str::from_utf8(header.value)
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let value = core::str::from_utf8(value)
                 .map_err(|_| HttpError::Malformed)?
                 .trim_ascii();
             if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
