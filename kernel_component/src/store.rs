@@ -201,18 +201,7 @@ impl<F: NorFlash> CredentialStore<F> {
         let Some(bytes) = fetched else {
             return Ok(None);
         };
-        let creds = record::decode(bytes)?;
-        if creds.product_key != product_key || creds.device_name != device_name {
-            log_warn!(
-                "credential store: the stored credentials are for {}/{}, not {}/{}; ignored",
-                crate::logging::Disp(&Quoted(&creds.product_key)),
-                crate::logging::Disp(&Quoted(&creds.device_name)),
-                crate::logging::Disp(&Quoted(product_key)),
-                crate::logging::Disp(&Quoted(device_name))
-            );
-            return Ok(None);
-        }
-        Ok(Some(creds))
+        Ok(for_device(record::decode(bytes)?, product_key, device_name))
     }
 
     /// Stores `creds` in place of what was stored, then reads the partition back and compares
@@ -295,6 +284,26 @@ pub fn provisioned_and_registered(p: FlashPartition) -> Option<(FlashPartition, 
         ..p
     };
     Some((provisioned, registered))
+}
+
+/// `creds` if they are for `product_key`/`device_name`; else `None`, logged (a partition
+/// flashed for another device, or the manifest changed since).
+fn for_device(
+    creds: StoredCredentials,
+    product_key: &str,
+    device_name: &str,
+) -> Option<StoredCredentials> {
+    if creds.product_key == product_key && creds.device_name == device_name {
+        return Some(creds);
+    }
+    log_warn!(
+        "credential store: the stored credentials are for {}/{}, not {}/{}; ignored",
+        crate::logging::Disp(&Quoted(&creds.product_key)),
+        crate::logging::Disp(&Quoted(&creds.device_name)),
+        crate::logging::Disp(&Quoted(product_key)),
+        crate::logging::Disp(&Quoted(device_name))
+    );
+    None
 }
 
 /// The crate's error as ours. Only `Storage` and `Corrupted` can happen on a partition that

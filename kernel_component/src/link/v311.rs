@@ -758,6 +758,20 @@ mod tests {
         assert_eq!(fake.read_calls() - reads, 1);
     }
 
+    /// Receives `bytes` from the server on a connected link and checks that the link ends with
+    /// a protocol error; returns the fake transport to check what was written.
+    fn protocol_error_on(bytes: &[u8]) -> FakeTransport {
+        let (mut link, fake) = connected();
+        fake.push(bytes);
+        fake.close();
+        let r = block_on(async {
+            link.ready().await?;
+            link.receive().await
+        });
+        assert_eq!(r, Err(LinkError::Protocol), "{bytes:02x?}");
+        fake
+    }
+
     #[test]
     fn garbage_is_a_protocol_error() {
         let cases: [&[u8]; 8] = [
@@ -771,14 +785,7 @@ mod tests {
             &[0x40, 0x01, 0x00],                   // short PUBACK
         ];
         for bytes in cases {
-            let (mut link, fake) = connected();
-            fake.push(bytes);
-            fake.close();
-            let r = block_on(async {
-                link.ready().await?;
-                link.receive().await
-            });
-            assert_eq!(r, Err(LinkError::Protocol), "{bytes:02x?}");
+            protocol_error_on(bytes);
         }
         // Invalid UTF-8 topic, a second CONNACK, a zero pid.
         let cases: [&[u8]; 3] = [
@@ -838,14 +845,7 @@ mod tests {
             &[0xD0, 0x01, 0x00],             // PINGRESP with a body
         ];
         for bytes in cases {
-            let (mut link, fake) = connected();
-            fake.push(bytes);
-            fake.close();
-            let r = block_on(async {
-                link.ready().await?;
-                link.receive().await
-            });
-            assert_eq!(r, Err(LinkError::Protocol), "{bytes:02x?}");
+            let fake = protocol_error_on(bytes);
             assert!(fake.take_written().is_empty(), "{bytes:02x?}: no reply");
         }
     }

@@ -33,9 +33,8 @@ use embedded_storage::nor_flash::ReadNorFlash;
 use zeroize::Zeroize;
 
 use super::record::{self, MAX_RECORD};
-use super::{StoreError, flash_error_kind};
+use super::{StoreError, flash_error_kind, for_device};
 use crate::config::FlashPartition;
-use crate::quoted::Quoted;
 use crate::registration::StoredCredentials;
 
 /// The first four bytes of a factory record.
@@ -135,17 +134,7 @@ fn read_into<F: ReadNorFlash>(
         return Err(StoreError::Corrupt);
     }
     let creds = record::decode(signed.get(HEADER..).ok_or(StoreError::Corrupt)?)?;
-    if creds.product_key != product_key || creds.device_name != device_name {
-        log_warn!(
-            "credential store: the provisioned secret is for {}/{}, not {}/{}; ignored",
-            crate::logging::Disp(&Quoted(&creds.product_key)),
-            crate::logging::Disp(&Quoted(&creds.device_name)),
-            crate::logging::Disp(&Quoted(product_key)),
-            crate::logging::Disp(&Quoted(device_name))
-        );
-        return Ok(None);
-    }
-    Ok(Some(creds))
+    Ok(for_device(creds, product_key, device_name))
 }
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), bit by bit: no table in flash.
