@@ -388,7 +388,7 @@ fn the_summary_names_the_total_the_budget_and_the_parts() {
     let r = ram_report(&m);
     let line = ram_summary(&m);
     assert!(line.starts_with("kernel RAM worst case: "), "{line}");
-    assert!(line.contains(" of 53 248 bytes (event queues "), "{line}");
+    assert!(line.contains(" of 57 344 bytes (event queues "), "{line}");
     for part in ["outboxes ", "subscriptions ", "tables ", "link "] {
         assert!(line.contains(part), "{line}");
     }

@@ -40,5 +40,5 @@ pub const DEVICE: aliot_kernel::config::DeviceConfig = aliot_kernel::config::Dev
             budget: aliot_kernel::config::AppBudget { event_queue_bytes: 8704, outbox_bytes: 8704, max_payload: 4096, subscriptions: 1 },
         },
     ],
-    kernel_ram_budget: 53248,
+    kernel_ram_budget: 57344,
 };
