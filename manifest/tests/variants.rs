@@ -250,7 +250,7 @@ fn mins(max_payload: u32) -> (u32, u32) {
 #[test]
 fn budgets_default_from_max_payload_and_grants() {
     let m = ok(&minimal());
-    assert_eq!(m.kernel.ram_budget, 53_248);
+    assert_eq!(m.kernel.ram_budget, 57_344);
     let (event, outbox) = mins(1024);
     assert_eq!(
         m.apps[0].budget,
