@@ -208,6 +208,10 @@ pub struct OtaAgent<'u> {
     next_id: u32,
     last: JobOutcome,
     current: Option<Current>,
+    /// The size and digest of the last job taken, kept after it ended: the answer to this
+    /// login's `firmware/get` may name the job the push already delivered, and arrive after
+    /// its download failed (the device then fetched it twice and reported it twice).
+    taken: Option<(u32, job::Digest)>,
     /// When an image was marked (the reboot is due once its report is out).
     ready_at: Option<u64>,
     /// First poll: the trial clock starts here.
@@ -244,6 +248,7 @@ impl<'u> OtaAgent<'u> {
             next_id: 1,
             last: JobOutcome::None,
             current: None,
+            taken: None,
             ready_at: None,
             started_at: None,
             confirm_requested: false,
@@ -331,7 +336,10 @@ impl<'u> OtaAgent<'u> {
             }
             match job::parse(payload, self.module, self.slot) {
                 Ok(None) => {}
-                Ok(Some(job)) => self.take(kernel, job),
+                Ok(Some(job)) => {
+                    let answer = topic == self.topics.get_reply;
+                    self.take(kernel, job, answer)
+                }
                 Err(e) => {
                     log_warn!("OTA job refused: {}", e.desc().as_str());
                     // A job for another module is answered under that module, so the
@@ -352,8 +360,9 @@ impl<'u> OtaAgent<'u> {
         self.take_news(kernel, now);
     }
 
-    /// A job that passed the checks.
-    fn take(&mut self, kernel: &mut Kernel, job: job::Job) {
+    /// A job that passed the checks; `answer`: it came as the answer to `firmware/get`, not
+    /// as a push (a push is always taken: the console's retry of a failed job is one).
+    fn take(&mut self, kernel: &mut Kernel, job: job::Job, answer: bool) {
         if job.version == self.version {
             log_info!(
                 "OTA job for version {}: already running it",
@@ -367,6 +376,10 @@ impl<'u> OtaAgent<'u> {
             .is_some_and(|c| c.size == job.size && c.digest == job.digest)
         {
             // The push and the firmware/get answer name the same job.
+            return;
+        }
+        if answer && self.taken == Some((job.size, job.digest)) {
+            // The answer names the job the push delivered, which already ended.
             return;
         }
         if self.ready_at.is_some() {
@@ -393,6 +406,7 @@ impl<'u> OtaAgent<'u> {
                 job.size
             ),
         }
+        self.taken = Some((job.size, job.digest));
         self.current = Some(Current {
             version: job.version.chars().take(64).collect(),
             size: job.size,

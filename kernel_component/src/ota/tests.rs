@@ -257,6 +257,36 @@ fn a_failed_download_is_reported_with_its_step_and_desc() {
 }
 
 #[test]
+fn the_get_answer_naming_the_pushed_job_after_it_failed_is_not_fetched_again() {
+    let updates = Updates::new(BootKind::Normal);
+    let mut k = kernel();
+    let mut agent = agent(&updates);
+    let generation = pushed_and_handed(&mut k, &mut agent, &updates);
+    updates.post_end(
+        generation,
+        End::Failed {
+            step: -3,
+            desc: "the file is not a valid firmware image for this device",
+        },
+    );
+    agent.poll(&mut k, 1);
+    assert_eq!(
+        progress(&wire(&mut k)).len(),
+        1,
+        "one report of the failure"
+    );
+    // The answer to this login's firmware/get, sent before the failure, names the same job.
+    deliver(&mut k, "/sys/pk/dn/thing/ota/firmware/get_reply", JOB_1_1);
+    agent.poll(&mut k, 2);
+    assert!(handed(&updates).is_none(), "not fetched a second time");
+    assert!(progress(&wire(&mut k)).is_empty(), "nor reported twice");
+    // A push of it (the console's retry) is taken.
+    deliver(&mut k, "/ota/device/upgrade/pk/dn", JOB_1_1);
+    agent.poll(&mut k, 3);
+    assert!(handed(&updates).is_some());
+}
+
+#[test]
 fn a_job_for_the_running_version_is_not_downloaded() {
     let updates = Updates::new(BootKind::Normal);
     let mut k = kernel();
