@@ -182,12 +182,10 @@ impl Default for OtaOptions {
 }
 
 #[cfg(feature = "ota")]
-/// The job being worked on: the same file (size and digest) offered again is the same job.
+/// The job being worked on (its size and digest are [`OtaAgent`]'s `taken`).
 struct Current {
     /// For log lines (cut at 64 bytes).
     version: heapless::String<64>,
-    size: u32,
-    digest: job::Digest,
 }
 
 #[cfg(feature = "ota")]
@@ -208,9 +206,10 @@ pub struct OtaAgent<'u> {
     next_id: u32,
     last: JobOutcome,
     current: Option<Current>,
-    /// The size and digest of the last job taken, kept after it ended: the answer to this
-    /// login's `firmware/get` may name the job the push already delivered, and arrive after
-    /// its download failed (the device then fetched it twice and reported it twice).
+    /// The size and digest of the last job taken (the same file offered again is the same
+    /// job), kept after it ended: the answer to this login's `firmware/get` may name the job
+    /// the push already delivered, and arrive after its download failed (the device then
+    /// fetched it twice and reported it twice).
     taken: Option<(u32, job::Digest)>,
     /// When an image was marked (the reboot is due once its report is out).
     ready_at: Option<u64>,
@@ -370,16 +369,9 @@ impl<'u> OtaAgent<'u> {
             );
             return;
         }
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.size == job.size && c.digest == job.digest)
-        {
-            // The push and the firmware/get answer name the same job.
-            return;
-        }
-        if answer && self.taken == Some((job.size, job.digest)) {
-            // The answer names the job the push delivered, which already ended.
+        if self.taken == Some((job.size, job.digest)) && (self.current.is_some() || answer) {
+            // The push and the firmware/get answer name the same job: still in progress, or
+            // (an answer) already ended.
             return;
         }
         if self.ready_at.is_some() {
@@ -409,8 +401,6 @@ impl<'u> OtaAgent<'u> {
         self.taken = Some((job.size, job.digest));
         self.current = Some(Current {
             version: job.version.chars().take(64).collect(),
-            size: job.size,
-            digest: job.digest,
         });
         self.last = JobOutcome::Accepted {
             version: job.version.clone(),
